@@ -1,0 +1,741 @@
+//! The state of one person's screen and the only place it changes: [`update`].
+//!
+//! No I/O and no clock here: keys, pastes, network events and the time arrive as
+//! arguments ([`Msg`], `now`), and what should happen in the world comes back as
+//! [`Effect`]s for the event loop (`tui`) to carry out. That is what lets every rule of
+//! the UI be tested without a terminal or a socket.
+//!
+//! To add a key or a command: extend [`Msg`] or the key match in [`App::on_key`], change
+//! state there, and, if the world must hear of it, return an [`Effect`].
+
+use std::collections::VecDeque;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
+use ratatui_textarea::{CursorMove, TextArea, WrapMode};
+
+use crate::client::NetEvent;
+use crate::protocol::ServerMsg;
+use crate::sanitize;
+use crate::text;
+use crate::ui;
+
+/// The most entries kept in the scrollback; older ones are dropped.
+pub const SCROLLBACK: usize = 100_000;
+
+/// The most lines the input box grows to before it scrolls.
+pub const INPUT_MAX_ROWS: u16 = 5;
+
+/// How many rows one turn of the mouse wheel scrolls.
+const WHEEL_ROWS: usize = 3;
+
+/// Everything that can happen to the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    Key(KeyEvent),
+    Paste(String),
+    Mouse(MouseEvent),
+    /// The terminal is now this many columns and rows.
+    Resize(u16, u16),
+    Net(NetEvent),
+}
+
+/// What the app asks the world to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Send a line to the room; `cid` comes back with the room's echo.
+    Send { text: String, cid: String },
+    /// Leave the room and end the program.
+    Quit,
+    /// Repaint the whole terminal (Ctrl-L).
+    Redraw,
+}
+
+/// Whether this seat hosts the room or joined it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// Hosting: the addresses people can join, best first, each with the port.
+    Host { addresses: Vec<String> },
+    /// Joined the room at this address.
+    Joiner { address: String },
+}
+
+/// The state of the connection, as the status line tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conn {
+    /// Connected, waiting for the room's welcome (or to learn the far side is plain).
+    Connecting,
+    /// In a tchat room.
+    InRoom,
+    /// Talking plain text to something that is not a tchat host.
+    Plain,
+    /// The connection is over, for this reason.
+    Closed(String),
+}
+
+/// What kind of line an entry is; the view styles each differently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// Someone's message.
+    Message {
+        from: String,
+        /// Written by this seat.
+        own: bool,
+        /// Own line not yet confirmed by the room.
+        state: Delivery,
+    },
+    /// Text from a plain far side (not tchat), labelled with where it came from.
+    Text { from: String },
+    /// A room notice: joins, leaves, renames.
+    Notice,
+    /// Something went wrong.
+    Error,
+}
+
+/// Whether an own line has reached the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Confirmed by the room's echo (and every line that is not our own).
+    Delivered,
+    /// Sent, no echo yet.
+    Pending,
+    /// The connection ended before the room confirmed it.
+    NotSent,
+}
+
+/// One line of the scrollback (a message may hold several lines of text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Milliseconds since the Unix epoch.
+    pub ts: i64,
+    pub kind: Kind,
+    /// Already sanitised: safe to draw.
+    pub text: String,
+    /// The client id of an own line, until it is confirmed.
+    cid: Option<String>,
+}
+
+/// Where the message pane is scrolled to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scroll {
+    /// Following new messages.
+    Live,
+    /// Held: `bottom` is the sequence number of the entry at the bottom of the pane and
+    /// `skip` how many of its rows are below the pane.
+    Back { bottom: u64, skip: usize },
+}
+
+/// One person's chat screen.
+pub struct App {
+    pub role: Role,
+    /// Our name: as asked at first, then as the room gave it.
+    pub me: String,
+    pub conn: Conn,
+    /// Who is in the room (when the far side tells).
+    pub members: Vec<String>,
+    /// The scrollback. `first_seq` numbers its front entry; numbers keep counting as
+    /// old entries are dropped, so a held scroll position stays put.
+    entries: VecDeque<Entry>,
+    first_seq: u64,
+    pub scroll: Scroll,
+    /// Messages that arrived below while scrolled back.
+    pub unseen: usize,
+    pub input: TextArea<'static>,
+    /// Lines sent before, oldest first; `recall` indexes it while browsing with Up/Down.
+    sent: Vec<String>,
+    recall: Option<usize>,
+    draft: String,
+    /// Terminal size.
+    pub width: u16,
+    pub height: u16,
+    /// Local time zone, seconds east of UTC (the clock is read at the edge).
+    pub utc_offset: i32,
+    /// The room's longest message, in bytes, once known.
+    max_line: Option<usize>,
+    /// The time of the latest update, for lines made here.
+    now: i64,
+    cid_prefix: String,
+    next_cid: u64,
+}
+
+impl App {
+    /// A fresh screen for `me` in `role`, `width`×`height` cells.
+    pub fn new(role: Role, me: String, width: u16, height: u16, utc_offset: i32) -> Self {
+        App {
+            role,
+            me,
+            conn: Conn::Connecting,
+            members: Vec::new(),
+            entries: VecDeque::new(),
+            first_seq: 0,
+            scroll: Scroll::Live,
+            unseen: 0,
+            input: new_input(),
+            sent: Vec::new(),
+            recall: None,
+            draft: String::new(),
+            width,
+            height,
+            utc_offset,
+            max_line: None,
+            now: 0,
+            cid_prefix: format!("{:08x}", rand::random::<u32>()),
+            next_cid: 0,
+        }
+    }
+
+    /// The scrollback, oldest first, with sequence numbers.
+    pub fn entries(&self) -> impl DoubleEndedIterator<Item = (u64, &Entry)> + ExactSizeIterator {
+        let first = self.first_seq;
+        self.entries
+            .iter()
+            .enumerate()
+            .map(move |(i, e)| (first + i as u64, e))
+    }
+
+    /// The entry with sequence number `seq`, if it is still kept.
+    pub fn entry(&self, seq: u64) -> Option<&Entry> {
+        let i = seq.checked_sub(self.first_seq)?;
+        self.entries.get(usize::try_from(i).ok()?)
+    }
+
+    /// Sequence number of the newest entry, if any.
+    pub fn last_seq(&self) -> Option<u64> {
+        (!self.entries.is_empty()).then(|| self.first_seq + self.entries.len() as u64 - 1)
+    }
+
+    /// Sequence number of the oldest entry kept.
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// The text in the input box.
+    pub fn input_text(&self) -> String {
+        self.input.lines().join("\n")
+    }
+
+    /// Add a line to the scrollback (used for start-up notices too).
+    pub fn push(&mut self, ts: i64, kind: Kind, text: &str) {
+        let counts_as_new = matches!(kind, Kind::Message { own: false, .. } | Kind::Text { .. });
+        self.entries.push_back(Entry {
+            ts,
+            kind,
+            text: sanitize::text(text),
+            cid: None,
+        });
+        if self.entries.len() > SCROLLBACK {
+            self.entries.pop_front();
+            self.first_seq += 1;
+            if let Scroll::Back { bottom, .. } = &mut self.scroll
+                && *bottom < self.first_seq
+            {
+                *bottom = self.first_seq;
+            }
+        }
+        if counts_as_new && matches!(self.scroll, Scroll::Back { .. }) {
+            self.unseen += 1;
+        }
+    }
+
+    fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if key.kind == KeyEventKind::Release {
+            return vec![];
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        match key.code {
+            KeyCode::Esc => return vec![Effect::Quit],
+            KeyCode::Char('c') if ctrl => return vec![Effect::Quit],
+            KeyCode::Char('l') if ctrl => return vec![Effect::Redraw],
+            KeyCode::Enter if alt => self.input.insert_newline(),
+            KeyCode::Enter => return self.submit(),
+            KeyCode::PageUp => self.scroll_up(self.page()),
+            KeyCode::PageDown => self.scroll_down(self.page()),
+            KeyCode::Home if ctrl => self.scroll_to_top(),
+            KeyCode::End if ctrl => self.go_live(),
+            KeyCode::End if self.scroll != Scroll::Live => self.go_live(),
+            KeyCode::Up if self.input.cursor().0 == 0 => self.recall_older(),
+            KeyCode::Down if self.input.cursor().0 + 1 >= self.input.lines().len() => {
+                self.recall_newer()
+            }
+            _ => self.edit(key, ctrl, alt),
+        }
+        vec![]
+    }
+
+    /// Line editing: the keys people have in their fingers from shells (Emacs style).
+    fn edit(&mut self, key: KeyEvent, ctrl: bool, alt: bool) {
+        let t = &mut self.input;
+        match key.code {
+            KeyCode::Char('a') if ctrl => t.move_cursor(CursorMove::Head),
+            KeyCode::Char('e') if ctrl => t.move_cursor(CursorMove::End),
+            KeyCode::Char('b') if ctrl => t.move_cursor(CursorMove::Back),
+            KeyCode::Char('f') if ctrl => t.move_cursor(CursorMove::Forward),
+            KeyCode::Char('b') if alt => t.move_cursor(CursorMove::WordBack),
+            KeyCode::Char('f') if alt => t.move_cursor(CursorMove::WordForward),
+            KeyCode::Char('u') if ctrl => {
+                t.delete_line_by_head();
+            }
+            KeyCode::Char('k') if ctrl => {
+                t.delete_line_by_end();
+            }
+            KeyCode::Char('w') if ctrl => {
+                t.delete_word();
+            }
+            KeyCode::Char('d') if ctrl => {
+                t.delete_next_char();
+            }
+            KeyCode::Char('h') if ctrl => {
+                t.delete_char();
+            }
+            KeyCode::Char('y') if ctrl => {
+                t.paste();
+            }
+            KeyCode::Char(c) if !ctrl && !alt => t.insert_char(c),
+            KeyCode::Backspace if alt || ctrl => {
+                t.delete_word();
+            }
+            KeyCode::Backspace => {
+                t.delete_char();
+            }
+            KeyCode::Delete => {
+                t.delete_next_char();
+            }
+            KeyCode::Left if ctrl || alt => t.move_cursor(CursorMove::WordBack),
+            KeyCode::Right if ctrl || alt => t.move_cursor(CursorMove::WordForward),
+            KeyCode::Left => t.move_cursor(CursorMove::Back),
+            KeyCode::Right => t.move_cursor(CursorMove::Forward),
+            KeyCode::Up => t.move_cursor(CursorMove::Up),
+            KeyCode::Down => t.move_cursor(CursorMove::Down),
+            KeyCode::Home => t.move_cursor(CursorMove::Head),
+            KeyCode::End => t.move_cursor(CursorMove::End),
+            _ => {}
+        }
+    }
+
+    fn submit(&mut self) -> Vec<Effect> {
+        let text = self.input_text();
+        let body = text.trim_end();
+        if body.trim().is_empty() {
+            return vec![];
+        }
+        if body.trim() == "exit" {
+            return vec![Effect::Quit];
+        }
+        if let Some(max) = self.max_line
+            && body.len() > max
+        {
+            let note = format!(
+                "not sent: the message is {} bytes and the room takes at most {max}",
+                body.len()
+            );
+            self.push(self.now_hint(), Kind::Error, &note);
+            return vec![];
+        }
+        let body = body.to_owned();
+        self.input = new_input();
+        self.remember(&body);
+        self.go_live();
+        if let Conn::Closed(_) = self.conn {
+            self.push(
+                self.now_hint(),
+                Kind::Error,
+                "not sent: the connection is closed (Esc leaves)",
+            );
+            return vec![];
+        }
+        self.next_cid += 1;
+        let cid = format!("{}-{}", self.cid_prefix, self.next_cid);
+        // Shown at once; in a tchat room it is marked pending until the room echoes it.
+        let state = match self.conn {
+            Conn::Plain => Delivery::Delivered,
+            _ => Delivery::Pending,
+        };
+        let me = self.me.clone();
+        self.push(
+            self.now_hint(),
+            Kind::Message {
+                from: me,
+                own: true,
+                state,
+            },
+            &body,
+        );
+        if state == Delivery::Pending
+            && let Some(e) = self.entries.back_mut()
+        {
+            e.cid = Some(cid.clone());
+        }
+        vec![Effect::Send { text: body, cid }]
+    }
+
+    /// The time for a line made here: the newest time seen (the loop stamps `now` on
+    /// every update, see [`update`]).
+    fn now_hint(&self) -> i64 {
+        self.now
+    }
+
+    fn remember(&mut self, line: &str) {
+        if self.sent.last().map(String::as_str) != Some(line) {
+            self.sent.push(line.to_owned());
+        }
+        self.recall = None;
+        self.draft.clear();
+    }
+
+    fn recall_older(&mut self) {
+        if self.sent.is_empty() {
+            return;
+        }
+        let i = match self.recall {
+            None => {
+                self.draft = self.input_text();
+                self.sent.len() - 1
+            }
+            Some(0) => 0,
+            Some(i) => i - 1,
+        };
+        self.recall = Some(i);
+        self.set_input(&self.sent[i].clone());
+    }
+
+    fn recall_newer(&mut self) {
+        let Some(i) = self.recall else { return };
+        if i + 1 < self.sent.len() {
+            self.recall = Some(i + 1);
+            self.set_input(&self.sent[i + 1].clone());
+        } else {
+            self.recall = None;
+            let draft = std::mem::take(&mut self.draft);
+            self.set_input(&draft);
+        }
+    }
+
+    fn set_input(&mut self, text: &str) {
+        self.input = new_input();
+        self.input.insert_str(text);
+    }
+
+    fn on_paste(&mut self, pasted: &str) {
+        // Terminals send pasted line breaks as CR; keep them as line breaks, and keep
+        // nothing else that could drive a terminal.
+        let normal = pasted.replace("\r\n", "\n").replace('\r', "\n");
+        let clean: String = normal
+            .chars()
+            .filter_map(|c| match c {
+                '\n' => Some('\n'),
+                '\t' => Some(' '),
+                c if sanitize::is_forbidden(c) => None,
+                c => Some(c),
+            })
+            .collect();
+        self.input.insert_str(clean);
+    }
+
+    fn on_mouse(&mut self, m: MouseEvent) {
+        match m.kind {
+            MouseEventKind::ScrollUp => self.scroll_up(WHEEL_ROWS),
+            MouseEventKind::ScrollDown => self.scroll_down(WHEEL_ROWS),
+            _ => {}
+        }
+    }
+
+    fn on_net(&mut self, ev: NetEvent, now: i64) {
+        match ev {
+            NetEvent::Plain => {
+                self.conn = Conn::Plain;
+                for e in &mut self.entries {
+                    if let Kind::Message { state, .. } = &mut e.kind
+                        && *state == Delivery::Pending
+                    {
+                        *state = Delivery::Delivered;
+                        e.cid = None;
+                    }
+                }
+                self.push(
+                    now,
+                    Kind::Notice,
+                    "this is not a tchat host: talking plain text (each line you send is one line to them)",
+                );
+            }
+            NetEvent::Text { ts, text } => {
+                let from = match &self.role {
+                    Role::Joiner { address } => address.clone(),
+                    Role::Host { .. } => "peer".to_owned(),
+                };
+                self.push(ts, Kind::Text { from }, &text);
+            }
+            NetEvent::Server(msg) => self.on_server(msg),
+            NetEvent::Closed { reason } => {
+                let reason = sanitize::line(&reason);
+                if !matches!(self.conn, Conn::Closed(_)) {
+                    self.push(now, Kind::Error, &format!("{reason}. Press Esc to leave."));
+                }
+                self.conn = Conn::Closed(reason);
+                for e in &mut self.entries {
+                    if let Kind::Message { state, .. } = &mut e.kind
+                        && *state == Delivery::Pending
+                    {
+                        *state = Delivery::NotSent;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_server(&mut self, msg: ServerMsg) {
+        match msg {
+            ServerMsg::Welcome {
+                name,
+                asked,
+                members,
+                max_line,
+                ..
+            } => {
+                self.me = sanitize::line(&name);
+                self.members = members.iter().map(|m| sanitize::line(m)).collect();
+                self.max_line = Some(max_line);
+                self.conn = Conn::InRoom;
+                let now = self.now;
+                if let Some(asked) = asked {
+                    self.push(
+                        now,
+                        Kind::Notice,
+                        &format!("the name {asked} is taken; you are {name}"),
+                    );
+                }
+                let others: Vec<&str> = self
+                    .members
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|m| *m != self.me)
+                    .collect();
+                let text = if others.is_empty() {
+                    format!("you joined as {}; nobody else is here yet", self.me)
+                } else {
+                    format!("you joined as {}; here: {}", self.me, others.join(", "))
+                };
+                self.push(now, Kind::Notice, &text);
+            }
+            ServerMsg::Msg {
+                ts,
+                from,
+                text,
+                cid,
+                ..
+            } => {
+                if let Some(cid) = cid
+                    && let Some(e) = self
+                        .entries
+                        .iter_mut()
+                        .rev()
+                        .take(1000)
+                        .find(|e| e.cid.as_deref() == Some(cid.as_str()))
+                {
+                    // Our own line came back from the room: it is delivered.
+                    e.cid = None;
+                    e.ts = ts;
+                    if let Kind::Message { state, .. } = &mut e.kind {
+                        *state = Delivery::Delivered;
+                    }
+                    return;
+                }
+                let own = from == self.me;
+                let kind = Kind::Message {
+                    from: sanitize::line(&from),
+                    own,
+                    state: Delivery::Delivered,
+                };
+                self.push(ts, kind, &text);
+            }
+            ServerMsg::Join { ts, name, .. } => {
+                let name = sanitize::line(&name);
+                self.push(ts, Kind::Notice, &format!("{name} joined"));
+                self.members.push(name);
+                self.members.sort_by_key(|n| n.to_lowercase());
+            }
+            ServerMsg::Leave {
+                ts, name, reason, ..
+            } => {
+                let name = sanitize::line(&name);
+                let text = match reason {
+                    Some(r) => format!("{name} left ({r})"),
+                    None => format!("{name} left"),
+                };
+                self.push(ts, Kind::Notice, &text);
+                self.members.retain(|m| *m != name);
+            }
+            ServerMsg::Notice { ts, text } => self.push(ts, Kind::Notice, &text),
+            ServerMsg::Closing { ts, reason } => {
+                let reason = sanitize::line(&reason);
+                self.push(ts, Kind::Error, &format!("{reason}. Press Esc to leave."));
+                self.conn = Conn::Closed(reason);
+            }
+        }
+    }
+
+    /// Rows of the message pane, from the same layout the view draws.
+    fn pane(&self) -> (usize, usize) {
+        let areas = ui::layout(self.width, self.height, self.input_rows());
+        (
+            areas.messages.width as usize,
+            areas.messages.height as usize,
+        )
+    }
+
+    /// Rows the input box's text takes (the box adds its border).
+    pub fn input_rows(&self) -> u16 {
+        let w = (self.width as usize).saturating_sub(2).max(1);
+        let rows: usize = self
+            .input
+            .lines()
+            .iter()
+            .map(|l| text::wrap(l, w, w).len())
+            .sum();
+        rows.clamp(1, usize::from(INPUT_MAX_ROWS)) as u16
+    }
+
+    fn page(&self) -> usize {
+        self.pane().1.saturating_sub(1).max(1)
+    }
+
+    fn rows_of(&self, seq: u64) -> usize {
+        let width = self.pane().0;
+        self.entry(seq).map_or(1, |e| ui::entry_rows(e, width))
+    }
+
+    fn scroll_up(&mut self, mut n: usize) {
+        let Some(last) = self.last_seq() else { return };
+        let (mut bottom, mut skip) = match self.scroll {
+            Scroll::Live => (last, 0),
+            Scroll::Back { bottom, skip } => (bottom, skip),
+        };
+        while n > 0 {
+            let rows = self.rows_of(bottom);
+            if skip + 1 < rows {
+                let d = (rows - 1 - skip).min(n);
+                skip += d;
+                n -= d;
+            } else if bottom > self.first_seq {
+                bottom -= 1;
+                skip = 0;
+                n -= 1;
+            } else {
+                break;
+            }
+        }
+        self.scroll = Scroll::Back { bottom, skip };
+        self.clamp_top();
+        if self.scroll
+            == (Scroll::Back {
+                bottom: last,
+                skip: 0,
+            })
+        {
+            self.go_live();
+        }
+    }
+
+    fn scroll_down(&mut self, mut n: usize) {
+        let Scroll::Back {
+            mut bottom,
+            mut skip,
+        } = self.scroll
+        else {
+            return;
+        };
+        let last = self.last_seq().unwrap_or(0);
+        while n > 0 {
+            if skip > 0 {
+                let d = skip.min(n);
+                skip -= d;
+                n -= d;
+            } else if bottom < last {
+                bottom += 1;
+                skip = self.rows_of(bottom) - 1;
+                n -= 1;
+            } else {
+                break;
+            }
+        }
+        if bottom >= last && skip == 0 {
+            self.go_live();
+        } else {
+            self.scroll = Scroll::Back { bottom, skip };
+        }
+    }
+
+    /// Don't scroll past the oldest line: when everything above the held position
+    /// fits in the pane, hold the position that shows the oldest line at the top.
+    fn clamp_top(&mut self) {
+        let Scroll::Back { bottom, skip } = self.scroll else {
+            return;
+        };
+        let height = self.pane().1;
+        let mut above = self.rows_of(bottom) - skip;
+        let mut seq = bottom;
+        while above < height && seq > self.first_seq {
+            seq -= 1;
+            above += self.rows_of(seq);
+        }
+        if above >= height {
+            return;
+        }
+        self.scroll_to_top();
+    }
+
+    fn scroll_to_top(&mut self) {
+        let Some(last) = self.last_seq() else { return };
+        let height = self.pane().1;
+        let mut rows = 0;
+        let mut seq = self.first_seq;
+        loop {
+            let r = self.rows_of(seq);
+            if rows + r >= height || seq == last {
+                let skip = (rows + r).saturating_sub(height);
+                self.scroll = if seq == last && skip == 0 {
+                    Scroll::Live
+                } else {
+                    Scroll::Back { bottom: seq, skip }
+                };
+                if self.scroll == Scroll::Live {
+                    self.unseen = 0;
+                }
+                return;
+            }
+            rows += r;
+            seq += 1;
+        }
+    }
+
+    fn go_live(&mut self) {
+        self.scroll = Scroll::Live;
+        self.unseen = 0;
+    }
+}
+
+fn new_input() -> TextArea<'static> {
+    let mut t = TextArea::default();
+    // The terminal's own cursor marks the place (see `ui`), which is also where input
+    // methods for CJK draw their compositions; the widget draws none of its own.
+    t.set_cursor_style(ratatui::style::Style::default());
+    t.set_cursor_line_style(ratatui::style::Style::default());
+    t.set_wrap_mode(WrapMode::WordOrGlyph);
+    t
+}
+
+/// The one place state changes: apply `msg`, at time `now` (ms since the Unix epoch),
+/// and return what the world should do.
+pub fn update(app: &mut App, msg: Msg, now: i64) -> Vec<Effect> {
+    app.now = now;
+    match msg {
+        Msg::Key(key) => return app.on_key(key),
+        Msg::Paste(text) => app.on_paste(&text),
+        Msg::Mouse(m) => app.on_mouse(m),
+        Msg::Resize(w, h) => {
+            app.width = w;
+            app.height = h;
+        }
+        Msg::Net(ev) => app.on_net(ev, now),
+    }
+    vec![]
+}

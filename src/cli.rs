@@ -1,0 +1,68 @@
+//! The command line.
+
+use std::net::IpAddr;
+
+use clap::{ArgGroup, Parser};
+
+use crate::protocol::{DEFAULT_MAX_LINE, DEFAULT_PORT};
+
+/// A full-screen terminal chat. Host a room with `tchat --host`; join it with
+/// `tchat --join ADDR`. Anyone can also join with `nc ADDR 7878`.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+#[command(group(ArgGroup::new("mode").required(true).args(["host", "join"])))]
+#[command(after_help = "\
+Keys: Enter sends · Esc, Ctrl-C or the line \"exit\" leaves · PgUp/PgDn or the wheel \
+scroll, End returns to live · Up/Down recall sent lines · Ctrl-A/E/U/K/W edit.
+
+Examples:
+  tchat --host                    host a room on port 7878
+  tchat --join 192.168.1.5        join it from another machine
+  nc 192.168.1.5 7878             join it with no tchat installed")]
+pub struct Cli {
+    /// Host a room (and take part in it).
+    #[arg(long)]
+    pub host: bool,
+
+    /// Join the room at ADDR: HOST, HOST:PORT or [IPV6]:PORT.
+    #[arg(long, value_name = "ADDR")]
+    pub join: Option<String>,
+
+    /// Port to host on (0 picks a free one).
+    #[arg(long, default_value_t = DEFAULT_PORT, requires = "host")]
+    pub port: u16,
+
+    /// Address to host on.
+    #[arg(long, default_value = "0.0.0.0", value_name = "IP", requires = "host")]
+    pub bind: IpAddr,
+
+    /// Your name in the room [default: $USER, else host / guest].
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Line mode: no full screen; stdin lines are sent, messages printed to stdout.
+    /// Chosen by itself when stdin or stdout is not a terminal.
+    #[arg(long)]
+    pub plain: bool,
+
+    /// Serve the room without taking part: no screen; joins and leaves are logged to
+    /// stderr; stops on Ctrl-C (SIGINT) or SIGTERM.
+    #[arg(long, requires = "host")]
+    pub headless: bool,
+
+    /// Longest message relayed, in bytes; longer ones are refused and the sender told.
+    #[arg(long, default_value_t = DEFAULT_MAX_LINE as u64, value_name = "BYTES", requires = "host",
+          value_parser = clap::value_parser!(u64).range(1..=16 * 1024 * 1024))]
+    pub max_line: u64,
+}
+
+impl Cli {
+    /// The name to join under: `--name`, else the login name, else `fallback`.
+    pub fn name_or(&self, fallback: &str) -> String {
+        self.name
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| fallback.to_owned())
+    }
+}

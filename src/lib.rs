@@ -1,0 +1,47 @@
+//! tchat: a full-screen terminal chat. One person hosts (`tchat --host`) and takes part;
+//! others join (`tchat --join ADDR`, or plain `nc ADDR 7878`).
+//!
+//! # Layout
+//!
+//! The pure parts decide; the I/O parts only carry bytes and events between them.
+//!
+//! | module | pure? | what it does |
+//! |---|---|---|
+//! | [`protocol`] | yes | line framing (a never-failing codec), the plain and structured dialects |
+//! | [`sanitize`] | yes | what from the network may reach a terminal |
+//! | [`text`] | yes | display width and wrapping (CJK and emoji are two columns) |
+//! | [`server::room`] | yes | the room's rules: members, names, who is told what |
+//! | [`app`] | yes | one person's screen state and [`app::update`], the only place it changes |
+//! | [`ui`] | yes | [`ui::render`] draws an [`app::App`] and changes nothing |
+//! | [`server`] | I/O | accept loop, a task per connection, a task owning the room |
+//! | [`client`] | I/O | a joiner's connection task: commands in, events out |
+//! | [`net`] | I/O | reading lines (with the pause rule) and batched writing, for both sides |
+//! | [`tui`] | I/O | the full-screen loop: terminal and network events in one `select!` |
+//! | [`lineio`] | I/O | line mode for scripts: stdin in, plain text out |
+//! | [`addrs`] | I/O | the addresses a host tells people to join |
+//! | [`cli`] | – | the command line |
+//!
+//! Where a change goes: a new key or screen behaviour is a [`app::Msg`] case or a key in
+//! `App::on_key`, drawn in [`ui`]; a new room rule is a method on [`server::room::Room`]
+//! returning [`server::room::Action`]s; a new kind of message is a case of
+//! [`protocol::ServerMsg`] or [`protocol::ClientMsg`] (documented in `docs/PROTOCOL.md`)
+//! with its plain rendering in [`protocol::ServerMsg::to_plain`].
+//!
+//! The host binds, spawns the room ([`server::Server`]), and joins it through the same
+//! client path as everyone else, over an in-memory pipe: the host is an ordinary
+//! participant.
+
+#![forbid(unsafe_code)]
+
+pub mod addrs;
+pub mod app;
+pub mod cli;
+pub mod client;
+pub mod lineio;
+pub mod net;
+pub mod protocol;
+pub mod sanitize;
+pub mod server;
+pub mod text;
+pub mod tui;
+pub mod ui;

@@ -1,0 +1,69 @@
+//! Line mode (`--plain`, or stdin/stdout not a terminal): lines from stdin are sent,
+//! what the room says is printed one line at a time, end of stdin leaves. For scripts,
+//! bots and logs: nothing but sanitised text reaches stdout.
+
+use std::collections::HashSet;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+use crate::client::{Command, NetEvent};
+use crate::protocol::ServerMsg;
+use crate::sanitize;
+
+/// How a line-mode session ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// Stdin ended, or the line `exit` was read.
+    Left,
+    /// The far side closed, saying why.
+    Closed(String),
+}
+
+/// Run line mode until stdin ends or the connection does.
+pub async fn run(
+    commands: mpsc::UnboundedSender<Command>,
+    mut net: mpsc::Receiver<NetEvent>,
+) -> std::io::Result<End> {
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdout = tokio::io::stdout();
+    let mut ours: HashSet<String> = HashSet::new();
+    let mut next_cid = 0u64;
+    loop {
+        tokio::select! {
+            line = stdin.next_line() => match line? {
+                Some(line) if line.trim() == "exit" => return Ok(End::Left),
+                Some(line) if line.trim().is_empty() => {}
+                Some(line) => {
+                    next_cid += 1;
+                    let cid = format!("line-{next_cid}");
+                    ours.insert(cid.clone());
+                    let _ = commands.send(Command::Say { text: line, cid });
+                }
+                None => return Ok(End::Left),
+            },
+            ev = net.recv() => {
+                let Some(ev) = ev else { return Ok(End::Closed("connection lost".into())) };
+                let text = match ev {
+                    NetEvent::Plain => None,
+                    NetEvent::Text { text, .. } => Some(format!("{text}\n")),
+                    NetEvent::Server(ServerMsg::Msg { cid: Some(cid), .. }) if ours.remove(&cid) => None,
+                    NetEvent::Server(ServerMsg::Closing { reason, .. }) => {
+                        write(&mut stdout, &format!("* {reason}\n")).await?;
+                        return Ok(End::Closed(reason));
+                    }
+                    NetEvent::Server(msg) => Some(msg.to_plain()),
+                    NetEvent::Closed { reason } => return Ok(End::Closed(reason)),
+                };
+                if let Some(text) = text {
+                    write(&mut stdout, &text).await?;
+                }
+            }
+        }
+    }
+}
+
+async fn write(out: &mut tokio::io::Stdout, text: &str) -> std::io::Result<()> {
+    out.write_all(sanitize::text(text).as_bytes()).await?;
+    out.flush().await
+}

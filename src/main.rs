@@ -1,0 +1,149 @@
+//! The `tchat` program: parse the command line, start the right mode, and turn any
+//! failure into one line on stderr and a non-zero status.
+
+#![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+
+use tchat::app::{App, Role};
+use tchat::cli::Cli;
+use tchat::client::{self, Command, plain_io_error};
+use tchat::server::{self, Server};
+use tchat::{addrs, lineio, tui};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tchat: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    // Don't wait for tasks still blocked on a peer: the conversation is over.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tchat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let line_mode =
+        cli.plain || !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal();
+    if cli.host {
+        host(cli, line_mode).await
+    } else {
+        join(cli, line_mode).await
+    }
+}
+
+async fn host(cli: Cli, line_mode: bool) -> Result<(), String> {
+    let bind = SocketAddr::new(cli.bind, cli.port);
+    let listener = TcpListener::bind(bind).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (another program has it; try another --port, or --port 0 for any free one)"
+        } else {
+            ""
+        };
+        format!(
+            "cannot host on {}: {}{hint}",
+            addrs::with_port(cli.bind, cli.port),
+            plain_io_error(&e)
+        )
+    })?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let addresses = addrs::room_addresses(cli.bind, port);
+    let config = server::Config {
+        max_line: usize::try_from(cli.max_line).unwrap_or(usize::MAX),
+        log: cli.headless,
+        address: addresses.first().cloned().unwrap_or_default(),
+        ..server::Config::default()
+    };
+    if cli.headless || line_mode {
+        eprintln!("tchat: hosting a room at {}", addresses.join(", "));
+    }
+    if cli.headless {
+        server::run(listener, config, stop_signal()).await;
+        return Ok(());
+    }
+    let server = Server::spawn(listener, config).map_err(|e| e.to_string())?;
+    let seat = server.connect_local().await.map_err(|e| e.to_string())?;
+    let conn = client::start(seat, cli.name_or("host"));
+    let role = Role::Host { addresses };
+    let result = take_part(conn, role, cli.name_or("host"), line_mode).await;
+    server.shutdown().await;
+    result
+}
+
+async fn join(cli: Cli, line_mode: bool) -> Result<(), String> {
+    let addr = cli.join.clone().unwrap_or_default();
+    let (stream, _) = client::connect(&addr).await?;
+    let conn = client::start(stream, cli.name_or("guest"));
+    let role = Role::Joiner { address: addr };
+    take_part(conn, role, cli.name_or("guest"), line_mode).await
+}
+
+/// Be in the room until the person leaves, then say goodbye.
+async fn take_part(
+    conn: client::Handle,
+    role: Role,
+    name: String,
+    line_mode: bool,
+) -> Result<(), String> {
+    let client::Handle {
+        commands,
+        events,
+        task,
+    } = conn;
+    let result = if line_mode {
+        match lineio::run(commands.clone(), events).await {
+            Ok(lineio::End::Left) => Ok(()),
+            Ok(lineio::End::Closed(reason)) => {
+                eprintln!("tchat: {reason}");
+                Ok(())
+            }
+            Err(e) => Err(format!("line mode: {e}")),
+        }
+    } else {
+        let offset = chrono::Local::now().offset().local_minus_utc();
+        let app = App::new(role, name, 80, 24, offset);
+        tui::run(app, commands.clone(), events)
+            .await
+            .map_err(|e| format!("terminal: {e}"))
+    };
+    let _ = commands.send(Command::Leave);
+    let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
+    result
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    eprintln!("tchat: stopping; telling everyone the room is closed");
+}

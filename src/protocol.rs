@@ -1,0 +1,468 @@
+//! The wire, with no I/O: how bytes become lines, and how lines become messages.
+//!
+//! Everything on a tchat socket is a line of UTF-8 text ending in `\n` (a `\r` before
+//! the `\n` is dropped). Two dialects share that framing:
+//!
+//! * **plain** — what `nc`, `telnet` or a Python socket script speak. Each line a peer
+//!   sends is its message (or a `/command`); each line it receives is readable text
+//!   (`alice: hello`, `* bob joined`).
+//! * **structured** (`tchat/1`) — one JSON object per line, agreed on by a handshake:
+//!   the host greets every connection with a [`banner`] line, and a tchat client that
+//!   recognises it answers with [`ClientMsg::Hello`]. See `docs/PROTOCOL.md`.
+//!
+//! [`LineDecoder`] is the framing: a `tokio_util` codec that never fails, so one bad line
+//! (too long, invalid UTF-8) never ends the stream it came from.
+
+use bytes::BytesMut;
+use serde::{Deserialize, Serialize};
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder};
+
+/// The version of the structured dialect this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The default port a host listens on.
+pub const DEFAULT_PORT: u16 = 7878;
+
+/// The default longest message, in bytes of UTF-8 text, that a host relays.
+pub const DEFAULT_MAX_LINE: usize = 8 * 1024;
+
+/// The framing limit for a room whose messages may be `max_line` bytes: a structured
+/// line carries the text JSON-escaped (up to six bytes for one) plus a few fields. The
+/// room checks the text itself against `max_line`; this only bounds memory.
+pub fn frame_limit(max_line: usize) -> usize {
+    max_line.saturating_mul(6).saturating_add(1024)
+}
+
+/// How long a peer may pause in the middle of a line before the text it has sent so
+/// far is taken as a whole line. This is what lets the classic `s.send(b"hello")`
+/// (no newline) work: the text shows once the sender pauses.
+pub const IDLE_FLUSH: std::time::Duration = std::time::Duration::from_millis(150);
+
+/// The prefix of the first line a host sends to every connection. A tchat client that
+/// sees it knows it may switch to the structured dialect; to anyone else it reads as a
+/// greeting.
+pub const BANNER_PREFIX: &str = "* tchat/";
+
+/// The greeting line a host sends on accept (without the trailing newline).
+pub fn banner(room_addr: &str) -> String {
+    format!(
+        "{BANNER_PREFIX}{PROTOCOL_VERSION} welcome to the room at {room_addr}. \
+         Type to talk; a line \"exit\" leaves."
+    )
+}
+
+/// If `line` is a host's greeting, the protocol version it offers.
+pub fn parse_banner(line: &str) -> Option<u32> {
+    let rest = line.strip_prefix(BANNER_PREFIX)?;
+    let digits: &str = rest.split(' ').next()?;
+    digits.parse().ok()
+}
+
+/// One framed unit from a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A complete line, `\r\n`/`\n` removed, invalid UTF-8 replaced by U+FFFD.
+    Line(String),
+    /// A line longer than the limit arrived; it was dropped (and the rest of it up to the
+    /// next newline is being skipped without being buffered).
+    TooLong,
+}
+
+/// Line framing with a hard memory bound, built on `tokio_util`'s delimiter codec.
+///
+/// Unlike a bare `LinesCodec`, it never returns an error: `Framed` ends the stream after a
+/// decoder error, and neither an over-long line nor bad UTF-8 should cost a peer its
+/// connection. It can also hand out a partial line (see [`LineDecoder::take_partial`]),
+/// for peers that send text without a newline and then wait.
+#[derive(Debug)]
+pub struct LineDecoder {
+    inner: AnyDelimiterCodec,
+    max_len: usize,
+}
+
+impl LineDecoder {
+    /// A decoder that drops lines longer than `max_len` bytes (not counting the `\n`).
+    pub fn new(max_len: usize) -> Self {
+        LineDecoder {
+            inner: AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), max_len),
+            max_len,
+        }
+    }
+
+    /// The current limit.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Change the limit (a structured peer's JSON escaping may need more room than the
+    /// text it carries). Only call this between lines: any partial line is kept.
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.max_len = max_len;
+        self.inner = AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), max_len);
+    }
+
+    /// Take whatever text is buffered without a newline as a line, as if the newline had
+    /// come. A UTF-8 sequence cut off at the end of the buffer stays behind to be
+    /// completed by the next read. Returns `None` when there is nothing to take.
+    pub fn take_partial(&mut self, buf: &mut BytesMut) -> Option<String> {
+        let keep = incomplete_utf8_tail(buf);
+        if buf.len() == keep {
+            return None;
+        }
+        let chunk = buf.split_to(buf.len() - keep);
+        // The delimiter codec remembers how far it searched; the buffer changed under it.
+        self.inner =
+            AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), self.max_len);
+        Some(to_text(&chunk))
+    }
+}
+
+impl Decoder for LineDecoder {
+    type Item = Frame;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, std::io::Error> {
+        lift(self.inner.decode(buf))
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, std::io::Error> {
+        lift(self.inner.decode_eof(buf))
+    }
+}
+
+fn lift(r: Result<Option<bytes::Bytes>, AnyDelimiterCodecError>) -> std::io::Result<Option<Frame>> {
+    match r {
+        Ok(Some(line)) => Ok(Some(Frame::Line(to_text(&line)))),
+        Ok(None) => Ok(None),
+        Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => Ok(Some(Frame::TooLong)),
+        Err(AnyDelimiterCodecError::Io(e)) => Err(e),
+    }
+}
+
+/// Bytes of a line to text: drop one trailing `\r`, replace invalid UTF-8 with U+FFFD.
+fn to_text(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    String::from_utf8_lossy(line).into_owned()
+}
+
+/// How many bytes at the end of `buf` are the start of a UTF-8 sequence that more bytes
+/// could still complete (0 to 3).
+fn incomplete_utf8_tail(buf: &[u8]) -> usize {
+    let start = buf.len().saturating_sub(3);
+    for i in (start..buf.len()).rev() {
+        let b = buf[i];
+        let need = match b {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            0x80..=0xBF => continue, // a continuation byte: look further back
+            _ => return 0,
+        };
+        let have = buf.len() - i;
+        return if have < need { have } else { 0 };
+    }
+    0
+}
+
+/// A room event as the host describes it to a structured peer.
+///
+/// `id` numbers the events of one room (`room` tells rooms, and restarts of a room,
+/// apart); `ts` is the host's clock in milliseconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The answer to `hello`: you are in, under this name.
+    Welcome {
+        v: u32,
+        room: String,
+        name: String,
+        /// Set when the name asked for was taken or not allowed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        asked: Option<String>,
+        members: Vec<String>,
+        max_line: usize,
+    },
+    /// Someone said something. `cid` is the sender's own id for it, echoed back so the
+    /// sender can match its pending line.
+    Msg {
+        id: u64,
+        ts: i64,
+        from: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cid: Option<String>,
+    },
+    /// Someone came in.
+    Join { id: u64, ts: i64, name: String },
+    /// Someone left (`reason` says why when it was not by choice).
+    Leave {
+        id: u64,
+        ts: i64,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Something only you are told (a refused line, a rename).
+    Notice { ts: i64, text: String },
+    /// The host is going away; the connection closes after this.
+    Closing { ts: i64, reason: String },
+}
+
+/// What a structured peer sends to the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// Switch this connection to the structured dialect and join under `name`.
+    Hello {
+        v: u32,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
+    /// Say `text` to the room. `cid` is the client's own id for the line.
+    Say {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cid: Option<String>,
+    },
+    /// Leave the room.
+    Bye,
+}
+
+/// Why a structured line could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("not a tchat/{PROTOCOL_VERSION} message: {0}")]
+pub struct DecodeError(#[from] serde_json::Error);
+
+impl ServerMsg {
+    /// One JSON line, with its `\n`.
+    pub fn encode(&self) -> String {
+        encode_json(self)
+    }
+
+    /// Parse one line (without its `\n`).
+    pub fn decode(line: &str) -> Result<Self, DecodeError> {
+        Ok(serde_json::from_str(line)?)
+    }
+
+    /// The same event as readable text for a plain peer (`nc`): one or more lines, each
+    /// ending in `\n`. A message of several lines repeats the sender on each, so that
+    /// every line a plain peer sees says who wrote it.
+    pub fn to_plain(&self) -> String {
+        let mut out = String::new();
+        match self {
+            ServerMsg::Welcome {
+                name,
+                asked,
+                members,
+                ..
+            } => {
+                if let Some(asked) = asked {
+                    out.push_str(&format!("* the name {asked} is taken; "));
+                } else {
+                    out.push_str("* ");
+                }
+                out.push_str(&format!(
+                    "you are {name}. In the room: {}\n",
+                    members.join(", ")
+                ));
+            }
+            ServerMsg::Msg { from, text, .. } => {
+                for line in text.split('\n') {
+                    out.push_str(&format!("{from}: {line}\n"));
+                }
+            }
+            ServerMsg::Join { name, .. } => out.push_str(&format!("* {name} joined\n")),
+            ServerMsg::Leave { name, reason, .. } => match reason {
+                Some(r) => out.push_str(&format!("* {name} left ({r})\n")),
+                None => out.push_str(&format!("* {name} left\n")),
+            },
+            ServerMsg::Notice { text, .. } | ServerMsg::Closing { reason: text, .. } => {
+                out.push_str(&format!("* {text}\n"))
+            }
+        }
+        out
+    }
+}
+
+impl ClientMsg {
+    /// One JSON line, with its `\n`.
+    pub fn encode(&self) -> String {
+        encode_json(self)
+    }
+
+    /// Parse one line (without its `\n`).
+    pub fn decode(line: &str) -> Result<Self, DecodeError> {
+        Ok(serde_json::from_str(line)?)
+    }
+
+    /// If `line` is a structured `hello`, the version and name it asks for. Anything else
+    /// from a peer that has not said hello is plain text.
+    pub fn parse_hello(line: &str) -> Option<(u32, String)> {
+        if !line.starts_with('{') {
+            return None;
+        }
+        match Self::decode(line) {
+            Ok(ClientMsg::Hello { v, name, .. }) => Some((v, name)),
+            _ => None,
+        }
+    }
+}
+
+fn encode_json<T: Serialize>(value: &T) -> String {
+    // Serialising these plain enums of strings and numbers cannot fail.
+    let mut s = serde_json::to_string(value).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(dec: &mut LineDecoder, input: &[u8]) -> Vec<Frame> {
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(f) = dec.decode(&mut buf).unwrap() {
+            out.push(f);
+        }
+        while let Some(f) = dec.decode_eof(&mut buf).unwrap() {
+            out.push(f);
+        }
+        out
+    }
+
+    fn line(s: &str) -> Frame {
+        Frame::Line(s.to_string())
+    }
+
+    #[test]
+    fn lines_split_on_newline_and_drop_cr() {
+        let mut d = LineDecoder::new(100);
+        assert_eq!(
+            decode_all(&mut d, b"hello\r\nworld\n\nlast"),
+            vec![line("hello"), line("world"), line(""), line("last")]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_becomes_replacement_char() {
+        let mut d = LineDecoder::new(100);
+        assert_eq!(decode_all(&mut d, b"a\xffb\n"), vec![line("a\u{fffd}b")]);
+    }
+
+    #[test]
+    fn too_long_line_is_reported_once_and_the_next_line_survives() {
+        let mut d = LineDecoder::new(8);
+        let mut input = vec![b'x'; 50];
+        input.extend_from_slice(b"\nok\n");
+        assert_eq!(decode_all(&mut d, &input), vec![Frame::TooLong, line("ok")]);
+    }
+
+    #[test]
+    fn endless_line_keeps_the_buffer_bounded() {
+        let mut d = LineDecoder::new(64);
+        let mut buf = BytesMut::new();
+        let mut reports = 0;
+        for _ in 0..1000 {
+            buf.extend_from_slice(&[b'a'; 100]);
+            while let Some(f) = d.decode(&mut buf).unwrap() {
+                assert_eq!(f, Frame::TooLong);
+                reports += 1;
+            }
+            assert!(buf.len() <= 65, "buffer grew to {}", buf.len());
+        }
+        assert_eq!(reports, 1);
+    }
+
+    #[test]
+    fn partial_line_is_taken_but_a_split_character_waits() {
+        let mut d = LineDecoder::new(100);
+        let snow = "héllo ☃".as_bytes();
+        let mut buf = BytesMut::from(&snow[..snow.len() - 1]);
+        assert_eq!(d.decode(&mut buf).unwrap(), None);
+        assert_eq!(d.take_partial(&mut buf).as_deref(), Some("héllo "));
+        assert_eq!(buf.len(), 2, "the first two bytes of ☃ wait for the third");
+        buf.extend_from_slice(&snow[snow.len() - 1..]);
+        buf.extend_from_slice(b"!\n");
+        assert_eq!(d.decode(&mut buf).unwrap(), Some(line("☃!")));
+        assert_eq!(d.take_partial(&mut buf), None);
+    }
+
+    #[test]
+    fn incomplete_tail_lengths() {
+        assert_eq!(incomplete_utf8_tail(b"abc"), 0);
+        assert_eq!(incomplete_utf8_tail(b"ab\xe2"), 1);
+        assert_eq!(incomplete_utf8_tail(b"ab\xe2\x98"), 2);
+        assert_eq!(incomplete_utf8_tail("ab☃".as_bytes()), 0);
+        assert_eq!(incomplete_utf8_tail(b"\xf0\x9f\x98"), 3);
+        assert_eq!(incomplete_utf8_tail(b"\xff"), 0);
+    }
+
+    #[test]
+    fn banner_round_trip() {
+        let b = banner("10.0.0.2:7878");
+        assert_eq!(parse_banner(&b), Some(PROTOCOL_VERSION));
+        assert_eq!(parse_banner("alice: * tchat/1 hi"), None);
+        assert_eq!(parse_banner("hello"), None);
+    }
+
+    #[test]
+    fn structured_messages_round_trip() {
+        let msgs = vec![
+            ServerMsg::Welcome {
+                v: 1,
+                room: "r1".into(),
+                name: "alice2".into(),
+                asked: Some("alice".into()),
+                members: vec!["alice".into(), "alice2".into()],
+                max_line: 8192,
+            },
+            ServerMsg::Msg {
+                id: 7,
+                ts: 1_700_000_000_000,
+                from: "bob".into(),
+                text: "hi \u{1b}[2J 世界".into(),
+                cid: Some("c1".into()),
+            },
+            ServerMsg::Leave {
+                id: 8,
+                ts: 1,
+                name: "bob".into(),
+                reason: None,
+            },
+            ServerMsg::Closing {
+                ts: 2,
+                reason: "the host left".into(),
+            },
+        ];
+        for m in msgs {
+            let line = m.encode();
+            assert!(line.ends_with('\n'));
+            assert_eq!(line.matches('\n').count(), 1, "one line: {line:?}");
+            assert_eq!(ServerMsg::decode(line.trim_end()).unwrap(), m);
+        }
+        let say = ClientMsg::Say {
+            text: "a\nb".into(),
+            cid: None,
+        };
+        assert_eq!(ClientMsg::decode(say.encode().trim_end()).unwrap(), say);
+    }
+
+    #[test]
+    fn hello_is_recognised_only_as_json() {
+        let hello = ClientMsg::Hello {
+            v: 1,
+            name: "alice".into(),
+            client: None,
+        }
+        .encode();
+        assert_eq!(
+            ClientMsg::parse_hello(hello.trim_end()),
+            Some((1, "alice".to_string()))
+        );
+        assert_eq!(ClientMsg::parse_hello("hello"), None);
+        assert_eq!(ClientMsg::parse_hello("{not json"), None);
+        assert_eq!(ClientMsg::parse_hello(r#"{"t":"say","text":"x"}"#), None);
+    }
+}

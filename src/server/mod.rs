@@ -1,0 +1,328 @@
+//! The host's side: accepting connections and running the room.
+//!
+//! * [`room`] holds the rules (pure).
+//! * One task per connection reads lines and writes a bounded queue of outgoing bytes
+//!   ([`serve_peer`], generic over any stream, so tests and the host's own seat can use
+//!   an in-memory pipe).
+//! * One room task owns the [`room::Room`] and the queues; it is the only place room state
+//!   changes. It never waits on a peer: a full queue means the peer is not reading, and
+//!   it is dropped rather than slowing everyone else down.
+
+pub mod room;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::net::{LineReader, Read, write_queued};
+use crate::protocol::{self, Frame, ServerMsg};
+use room::{Action, Dialect, Outgoing, PeerId, Room, Target};
+
+/// How the host runs its room.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The longest message, in bytes, that is relayed.
+    pub max_line: usize,
+    /// How long a new connection may stay silent before it joins as a plain peer.
+    pub settle_after: Duration,
+    /// Lines queued for one peer before it counts as not reading and is dropped.
+    pub queue_lines: usize,
+    /// Log joins and leaves to stderr (the headless host).
+    pub log: bool,
+    /// What the greeting calls the room's address.
+    pub address: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_line: protocol::DEFAULT_MAX_LINE,
+            settle_after: Duration::from_millis(700),
+            queue_lines: 4096,
+            log: false,
+            address: String::new(),
+        }
+    }
+}
+
+/// A running room. Dropping it does not stop it; call [`Server::shutdown`].
+pub struct Server {
+    addr: SocketAddr,
+    local: mpsc::Sender<DuplexStream>,
+    stop: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Start serving the room on `listener`.
+    pub fn spawn(listener: TcpListener, config: Config) -> std::io::Result<Server> {
+        let addr = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let (local, local_rx) = mpsc::channel(4);
+        let done = tokio::spawn(run_inner(listener, local_rx, config, stop.clone()));
+        Ok(Server {
+            addr,
+            local,
+            stop,
+            done,
+        })
+    }
+
+    /// The address the room listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A connection to the room that does not go through the network: the host's own
+    /// seat, which then joins like anyone else.
+    pub async fn connect_local(&self) -> std::io::Result<DuplexStream> {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        self.local
+            .send(theirs)
+            .await
+            .map_err(|_| std::io::Error::other("the room has stopped"))?;
+        Ok(ours)
+    }
+
+    /// Tell everyone the host is leaving, close every connection, and wait (briefly) for
+    /// the goodbyes to be written.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.done.await;
+    }
+}
+
+/// Serve the room on `listener` until `shutdown` completes; then say goodbye to everyone.
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
+    let stop = CancellationToken::new();
+    let (_local, local_rx) = mpsc::channel(1);
+    let task = tokio::spawn(run_inner(listener, local_rx, config, stop.clone()));
+    shutdown.await;
+    stop.cancel();
+    let _ = task.await;
+}
+
+/// What connection tasks tell the room task.
+enum Event {
+    Open {
+        id: PeerId,
+        queue: mpsc::Sender<Bytes>,
+        kill: CancellationToken,
+    },
+    Frame(PeerId, Frame),
+    Settle(PeerId),
+    Closed(PeerId, Option<String>),
+}
+
+async fn run_inner(
+    listener: TcpListener,
+    mut local: mpsc::Receiver<DuplexStream>,
+    config: Config,
+    stop: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    let (events_tx, events) = mpsc::channel::<Event>(1024);
+    let room_task = tokio::spawn(room_task(events, config.clone(), stop.clone()));
+    let mut next_id: PeerId = 0;
+    loop {
+        next_id += 1;
+        let id = next_id;
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    tracker.spawn(serve_peer(id, stream, events_tx.clone(), config.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    if config.log {
+                        eprintln!("{} accept failed: {e}", clock());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(stream) = local.recv() => {
+                tracker.spawn(serve_peer(id, stream, events_tx.clone(), config.clone()));
+            }
+        }
+    }
+    drop(listener);
+    drop(events_tx);
+    // The room task says goodbye and drops every queue; the writers then finish.
+    let _ = room_task.await;
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
+}
+
+/// One connection: greet, read lines for the room, write what the room queues.
+async fn serve_peer<S>(id: PeerId, stream: S, events: mpsc::Sender<Event>, config: Config)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (queue, queued) = mpsc::channel(config.queue_lines);
+    let kill = CancellationToken::new();
+    let open = Event::Open {
+        id,
+        queue,
+        kill: kill.clone(),
+    };
+    if events.send(open).await.is_err() {
+        return;
+    }
+    let (r, w) = tokio::io::split(stream);
+    let reading = read_peer(id, r, &events, &config);
+    let writing = write_queued(w, queued);
+    tokio::pin!(reading, writing);
+    tokio::select! {
+        reason = &mut reading => {
+            let _ = events.send(Event::Closed(id, reason)).await;
+            // Let the room's last words (if any) go out, but not forever.
+            tokio::select! {
+                _ = tokio::time::timeout(Duration::from_secs(2), &mut writing) => {}
+                _ = kill.cancelled() => {}
+            }
+        }
+        result = &mut writing => {
+            let reason = result.err().map(|e| e.to_string());
+            let _ = events.send(Event::Closed(id, reason)).await;
+        }
+        _ = kill.cancelled() => {}
+    }
+}
+
+/// Read lines until the peer closes; returns why, when it was not a clean close.
+async fn read_peer<R: AsyncRead + Unpin>(
+    id: PeerId,
+    reader: R,
+    events: &mpsc::Sender<Event>,
+    config: &Config,
+) -> Option<String> {
+    let mut lines = LineReader::new(reader, protocol::frame_limit(config.max_line));
+    let mut settled = false;
+    loop {
+        let quiet_after = (!settled).then_some(config.settle_after);
+        let event = match lines.next(quiet_after).await {
+            Read::Frame(frame) => Event::Frame(id, frame),
+            Read::Quiet => Event::Settle(id),
+            Read::Closed(reason) => return reason,
+        };
+        settled = true;
+        if events.send(event).await.is_err() {
+            return None;
+        }
+    }
+}
+
+struct Conn {
+    queue: mpsc::Sender<Bytes>,
+    kill: CancellationToken,
+}
+
+async fn room_task(mut events: mpsc::Receiver<Event>, config: Config, stop: CancellationToken) {
+    let epoch = format!("{:016x}", rand::random::<u64>());
+    let mut room = Room::new(epoch, config.address.clone(), config.max_line);
+    let mut conns: HashMap<PeerId, Conn> = HashMap::new();
+    loop {
+        let event = tokio::select! {
+            _ = stop.cancelled() => break,
+            event = events.recv() => match event {
+                Some(event) => event,
+                None => break,
+            },
+        };
+        let now = now_ms();
+        let actions = match event {
+            Event::Open { id, queue, kill } => {
+                conns.insert(id, Conn { queue, kill });
+                room.connect(id)
+            }
+            Event::Frame(id, frame) => room.receive(id, frame, now),
+            Event::Settle(id) => room.settle(id, now),
+            Event::Closed(id, reason) => {
+                conns.remove(&id);
+                let reason = reason.map(|_| "connection lost");
+                room.disconnect(id, reason, now)
+            }
+        };
+        apply(&mut room, &mut conns, actions, &config);
+    }
+    let actions = room.shutdown("the host left; the room is closed", now_ms());
+    apply(&mut room, &mut conns, actions, &config);
+    // Dropping the queues lets each writer flush the goodbye and close.
+    conns.clear();
+}
+
+/// Carry out the room's actions. Each event is encoded at most once per dialect and the
+/// same bytes are queued for every recipient.
+fn apply(
+    room: &mut Room,
+    conns: &mut HashMap<PeerId, Conn>,
+    actions: Vec<Action>,
+    config: &Config,
+) {
+    let mut work: VecDeque<Action> = actions.into();
+    while let Some(action) = work.pop_front() {
+        match action {
+            Action::Send(target, out) => {
+                if config.log {
+                    log_event(target, &out);
+                }
+                let mut plain: Option<Bytes> = None;
+                let mut structured: Option<Bytes> = None;
+                let mut too_slow = Vec::new();
+                for (id, dialect) in room.recipients(target) {
+                    let bytes = match (&out, dialect) {
+                        (Outgoing::Raw(line), _) => Bytes::from(format!("{line}\n")),
+                        (Outgoing::Event(msg), Dialect::Plain) => plain
+                            .get_or_insert_with(|| Bytes::from(msg.to_plain()))
+                            .clone(),
+                        (Outgoing::Event(msg), Dialect::Structured) => structured
+                            .get_or_insert_with(|| Bytes::from(msg.encode()))
+                            .clone(),
+                    };
+                    if let Some(conn) = conns.get(&id)
+                        && conn.queue.try_send(bytes).is_err()
+                    {
+                        too_slow.push(id);
+                    }
+                }
+                for id in too_slow {
+                    if let Some(conn) = conns.remove(&id) {
+                        conn.kill.cancel();
+                    }
+                    work.extend(room.disconnect(id, Some("too slow to keep up"), now_ms()));
+                }
+            }
+            Action::Close(id) => {
+                // The writer sends what is queued, then closes.
+                conns.remove(&id);
+            }
+        }
+    }
+}
+
+fn log_event(target: Target, out: &Outgoing) {
+    if !matches!(target, Target::Room | Target::RoomExcept(_)) {
+        return;
+    }
+    if let Outgoing::Event(msg @ (ServerMsg::Join { .. } | ServerMsg::Leave { .. })) = out {
+        eprint!("{} {}", clock(), msg.to_plain());
+    }
+}
+
+/// Milliseconds since the Unix epoch, the room's clock.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn clock() -> String {
+    chrono::Local::now().format("%H:%M:%S").to_string()
+}

@@ -1,0 +1,145 @@
+//! Display width and wrapping. Pure.
+//!
+//! Widths are per grapheme cluster (`unicode-segmentation` + `unicode-width`), which is
+//! how ratatui lays text into cells: CJK and emoji take two columns, combining marks
+//! none. The wrapper is written here rather than taken from `textwrap` because
+//! `textwrap` measures one `char` at a time, which disagrees with ratatui on clusters
+//! such as `❤️` (a heart plus a variation selector: two columns) and would let such a row
+//! overflow the pane; a view that wraps with one measure and draws with another cuts
+//! characters.
+
+use std::ops::Range;
+
+use unicode_segmentation::UnicodeSegmentation;
+use unicode_width::UnicodeWidthStr;
+
+/// Columns `s` takes on screen.
+pub fn width(s: &str) -> usize {
+    s.graphemes(true).map(UnicodeWidthStr::width).sum()
+}
+
+/// Split `text` into rows: the first at most `first` columns wide, the others at most
+/// `rest`. Breaks at spaces where it can, inside a word only when the word is longer
+/// than a row, and never inside a grapheme cluster. `\n` always starts a new row.
+/// Returns byte ranges of `text` (without the space a row was broken at). A row is
+/// never empty of content unless its paragraph is, so even a one-column pane
+/// terminates: a two-column character then gets a row of its own.
+pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<Range<usize>> {
+    let mut rows: Vec<Range<usize>> = Vec::new();
+    let mut para_start = 0;
+    for para in text.split('\n') {
+        let para_end = para_start + para.len();
+        let mut start = para_start;
+        let mut col = 0;
+        // The last place this row could break: (end of row, start of next, columns used
+        // up to the start of next).
+        let mut brk: Option<(usize, usize, usize)> = None;
+        for (i, g) in para.grapheme_indices(true) {
+            let at = para_start + i;
+            let w = UnicodeWidthStr::width(g);
+            let space = g.chars().all(char::is_whitespace);
+            let limit = if rows.is_empty() { first } else { rest }.max(1);
+            if col + w > limit && col > 0 {
+                if space {
+                    rows.push(start..at);
+                    start = at + g.len();
+                    col = 0;
+                    brk = None;
+                    continue;
+                }
+                match brk.take() {
+                    Some((end, next, used)) if next > start => {
+                        rows.push(start..end);
+                        start = next;
+                        col -= used;
+                    }
+                    _ => {
+                        rows.push(start..at);
+                        start = at;
+                        col = 0;
+                    }
+                }
+                let limit = rest.max(1);
+                if col + w > limit && col > 0 {
+                    rows.push(start..at);
+                    start = at;
+                    col = 0;
+                }
+            }
+            col += w;
+            if space {
+                brk = Some((at, at + g.len(), col));
+            }
+        }
+        rows.push(start..para_end);
+        para_start = para_end + 1;
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(text: &str, first: usize, rest: usize) -> Vec<&str> {
+        wrap(text, first, rest)
+            .into_iter()
+            .map(|r| &text[r])
+            .collect()
+    }
+
+    #[test]
+    fn widths() {
+        assert_eq!(width("abc"), 3);
+        assert_eq!(width("世界"), 4);
+        assert_eq!(width("🎉"), 2);
+        assert_eq!(width("❤️"), 2);
+        assert_eq!(width("e\u{301}"), 1);
+    }
+
+    #[test]
+    fn breaks_at_spaces() {
+        assert_eq!(
+            rows("hello brave new world", 11, 11),
+            vec!["hello brave", "new world"]
+        );
+        assert_eq!(rows("hello world", 5, 5), vec!["hello", "world"]);
+    }
+
+    #[test]
+    fn long_words_are_cut_at_the_width() {
+        assert_eq!(rows("abcdefghij", 4, 4), vec!["abcd", "efgh", "ij"]);
+    }
+
+    #[test]
+    fn cjk_wraps_whole_characters() {
+        // 5 characters of 2 columns in 7 columns: 3 fit (6 columns), never 3.5.
+        assert_eq!(rows("一二三四五", 7, 7), vec!["一二三", "四五"]);
+        for r in wrap("日本語のテキストです", 5, 5) {
+            assert!(width(&"日本語のテキストです"[r]) <= 5);
+        }
+    }
+
+    #[test]
+    fn first_row_can_be_narrower() {
+        assert_eq!(rows("aaa bbb ccc", 3, 7), vec!["aaa", "bbb ccc"]);
+    }
+
+    #[test]
+    fn newlines_start_rows_and_empty_paragraphs_stay() {
+        assert_eq!(rows("a\n\nb", 10, 10), vec!["a", "", "b"]);
+        assert_eq!(rows("", 10, 10), vec![""]);
+    }
+
+    #[test]
+    fn a_wide_char_in_a_one_column_pane_gets_its_own_row() {
+        assert_eq!(rows("世界", 1, 1), vec!["世", "界"]);
+    }
+
+    #[test]
+    fn clusters_are_never_split() {
+        let text = "👨‍👩‍👧👨‍👩‍👧👨‍👩‍👧";
+        let got = rows(text, 2, 2);
+        assert_eq!(got, vec!["👨‍👩‍👧", "👨‍👩‍👧", "👨‍👩‍👧"]);
+    }
+}

@@ -1,0 +1,127 @@
+//! The full-screen event loop: one `select!` over the terminal's events and the
+//! network's, feeding [`app::update`] and drawing only when something changed.
+//!
+//! Every way out of here restores the terminal: the normal return, an error, and a panic
+//! (through the hook installed in [`Terminal::enter`]).
+
+use std::io::{Write, stdout};
+
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
+    EventStream, MouseEventKind,
+};
+use crossterm::execute;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::app::{self, App, Effect, Msg};
+use crate::client::{Command, NetEvent};
+use crate::ui;
+
+/// How many queued network events are folded into one frame at most, so that a burst
+/// costs a few frames and keys still get their turn.
+const BATCH: usize = 512;
+
+/// The terminal in full-screen mode; leaving it (drop) puts the terminal back.
+struct Terminal {
+    inner: ratatui::DefaultTerminal,
+}
+
+impl Terminal {
+    fn enter() -> std::io::Result<Self> {
+        // `ratatui::init` enters raw mode and the alternate screen and installs a panic
+        // hook that restores both; ours wraps it to also turn paste and mouse reports off.
+        let inner = ratatui::try_init()?;
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let _ = execute!(stdout(), DisableBracketedPaste, DisableMouseCapture);
+            previous(info);
+        }));
+        execute!(stdout(), EnableBracketedPaste, EnableMouseCapture)?;
+        Ok(Terminal { inner })
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = execute!(stdout(), DisableBracketedPaste, DisableMouseCapture);
+        ratatui::restore();
+        let _ = stdout().flush();
+    }
+}
+
+/// Run the screen until the person leaves. `net` reports the connection; `commands`
+/// reaches it.
+pub async fn run(
+    mut app: App,
+    commands: mpsc::UnboundedSender<Command>,
+    mut net: mpsc::Receiver<NetEvent>,
+) -> std::io::Result<()> {
+    let mut term = Terminal::enter()?;
+    let size = term.inner.size()?;
+    app.width = size.width;
+    app.height = size.height;
+    let mut keys = EventStream::new();
+    let mut net_open = true;
+    term.inner.draw(|f| ui::render(&app, f))?;
+    loop {
+        let first = tokio::select! {
+            ev = keys.next() => match ev {
+                Some(Ok(ev)) => terminal_msg(ev),
+                Some(Err(e)) => return Err(e),
+                None => Some(Msg::Key(crossterm::event::KeyCode::Esc.into())),
+            },
+            ev = net.recv(), if net_open => match ev {
+                Some(ev) => Some(Msg::Net(ev)),
+                None => {
+                    net_open = false;
+                    None
+                }
+            },
+        };
+        let mut msgs: Vec<Msg> = first.into_iter().collect();
+        // Fold whatever else is already waiting into the same frame.
+        while msgs.len() < BATCH {
+            match net.try_recv() {
+                Ok(ev) => msgs.push(Msg::Net(ev)),
+                Err(_) => break,
+            }
+        }
+        let mut dirty = false;
+        let mut clear = false;
+        for msg in msgs {
+            let now = chrono::Utc::now().timestamp_millis();
+            dirty = true;
+            for effect in app::update(&mut app, msg, now) {
+                match effect {
+                    Effect::Send { text, cid } => {
+                        let _ = commands.send(Command::Say { text, cid });
+                    }
+                    Effect::Quit => return Ok(()),
+                    Effect::Redraw => clear = true,
+                }
+            }
+        }
+        if clear {
+            term.inner.clear()?;
+        }
+        if dirty {
+            term.inner.draw(|f| ui::render(&app, f))?;
+        }
+    }
+}
+
+fn terminal_msg(ev: Event) -> Option<Msg> {
+    match ev {
+        Event::Key(k) => Some(Msg::Key(k)),
+        Event::Paste(s) => Some(Msg::Paste(s)),
+        // Only the wheel matters; motion reports would only cost redraws.
+        Event::Mouse(m) => matches!(
+            m.kind,
+            MouseEventKind::ScrollUp | MouseEventKind::ScrollDown
+        )
+        .then_some(Msg::Mouse(m)),
+        Event::Resize(w, h) => Some(Msg::Resize(w, h)),
+        Event::FocusGained | Event::FocusLost => None,
+    }
+}

@@ -1,0 +1,261 @@
+//! The view: draws an [`App`] and changes nothing.
+//!
+//! ```text
+//! 12:01 alice: hello                         <- message pane (only the rows that show
+//! 12:01 * bob joined                            are laid out, however long the
+//! 12:02 bob: 你好, a long line wraps under      scrollback is)
+//!             the text column
+//! ╭ Enter sends · Esc leaves ───────────────╮
+//! │ what you are typing▏                    │ <- input box (grows to 5 rows)
+//! ╰─────────────────────────────────────────╯
+//!  tchat │ room 10.0.0.2:7878 │ alice │ 3 here │ connected   <- status line
+//! ```
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Paragraph};
+
+use crate::app::{App, Conn, Delivery, Entry, Kind, Role, Scroll};
+use crate::text;
+
+/// Where each part of the screen goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Areas {
+    pub messages: Rect,
+    pub input: Rect,
+    pub status: Rect,
+}
+
+/// The screen's layout for a terminal of `width`×`height` with `input_rows` rows of
+/// text in the input box. The app uses it too, to know how far a page scrolls.
+pub fn layout(width: u16, height: u16, input_rows: u16) -> Areas {
+    let area = Rect::new(0, 0, width, height);
+    let [messages, input, status] = Layout::vertical([
+        Constraint::Min(1),
+        Constraint::Length(input_rows + 2),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    Areas {
+        messages,
+        input,
+        status,
+    }
+}
+
+/// The width of the time column, `HH:MM `.
+const TIME_WIDTH: usize = 6;
+
+/// What stands before an entry's text: its label and the label's width.
+fn label(entry: &Entry) -> (String, usize) {
+    let label = match &entry.kind {
+        Kind::Message { from, .. } | Kind::Text { from } => format!("{from}: "),
+        Kind::Notice => "* ".to_owned(),
+        Kind::Error => "! ".to_owned(),
+    };
+    let w = text::width(&label);
+    (label, w)
+}
+
+/// The columns the first row of an entry leaves for text, and the indent of the rows
+/// after it (under the text when the label is short, at the left edge when not).
+fn columns(entry: &Entry, width: usize) -> (usize, usize, usize) {
+    let prefix = TIME_WIDTH + label(entry).1;
+    let indent = if prefix * 2 <= width { prefix } else { 0 };
+    let first = width.saturating_sub(prefix).max(1);
+    let rest = width.saturating_sub(indent).max(1);
+    (first, rest, indent)
+}
+
+/// How many rows `entry` takes in a pane `width` columns wide.
+pub fn entry_rows(entry: &Entry, width: usize) -> usize {
+    let (first, rest, _) = columns(entry, width);
+    text::wrap(&entry.text, first, rest).len()
+}
+
+/// A stable colour for a name, from the terminal's own palette.
+pub fn name_color(name: &str) -> Color {
+    const PALETTE: [Color; 10] = [
+        Color::Red,
+        Color::Green,
+        Color::Yellow,
+        Color::Blue,
+        Color::Magenta,
+        Color::Cyan,
+        Color::LightRed,
+        Color::LightGreen,
+        Color::LightBlue,
+        Color::LightMagenta,
+    ];
+    // FNV-1a: the same name gets the same colour on every screen and every run.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    PALETTE[(hash % PALETTE.len() as u64) as usize]
+}
+
+/// Format a time as local `HH:MM`.
+pub fn clock(ts: i64, utc_offset: i32) -> String {
+    let secs = ts.div_euclid(1000) + i64::from(utc_offset);
+    let minutes = secs.div_euclid(60);
+    format!(
+        "{:02}:{:02}",
+        minutes.div_euclid(60).rem_euclid(24),
+        minutes.rem_euclid(60)
+    )
+}
+
+/// The rows of one entry, styled.
+fn entry_lines(entry: &Entry, width: usize, utc_offset: i32) -> Vec<Line<'static>> {
+    let (first, rest, indent) = columns(entry, width);
+    let (label_text, _) = label(entry);
+    let time = Span::styled(
+        format!("{} ", clock(entry.ts, utc_offset)),
+        Style::new().dark_gray(),
+    );
+    let (label_span, body_style) = match &entry.kind {
+        Kind::Message { from, own, state } => {
+            let mut name = Style::new()
+                .fg(name_color(from))
+                .add_modifier(Modifier::BOLD);
+            if *own {
+                name = name.add_modifier(Modifier::REVERSED);
+            }
+            let body = match state {
+                Delivery::Delivered => Style::new(),
+                Delivery::Pending => Style::new().dark_gray(),
+                Delivery::NotSent => Style::new().red().add_modifier(Modifier::CROSSED_OUT),
+            };
+            (
+                vec![Span::styled(from.clone(), name), Span::raw(": ")],
+                body,
+            )
+        }
+        Kind::Text { .. } => (
+            vec![Span::styled(label_text, Style::new().cyan())],
+            Style::new(),
+        ),
+        Kind::Notice => (
+            vec![Span::styled(label_text, Style::new().dark_gray())],
+            Style::new().dark_gray().italic(),
+        ),
+        Kind::Error => (
+            vec![Span::styled(label_text, Style::new().red().bold())],
+            Style::new().red(),
+        ),
+    };
+    let mut lines = Vec::new();
+    for (i, range) in text::wrap(&entry.text, first, rest).into_iter().enumerate() {
+        let body = Span::styled(entry.text[range].to_owned(), body_style);
+        if i == 0 {
+            let mut spans = vec![time.clone()];
+            spans.extend(label_span.iter().cloned());
+            spans.push(body);
+            lines.push(Line::from(spans));
+        } else {
+            lines.push(Line::from(vec![Span::raw(" ".repeat(indent)), body]));
+        }
+    }
+    lines
+}
+
+/// The rows that fill the message pane, top to bottom. Only entries that show are laid
+/// out, so a frame costs the same with ten or a hundred thousand lines of scrollback.
+pub fn visible_lines(app: &App, width: usize, height: usize) -> Vec<Line<'static>> {
+    let Some(last) = app.last_seq() else {
+        return Vec::new();
+    };
+    let (bottom, mut skip) = match app.scroll {
+        Scroll::Live => (last, 0),
+        Scroll::Back { bottom, skip } => (bottom.clamp(app.first_seq(), last), skip),
+    };
+    let mut rows: Vec<Line<'static>> = Vec::with_capacity(height);
+    let mut seq = bottom;
+    loop {
+        if let Some(entry) = app.entry(seq) {
+            let lines = entry_lines(entry, width, app.utc_offset);
+            let keep = lines.len().saturating_sub(skip);
+            rows.extend(lines.into_iter().take(keep).rev());
+        }
+        skip = 0;
+        if rows.len() >= height || seq == app.first_seq() {
+            break;
+        }
+        seq -= 1;
+    }
+    rows.truncate(height);
+    rows.reverse();
+    rows
+}
+
+/// Draw the whole screen.
+pub fn render(app: &App, frame: &mut Frame) {
+    let size = frame.area();
+    let areas = layout(size.width, size.height, app.input_rows());
+
+    let pane = areas.messages;
+    let rows = visible_lines(app, pane.width as usize, pane.height as usize);
+    frame.render_widget(Paragraph::new(rows), pane);
+    if app.scroll != Scroll::Live && pane.height > 0 {
+        let marker = match app.unseen {
+            0 => " ↑ scrolled back · End returns to live ".to_owned(),
+            1 => " ↓ 1 new message below · End returns to live ".to_owned(),
+            n => format!(" ↓ {n} new messages below · End returns to live "),
+        };
+        let at = Rect::new(pane.x, pane.bottom() - 1, pane.width, 1);
+        frame.render_widget(
+            Paragraph::new(Line::from(marker).centered()).style(Style::new().black().on_yellow()),
+            at,
+        );
+    }
+
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(Style::new().dark_gray())
+        .title(" Enter sends · Esc leaves · PgUp/PgDn scroll ");
+    let inner = block.inner(areas.input);
+    frame.render_widget(block, areas.input);
+    frame.render_widget(&app.input, inner);
+    if inner.width > 0 && inner.height > 0 {
+        let c = app.input.screen_cursor();
+        let (top, left) = app.input.scroll_offset();
+        let row = (c.row as u16).saturating_sub(top).min(inner.height - 1);
+        let col = (c.col as u16).saturating_sub(left).min(inner.width - 1);
+        frame.set_cursor_position(Position::new(inner.x + col, inner.y + row));
+    }
+
+    frame.render_widget(Paragraph::new(status_line(app)), areas.status);
+}
+
+/// The status line: where the room is, who you are, how many are here, the connection.
+pub fn status_line(app: &App) -> Line<'static> {
+    let bar = Style::new().white().on_blue();
+    let mut spans = vec![Span::styled(" tchat ", bar.bold())];
+    let sep = || Span::styled(" │ ", bar);
+    let place = match &app.role {
+        Role::Host { addresses } => format!("hosting {}", addresses.join("  ")),
+        Role::Joiner { address } => format!("room {address}"),
+    };
+    spans.push(sep());
+    spans.push(Span::styled(place, bar));
+    spans.push(sep());
+    spans.push(Span::styled(app.me.clone(), bar.bold()));
+    if matches!(app.conn, Conn::InRoom | Conn::Closed(_)) && !app.members.is_empty() {
+        spans.push(sep());
+        spans.push(Span::styled(format!("{} here", app.members.len()), bar));
+    }
+    spans.push(sep());
+    let (state, style) = match &app.conn {
+        Conn::Connecting => ("connecting…".to_owned(), bar.yellow()),
+        Conn::InRoom => ("connected".to_owned(), bar.light_green()),
+        Conn::Plain => ("plain text peer".to_owned(), bar.light_cyan()),
+        Conn::Closed(_) => ("disconnected".to_owned(), bar.light_red().bold()),
+    };
+    spans.push(Span::styled(state, style));
+    let used: usize = spans.iter().map(|s| text::width(&s.content)).sum();
+    let fill = (app.width as usize).saturating_sub(used);
+    spans.push(Span::styled(" ".repeat(fill), bar));
+    Line::from(spans)
+}
