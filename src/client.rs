@@ -216,9 +216,9 @@ async fn run<S>(
                     } else {
                         text(line)
                     };
-                    if events.send(event).await.is_err() {
-                        break None;
-                    }
+                    // Nobody listening any more means the program is leaving: keep
+                    // going until its `Leave` arrives, so nothing it sent is lost.
+                    let _ = events.send(event).await;
                 }
                 Read::Frame(Frame::TooLong) => {}
                 Read::Quiet => {}
@@ -245,7 +245,14 @@ async fn run<S>(
                     let bye = if structured { ClientMsg::Bye.encode() } else { "exit\n".into() };
                     let _ = out.send(Bytes::from(bye)).await;
                     drop(out);
-                    let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
+                    // Close gracefully: our side is done writing; read what the room
+                    // still sends until it closes its side. Closing with unread data
+                    // would reset the connection and could cost the room our last lines.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                        let _ = (&mut writer).await;
+                        while !matches!(lines.next(None).await, Read::Closed(_)) {}
+                    })
+                    .await;
                     return;
                 }
             },

@@ -29,6 +29,7 @@ pub async fn run(
     let mut stdout = tokio::io::stdout();
     let mut ours: HashSet<String> = HashSet::new();
     let mut next_cid = 0u64;
+    let cid_prefix = format!("{:08x}", rand::random::<u32>());
     loop {
         tokio::select! {
             line = stdin.next_line() => match line? {
@@ -36,7 +37,7 @@ pub async fn run(
                 Some(line) if line.trim().is_empty() => {}
                 Some(line) => {
                     next_cid += 1;
-                    let cid = format!("line-{next_cid}");
+                    let cid = format!("{cid_prefix}-{next_cid}");
                     ours.insert(cid.clone());
                     let _ = commands.send(Command::Say { text: line, cid });
                 }

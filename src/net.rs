@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::Decoder;
 
 use crate::protocol::{Frame, IDLE_FLUSH, LineDecoder};
 
@@ -24,57 +24,80 @@ pub enum Read {
 
 /// Reads framed lines. Text that arrives without a newline is taken as a line once the
 /// sender has paused for [`IDLE_FLUSH`]: the classic `s.send(b"hello")` shows as a message.
+///
+/// The read loop is written out (rather than `FramedRead`) because the pause rule needs
+/// to restart its timer on every read that leaves text without a newline behind, and
+/// `FramedRead` hides its reads.
 pub struct LineReader<R> {
-    framed: FramedRead<R, LineDecoder>,
+    reader: R,
+    decoder: LineDecoder,
+    buf: BytesMut,
+    eof: bool,
+    /// What is buffered is only the start of one character: wait for the rest.
+    held: bool,
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
     /// Reads `reader`, dropping lines over `frame_limit` bytes.
     pub fn new(reader: R, frame_limit: usize) -> Self {
         LineReader {
-            framed: FramedRead::new(reader, LineDecoder::new(frame_limit)),
+            reader,
+            decoder: LineDecoder::new(frame_limit),
+            buf: BytesMut::new(),
+            eof: false,
+            held: false,
         }
     }
 
     /// The next line. With `quiet_after`, gives up and returns [`Read::Quiet`] when
     /// nothing at all arrives for that long.
     pub async fn next(&mut self, quiet_after: Option<Duration>) -> Read {
-        let partial = !self.framed.read_buffer().is_empty();
-        let wait = if partial {
-            Some(IDLE_FLUSH)
-        } else {
-            quiet_after
-        };
-        let next = match wait {
-            None => self.framed.next().await,
-            // `FramedRead` keeps its state across a cancelled `next()`: no byte is lost.
-            Some(d) => match tokio::time::timeout(d, self.framed.next()).await {
-                Ok(next) => next,
-                Err(_) if !partial => return Read::Quiet,
-                Err(_) => match self.take_partial() {
-                    Some(line) => return Read::Frame(Frame::Line(line)),
-                    // Only part of one character is waiting: wait for the rest of it.
-                    None if quiet_after.is_some() => return Read::Quiet,
-                    None => self.framed.next().await,
+        loop {
+            let decoded = if self.eof {
+                self.decoder.decode_eof(&mut self.buf)
+            } else {
+                self.decoder.decode(&mut self.buf)
+            };
+            match decoded {
+                Ok(Some(frame)) => return Read::Frame(frame),
+                Ok(None) if self.eof => return Read::Closed(None),
+                Ok(None) => {}
+                Err(e) => return Read::Closed(Some(e.to_string())),
+            }
+            let partial = !self.buf.is_empty() && !self.held;
+            let wait = if partial {
+                Some(IDLE_FLUSH)
+            } else {
+                quiet_after
+            };
+            self.buf.reserve(READ_CHUNK);
+            // `read_buf` is cancel safe: a timed-out read loses no byte.
+            let read = self.reader.read_buf(&mut self.buf);
+            let result = match wait {
+                None => read.await,
+                Some(d) => match tokio::time::timeout(d, read).await {
+                    Ok(result) => result,
+                    Err(_) if partial => match self.decoder.take_partial(&mut self.buf) {
+                        Some(line) => return Read::Frame(Frame::Line(line)),
+                        None => {
+                            self.held = true;
+                            continue;
+                        }
+                    },
+                    Err(_) => return Read::Quiet,
                 },
-            },
-        };
-        match next {
-            Some(Ok(frame)) => Read::Frame(frame),
-            Some(Err(e)) => Read::Closed(Some(e.to_string())),
-            None => Read::Closed(None),
+            };
+            match result {
+                Ok(0) => self.eof = true,
+                Ok(_) => self.held = false,
+                Err(e) => return Read::Closed(Some(e.to_string())),
+            }
         }
     }
-
-    fn take_partial(&mut self) -> Option<String> {
-        // The decoder and the buffer are lent one at a time, so the buffer steps out
-        // while the decoder works on it.
-        let mut buf = std::mem::take(self.framed.read_buffer_mut());
-        let line = self.framed.decoder_mut().take_partial(&mut buf);
-        *self.framed.read_buffer_mut() = buf;
-        line
-    }
 }
+
+/// How much room to make in the buffer for one read.
+const READ_CHUNK: usize = 4096;
 
 /// Writes what arrives on `rx` to `writer`, as many queued lines per write as are
 /// waiting, until `rx` is closed; then shuts the writer down.

@@ -289,8 +289,10 @@ fn apply(
                             .clone(),
                     };
                     if let Some(conn) = conns.get(&id)
-                        && conn.queue.try_send(bytes).is_err()
+                        && let Err(mpsc::error::TrySendError::Full(_)) = conn.queue.try_send(bytes)
                     {
+                        // A closed queue is a connection already on its way out; it
+                        // reports its own close.
                         too_slow.push(id);
                     }
                 }

@@ -227,7 +227,8 @@ impl Room {
         out
     }
 
-    /// The host is going away: tell everyone, then close every connection.
+    /// The host is going away: tell everyone, then close every connection. The room
+    /// keeps its peers so that the goodbyes can still be addressed; it is not used after.
     pub fn shutdown(&mut self, reason: &str, now: i64) -> Vec<Action> {
         let mut ids: Vec<PeerId> = self.peers.keys().copied().collect();
         ids.sort_unstable();
@@ -242,7 +243,6 @@ impl Room {
             ));
         }
         out.extend(ids.into_iter().map(Action::Close));
-        self.peers.clear();
         out
     }
 
@@ -309,21 +309,22 @@ impl Room {
             return;
         };
         let id = self.next_id();
-        // A structured sender gets its own line back, with the room's id and time: that is
-        // how it knows the line was delivered. A plain sender already sees what it typed.
-        let target = match dialect {
-            Dialect::Structured => Target::Room,
-            Dialect::Plain => Target::RoomExcept(peer),
+        let msg = |cid| ServerMsg::Msg {
+            id,
+            ts: now,
+            from: from.clone(),
+            text: text.clone(),
+            cid,
         };
+        // A structured sender gets its own line back, with the room's id and time and its
+        // own `cid`: that is how it knows the line was delivered. The `cid` is the
+        // sender's business only. A plain sender already sees what it typed.
+        if dialect == Dialect::Structured {
+            out.push(Action::Send(Target::One(peer), Outgoing::Event(msg(cid))));
+        }
         out.push(Action::Send(
-            target,
-            Outgoing::Event(ServerMsg::Msg {
-                id,
-                ts: now,
-                from,
-                text,
-                cid,
-            }),
+            Target::RoomExcept(peer),
+            Outgoing::Event(msg(None)),
         ));
     }
 
@@ -540,22 +541,23 @@ mod tests {
     }
 
     #[test]
-    fn structured_say_is_echoed_to_the_sender_with_its_cid() {
+    fn structured_say_is_echoed_to_the_sender_alone_with_its_cid() {
         let mut r = room();
         joined(&mut r, 1, "alice");
         let a = r.receive(1, say("hello"), 9);
+        let msg = |cid: Option<&str>| ServerMsg::Msg {
+            id: 2,
+            ts: 9,
+            from: "alice".into(),
+            text: "hello".into(),
+            cid: cid.map(str::to_owned),
+        };
         assert_eq!(
             a,
-            vec![Action::Send(
-                Target::Room,
-                Outgoing::Event(ServerMsg::Msg {
-                    id: 2,
-                    ts: 9,
-                    from: "alice".into(),
-                    text: "hello".into(),
-                    cid: Some("c1".into())
-                })
-            )]
+            vec![
+                Action::Send(Target::One(1), Outgoing::Event(msg(Some("c1")))),
+                Action::Send(Target::RoomExcept(1), Outgoing::Event(msg(None))),
+            ]
         );
     }
 
@@ -657,7 +659,15 @@ mod tests {
         let a = r.shutdown("the host left", 0);
         assert_eq!(a.len(), 4);
         assert!(a.contains(&Action::Close(1)) && a.contains(&Action::Close(2)));
-        assert!(r.is_empty());
+        assert!(matches!(
+            &a[0],
+            Action::Send(Target::One(1), Outgoing::Event(ServerMsg::Closing { .. }))
+        ));
+        assert_eq!(
+            r.recipients(Target::One(2)).len(),
+            1,
+            "goodbyes can still be addressed"
+        );
     }
 
     #[test]
@@ -667,7 +677,9 @@ mod tests {
         let ids: Vec<u64> = (0..3)
             .flat_map(|_| r.receive(1, say("x"), 0))
             .filter_map(|a| match a {
-                Action::Send(_, Outgoing::Event(ServerMsg::Msg { id, .. })) => Some(id),
+                Action::Send(Target::One(_), Outgoing::Event(ServerMsg::Msg { id, .. })) => {
+                    Some(id)
+                }
                 _ => None,
             })
             .collect();
