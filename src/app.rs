@@ -509,10 +509,22 @@ impl App {
                     .map(String::as_str)
                     .filter(|m| *m != self.me)
                     .collect();
-                let text = if others.is_empty() {
-                    format!("you joined as {}; nobody else is here yet", self.me)
+                let here = if others.is_empty() {
+                    "nobody else is here yet".to_owned()
                 } else {
-                    format!("you joined as {}; here: {}", self.me, others.join(", "))
+                    format!("here: {}", others.join(", "))
+                };
+                let text = match &self.role {
+                    Role::Host { addresses } => {
+                        let addr = addresses.first().map(String::as_str).unwrap_or("HOST");
+                        let (host, port) = addr.rsplit_once(':').unwrap_or((addr, ""));
+                        let host = host.trim_start_matches('[').trim_end_matches(']');
+                        format!(
+                            "you are hosting as {}; {here}. Others join with: tchat --join {addr}  (or: nc {host} {port})",
+                            self.me
+                        )
+                    }
+                    Role::Joiner { .. } => format!("you joined as {}; {here}", self.me),
                 };
                 self.push(now, Kind::Notice, &text);
             }
@@ -539,9 +551,10 @@ impl App {
                     }
                     return;
                 }
+                let from = sanitize::line(&from);
                 let own = from == self.me;
                 let kind = Kind::Message {
-                    from: sanitize::line(&from),
+                    from,
                     own,
                     state: Delivery::Delivered,
                 };
@@ -550,8 +563,10 @@ impl App {
             ServerMsg::Join { ts, name, .. } => {
                 let name = sanitize::line(&name);
                 self.push(ts, Kind::Notice, &format!("{name} joined"));
-                self.members.push(name);
-                self.members.sort_by_key(|n| n.to_lowercase());
+                if !self.members.contains(&name) {
+                    self.members.push(name);
+                    self.members.sort_by_key(|n| n.to_lowercase());
+                }
             }
             ServerMsg::Leave {
                 ts, name, reason, ..
@@ -584,7 +599,7 @@ impl App {
 
     /// Rows the input box's text takes (the box adds its border).
     pub fn input_rows(&self) -> u16 {
-        let w = (self.width as usize).saturating_sub(2).max(1);
+        let w = (self.width as usize).saturating_sub(4).max(1); // borders and padding
         let rows: usize = self
             .input
             .lines()

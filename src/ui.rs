@@ -15,7 +15,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Paragraph};
+use ratatui::widgets::{Block, BorderType, Clear, Padding, Paragraph};
 
 use crate::app::{App, Conn, Delivery, Entry, Kind, Role, Scroll};
 use crate::text;
@@ -77,17 +77,17 @@ pub fn entry_rows(entry: &Entry, width: usize) -> usize {
 
 /// A stable colour for a name, from the terminal's own palette.
 pub fn name_color(name: &str) -> Color {
-    const PALETTE: [Color; 10] = [
-        Color::Red,
+    // Red is kept for errors, and dark blue reads poorly on many dark themes.
+    const PALETTE: [Color; 9] = [
         Color::Green,
         Color::Yellow,
-        Color::Blue,
         Color::Magenta,
         Color::Cyan,
-        Color::LightRed,
         Color::LightGreen,
+        Color::LightYellow,
         Color::LightBlue,
         Color::LightMagenta,
+        Color::LightCyan,
     ];
     // FNV-1a: the same name gets the same colour on every screen and every run.
     let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -121,7 +121,7 @@ fn entry_lines(entry: &Entry, width: usize, utc_offset: i32) -> Vec<Line<'static
                 .fg(name_color(from))
                 .add_modifier(Modifier::BOLD);
             if *own {
-                name = name.add_modifier(Modifier::REVERSED);
+                name = name.add_modifier(Modifier::UNDERLINED);
             }
             let body = match state {
                 Delivery::Delivered => Style::new(),
@@ -186,6 +186,9 @@ pub fn visible_lines(app: &App, width: usize, height: usize) -> Vec<Line<'static
         seq -= 1;
     }
     rows.truncate(height);
+    // Newest at the bottom, next to the input box, as in every chat: a short
+    // conversation sits low in the pane with the empty space above it.
+    rows.resize(height, Line::default());
     rows.reverse();
     rows
 }
@@ -205,6 +208,7 @@ pub fn render(app: &App, frame: &mut Frame) {
             n => format!(" ↓ {n} new messages below · End returns to live "),
         };
         let at = Rect::new(pane.x, pane.bottom() - 1, pane.width, 1);
+        frame.render_widget(Clear, at);
         frame.render_widget(
             Paragraph::new(Line::from(marker).centered()).style(Style::new().black().on_yellow()),
             at,
@@ -214,6 +218,7 @@ pub fn render(app: &App, frame: &mut Frame) {
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(Style::new().dark_gray())
+        .padding(Padding::horizontal(1))
         .title(" Enter sends · Esc leaves · PgUp/PgDn scroll ");
     let inner = block.inner(areas.input);
     frame.render_widget(block, areas.input);
@@ -231,11 +236,12 @@ pub fn render(app: &App, frame: &mut Frame) {
 
 /// The status line: where the room is, who you are, how many are here, the connection.
 pub fn status_line(app: &App) -> Line<'static> {
-    let bar = Style::new().white().on_blue();
+    // The terminal's own colours, reversed: readable on every theme.
+    let bar = Style::new().add_modifier(Modifier::REVERSED);
     let mut spans = vec![Span::styled(" tchat ", bar.bold())];
     let sep = || Span::styled(" │ ", bar);
     let place = match &app.role {
-        Role::Host { addresses } => format!("hosting {}", addresses.join("  ")),
+        Role::Host { addresses } => format!("hosting {}", addresses.join(" · ")),
         Role::Joiner { address } => format!("room {address}"),
     };
     spans.push(sep());
@@ -248,10 +254,10 @@ pub fn status_line(app: &App) -> Line<'static> {
     }
     spans.push(sep());
     let (state, style) = match &app.conn {
-        Conn::Connecting => ("connecting…".to_owned(), bar.yellow()),
-        Conn::InRoom => ("connected".to_owned(), bar.light_green()),
-        Conn::Plain => ("plain text peer".to_owned(), bar.light_cyan()),
-        Conn::Closed(_) => ("disconnected".to_owned(), bar.light_red().bold()),
+        Conn::Connecting => ("connecting…".to_owned(), bar),
+        Conn::InRoom => ("connected".to_owned(), bar),
+        Conn::Plain => ("plain text peer".to_owned(), bar),
+        Conn::Closed(_) => ("disconnected".to_owned(), bar.red().bold()),
     };
     spans.push(Span::styled(state, style));
     let used: usize = spans.iter().map(|s| text::width(&s.content)).sum();
