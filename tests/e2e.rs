@@ -1,0 +1,1002 @@
+//! End-to-end tests: the real `tchat` binary in pseudo-terminals, typed at as a person
+//! would, its screen read back through a terminal emulator (`vt100`).
+//!
+//! Every wait is a condition polled against the parsed screen with a deadline; a timeout
+//! panics with the whole screen. Every process is killed when its guard drops, so a
+//! failing test cleans up after itself. Only loopback addresses are used.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
+use unicode_width::UnicodeWidthStr;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tchat");
+
+/// How long any one condition may take to come true.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// How often a condition is polled.
+const POLL: Duration = Duration::from_millis(20);
+
+const ENTER: &str = "\r";
+const ESC: &str = "\x1b";
+const CTRL_C: &str = "\x03";
+const BACKSPACE: &str = "\x7f";
+const LEFT: &str = "\x1b[D";
+const HOME: &str = "\x1b[H";
+const END: &str = "\x1b[F";
+const PAGE_UP: &str = "\x1b[5~";
+
+/// The title of the input box, which tells that the full screen is up.
+const BOX_TITLE: &str = "Enter sends · Esc leaves · PgUp/PgDn scroll";
+
+/// The terminal's termios flags as raw bits: raw mode changes them (ICANON, ECHO, ISIG,
+/// ICRNL, OPOST...), so leaving must put back exactly what was there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Modes {
+    local: u64,
+    input: u64,
+    output: u64,
+}
+
+/// One `tchat` in a pseudo-terminal, with a terminal emulator reading its output.
+struct Term {
+    name: String,
+    parser: Arc<Mutex<vt100::Parser>>,
+    /// Set by the reader thread once the terminal has no writer left (the child is gone
+    /// and all it wrote has been parsed).
+    eof: Arc<AtomicBool>,
+    master: Box<dyn MasterPty + Send>,
+    writer: Box<dyn Write + Send>,
+    child: Box<dyn Child + Send + Sync>,
+    exited: Option<portable_pty::ExitStatus>,
+    /// The terminal's modes before tchat started.
+    modes_before: Option<Modes>,
+}
+
+impl Term {
+    /// Start `tchat ARGS` in a `cols`×`rows` terminal.
+    fn spawn(name: &str, args: &[&str], cols: u16, rows: u16) -> Term {
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("openpty");
+        let mut cmd = CommandBuilder::new(BIN);
+        cmd.args(args);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("LANG", "C.UTF-8");
+        cmd.env_remove("NO_COLOR");
+        cmd.cwd(env!("CARGO_MANIFEST_DIR"));
+        let modes_before = modes(&*pair.master);
+        let child = pair.slave.spawn_command(cmd).expect("spawn tchat");
+        // Only the child holds the slave now, so reads end when it does.
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().expect("pty reader");
+        let writer = pair.master.take_writer().expect("pty writer");
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(rows, cols, 0)));
+        let eof = Arc::new(AtomicBool::new(false));
+        {
+            let parser = Arc::clone(&parser);
+            let eof = Arc::clone(&eof);
+            thread::Builder::new()
+                .name(format!("pty-{name}"))
+                .spawn(move || {
+                    let mut buf = [0u8; 8192];
+                    loop {
+                        match reader.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => lock(&parser).process(&buf[..n]),
+                        }
+                    }
+                    eof.store(true, Ordering::SeqCst);
+                })
+                .expect("reader thread");
+        }
+        Term {
+            name: name.to_owned(),
+            parser,
+            eof,
+            master: pair.master,
+            writer,
+            child,
+            exited: None,
+            modes_before,
+        }
+    }
+
+    /// A host on loopback, a free port, in an 80×24 terminal; returns once its screen is
+    /// up, with the port it got.
+    fn host(name: &str) -> (Term, u16) {
+        let host = Term::spawn(
+            name,
+            &[
+                "--host",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--name",
+                name,
+            ],
+            80,
+            24,
+        );
+        host.wait_for("the host's screen with its port", |s| {
+            let status = last_row(s);
+            s.contents().contains(BOX_TITLE)
+                && status.contains("connected")
+                && port_in(&status).is_some()
+        });
+        let port = port_in(&last_row(&host.screen())).expect("port on the status line");
+        (host, port)
+    }
+
+    /// A joiner of the room at `port`, 80×24; returns once it is in the room.
+    fn join(name: &str, port: u16) -> Term {
+        Term::join_sized(name, port, 80, 24)
+    }
+
+    fn join_sized(name: &str, port: u16, cols: u16, rows: u16) -> Term {
+        let addr = format!("127.0.0.1:{port}");
+        let t = Term::spawn(name, &["--join", &addr, "--name", name], cols, rows);
+        let room = format!("room {addr}");
+        t.wait_for("the joiner to be in the room", |s| {
+            let status = last_row(s);
+            status.contains(&room) && status.contains("connected") && status.contains(name)
+        });
+        t
+    }
+
+    fn screen(&self) -> vt100::Screen {
+        lock(&self.parser).screen().clone()
+    }
+
+    /// The screen as text, one line a row, numbered, with the cursor: for failures.
+    fn dump(&self) -> String {
+        let p = lock(&self.parser);
+        dump_screen(&self.name, p.screen())
+    }
+
+    /// Poll until `cond` holds on the parsed screen; panic with the screen if it does not
+    /// within the deadline.
+    fn wait_for(&self, what: &str, cond: impl FnMut(&vt100::Screen) -> bool) {
+        self.wait_for_within(what, DEADLINE, cond);
+    }
+
+    fn wait_for_within(
+        &self,
+        what: &str,
+        within: Duration,
+        mut cond: impl FnMut(&vt100::Screen) -> bool,
+    ) {
+        let deadline = Instant::now() + within;
+        loop {
+            if cond(lock(&self.parser).screen()) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {within:?} waiting on {}'s screen for {what}\n{}",
+                    self.name,
+                    self.dump()
+                );
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Wait until `needle` shows anywhere on the screen.
+    fn wait_text(&self, needle: &str) {
+        self.wait_for(&format!("{needle:?}"), |s| s.contents().contains(needle));
+    }
+
+    /// Send bytes as typed keys.
+    fn send(&mut self, keys: &str) {
+        self.writer
+            .write_all(keys.as_bytes())
+            .and_then(|()| self.writer.flush())
+            .unwrap_or_else(|e| panic!("typing at {}: {e}", self.name));
+    }
+
+    /// Type a string one character at a time, as a person would.
+    fn type_slowly(&mut self, text: &str) {
+        let mut b = [0u8; 4];
+        for c in text.chars() {
+            self.send(c.encode_utf8(&mut b));
+        }
+    }
+
+    /// Resize the terminal: the emulator first, then the pty (which signals tchat), so
+    /// that everything drawn for the new size is parsed at the new size.
+    fn resize(&mut self, cols: u16, rows: u16) {
+        let mut p = lock(&self.parser);
+        p.screen_mut().set_size(rows, cols);
+        self.master
+            .resize(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("resize pty");
+    }
+
+    /// Wait for the program to end; returns its exit code, and then waits until all it
+    /// wrote has been parsed.
+    fn wait_exit(&mut self) -> u32 {
+        let deadline = Instant::now() + DEADLINE;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
+                Ok(None) => panic!(
+                    "{} did not exit within {DEADLINE:?}\n{}",
+                    self.name,
+                    self.dump()
+                ),
+                Err(e) => panic!("waiting for {}: {e}", self.name),
+            }
+        };
+        self.exited = Some(status.clone());
+        while !self.eof.load(Ordering::SeqCst) {
+            assert!(
+                Instant::now() < deadline + DEADLINE,
+                "{}'s terminal output never ended",
+                self.name
+            );
+            thread::sleep(POLL);
+        }
+        status.exit_code()
+    }
+
+    /// Assert that the program left the terminal as it found it.
+    fn assert_restored(&self) {
+        let s = self.screen();
+        let dump = dump_screen(&self.name, &s);
+        assert!(
+            !s.alternate_screen(),
+            "still on the alternate screen\n{dump}"
+        );
+        assert!(!s.hide_cursor(), "the cursor is still hidden\n{dump}");
+        assert!(!s.bracketed_paste(), "bracketed paste was left on\n{dump}");
+        assert_eq!(
+            s.mouse_protocol_mode(),
+            vt100::MouseProtocolMode::None,
+            "mouse reporting was left on\n{dump}"
+        );
+        if let (Some(before), Some(after)) = (self.modes_before, modes(&*self.master)) {
+            assert_eq!(
+                before, after,
+                "the terminal's modes (raw mode) were not restored"
+            );
+        }
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        if self.exited.is_none() {
+            // SIGHUP, then SIGKILL after a short grace; then reap.
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn lock(p: &Mutex<vt100::Parser>) -> MutexGuard<'_, vt100::Parser> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn modes(master: &dyn MasterPty) -> Option<Modes> {
+    let t = master.get_termios()?;
+    Some(Modes {
+        local: u64::from(t.local_flags.bits()),
+        input: u64::from(t.input_flags.bits()),
+        output: u64::from(t.output_flags.bits()),
+    })
+}
+
+fn dump_screen(name: &str, s: &vt100::Screen) -> String {
+    let (rows, cols) = s.size();
+    let (cr, cc) = s.cursor_position();
+    let mut out = format!(
+        "--- {name}: {cols}x{rows}, cursor at row {cr} col {cc}{}{} ---\n",
+        if s.alternate_screen() {
+            ", alternate screen"
+        } else {
+            ""
+        },
+        if s.hide_cursor() {
+            ", cursor hidden"
+        } else {
+            ""
+        },
+    );
+    for (i, row) in s.rows(0, cols).enumerate() {
+        out.push_str(&format!("{i:2}|{row}\n"));
+    }
+    out.push_str("---");
+    out
+}
+
+/// The rows of the screen as text, trailing blanks removed.
+fn rows(s: &vt100::Screen) -> Vec<String> {
+    let cols = s.size().1;
+    s.rows(0, cols).map(|r| r.trim_end().to_owned()).collect()
+}
+
+fn last_row(s: &vt100::Screen) -> String {
+    rows(s).pop().unwrap_or_default()
+}
+
+/// The port in `127.0.0.1:PORT`.
+fn port_in(text: &str) -> Option<u16> {
+    let at = text.find("127.0.0.1:")? + "127.0.0.1:".len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok().filter(|p| *p != 0)
+}
+
+/// The text row of a one-line input box: the row above the box's bottom border, which
+/// is the row above the status line.
+fn input_row(s: &vt100::Screen) -> u16 {
+    s.size().0 - 3
+}
+
+/// The column where the input box's text starts: after the border and one column of
+/// padding.
+const TEXT_COL: u16 = 2;
+
+/// What the one-line input box holds, between its borders, trailing blanks removed.
+fn input_text(s: &vt100::Screen) -> String {
+    let row = rows(s)[usize::from(input_row(s))].clone();
+    let inner = row.strip_prefix("│ ").unwrap_or(&row);
+    inner.trim_end().trim_end_matches('│').trim_end().to_owned()
+}
+
+/// The index of the first row containing `needle`.
+fn find_row(s: &vt100::Screen, needle: &str) -> Option<usize> {
+    rows(s).iter().position(|r| r.contains(needle))
+}
+
+/// A message as its rows show it: starting at the row where `label` (e.g. `alice: `)
+/// stands followed by text, take the text after the label, then every following row
+/// indented by exactly `indent` columns. Returns the rows' texts.
+fn message_rows(s: &vt100::Screen, label: &str, starts_with: &str) -> Vec<String> {
+    let all = rows(s);
+    let needle = format!("{label}{starts_with}");
+    let Some(first) = all.iter().position(|r| r.contains(&needle)) else {
+        return Vec::new();
+    };
+    let head = &all[first];
+    let at = head.find(label).expect("label") + label.len();
+    let indent = UnicodeWidthStr::width(&head[..at]);
+    let mut out = vec![head[at..].to_owned()];
+    let pad = " ".repeat(indent);
+    for r in &all[first + 1..] {
+        match r.strip_prefix(&pad) {
+            Some(rest) if !rest.is_empty() && !rest.starts_with(' ') => out.push(rest.to_owned()),
+            _ => break,
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn host_and_two_joiners_see_joins_and_wide_text_wraps_whole() {
+    let (host, port) = Term::host("hostie");
+    let mut alice = Term::join("alice", port);
+    host.wait_text("* alice joined");
+    let bob = Term::join("bob", port);
+    for t in [&host, &alice] {
+        t.wait_text("* bob joined");
+    }
+    for t in [&host, &alice, &bob] {
+        t.wait_for("3 here on the status line", |s| {
+            last_row(s).contains("3 here")
+        });
+    }
+    // Everyone's notice has the HH:MM time in front.
+    let s = host.screen();
+    let row = &rows(&s)[find_row(&s, "* alice joined").expect("join notice")];
+    let time = &row[..5];
+    assert!(
+        time.as_bytes()[2] == b':' && time.chars().filter(char::is_ascii_digit).count() == 4,
+        "no HH:MM before the notice: {row:?}"
+    );
+
+    let hello = "你好 世界 🎉";
+    alice.send(hello);
+    alice.wait_for("the line in alice's input box", |s| input_text(s) == hello);
+    alice.send(ENTER);
+    for t in [&host, &bob, &alice] {
+        t.wait_text(&format!("alice: {hello}"));
+    }
+    alice.wait_for("alice's input box to be empty again", |s| {
+        input_text(s).is_empty()
+    });
+
+    // 200 columns of two-column characters, no spaces: the pane's text column after
+    // `HH:MM alice: ` is 67 columns, an odd number, so a wrapper counting characters or
+    // bytes would split one.
+    let long: String = "一二三四五六七八九十".repeat(10);
+    alice.send(&long);
+    alice.send(ENTER);
+    for t in [&host, &bob] {
+        t.wait_for("the long line, all of it", |s| {
+            message_rows(s, "alice: ", "一二三").concat() == long
+        });
+        let s = t.screen();
+        let cols = usize::from(s.size().1);
+        let got = message_rows(&s, "alice: ", "一二三");
+        assert!(
+            got.len() >= 3,
+            "200 columns should take 3 or more rows of 67\n{}",
+            t.dump()
+        );
+        for r in rows(&s) {
+            assert!(
+                UnicodeWidthStr::width(r.as_str()) <= cols,
+                "a row wider than the terminal: {r:?}\n{}",
+                t.dump()
+            );
+        }
+        // No wide character may start in the last column (it would be cut in half).
+        let (nrows, ncols) = s.size();
+        for row in 0..nrows {
+            let cell = s.cell(row, ncols - 1).expect("cell");
+            assert!(
+                !cell.is_wide(),
+                "a wide character cut at the right edge on row {row}\n{}",
+                t.dump()
+            );
+        }
+        // The continuation rows stand under the text, not under the time.
+        let first = find_row(&s, "alice: 一二三").expect("first row");
+        let second = &rows(&s)[first + 1];
+        let indent = second.len() - second.trim_start().len();
+        assert_eq!(
+            indent,
+            UnicodeWidthStr::width("00:00 alice: "),
+            "wrapped row not indented under the text\n{}",
+            t.dump()
+        );
+    }
+}
+
+#[test]
+fn typing_is_not_disturbed_by_arriving_messages() {
+    let (host, port) = Term::host("hostie");
+    let mut alice = Term::join("alice", port);
+    let mut bob = Term::join("bob", port);
+    alice.wait_text("* bob joined");
+
+    let half = "half a line, 半分";
+    bob.type_slowly(half);
+    bob.wait_for("bob's half line in his box", |s| input_text(s) == half);
+
+    alice.send("hello from alice");
+    alice.send(ENTER);
+    // The cursor is the last thing a frame moves: wait for it too.
+    let col = TEXT_COL + UnicodeWidthStr::width(half) as u16;
+    bob.wait_for(
+        "alice's message, and the cursor right after bob's text",
+        |s| {
+            s.contents().contains("alice: hello from alice")
+                && s.cursor_position() == (input_row(s), col)
+        },
+    );
+    assert_eq!(
+        input_text(&bob.screen()),
+        half,
+        "bob's input changed\n{}",
+        bob.dump()
+    );
+
+    // More messages arrive while bob types the rest, key by key.
+    let rest = " and the rest 完了";
+    let mut last = String::new();
+    for (i, c) in rest.chars().enumerate() {
+        if i % 4 == 0 {
+            last = format!("alice: interruption {i}");
+            alice.send(&format!("interruption {i}{ENTER}"));
+        }
+        bob.send(&c.to_string());
+    }
+    let whole = format!("{half}{rest}");
+    let col = TEXT_COL + UnicodeWidthStr::width(whole.as_str()) as u16;
+    bob.wait_for(
+        "the last interruption, bob's whole line in his box and the cursor after it",
+        |s| {
+            s.contents().contains(&last)
+                && input_text(s) == whole
+                && s.cursor_position() == (input_row(s), col)
+        },
+    );
+    bob.send(ENTER);
+    for t in [&alice, &host] {
+        t.wait_text(&format!("bob: {whole}"));
+    }
+    bob.wait_for("bob's box to be empty and his cursor home", |s| {
+        input_text(s).is_empty() && s.cursor_position() == (input_row(s), TEXT_COL)
+    });
+}
+
+#[test]
+fn cursor_stands_after_wide_characters() {
+    let (mut host, _port) = Term::host("hostie");
+    host.wait_for("the cursor in the empty box", |s| {
+        s.cursor_position() == (input_row(s), TEXT_COL)
+    });
+    let row = input_row(&host.screen());
+    // Each step: keys, what the box then holds, where the cursor then stands.
+    let steps: [(&str, &str, u16); 7] = [
+        ("你好", "你好", TEXT_COL + 4),
+        (LEFT, "你好", TEXT_COL + 2),
+        (HOME, "你好", TEXT_COL),
+        (END, "你好", TEXT_COL + 4),
+        ("a", "你好a", TEXT_COL + 5),
+        (BACKSPACE, "你好", TEXT_COL + 4),
+        (BACKSPACE, "你", TEXT_COL + 2),
+    ];
+    for (keys, text, col) in steps {
+        host.send(keys);
+        host.wait_for(
+            &format!("after {keys:?}: box {text:?}, cursor at column {col}"),
+            |s| input_text(s) == text && s.cursor_position() == (row, col),
+        );
+    }
+    host.send(BACKSPACE);
+    host.wait_for("an empty box, cursor at the start", |s| {
+        input_text(s).is_empty() && s.cursor_position() == (row, TEXT_COL)
+    });
+}
+
+#[test]
+fn a_paste_goes_into_the_box_and_is_sent_on_enter() {
+    let (host, port) = Term::host("hostie");
+    let mut alice = Term::join("alice", port);
+    host.wait_text("* alice joined");
+    // A terminal sends a pasted line break as CR, which typed would be Enter.
+    alice.send("\x1b[200~first pasted line\rsecond pasted line\x1b[201~");
+    let col = TEXT_COL + "second pasted line".len() as u16;
+    alice.wait_for(
+        "both pasted lines in the input box, the cursor after them",
+        |s| {
+            let all = rows(s);
+            let n = all.len();
+            all[n - 4].contains("│ first pasted line")
+                && all[n - 3].contains("│ second pasted line")
+                && s.cursor_position() == (s.size().0 - 3, col)
+        },
+    );
+    assert!(
+        !alice.screen().contents().contains("alice: first"),
+        "the paste was sent as keystrokes\n{}",
+        alice.dump()
+    );
+    alice.send(ENTER);
+    for t in [&host, &alice] {
+        t.wait_for("the pasted message, both lines", |s| {
+            message_rows(s, "alice: ", "first") == ["first pasted line", "second pasted line"]
+        });
+    }
+}
+
+#[test]
+fn resize_relayouts_and_rewraps() {
+    let (mut host, port) = Term::host("hostie");
+    let mut alice = Term::join("alice", port);
+    host.wait_text("* alice joined");
+    let words: Vec<String> = (1..=24).map(|i| format!("word{i:02}")).collect();
+    let text = words.join(" ");
+    host.send(&text);
+    host.send(ENTER);
+    alice.wait_for("the long line", |s| {
+        message_rows(s, "hostie: ", "word01").join(" ") == text
+    });
+    let rows_at_80 = message_rows(&alice.screen(), "hostie: ", "word01").len();
+
+    for (cols, nrows) in [(60u16, 16u16), (100, 30)] {
+        alice.resize(cols, nrows);
+        alice.wait_for(
+            &format!(
+                "the status line on row {} and the text rewrapped",
+                nrows - 1
+            ),
+            |s| {
+                let all = rows(s);
+                let last = &all[usize::from(nrows) - 1];
+                let got = message_rows(s, "hostie: ", "word01");
+                last.contains(&format!("room 127.0.0.1:{port}"))
+                    && last.contains("alice")
+                    && all[usize::from(nrows) - 4].starts_with('╭')
+                    && all[usize::from(nrows) - 2].starts_with('╰')
+                    && got.join(" ") == text
+                    && got.iter().all(|r| {
+                        UnicodeWidthStr::width(r.as_str()) + "00:00 hostie: ".len()
+                            <= usize::from(cols)
+                    })
+            },
+        );
+        let s = alice.screen();
+        let got = message_rows(&s, "hostie: ", "word01");
+        if cols < 80 {
+            assert!(
+                got.len() > rows_at_80,
+                "narrower, yet not more rows ({} at 80 columns)\n{}",
+                rows_at_80,
+                alice.dump()
+            );
+        } else {
+            assert!(
+                got.len() <= rows_at_80,
+                "wider, yet more rows ({} at 80 columns)\n{}",
+                rows_at_80,
+                alice.dump()
+            );
+        }
+        // The box spans the new width.
+        let all = rows(&s);
+        let top = &all[usize::from(nrows) - 4];
+        assert_eq!(
+            UnicodeWidthStr::width(top.as_str()),
+            usize::from(cols),
+            "the input box does not span the terminal\n{}",
+            alice.dump()
+        );
+    }
+    // The room still works at the new size.
+    alice.send("still here");
+    alice.send(ENTER);
+    host.wait_text("alice: still here");
+}
+
+#[test]
+fn esc_leaves_and_restores_the_terminal() {
+    let (host, port) = Term::host("hostie");
+    let mut alice = Term::join("alice", port);
+    host.wait_for("2 here", |s| last_row(s).contains("2 here"));
+    alice.send(ESC);
+    assert_eq!(alice.wait_exit(), 0, "Esc: exit status\n{}", alice.dump());
+    alice.assert_restored();
+    host.wait_text("* alice left");
+    host.wait_for("1 here", |s| last_row(s).contains("1 here"));
+}
+
+#[test]
+fn ctrl_c_leaves_with_status_0() {
+    let (mut host, port) = Term::host("hostie");
+    let mut alice = Term::join("alice", port);
+    host.wait_text("* alice joined");
+    alice.send("some half-typed text");
+    alice.wait_for("the text in the box", |s| {
+        input_text(s) == "some half-typed text"
+    });
+    alice.send(CTRL_C);
+    assert_eq!(
+        alice.wait_exit(),
+        0,
+        "Ctrl-C: exit status\n{}",
+        alice.dump()
+    );
+    alice.assert_restored();
+    host.wait_text("* alice left");
+    host.send(CTRL_C);
+    assert_eq!(host.wait_exit(), 0, "Ctrl-C: exit status\n{}", host.dump());
+    host.assert_restored();
+}
+
+#[test]
+fn when_the_host_leaves_joiners_are_told_at_once() {
+    let (mut host, port) = Term::host("hostie");
+    let mut alice = Term::join("alice", port);
+    host.wait_text("* alice joined");
+    host.send(ESC);
+    assert_eq!(
+        host.wait_exit(),
+        0,
+        "host Esc: exit status\n{}",
+        host.dump()
+    );
+    host.assert_restored();
+    // "At once": well under the general deadline.
+    alice.wait_for_within("`disconnected`", Duration::from_secs(3), |s| {
+        last_row(s).contains("disconnected")
+    });
+    // Told why: the room's goodbye, not just a dropped connection.
+    alice.wait_for_within(
+        "the line `the host left; the room is closed`",
+        Duration::from_secs(1),
+        |s| s.contents().contains("the host left; the room is closed"),
+    );
+    alice.send(ESC);
+    assert_eq!(alice.wait_exit(), 0, "Esc: exit status\n{}", alice.dump());
+    alice.assert_restored();
+}
+
+#[test]
+fn exit_typed_alone_leaves() {
+    let (host, port) = Term::host("hostie");
+    let mut alice = Term::join("alice", port);
+    host.wait_text("* alice joined");
+    alice.send("exit");
+    alice.wait_for("`exit` in the box", |s| input_text(s) == "exit");
+    alice.send(ENTER);
+    assert_eq!(alice.wait_exit(), 0, "exit: exit status\n{}", alice.dump());
+    alice.assert_restored();
+    host.wait_text("* alice left");
+    let s = host.screen();
+    assert!(
+        !s.contents().contains("alice: exit"),
+        "`exit` was sent as a message\n{}",
+        host.dump()
+    );
+}
+
+#[test]
+fn new_messages_while_scrolled_back_are_marked() {
+    let (mut host, port) = Term::host("hostie");
+    // A short terminal: an 8-row pane, so a few lines fill more than a page.
+    let mut alice = Term::join_sized("alice", port, 80, 12);
+    host.wait_text("* alice joined");
+    for i in 1..=12 {
+        host.send(&format!("line {i:02}{ENTER}"));
+    }
+    alice.wait_text("hostie: line 12");
+    alice.send(PAGE_UP);
+    alice.wait_for("the view scrolled back", |s| {
+        !s.contents().contains("hostie: line 12") && s.contents().contains("scrolled back")
+    });
+    let before = rows(&alice.screen());
+    host.send(&format!("arrived while away{ENTER}"));
+    alice.wait_for("the new-message marker", |s| {
+        s.contents().contains("new message")
+    });
+    let s = alice.screen();
+    assert!(
+        !s.contents().contains("arrived while away"),
+        "the view moved to a new message while scrolled back\n{}",
+        alice.dump()
+    );
+    // The rows above the marker did not move.
+    let pane = usize::from(input_row(&s)) - 2;
+    let marker = rows(&s)[pane].clone();
+    assert!(
+        marker.contains("new message"),
+        "marker not at the bottom of the pane\n{}",
+        alice.dump()
+    );
+    // The marker's row shows the marker alone, not leftovers of the message under it.
+    assert_eq!(
+        marker.trim(),
+        "↓ 1 new message below · End returns to live",
+        "the marker row is not clean\n{}",
+        alice.dump()
+    );
+    assert_eq!(
+        rows(&s)[..pane],
+        before[..pane],
+        "the held view moved\n{}",
+        alice.dump()
+    );
+    alice.send(END);
+    alice.wait_for("live again", |s| {
+        s.contents().contains("hostie: arrived while away") && !s.contents().contains("new message")
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Line mode, through pipes.
+
+/// A child process killed and reaped on drop.
+struct Proc(std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn wait_exit(&mut self, what: &str) -> std::process::ExitStatus {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            match self.0.try_wait().expect("try_wait") {
+                Some(status) => return status,
+                None if Instant::now() < deadline => thread::sleep(POLL),
+                None => panic!("{what} did not exit within {DEADLINE:?}"),
+            }
+        }
+    }
+}
+
+/// Read `r` on a thread, line by line (bytes kept), into a channel.
+fn lines_of(r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut r = BufReader::new(r);
+        loop {
+            let mut line = Vec::new();
+            match r.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Receive lines (appending them to `seen`) until one satisfies `pred`.
+fn wait_line(
+    rx: &mpsc::Receiver<Vec<u8>>,
+    seen: &mut Vec<Vec<u8>>,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                let text = String::from_utf8_lossy(&line).into_owned();
+                seen.push(line);
+                if pred(&text) {
+                    return text;
+                }
+            }
+            Err(_) => panic!(
+                "no line with {what} within {DEADLINE:?}; got: {:?}",
+                seen.iter()
+                    .map(|l| String::from_utf8_lossy(l).into_owned())
+                    .collect::<Vec<_>>()
+            ),
+        }
+    }
+}
+
+/// A host in line mode on loopback, its stdout read line by line; returns it with its
+/// port.
+fn plain_host() -> (Proc, mpsc::Receiver<Vec<u8>>, u16) {
+    let mut host = Proc(
+        Command::new(BIN)
+            .args([
+                "--host",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--plain",
+                "--name",
+                "h",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn host"),
+    );
+    let out = lines_of(host.0.stdout.take().expect("stdout"));
+    let err = lines_of(host.0.stderr.take().expect("stderr"));
+    let hosting = wait_line(&err, &mut Vec::new(), "the room's address", |l| {
+        l.starts_with("tchat: hosting a room at ") && port_in(l).is_some()
+    });
+    let port = port_in(&hosting).expect("port");
+    (host, out, port)
+}
+
+/// `tchat --join` with pipes for stdin, stdout and stderr; `input` is written to its
+/// stdin, which is then closed.
+fn plain_joiner(name: &str, port: u16, input: &[u8]) -> Proc {
+    let mut p = Proc(
+        Command::new(BIN)
+            .args(["--join", &format!("127.0.0.1:{port}"), "--name", name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn joiner"),
+    );
+    let mut stdin = p.0.stdin.take().expect("stdin");
+    stdin.write_all(input).expect("write to joiner");
+    p
+}
+
+#[test]
+fn line_mode_works_through_pipes() {
+    let (mut host, host_out, port) = plain_host();
+    let mut bot = plain_joiner("bot", port, b"hi\n");
+    let bot_out = lines_of(bot.0.stdout.take().expect("stdout"));
+    let bot_err = lines_of(bot.0.stderr.take().expect("stderr"));
+    let mut host_seen = Vec::new();
+    wait_line(&host_out, &mut host_seen, "`bot: hi`", |l| {
+        l.trim_end() == "bot: hi"
+    });
+    let status = bot.wait_exit("the bot");
+    let bot_stderr: Vec<String> = bot_err
+        .try_iter()
+        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .collect();
+    assert!(
+        status.success(),
+        "bot exit status {status:?}, stderr {bot_stderr:?}"
+    );
+    wait_line(&host_out, &mut host_seen, "the bot leaving", |l| {
+        l.contains("bot left")
+    });
+
+    // End the host by ending its stdin.
+    drop(host.0.stdin.take());
+    let status = host.wait_exit("the host");
+    assert!(status.success(), "host exit status {status:?}");
+
+    let bot_seen: Vec<Vec<u8>> = bot_out.iter().collect();
+    host_seen.extend(host_out.iter());
+    for (who, lines) in [("host", &host_seen), ("bot", &bot_seen)] {
+        for l in lines {
+            assert!(
+                !l.contains(&0x1b),
+                "an ESC byte in the {who}'s stdout: {:?}",
+                String::from_utf8_lossy(l)
+            );
+        }
+    }
+}
+
+/// Scripts that say one line and end at once (`echo hi | tchat --join ...`), many at the
+/// same time: every line reaches the room, whatever else arrives while they leave.
+#[test]
+fn line_mode_bots_that_leave_at_once_lose_nothing() {
+    const BOTS: usize = 12;
+    let (_host, host_out, port) = plain_host();
+    let mut bots: Vec<Proc> = (0..BOTS)
+        .map(|i| {
+            plain_joiner(
+                &format!("bot{i}"),
+                port,
+                format!("hi from {i}\n").as_bytes(),
+            )
+        })
+        .collect();
+    for (i, bot) in bots.iter_mut().enumerate() {
+        let status = bot.wait_exit(&format!("bot{i}"));
+        assert!(status.success(), "bot{i} exit status {status:?}");
+    }
+    let mut want: std::collections::BTreeSet<String> =
+        (0..BOTS).map(|i| format!("bot{i}: hi from {i}")).collect();
+    let mut seen = Vec::new();
+    // Every bot has left by now: its line has long been in the room.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !want.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match host_out.recv_timeout(left) {
+            Ok(line) => {
+                let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+                want.remove(&text);
+                seen.push(text);
+            }
+            Err(_) => panic!("lines never reached the room: {want:?}\nthe host saw: {seen:#?}"),
+        }
+    }
+}

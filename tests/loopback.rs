@@ -1,0 +1,543 @@
+//! A real room on 127.0.0.1 with real clients: tchat ones (the client task) and plain
+//! ones (what `nc` or a Python socket script sends). Every wait has a deadline.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+
+use tchat::client::{self, Command, NetEvent};
+use tchat::protocol::ServerMsg;
+use tchat::sanitize;
+use tchat::server::{Config, Server};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+async fn room(config: Config) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    Server::spawn(listener, config).unwrap()
+}
+
+fn quick() -> Config {
+    Config {
+        settle_after: Duration::from_millis(200),
+        address: "127.0.0.1:test".into(),
+        ..Config::default()
+    }
+}
+
+/// A tchat participant.
+struct Tchat {
+    h: client::Handle,
+    name: String,
+    /// The name asked for, when the room gave another.
+    asked: Option<String>,
+}
+
+impl Tchat {
+    async fn join(server: &Server, name: &str) -> Tchat {
+        let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+        let mut t = Tchat {
+            h: client::start(stream, name.into()),
+            name: String::new(),
+            asked: None,
+        };
+        let welcome = t
+            .until(|e| matches!(e, NetEvent::Server(ServerMsg::Welcome { .. })))
+            .await;
+        if let NetEvent::Server(ServerMsg::Welcome { name, asked, .. }) = welcome {
+            t.name = name;
+            t.asked = asked;
+        }
+        t
+    }
+
+    fn say(&self, text: &str, cid: &str) {
+        self.h
+            .commands
+            .send(Command::Say {
+                text: text.into(),
+                cid: cid.into(),
+            })
+            .unwrap();
+    }
+
+    async fn next(&mut self) -> NetEvent {
+        timeout(DEADLINE, self.h.events.recv())
+            .await
+            .expect("an event before the deadline")
+            .expect("the connection task is running")
+    }
+
+    /// Skip events until one matches; return it.
+    async fn until(&mut self, pred: impl Fn(&NetEvent) -> bool) -> NetEvent {
+        loop {
+            let e = self.next().await;
+            if pred(&e) {
+                return e;
+            }
+        }
+    }
+
+    async fn message(&mut self) -> (String, String, Option<String>) {
+        match self
+            .until(|e| matches!(e, NetEvent::Server(ServerMsg::Msg { .. })))
+            .await
+        {
+            NetEvent::Server(ServerMsg::Msg {
+                from, text, cid, ..
+            }) => (from, text, cid),
+            _ => unreachable!(),
+        }
+    }
+}
+
+/// A plain peer: raw bytes in and out, as netcat would.
+struct Plain {
+    s: TcpStream,
+    got: Vec<u8>,
+}
+
+impl Plain {
+    async fn connect(server: &Server) -> Plain {
+        let s = TcpStream::connect(server.local_addr()).await.unwrap();
+        let mut p = Plain { s, got: Vec::new() };
+        p.until_line(|l| l.starts_with("* tchat/")).await;
+        p
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).await.unwrap();
+    }
+
+    /// Read until a whole line matching `pred` has arrived; return it. Lines before it
+    /// are consumed.
+    async fn until_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            while let Some(i) = self.got.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.got.drain(..=i).collect();
+                let line = String::from_utf8(line).expect("the host sends UTF-8");
+                let line = line.trim_end_matches('\n').to_owned();
+                if pred(&line) {
+                    return line;
+                }
+            }
+            let mut buf = [0u8; 1024];
+            let n = tokio::time::timeout_at(deadline, self.s.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no matching line before the deadline; pending: {:?}",
+                        String::from_utf8_lossy(&self.got)
+                    )
+                })
+                .unwrap();
+            assert!(n > 0, "connection closed while waiting for a line");
+            self.got.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Read everything until the host closes the connection.
+    async fn until_closed(&mut self) -> String {
+        let mut rest = Vec::new();
+        timeout(DEADLINE, self.s.read_to_end(&mut rest))
+            .await
+            .expect("the host closes the connection")
+            .unwrap();
+        self.got.extend_from_slice(&rest);
+        String::from_utf8(std::mem::take(&mut self.got)).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn tchat_peers_join_talk_and_leave() {
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut bob = Tchat::join(&server, "bob").await;
+    assert_eq!(alice.name, "alice");
+    assert_eq!(bob.name, "bob");
+    let joined = alice
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Join { .. })))
+        .await;
+    assert!(matches!(joined, NetEvent::Server(ServerMsg::Join { name, .. }) if name == "bob"));
+
+    alice.say("hello 世界 🎉", "a1");
+    // The sender gets its own line back with its cid: that is the delivery receipt.
+    assert_eq!(
+        alice.message().await,
+        ("alice".into(), "hello 世界 🎉".into(), Some("a1".into()))
+    );
+    assert_eq!(bob.message().await.1, "hello 世界 🎉");
+
+    alice.h.commands.send(Command::Leave).unwrap();
+    let left = bob
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Leave { .. })))
+        .await;
+    assert!(
+        matches!(left, NetEvent::Server(ServerMsg::Leave { name, reason: None, .. }) if name == "alice")
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_taken_name_gets_a_suffix() {
+    let server = room(quick()).await;
+    let _a = Tchat::join(&server, "alice").await;
+    let b = Tchat::join(&server, "alice").await;
+    assert_eq!(b.name, "alice2");
+    assert_eq!(b.asked.as_deref(), Some("alice"), "the person is told");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn netcat_peer_talks_both_ways() {
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut nc = Plain::connect(&server).await;
+    nc.send(b"hi from nc\r\n").await;
+    assert_eq!(
+        alice.message().await,
+        ("guest".into(), "hi from nc".into(), None)
+    );
+    nc.until_line(|l| l.starts_with("* you are guest")).await;
+    alice.say("hello nc", "x");
+    assert_eq!(
+        nc.until_line(|l| l.contains("hello")).await,
+        "alice: hello nc"
+    );
+    // A message of several lines reaches a plain peer as several named lines.
+    alice.say("one\ntwo", "y");
+    assert_eq!(nc.until_line(|_| true).await, "alice: one");
+    assert_eq!(nc.until_line(|_| true).await, "alice: two");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_quiet_netcat_peer_joins_and_hears_the_room() {
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut nc = Plain::connect(&server).await;
+    // It says nothing; after a moment it is in the room anyway.
+    nc.until_line(|l| l.starts_with("* you are guest")).await;
+    alice
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Join { name, .. }) if name == "guest"))
+        .await;
+    alice.say("anyone?", "q");
+    assert_eq!(
+        nc.until_line(|l| l.contains("anyone")).await,
+        "alice: anyone?"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn text_without_a_newline_is_a_message_once_the_sender_pauses() {
+    // The classic Python chat: s.send("hello".encode('utf8')), no newline, then wait.
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut py = Plain::connect(&server).await;
+    py.send("hello".as_bytes()).await;
+    assert_eq!(alice.message().await.1, "hello");
+    py.send("and again".as_bytes()).await;
+    assert_eq!(alice.message().await.1, "and again");
+    // It reads what the room says with recv(1024).
+    alice.say("hi python", "p");
+    assert_eq!(
+        py.until_line(|l| l.contains("python")).await,
+        "alice: hi python"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_character_split_across_a_pause_is_not_mangled() {
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut py = Plain::connect(&server).await;
+    let snow = "雪☃".as_bytes();
+    py.send(&snow[..4]).await; // 雪 and the first byte of ☃
+    // The sender stalls mid-character, longer than the pause rule.
+    tokio::time::sleep(tchat::protocol::IDLE_FLUSH * 3).await;
+    py.send(&snow[4..]).await;
+    py.send(b"\n").await;
+    let mut got = String::new();
+    while got != "雪☃" {
+        got.push_str(&alice.message().await.1);
+        assert!(!got.contains('\u{FFFD}'), "mangled: {got:?}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn hostile_bytes_never_reach_a_terminal() {
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut evil = Plain::connect(&server).await;
+    let mut watcher = Plain::connect(&server).await;
+    watcher.until_line(|l| l.starts_with("* you are")).await;
+    evil.send(b"\x1b]0;pwned\x07\x1b[2J\x1b[31mred \xc2\x9b31m csi \xe2\x80\xaeevil\xe2\x81\xa6 \x7f del \xff\xfe bad\n")
+        .await;
+    let (_, text, _) = alice.message().await;
+    assert!(!text.chars().any(sanitize::is_forbidden), "{text:?}");
+    assert!(
+        text.contains('\u{FFFD}'),
+        "invalid UTF-8 shows as U+FFFD: {text:?}"
+    );
+    assert!(text.contains("␛[2J"), "escapes become visible: {text:?}");
+    let line = watcher.until_line(|l| l.contains("red")).await;
+    assert!(!line.chars().any(sanitize::is_forbidden), "{line:?}");
+    assert!(!line.bytes().any(|b| b == 0x1b || b == 0x07 || b == 0x7f));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn hostile_names_are_cleaned() {
+    let server = room(quick()).await;
+    let mut watcher = Plain::connect(&server).await;
+    watcher.until_line(|l| l.starts_with("* you are")).await;
+    let evil = Tchat::join(&server, "\u{1b}[2Jmal\u{202e}lory\u{7}").await;
+    assert!(
+        !evil.name.chars().any(sanitize::is_forbidden),
+        "{:?}",
+        evil.name
+    );
+    let line = watcher.until_line(|l| l.ends_with("joined")).await;
+    assert!(!line.bytes().any(|b| b == 0x1b || b == 0x07), "{line:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_over_long_line_is_refused_and_the_connection_stays() {
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut nc = Plain::connect(&server).await;
+    let mut long = vec![b'x'; 9000];
+    long.push(b'\n');
+    nc.send(&long).await;
+    nc.send(b"still here\n").await;
+    let notice = nc.until_line(|l| l.contains("not sent")).await;
+    assert!(notice.contains("8192"), "{notice}");
+    assert_eq!(alice.message().await.1, "still here");
+
+    // A tchat peer is told too, and stays.
+    alice.say(&"y".repeat(8193), "big");
+    let n = alice
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Notice { .. })))
+        .await;
+    assert!(matches!(n, NetEvent::Server(ServerMsg::Notice { text, .. }) if text.contains("8192")));
+    alice.say("small", "s");
+    assert_eq!(alice.message().await.1, "small");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn endless_input_without_a_newline_is_dropped_and_the_peer_recovers() {
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut flood = Plain::connect(&server).await;
+    let chunk = vec![b'z'; 64 * 1024];
+    for _ in 0..64 {
+        flood.send(&chunk).await; // 4 MiB, no newline
+    }
+    flood.send(b"\nafter the flood\n").await;
+    flood.until_line(|l| l.contains("not sent")).await;
+    assert_eq!(alice.message().await.1, "after the flood");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn exit_from_a_plain_peer_leaves_and_closes_its_connection() {
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut nc = Plain::connect(&server).await;
+    nc.send(b"bye all\nexit\n").await;
+    assert_eq!(alice.message().await.1, "bye all");
+    alice
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Leave { name, .. }) if name == "guest"))
+        .await;
+    nc.until_closed().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn when_the_host_leaves_everyone_is_told_at_once() {
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut nc = Plain::connect(&server).await;
+    nc.until_line(|l| l.starts_with("* you are")).await;
+    server.shutdown().await;
+    let rest = nc.until_closed().await;
+    assert!(
+        rest.contains("* the host left; the room is closed"),
+        "{rest:?}"
+    );
+    let closing = alice
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Closing { .. })))
+        .await;
+    assert!(
+        matches!(closing, NetEvent::Server(ServerMsg::Closing { reason, .. }) if reason.contains("host left"))
+    );
+    let closed = alice.until(|e| matches!(e, NetEvent::Closed { .. })).await;
+    assert!(matches!(closed, NetEvent::Closed { reason } if reason.contains("host left")));
+}
+
+#[tokio::test]
+async fn the_hosts_own_seat_joins_through_the_same_path() {
+    let server = room(quick()).await;
+    let seat = server.connect_local().await.unwrap();
+    let mut host = client::start(seat, "host".into());
+    let mut bob = Tchat::join(&server, "bob").await;
+    host.commands
+        .send(Command::Say {
+            text: "welcome bob".into(),
+            cid: "h1".into(),
+        })
+        .unwrap();
+    // Only the sender sees its own cid.
+    assert_eq!(
+        bob.message().await,
+        ("host".into(), "welcome bob".into(), None)
+    );
+    let echo = timeout(DEADLINE, async {
+        loop {
+            if let Some(NetEvent::Server(ServerMsg::Msg { cid, .. })) = host.events.recv().await {
+                return cid;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(echo.as_deref(), Some("h1"));
+    server.shutdown().await;
+    let _ = host.events.recv().await;
+}
+
+#[tokio::test]
+async fn many_peers_each_get_every_line_in_order() {
+    let server = room(quick()).await;
+    let peers = 12;
+    let lines_each = 20;
+    let mut plains = Vec::new();
+    for _ in 0..peers {
+        let mut p = Plain::connect(&server).await;
+        p.send(b"ready\n").await;
+        p.until_line(|l| l.starts_with("* you are")).await;
+        plains.push(p);
+    }
+    let mut watcher = Tchat::join(&server, "watcher").await;
+    for (i, p) in plains.iter_mut().enumerate() {
+        for n in 0..lines_each {
+            p.send(format!("p{i} line {n}\n").as_bytes()).await;
+        }
+    }
+    let mut next = vec![0; peers];
+    let mut seen = 0;
+    while seen < peers * lines_each {
+        let (from, text, _) = watcher.message().await;
+        if text == "ready" {
+            continue;
+        }
+        let (who, n) = text.split_once(" line ").unwrap();
+        let i: usize = who[1..].parse().unwrap();
+        assert_eq!(
+            n.parse::<usize>().unwrap(),
+            next[i],
+            "order kept for {from}"
+        );
+        next[i] += 1;
+        seen += 1;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_peer_that_never_reads_is_dropped_and_slows_nobody() {
+    let config = Config {
+        queue_lines: 256,
+        ..quick()
+    };
+    let server = room(config).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut stuck = Plain::connect(&server).await;
+    stuck.send(b"i will not read\n").await;
+    alice.message().await;
+    let mut bob = Tchat::join(&server, "bob").await;
+    // Bob reads what comes back to him, as a person's screen does.
+    let (_, mut bob_events) = tokio::sync::mpsc::channel(1);
+    std::mem::swap(&mut bob.h.events, &mut bob_events);
+    tokio::spawn(async move { while bob_events.recv().await.is_some() {} });
+    let line = "x".repeat(1000);
+    // 20 MB in all, far more than socket buffers hold. Bob sends in rounds that alice
+    // keeps up with, as a reader that keeps up does; the stuck peer falls behind.
+    let (rounds, per_round) = (100, 200);
+    let mut dropped = false;
+    let mut got = 0;
+    for round in 0..rounds {
+        for i in 0..per_round {
+            let n = round * per_round + i;
+            bob.say(&format!("{n} {line}"), &n.to_string());
+        }
+        while got < (round + 1) * per_round {
+            match alice.next().await {
+                NetEvent::Server(ServerMsg::Msg { text, .. }) => {
+                    let n: usize = text.split(' ').next().unwrap().parse().unwrap();
+                    assert_eq!(n, got, "alice gets every line, in order");
+                    got += 1;
+                }
+                NetEvent::Server(ServerMsg::Leave { name, reason, .. }) => {
+                    assert_eq!(name, "guest");
+                    assert!(reason.unwrap().contains("too slow"));
+                    dropped = true;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(dropped, "the stuck peer was dropped");
+    drop(stuck);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn tchat_falls_back_to_plain_text_with_a_plain_server() {
+    // A plain socket program, like the classic Python chat server: it greets nobody,
+    // prints what it receives and sends what its user types, without newlines.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        // Wait for the joiner's first line before talking.
+        while !got.ends_with(b"\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        s.write_all("hello from the server, 你好".as_bytes())
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).await.unwrap();
+        got.extend_from_slice(&rest);
+        String::from_utf8(got).unwrap()
+    });
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let mut c = client::start(stream, "alice".into());
+    let first = timeout(DEADLINE, c.events.recv()).await.unwrap().unwrap();
+    assert_eq!(first, NetEvent::Plain);
+    c.commands
+        .send(Command::Say {
+            text: "hi server".into(),
+            cid: "1".into(),
+        })
+        .unwrap();
+    let text = timeout(DEADLINE, c.events.recv()).await.unwrap().unwrap();
+    assert!(matches!(text, NetEvent::Text { text, .. } if text == "hello from the server, 你好"));
+    c.commands.send(Command::Leave).unwrap();
+    let got = timeout(DEADLINE, server).await.unwrap().unwrap();
+    // What a person typed arrives as a line, and leaving says `exit`, as the classic
+    // chat expects. Nothing else (no handshake) is sent.
+    assert_eq!(got, "hi server\nexit\n");
+}
