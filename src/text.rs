@@ -29,47 +29,44 @@ pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<Range<usize>> {
     let mut para_start = 0;
     for para in text.split('\n') {
         let para_end = para_start + para.len();
+        let graphemes: Vec<(usize, &str)> = para
+            .grapheme_indices(true)
+            .map(|(i, g)| (para_start + i, g))
+            .collect();
         let mut start = para_start;
         let mut col = 0;
-        // The last place this row could break: (end of row, start of next, columns used
-        // up to the start of next).
-        let mut brk: Option<(usize, usize, usize)> = None;
-        for (i, g) in para.grapheme_indices(true) {
-            let at = para_start + i;
+        // The last space in this row: (its grapheme's index, its byte offset).
+        let mut brk: Option<(usize, usize)> = None;
+        let mut i = 0;
+        while let Some(&(at, g)) = graphemes.get(i) {
             let w = UnicodeWidthStr::width(g);
             let space = g.chars().all(char::is_whitespace);
             let limit = if rows.is_empty() { first } else { rest }.max(1);
-            if col + w > limit && col > 0 {
+            if col + w > limit && at > start {
                 if space {
+                    // Break at this space; it is not part of either row.
                     rows.push(start..at);
                     start = at + g.len();
-                    col = 0;
-                    brk = None;
-                    continue;
-                }
-                match brk.take() {
-                    Some((end, next, used)) if next > start => {
-                        rows.push(start..end);
-                        start = next;
-                        col -= used;
-                    }
-                    _ => {
-                        rows.push(start..at);
-                        start = at;
-                        col = 0;
-                    }
-                }
-                let limit = rest.max(1);
-                if col + w > limit && col > 0 {
+                    i += 1;
+                } else if let Some((bi, bat)) = brk {
+                    // Break at the last space, and lay out the word after it again.
+                    rows.push(start..bat);
+                    start = bat + graphemes[bi].1.len();
+                    i = bi + 1;
+                } else {
+                    // A word longer than the row: cut it here.
                     rows.push(start..at);
                     start = at;
-                    col = 0;
                 }
+                col = 0;
+                brk = None;
+                continue;
             }
             col += w;
             if space {
-                brk = Some((at, at + g.len(), col));
+                brk = Some((i, at));
             }
+            i += 1;
         }
         rows.push(start..para_end);
         para_start = para_end + 1;

@@ -1,0 +1,175 @@
+//! Property tests for everything that reads network input: framing, sanitising,
+//! wrapping, and the room's rules under arbitrary frames.
+
+use bytes::BytesMut;
+use proptest::prelude::*;
+use tokio_util::codec::Decoder;
+use unicode_segmentation::UnicodeSegmentation;
+
+use tchat::protocol::{ClientMsg, Frame, LineDecoder, ServerMsg};
+use tchat::sanitize;
+use tchat::server::room::{Action, Outgoing, Room};
+use tchat::text;
+
+/// Decode `input` fed to the decoder in pieces cut at `cuts`.
+fn decode_in_pieces(input: &[u8], cuts: &[usize], max: usize) -> Vec<Frame> {
+    let mut dec = LineDecoder::new(max);
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    points.push(input.len());
+    points.sort_unstable();
+    let mut at = 0;
+    for p in points {
+        buf.extend_from_slice(&input[at..p]);
+        at = p;
+        while let Some(f) = dec.decode(&mut buf).unwrap() {
+            out.push(f);
+        }
+        assert!(
+            buf.len() <= max + 1,
+            "buffer grew past the limit: {}",
+            buf.len()
+        );
+    }
+    while let Some(f) = dec.decode_eof(&mut buf).unwrap() {
+        out.push(f);
+    }
+    out
+}
+
+/// Bytes that look like chat traffic: text, newlines, CRs, escapes, broken UTF-8.
+fn wire_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        "[a-z ]{0,12}".prop_map(String::into_bytes),
+        "[\u{4e00}-\u{4e10}🎉é]{0,4}".prop_map(String::into_bytes),
+        Just(b"\n".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"\x1b[2J".to_vec()),
+        Just(vec![0xff]),
+        Just(vec![0xe2, 0x98]),
+        prop::collection::vec(any::<u8>(), 0..8),
+    ];
+    prop::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn any_split_decodes_to_the_same_frames(
+        input in wire_bytes(),
+        cuts in prop::collection::vec(any::<usize>(), 0..12),
+        max in 4usize..64,
+    ) {
+        let whole = decode_in_pieces(&input, &[], max);
+        let split = decode_in_pieces(&input, &cuts, max);
+        prop_assert_eq!(whole, split);
+    }
+
+    #[test]
+    fn frames_are_lines_without_terminators(input in wire_bytes(), max in 4usize..64) {
+        for f in decode_in_pieces(&input, &[], max) {
+            if let Frame::Line(l) = f {
+                prop_assert!(!l.contains('\n'));
+                prop_assert!(l.len() <= max * 3 + 3, "a line over the limit got through");
+            }
+        }
+    }
+
+    #[test]
+    fn lines_under_the_limit_come_back_exactly(lines in prop::collection::vec("[^\n\r]{0,20}", 0..10)) {
+        let mut input = String::new();
+        for l in &lines {
+            input.push_str(l);
+            input.push('\n');
+        }
+        let got = decode_in_pieces(input.as_bytes(), &[], 1024);
+        let want: Vec<Frame> = lines.into_iter().map(Frame::Line).collect();
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn sanitised_text_has_nothing_forbidden(s in any::<String>()) {
+        let t = sanitize::text(&s);
+        prop_assert!(!t.chars().any(|c| c != '\n' && sanitize::is_forbidden(c)));
+        let l = sanitize::line(&s);
+        prop_assert!(!l.chars().any(sanitize::is_forbidden));
+        // Sanitising is idempotent: safe text stays as it is.
+        prop_assert_eq!(sanitize::text(&t), t.clone());
+    }
+
+    #[test]
+    fn wrapping_keeps_every_character_and_the_width(
+        s in "[a-z 世界🎉é\u{301}\n]{0,80}",
+        first in 0usize..30,
+        rest in 0usize..30,
+    ) {
+        let rows = text::wrap(&s, first, rest);
+        prop_assert!(!rows.is_empty());
+        let mut last_end = 0;
+        for (i, r) in rows.iter().enumerate() {
+            prop_assert!(r.start >= last_end && r.end <= s.len());
+            // Only whitespace (a break point or a newline) is left out between rows.
+            prop_assert!(s[last_end..r.start].chars().all(char::is_whitespace));
+            last_end = r.end;
+            let row = &s[r.clone()];
+            let limit = if i == 0 { first } else { rest }.max(1);
+            // A row is over the limit only when it is one cluster that cannot fit.
+            let clusters = row.trim().graphemes(true).count();
+            prop_assert!(text::width(row) <= limit || clusters == 1,
+                "row {row:?} is wider than {limit}");
+        }
+        prop_assert!(s[last_end..].chars().all(char::is_whitespace));
+    }
+
+    #[test]
+    fn structured_decoding_never_panics(s in any::<String>()) {
+        let _ = ServerMsg::decode(&s);
+        let _ = ClientMsg::decode(&s);
+        let _ = ClientMsg::parse_hello(&s);
+        let _ = tchat::protocol::parse_banner(&s);
+    }
+
+    #[test]
+    fn the_room_survives_any_frames_and_relays_nothing_forbidden(
+        events in prop::collection::vec((0u64..4, any::<u8>(), ".{0,40}"), 0..60),
+    ) {
+        let mut room = Room::new("e".into(), "x".into(), 32);
+        for id in 0..4 {
+            room.connect(id);
+        }
+        for (peer, kind, s) in events {
+            let actions = match kind % 6 {
+                0 => room.receive(peer, Frame::Line(s), 1),
+                1 => room.receive(peer, Frame::TooLong, 1),
+                2 => room.receive(peer, Frame::Line(ClientMsg::Hello { v: 1, name: s, client: None }.encode().trim_end().into()), 1),
+                3 => room.receive(peer, Frame::Line(ClientMsg::Say { text: s, cid: None }.encode().trim_end().into()), 1),
+                4 => room.settle(peer, 1),
+                _ => {
+                    let a = room.disconnect(peer, None, 1);
+                    room.connect(peer);
+                    a
+                }
+            };
+            for a in actions {
+                if let Action::Send(target, Outgoing::Event(msg)) = a {
+                    let plain = msg.to_plain();
+                    prop_assert!(!plain.chars().any(|c| c != '\n' && sanitize::is_forbidden(c)), "{plain:?}");
+                    if let ServerMsg::Msg { text, .. } = &msg {
+                        // Sanitising may turn a byte into a 3-byte picture, no more.
+                        prop_assert!(text.len() <= 32 * 3, "over-long text relayed to {target:?}");
+                    }
+                }
+            }
+            // Names stay unique (ignoring case) and within the limit.
+            let names = room.names();
+            let mut lower: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
+            lower.sort();
+            lower.dedup();
+            prop_assert_eq!(lower.len(), names.len());
+            prop_assert!(names.iter().all(|n| (1..=24).contains(&n.chars().count())));
+            prop_assert!(names.iter().all(|n| !n.chars().any(|c| c.is_whitespace() || sanitize::is_forbidden(c))));
+        }
+    }
+}
