@@ -17,8 +17,9 @@ use tokio::sync::mpsc;
 use crate::net::{LineReader, Read, write_queued};
 use crate::protocol::{self, ClientMsg, Frame, PROTOCOL_VERSION, ServerMsg};
 
-/// How long to wait for a tchat greeting before treating the far side as plain.
-pub const GREETING_WAIT: Duration = Duration::from_millis(600);
+/// How long to wait for a tchat greeting before treating the far side as plain. Long
+/// enough for a slow link; what a person types meanwhile waits, and is not lost.
+pub const GREETING_WAIT: Duration = Duration::from_secs(1);
 
 /// How long to try to reach a host before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -75,7 +75,7 @@ pub async fn run(
                 Some(ev) => Some(Msg::Net(ev)),
                 None => {
                     net_open = false;
-                    None
+                    Some(Msg::Net(NetEvent::Closed { reason: "the connection ended".into() }))
                 }
             },
         };
