@@ -89,7 +89,12 @@ pub async fn connect(addr: &str) -> Result<(TcpStream, SocketAddr), String> {
     let attempt = async {
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
             .await
-            .map_err(|e| format!("cannot find host '{host}': {}", plain_io_error(&e)))?
+            .map_err(|e| {
+                let why = plain_io_error(&e);
+                // The resolver's own words lead with a phrase that adds nothing.
+                let why = why.trim_start_matches("failed to lookup address information: ");
+                format!("cannot find host '{host}': {}", why.to_lowercase())
+            })?
             .collect();
         let mut last = None;
         for a in &addrs {

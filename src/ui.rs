@@ -248,7 +248,7 @@ pub fn status_line(app: &App) -> Line<'static> {
     spans.push(Span::styled(place, bar));
     spans.push(sep());
     spans.push(Span::styled(app.me.clone(), bar.bold()));
-    if matches!(app.conn, Conn::InRoom | Conn::Closed(_)) && !app.members.is_empty() {
+    if app.conn == Conn::InRoom && !app.members.is_empty() {
         spans.push(sep());
         spans.push(Span::styled(format!("{} here", app.members.len()), bar));
     }
