@@ -1,0 +1,1662 @@
+//! The app state as a person uses it: typing, sending, recalling, pasting, scrolling,
+//! and the room's events arriving meanwhile. Driven only through `update`, with a fixed
+//! clock and a UTC offset of 0.
+
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyEventState, KeyModifiers, MouseEvent, MouseEventKind,
+};
+use proptest::prelude::*;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use tchat::app::{App, Conn, Delivery, Effect, Kind, Msg, Role, Scroll, update};
+use tchat::client::NetEvent;
+use tchat::protocol::ServerMsg;
+use tchat::sanitize::is_forbidden;
+
+/// 2024-01-01 12:01:00 UTC.
+const T0: i64 = 1_704_110_460_000;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+fn joiner(w: u16, h: u16) -> App {
+    App::new(
+        Role::Joiner {
+            address: "10.0.0.2:7878".into(),
+        },
+        "alice".into(),
+        w,
+        h,
+        0,
+    )
+}
+
+fn host(w: u16, h: u16) -> App {
+    App::new(
+        Role::Host {
+            addresses: vec!["192.168.1.5:7878".into(), "[fe80::1]:7878".into()],
+        },
+        "alice".into(),
+        w,
+        h,
+        0,
+    )
+}
+
+fn key_with(code: KeyCode, modifiers: KeyModifiers) -> Msg {
+    Msg::Key(KeyEvent::new(code, modifiers))
+}
+
+fn key(code: KeyCode) -> Msg {
+    key_with(code, KeyModifiers::NONE)
+}
+
+fn ctrl(c: char) -> Msg {
+    key_with(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+
+fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
+    update(app, key(code), T0)
+}
+
+fn press_ctrl(app: &mut App, c: char) -> Vec<Effect> {
+    update(app, ctrl(c), T0)
+}
+
+fn type_str(app: &mut App, s: &str) {
+    for c in s.chars() {
+        let fx = update(app, key(KeyCode::Char(c)), T0);
+        assert!(fx.is_empty(), "typing {c:?} gave {fx:?}");
+    }
+}
+
+/// Type `s` and press Enter; the effects of the Enter.
+fn say(app: &mut App, s: &str) -> Vec<Effect> {
+    type_str(app, s);
+    press(app, KeyCode::Enter)
+}
+
+fn net(app: &mut App, ev: NetEvent) {
+    let fx = update(app, Msg::Net(ev), T0);
+    assert!(fx.is_empty(), "a network event gave {fx:?}");
+}
+
+fn server(app: &mut App, msg: ServerMsg) {
+    net(app, NetEvent::Server(msg));
+}
+
+fn welcome(app: &mut App, name: &str, asked: Option<&str>, members: &[&str]) {
+    server(
+        app,
+        ServerMsg::Welcome {
+            v: 1,
+            room: "room".into(),
+            name: name.into(),
+            asked: asked.map(str::to_owned),
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
+            max_line: 8192,
+        },
+    );
+}
+
+fn msg(app: &mut App, id: u64, from: &str, text: &str) {
+    server(
+        app,
+        ServerMsg::Msg {
+            id,
+            ts: T0 + id as i64 * 1000,
+            from: from.into(),
+            text: text.into(),
+            cid: None,
+        },
+    );
+}
+
+fn echo(app: &mut App, id: u64, from: &str, text: &str, cid: &str) {
+    server(
+        app,
+        ServerMsg::Msg {
+            id,
+            ts: T0 + 5_000,
+            from: from.into(),
+            text: text.into(),
+            cid: Some(cid.into()),
+        },
+    );
+}
+
+/// The single `Send` in `fx`.
+fn sent(fx: &[Effect]) -> (String, String) {
+    match fx {
+        [Effect::Send { text, cid }] => (text.clone(), cid.clone()),
+        other => panic!("expected one Send, got {other:?}"),
+    }
+}
+
+fn last_kind(app: &App) -> Kind {
+    app.entries().last().expect("an entry").1.kind.clone()
+}
+
+fn last_text(app: &App) -> String {
+    app.entries().last().expect("an entry").1.text.clone()
+}
+
+fn own(from: &str, state: Delivery) -> Kind {
+    Kind::Message {
+        from: from.into(),
+        own: true,
+        state,
+    }
+}
+
+fn texts(app: &App) -> Vec<String> {
+    app.entries().map(|(_, e)| e.text.clone()).collect()
+}
+
+/// The text rows the message pane shows (as `ui` lays them out), top to bottom.
+fn pane_rows(app: &App) -> Vec<String> {
+    let areas = tchat::ui::layout(app.width, app.height, app.input_rows());
+    tchat::ui::visible_lines(
+        app,
+        areas.messages.width as usize,
+        areas.messages.height as usize,
+    )
+    .iter()
+    .map(|l| l.to_string())
+    .collect()
+}
+
+fn in_room(w: u16, h: u16) -> App {
+    let mut app = joiner(w, h);
+    welcome(&mut app, "alice", None, &["alice", "bob"]);
+    app
+}
+
+/// An app at `w`×`h` with `n` one-row messages `m0`..`m{n-1}` from bob.
+fn with_messages(w: u16, h: u16, n: u64) -> App {
+    let mut app = in_room(w, h);
+    for i in 0..n {
+        msg(&mut app, i, "bob", &format!("m{i}"));
+    }
+    app
+}
+
+fn wheel(kind: MouseEventKind) -> Msg {
+    Msg::Mouse(MouseEvent {
+        kind,
+        column: 5,
+        row: 2,
+        modifiers: KeyModifiers::NONE,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Sending
+
+#[test]
+fn enter_sends_and_shows_the_line_pending_at_once() {
+    let mut app = in_room(80, 24);
+    let before = app.entries().len();
+    let fx = say(&mut app, "hello room");
+    let (text, cid) = sent(&fx);
+    assert_eq!(text, "hello room");
+    assert!(!cid.is_empty());
+    assert_eq!(app.entries().len(), before + 1);
+    assert_eq!(last_text(&app), "hello room");
+    assert_eq!(last_kind(&app), own("alice", Delivery::Pending));
+    assert_eq!(app.input_text(), "", "the box is emptied after sending");
+}
+
+#[test]
+fn the_rooms_echo_confirms_the_pending_line_without_showing_it_twice() {
+    let mut app = in_room(80, 24);
+    let (text, cid) = sent(&say(&mut app, "hello"));
+    msg(&mut app, 1, "bob", "hi alice");
+    let n = app.entries().len();
+    echo(&mut app, 2, "alice", &text, &cid);
+    assert_eq!(app.entries().len(), n, "the echo is not a new line");
+    let hellos: Vec<_> = app
+        .entries()
+        .filter(|(_, e)| e.text == "hello")
+        .map(|(_, e)| e.clone())
+        .collect();
+    assert_eq!(hellos.len(), 1);
+    assert_eq!(hellos[0].kind, own("alice", Delivery::Delivered));
+    assert_eq!(hellos[0].ts, T0 + 5_000, "the room's time is taken");
+}
+
+#[test]
+#[ignore = "bug (limit): the echo is looked for only among the newest 1000 entries (src/app.rs on_server Msg, `.take(1000)`); \
+            when more than 1000 lines arrive between sending and the echo (a busy room), the line is shown twice \
+            and the first copy stays Pending forever"]
+fn an_echo_after_a_burst_of_other_messages_still_confirms_the_line() {
+    let mut app = in_room(80, 24);
+    let (text, cid) = sent(&say(&mut app, "mine"));
+    for i in 0..1000 {
+        msg(&mut app, i, "bob", "busy");
+    }
+    let n = app.entries().len();
+    echo(&mut app, 5000, "alice", &text, &cid);
+    assert_eq!(app.entries().len(), n, "shown twice");
+    let mine = app.entries().find(|(_, e)| e.text == "mine").unwrap().1;
+    assert_eq!(mine.kind, own("alice", Delivery::Delivered));
+}
+
+#[test]
+fn each_line_gets_its_own_cid_and_echoes_confirm_the_right_one() {
+    let mut app = in_room(80, 24);
+    let (_, c1) = sent(&say(&mut app, "one"));
+    let (_, c2) = sent(&say(&mut app, "two"));
+    assert_ne!(c1, c2);
+    echo(&mut app, 1, "alice", "two", &c2);
+    let state = |app: &App, t: &str| {
+        app.entries()
+            .find(|(_, e)| e.text == t)
+            .map(|(_, e)| e.kind.clone())
+            .unwrap()
+    };
+    assert_eq!(state(&app, "one"), own("alice", Delivery::Pending));
+    assert_eq!(state(&app, "two"), own("alice", Delivery::Delivered));
+    echo(&mut app, 2, "alice", "one", &c1);
+    assert_eq!(state(&app, "one"), own("alice", Delivery::Delivered));
+}
+
+#[test]
+fn an_echo_with_an_unknown_cid_is_an_ordinary_message() {
+    let mut app = in_room(80, 24);
+    let n = app.entries().len();
+    echo(&mut app, 1, "bob", "from bob's other seat", "ffffffff-1");
+    assert_eq!(app.entries().len(), n + 1);
+    assert_eq!(
+        last_kind(&app),
+        Kind::Message {
+            from: "bob".into(),
+            own: false,
+            state: Delivery::Delivered
+        }
+    );
+}
+
+#[test]
+fn in_plain_mode_own_lines_are_delivered_at_once() {
+    let mut app = joiner(80, 24);
+    net(&mut app, NetEvent::Plain);
+    assert_eq!(app.conn, Conn::Plain);
+    let (text, _) = sent(&say(&mut app, "hello socket"));
+    assert_eq!(text, "hello socket");
+    assert_eq!(last_kind(&app), own("alice", Delivery::Delivered));
+    // What the far side says is shown, labelled with where it came from.
+    net(
+        &mut app,
+        NetEvent::Text {
+            ts: T0,
+            text: "hi from nc".into(),
+        },
+    );
+    assert_eq!(
+        last_kind(&app),
+        Kind::Text {
+            from: "10.0.0.2:7878".into()
+        }
+    );
+    assert_eq!(last_text(&app), "hi from nc");
+}
+
+#[test]
+fn lines_typed_before_the_far_side_turned_out_plain_become_delivered() {
+    let mut app = joiner(80, 24);
+    sent(&say(&mut app, "early"));
+    assert_eq!(last_kind(&app), own("alice", Delivery::Pending));
+    net(&mut app, NetEvent::Plain);
+    let early = app.entries().find(|(_, e)| e.text == "early").unwrap().1;
+    assert_eq!(early.kind, own("alice", Delivery::Delivered));
+}
+
+#[test]
+fn after_the_connection_closes_pending_lines_are_not_sent_and_new_lines_are_refused() {
+    let mut app = in_room(80, 24);
+    let (_, c1) = sent(&say(&mut app, "confirmed"));
+    echo(&mut app, 1, "alice", "confirmed", &c1);
+    sent(&say(&mut app, "in flight"));
+    net(
+        &mut app,
+        NetEvent::Closed {
+            reason: "connection lost: reset".into(),
+        },
+    );
+    assert_eq!(app.conn, Conn::Closed("connection lost: reset".into()));
+    let kind_of = |app: &App, t: &str| {
+        app.entries()
+            .find(|(_, e)| e.text == t)
+            .unwrap()
+            .1
+            .kind
+            .clone()
+    };
+    assert_eq!(kind_of(&app, "in flight"), own("alice", Delivery::NotSent));
+    assert_eq!(
+        kind_of(&app, "confirmed"),
+        own("alice", Delivery::Delivered)
+    );
+    assert_eq!(last_kind(&app), Kind::Error);
+    assert!(last_text(&app).contains("connection lost"));
+
+    let n = app.entries().len();
+    let fx = say(&mut app, "anyone there?");
+    assert!(
+        fx.is_empty(),
+        "nothing is sent on a closed connection: {fx:?}"
+    );
+    assert_eq!(app.entries().len(), n + 1);
+    assert_eq!(last_kind(&app), Kind::Error);
+    assert!(last_text(&app).contains("not sent"), "{}", last_text(&app));
+    // The line is not lost: Up brings it back.
+    press(&mut app, KeyCode::Up);
+    assert_eq!(app.input_text(), "anyone there?");
+}
+
+#[test]
+fn a_second_close_adds_no_second_error() {
+    let mut app = in_room(80, 24);
+    server(
+        &mut app,
+        ServerMsg::Closing {
+            ts: T0,
+            reason: "the host left".into(),
+        },
+    );
+    assert_eq!(app.conn, Conn::Closed("the host left".into()));
+    let n = app.entries().len();
+    net(
+        &mut app,
+        NetEvent::Closed {
+            reason: "the host left".into(),
+        },
+    );
+    assert_eq!(app.entries().len(), n);
+    assert!(matches!(app.conn, Conn::Closed(_)));
+}
+
+#[test]
+fn a_line_over_the_rooms_limit_is_kept_in_the_box_and_not_sent() {
+    let mut app = joiner(80, 24);
+    server(
+        &mut app,
+        ServerMsg::Welcome {
+            v: 1,
+            room: "room".into(),
+            name: "alice".into(),
+            asked: None,
+            members: vec!["alice".into()],
+            max_line: 10,
+        },
+    );
+    let fx = say(&mut app, "this is far too long");
+    assert!(fx.is_empty());
+    assert_eq!(last_kind(&app), Kind::Error);
+    assert_eq!(app.input_text(), "this is far too long");
+}
+
+// ---------------------------------------------------------------------------------------
+// Leaving, blank lines
+
+#[test]
+fn esc_ctrl_c_and_exit_quit() {
+    let mut app = in_room(80, 24);
+    assert_eq!(press(&mut app, KeyCode::Esc), vec![Effect::Quit]);
+    assert_eq!(press_ctrl(&mut app, 'c'), vec![Effect::Quit]);
+    for line in ["exit", "  exit  ", "\texit"] {
+        let mut app = in_room(80, 24);
+        let n = app.entries().len();
+        if line.starts_with('\t') {
+            update(&mut app, Msg::Paste(line.into()), T0);
+        } else {
+            type_str(&mut app, line);
+        }
+        assert_eq!(
+            press(&mut app, KeyCode::Enter),
+            vec![Effect::Quit],
+            "{line:?}"
+        );
+        assert_eq!(app.entries().len(), n, "`exit` is not shown as a message");
+    }
+}
+
+#[test]
+fn typing_c_without_ctrl_is_just_a_letter() {
+    let mut app = in_room(80, 24);
+    assert!(press(&mut app, KeyCode::Char('c')).is_empty());
+    assert_eq!(app.input_text(), "c");
+}
+
+#[test]
+fn exit_as_part_of_a_sentence_is_sent() {
+    let mut app = in_room(80, 24);
+    let (text, _) = sent(&say(&mut app, "exit is the word"));
+    assert_eq!(text, "exit is the word");
+}
+
+#[test]
+fn blank_lines_send_nothing() {
+    let mut app = in_room(80, 24);
+    let n = app.entries().len();
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    assert!(say(&mut app, "    ").is_empty());
+    update(&mut app, Msg::Paste("\n\n  \n".into()), T0);
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.entries().len(), n);
+}
+
+#[test]
+fn trailing_spaces_are_trimmed_leading_kept() {
+    let mut app = in_room(80, 24);
+    let (text, _) = sent(&say(&mut app, "  indented   "));
+    assert_eq!(text, "  indented");
+}
+
+#[test]
+fn key_releases_do_nothing() {
+    let mut app = in_room(80, 24);
+    let release = |code| {
+        Msg::Key(KeyEvent {
+            code,
+            modifiers: KeyModifiers::NONE,
+            kind: KeyEventKind::Release,
+            state: KeyEventState::NONE,
+        })
+    };
+    assert!(update(&mut app, release(KeyCode::Char('x')), T0).is_empty());
+    assert!(update(&mut app, release(KeyCode::Esc), T0).is_empty());
+    assert_eq!(app.input_text(), "");
+}
+
+#[test]
+fn shifted_letters_are_typed() {
+    let mut app = in_room(80, 24);
+    update(
+        &mut app,
+        key_with(KeyCode::Char('H'), KeyModifiers::SHIFT),
+        T0,
+    );
+    type_str(&mut app, "i");
+    assert_eq!(app.input_text(), "Hi");
+}
+
+#[test]
+fn ctrl_l_asks_for_a_redraw() {
+    let mut app = in_room(80, 24);
+    assert_eq!(press_ctrl(&mut app, 'l'), vec![Effect::Redraw]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Line editing
+
+#[test]
+fn line_editing_with_cjk_and_emoji() {
+    let mut app = in_room(80, 24);
+    type_str(&mut app, "你好🎉ab");
+    assert_eq!(app.input_text(), "你好🎉ab");
+    assert_eq!(app.input.cursor(), (0, 5));
+
+    press(&mut app, KeyCode::Left);
+    press(&mut app, KeyCode::Left);
+    assert_eq!(app.input.cursor(), (0, 3));
+    type_str(&mut app, "世");
+    assert_eq!(app.input_text(), "你好🎉世ab");
+
+    press(&mut app, KeyCode::Backspace);
+    assert_eq!(app.input_text(), "你好🎉ab");
+    press(&mut app, KeyCode::Backspace);
+    assert_eq!(
+        app.input_text(),
+        "你好ab",
+        "Backspace removes the whole emoji"
+    );
+
+    press(&mut app, KeyCode::Delete);
+    assert_eq!(app.input_text(), "你好b");
+
+    press(&mut app, KeyCode::Home);
+    assert_eq!(app.input.cursor(), (0, 0));
+    press(&mut app, KeyCode::Delete);
+    assert_eq!(app.input_text(), "好b");
+    press(&mut app, KeyCode::Right);
+    type_str(&mut app, "😀");
+    assert_eq!(app.input_text(), "好😀b");
+
+    press(&mut app, KeyCode::End);
+    assert_eq!(app.input.cursor(), (0, 3));
+    type_str(&mut app, "!");
+    assert_eq!(app.input_text(), "好😀b!");
+
+    // Right at the end and Left at the start stay put.
+    press(&mut app, KeyCode::Right);
+    assert_eq!(app.input.cursor(), (0, 4));
+    press(&mut app, KeyCode::Home);
+    press(&mut app, KeyCode::Left);
+    assert_eq!(app.input.cursor(), (0, 0));
+    press(&mut app, KeyCode::Backspace);
+    assert_eq!(
+        app.input_text(),
+        "好😀b!",
+        "Backspace at the start removes nothing"
+    );
+}
+
+#[test]
+fn emacs_keys() {
+    let mut app = in_room(80, 24);
+    type_str(&mut app, "日本語 text 🎉🎉");
+    press_ctrl(&mut app, 'a');
+    assert_eq!(app.input.cursor(), (0, 0));
+    press_ctrl(&mut app, 'e');
+    assert_eq!(app.input.cursor(), (0, 11));
+
+    // Ctrl-W deletes the word before the cursor.
+    press_ctrl(&mut app, 'w');
+    assert_eq!(app.input_text(), "日本語 text ");
+    press_ctrl(&mut app, 'w');
+    assert_eq!(app.input_text(), "日本語 ");
+
+    type_str(&mut app, "と世界");
+    assert_eq!(app.input_text(), "日本語 と世界");
+    // Ctrl-U deletes to the start, Ctrl-K to the end.
+    press(&mut app, KeyCode::Left);
+    press(&mut app, KeyCode::Left);
+    assert_eq!(app.input.cursor(), (0, 5));
+    press_ctrl(&mut app, 'k');
+    assert_eq!(app.input_text(), "日本語 と");
+    press(&mut app, KeyCode::Left);
+    press_ctrl(&mut app, 'u');
+    assert_eq!(app.input_text(), "と");
+    assert_eq!(app.input.cursor(), (0, 0));
+
+    // Ctrl-Y puts back what was cut.
+    press_ctrl(&mut app, 'e');
+    press_ctrl(&mut app, 'y');
+    assert_eq!(app.input_text(), "と日本語 ");
+
+    // Ctrl-B / Ctrl-F move by one character, Ctrl-D deletes forward, Ctrl-H back.
+    press_ctrl(&mut app, 'a');
+    press_ctrl(&mut app, 'f');
+    assert_eq!(app.input.cursor(), (0, 1));
+    press_ctrl(&mut app, 'd');
+    assert_eq!(app.input_text(), "と本語 ");
+    press_ctrl(&mut app, 'h');
+    assert_eq!(app.input_text(), "本語 ");
+    press_ctrl(&mut app, 'f');
+    press_ctrl(&mut app, 'b');
+    assert_eq!(app.input.cursor(), (0, 0));
+}
+
+#[test]
+fn ctrl_letters_are_not_typed() {
+    let mut app = in_room(80, 24);
+    for c in ['x', 'z', 'q', 'g', 'o'] {
+        press_ctrl(&mut app, c);
+    }
+    update(
+        &mut app,
+        key_with(KeyCode::Char('x'), KeyModifiers::ALT),
+        T0,
+    );
+    assert_eq!(app.input_text(), "");
+}
+
+#[test]
+fn word_movement_and_word_deletion() {
+    let mut app = in_room(80, 24);
+    type_str(&mut app, "one two three");
+    update(&mut app, key_with(KeyCode::Left, KeyModifiers::CONTROL), T0);
+    assert_eq!(app.input.cursor(), (0, 8));
+    update(&mut app, key_with(KeyCode::Left, KeyModifiers::ALT), T0);
+    assert_eq!(app.input.cursor(), (0, 4));
+    update(
+        &mut app,
+        key_with(KeyCode::Right, KeyModifiers::CONTROL),
+        T0,
+    );
+    assert_eq!(app.input.cursor(), (0, 8));
+    press_ctrl(&mut app, 'e');
+    update(
+        &mut app,
+        key_with(KeyCode::Backspace, KeyModifiers::ALT),
+        T0,
+    );
+    assert_eq!(app.input_text(), "one two ");
+}
+
+#[test]
+fn alt_enter_makes_a_second_line_and_enter_sends_both() {
+    let mut app = in_room(80, 24);
+    type_str(&mut app, "first");
+    update(&mut app, key_with(KeyCode::Enter, KeyModifiers::ALT), T0);
+    type_str(&mut app, "second");
+    assert_eq!(app.input_text(), "first\nsecond");
+    assert_eq!(app.input.cursor(), (1, 6));
+    let (text, _) = sent(&press(&mut app, KeyCode::Enter));
+    assert_eq!(text, "first\nsecond");
+    assert_eq!(last_text(&app), "first\nsecond");
+}
+
+// ---------------------------------------------------------------------------------------
+// History
+
+#[test]
+fn up_and_down_recall_sent_lines_and_restore_the_draft() {
+    let mut app = in_room(80, 24);
+    for line in ["one", "two", "two", "three"] {
+        sent(&say(&mut app, line));
+    }
+    type_str(&mut app, "draft 草稿");
+
+    press(&mut app, KeyCode::Up);
+    assert_eq!(app.input_text(), "three");
+    press(&mut app, KeyCode::Up);
+    assert_eq!(app.input_text(), "two");
+    press(&mut app, KeyCode::Up);
+    assert_eq!(
+        app.input_text(),
+        "one",
+        "the repeated `two` is remembered once"
+    );
+    press(&mut app, KeyCode::Up);
+    assert_eq!(app.input_text(), "one", "Up at the oldest stays there");
+
+    press(&mut app, KeyCode::Down);
+    assert_eq!(app.input_text(), "two");
+    press(&mut app, KeyCode::Down);
+    assert_eq!(app.input_text(), "three");
+    press(&mut app, KeyCode::Down);
+    assert_eq!(app.input_text(), "draft 草稿", "the draft comes back");
+    assert_eq!(app.input.cursor(), (0, 8));
+    press(&mut app, KeyCode::Down);
+    assert_eq!(
+        app.input_text(),
+        "draft 草稿",
+        "Down past the draft changes nothing"
+    );
+}
+
+#[test]
+fn a_recalled_line_can_be_edited_and_sent() {
+    let mut app = in_room(80, 24);
+    sent(&say(&mut app, "helo"));
+    press(&mut app, KeyCode::Up);
+    assert_eq!(app.input.cursor(), (0, 4), "the cursor stands at the end");
+    press(&mut app, KeyCode::Left);
+    type_str(&mut app, "l");
+    let (text, _) = sent(&press(&mut app, KeyCode::Enter));
+    assert_eq!(text, "hello");
+    press(&mut app, KeyCode::Up);
+    assert_eq!(app.input_text(), "hello");
+    press(&mut app, KeyCode::Up);
+    assert_eq!(app.input_text(), "helo");
+}
+
+#[test]
+fn up_with_no_history_changes_nothing() {
+    let mut app = in_room(80, 24);
+    type_str(&mut app, "typing");
+    press(&mut app, KeyCode::Up);
+    press(&mut app, KeyCode::Down);
+    assert_eq!(app.input_text(), "typing");
+}
+
+#[test]
+fn up_and_down_move_inside_a_multi_line_box_before_recalling() {
+    let mut app = in_room(80, 24);
+    sent(&say(&mut app, "older"));
+    update(&mut app, Msg::Paste("line one\nline two".into()), T0);
+    assert_eq!(app.input.cursor(), (1, 8));
+    press(&mut app, KeyCode::Up);
+    assert_eq!(app.input_text(), "line one\nline two");
+    assert_eq!(app.input.cursor().0, 0);
+    press(&mut app, KeyCode::Up);
+    assert_eq!(app.input_text(), "older");
+    press(&mut app, KeyCode::Down);
+    assert_eq!(app.input_text(), "line one\nline two");
+}
+
+// ---------------------------------------------------------------------------------------
+// Paste
+
+#[test]
+fn a_paste_keeps_its_line_breaks_and_is_not_sent_until_enter() {
+    let mut app = in_room(80, 24);
+    let n = app.entries().len();
+    let fx = update(&mut app, Msg::Paste("one\r\ntwo\rthree\nfour".into()), T0);
+    assert!(fx.is_empty());
+    assert_eq!(app.input_text(), "one\ntwo\nthree\nfour");
+    assert_eq!(app.entries().len(), n, "a paste is not sent");
+    let (text, _) = sent(&press(&mut app, KeyCode::Enter));
+    assert_eq!(text, "one\ntwo\nthree\nfour");
+}
+
+#[test]
+fn a_paste_goes_where_the_cursor_is() {
+    let mut app = in_room(80, 24);
+    type_str(&mut app, "ab");
+    press(&mut app, KeyCode::Left);
+    update(&mut app, Msg::Paste("世界".into()), T0);
+    assert_eq!(app.input_text(), "a世界b");
+    assert_eq!(app.input.cursor(), (0, 3));
+}
+
+#[test]
+fn control_characters_in_a_paste_are_dropped() {
+    let mut app = in_room(80, 24);
+    update(
+        &mut app,
+        Msg::Paste("red\u{1b}[31m\u{7}x\u{0}\u{7f}\u{9b}y\u{202e}z\ttab".into()),
+        T0,
+    );
+    assert_eq!(app.input_text(), "red[31mxyz tab");
+    assert!(
+        !app.input_text()
+            .chars()
+            .any(|c| c != '\n' && is_forbidden(c))
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Typing while messages arrive
+
+#[test]
+fn arriving_messages_never_disturb_what_is_being_typed() {
+    let mut app = in_room(40, 10);
+    type_str(&mut app, "half a thought 思考");
+    update(&mut app, Msg::Paste("\nsecond line".into()), T0);
+    press(&mut app, KeyCode::Up);
+    press(&mut app, KeyCode::Left);
+    let text = app.input_text();
+    let cursor = app.input.cursor();
+    for i in 0..500 {
+        match i % 5 {
+            0 => msg(
+                &mut app,
+                i,
+                "bob",
+                "a message that is long enough to wrap in a narrow pane",
+            ),
+            1 => server(
+                &mut app,
+                ServerMsg::Join {
+                    id: i,
+                    ts: T0,
+                    name: format!("p{i}"),
+                },
+            ),
+            2 => server(
+                &mut app,
+                ServerMsg::Leave {
+                    id: i,
+                    ts: T0,
+                    name: format!("p{}", i - 1),
+                    reason: None,
+                },
+            ),
+            3 => server(
+                &mut app,
+                ServerMsg::Notice {
+                    ts: T0,
+                    text: "notice".into(),
+                },
+            ),
+            _ => net(
+                &mut app,
+                NetEvent::Text {
+                    ts: T0,
+                    text: "plain".into(),
+                },
+            ),
+        }
+        assert_eq!(app.input_text(), text);
+        assert_eq!(app.input.cursor(), cursor);
+    }
+    net(
+        &mut app,
+        NetEvent::Closed {
+            reason: "gone".into(),
+        },
+    );
+    assert_eq!(app.input_text(), text);
+    assert_eq!(app.input.cursor(), cursor);
+}
+
+// ---------------------------------------------------------------------------------------
+// Scrollback
+
+#[test]
+fn page_up_holds_the_view_and_counts_what_arrives_below() {
+    // 40x10: status 1 row, input box 3, message pane 6; a page is 5 rows.
+    let mut app = with_messages(40, 10, 30);
+    assert_eq!(app.scroll, Scroll::Live);
+    let live = pane_rows(&app);
+    assert!(live[5].ends_with("bob: m29"), "{live:?}");
+
+    press(&mut app, KeyCode::PageUp);
+    let Scroll::Back { bottom, skip } = app.scroll else {
+        panic!("PageUp did not scroll back: {:?}", app.scroll)
+    };
+    assert_eq!(skip, 0);
+    let held = pane_rows(&app);
+    assert_eq!(held[5], live[0], "a page keeps one row of context");
+    assert!(held[5].ends_with("bob: m24"), "{held:?}");
+
+    for i in 30..37 {
+        msg(&mut app, i, "bob", &format!("m{i}"));
+    }
+    assert_eq!(app.unseen, 7);
+    assert_eq!(app.scroll, Scroll::Back { bottom, skip });
+    assert_eq!(pane_rows(&app), held, "arrivals do not move the view");
+
+    // Notices (joins) are not counted as new messages, but do not move the view either.
+    server(
+        &mut app,
+        ServerMsg::Join {
+            id: 99,
+            ts: T0,
+            name: "carol".into(),
+        },
+    );
+    assert_eq!(app.unseen, 7);
+    assert_eq!(pane_rows(&app), held);
+
+    // PageDown all the way returns to live.
+    for _ in 0..20 {
+        press(&mut app, KeyCode::PageDown);
+        if app.scroll == Scroll::Live {
+            break;
+        }
+    }
+    assert_eq!(app.scroll, Scroll::Live);
+    assert_eq!(app.unseen, 0);
+}
+
+#[test]
+fn page_down_from_one_page_up_is_live_again() {
+    let mut app = with_messages(40, 10, 30);
+    press(&mut app, KeyCode::PageUp);
+    msg(&mut app, 30, "bob", "new");
+    assert_eq!(app.unseen, 1);
+    press(&mut app, KeyCode::PageDown);
+    // Five rows down from m24 is m29; one more message (m30) is below.
+    assert!(matches!(app.scroll, Scroll::Back { .. }));
+    press(&mut app, KeyCode::PageDown);
+    assert_eq!(app.scroll, Scroll::Live);
+    assert_eq!(app.unseen, 0);
+    assert!(pane_rows(&app)[5].ends_with("bob: new"));
+}
+
+#[test]
+fn end_and_ctrl_end_return_to_live() {
+    for end in [
+        key(KeyCode::End),
+        key_with(KeyCode::End, KeyModifiers::CONTROL),
+    ] {
+        let mut app = with_messages(40, 10, 30);
+        type_str(&mut app, "draft");
+        press(&mut app, KeyCode::Home);
+        press(&mut app, KeyCode::PageUp);
+        press(&mut app, KeyCode::PageUp);
+        msg(&mut app, 30, "bob", "new");
+        assert_eq!(app.unseen, 1);
+        update(&mut app, end, T0);
+        assert_eq!(app.scroll, Scroll::Live);
+        assert_eq!(app.unseen, 0);
+        assert_eq!(app.input_text(), "draft");
+    }
+}
+
+#[test]
+fn end_when_live_moves_the_input_cursor() {
+    let mut app = with_messages(40, 10, 30);
+    type_str(&mut app, "draft");
+    press(&mut app, KeyCode::Home);
+    press(&mut app, KeyCode::End);
+    assert_eq!(app.input.cursor(), (0, 5));
+    assert_eq!(app.scroll, Scroll::Live);
+}
+
+#[test]
+fn sending_returns_to_live() {
+    let mut app = with_messages(40, 10, 30);
+    press(&mut app, KeyCode::PageUp);
+    msg(&mut app, 30, "bob", "new");
+    sent(&say(&mut app, "back"));
+    assert_eq!(app.scroll, Scroll::Live);
+    assert_eq!(app.unseen, 0);
+}
+
+#[test]
+fn page_up_at_the_top_stays_at_the_top() {
+    let mut app = with_messages(40, 10, 30);
+    let mut last = app.scroll;
+    for _ in 0..20 {
+        press(&mut app, KeyCode::PageUp);
+        last = app.scroll;
+    }
+    let rows = pane_rows(&app);
+    // The welcome notice is the oldest entry; it shows at the top, the pane is full.
+    assert!(rows[0].contains("you joined as alice"), "{rows:?}");
+    assert!(rows.iter().all(|r| !r.is_empty()), "{rows:?}");
+    press(&mut app, KeyCode::PageUp);
+    assert_eq!(app.scroll, last, "PageUp at the top changes nothing");
+    // Ctrl-Home goes to the same place.
+    let mut other = with_messages(40, 10, 30);
+    update(
+        &mut other,
+        key_with(KeyCode::Home, KeyModifiers::CONTROL),
+        T0,
+    );
+    assert_eq!(other.scroll, last);
+}
+
+/// Where `view` sits in `all` (every row of the scrollback, top to bottom).
+fn offset_in(all: &[String], view: &[String]) -> usize {
+    let hits: Vec<usize> = all
+        .windows(view.len())
+        .enumerate()
+        .filter(|(_, w)| *w == view)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(hits.len(), 1, "view {view:?} found at {hits:?}");
+    hits[0]
+}
+
+#[test]
+fn paging_up_and_down_shows_every_row_once_even_with_wrapped_messages() {
+    let mut app = in_room(30, 10); // pane: 30x6, a page is 5 rows
+    let words = [
+        "short",
+        "a somewhat longer line that wraps",
+        "四五六七八九十一二三四五六七八九十一二三",
+        "x",
+    ];
+    for i in 0..25u64 {
+        let text = format!("{i} {}", words[i as usize % words.len()]);
+        msg(&mut app, i, "bob", &text);
+    }
+    // Every row there is, as a very tall pane would show them.
+    let mut all = tchat::ui::visible_lines(&app, 30, 10_000)
+        .iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>();
+    all.retain(|r| !r.is_empty());
+    assert!(all.len() > 40);
+
+    // Page up to the top: each page moves exactly five rows, until the oldest row is at
+    // the top of the pane.
+    let mut at = offset_in(&all, &pane_rows(&app));
+    assert_eq!(at, all.len() - 6, "live shows the newest rows");
+    let mut ups = 0;
+    loop {
+        let before = app.scroll;
+        press(&mut app, KeyCode::PageUp);
+        if app.scroll == before {
+            break;
+        }
+        ups += 1;
+        let now = offset_in(&all, &pane_rows(&app));
+        if now == 0 {
+            assert!(at - now <= 5, "{at} -> {now}");
+        } else {
+            assert_eq!(at - now, 5, "PageUp from row {at} went to {now}");
+        }
+        at = now;
+        assert!(ups < 50);
+    }
+    assert_eq!(at, 0, "PageUp stops with the oldest row at the top");
+
+    // And back down: five rows at a time, to live.
+    while app.scroll != Scroll::Live {
+        press(&mut app, KeyCode::PageDown);
+        let now = offset_in(&all, &pane_rows(&app));
+        if app.scroll == Scroll::Live {
+            assert!(now - at <= 5, "{at} -> {now}");
+        } else {
+            assert_eq!(now - at, 5, "PageDown from row {at} went to {now}");
+        }
+        at = now;
+    }
+    assert_eq!(at, all.len() - 6);
+}
+
+#[test]
+fn with_fewer_messages_than_fit_page_up_stays_live() {
+    let mut app = with_messages(40, 10, 3);
+    press(&mut app, KeyCode::PageUp);
+    assert_eq!(app.scroll, Scroll::Live);
+    update(&mut app, wheel(MouseEventKind::ScrollUp), T0);
+    assert_eq!(app.scroll, Scroll::Live);
+    msg(&mut app, 3, "bob", "new");
+    assert_eq!(app.unseen, 0);
+    // Exactly a paneful: still nothing to scroll to.
+    let mut app = joiner(40, 10);
+    for i in 0..6 {
+        msg(&mut app, i, "bob", &format!("m{i}"));
+    }
+    press(&mut app, KeyCode::PageUp);
+    assert_eq!(app.scroll, Scroll::Live);
+    // Nothing at all: no panic, live.
+    let mut empty = joiner(40, 10);
+    press(&mut empty, KeyCode::PageUp);
+    press(&mut empty, KeyCode::PageDown);
+    update(
+        &mut empty,
+        key_with(KeyCode::Home, KeyModifiers::CONTROL),
+        T0,
+    );
+    assert_eq!(empty.scroll, Scroll::Live);
+}
+
+#[test]
+fn the_mouse_wheel_scrolls_three_rows() {
+    let mut app = with_messages(40, 10, 30);
+    update(&mut app, wheel(MouseEventKind::ScrollUp), T0);
+    assert!(matches!(app.scroll, Scroll::Back { .. }));
+    assert!(
+        pane_rows(&app)[5].ends_with("bob: m26"),
+        "{:?}",
+        pane_rows(&app)
+    );
+    update(&mut app, wheel(MouseEventKind::ScrollUp), T0);
+    assert!(pane_rows(&app)[5].ends_with("bob: m23"));
+    msg(&mut app, 30, "bob", "new");
+    assert_eq!(app.unseen, 1);
+    update(&mut app, wheel(MouseEventKind::ScrollDown), T0);
+    assert!(pane_rows(&app)[5].ends_with("bob: m26"));
+    update(&mut app, wheel(MouseEventKind::ScrollDown), T0);
+    update(&mut app, wheel(MouseEventKind::ScrollDown), T0);
+    assert_eq!(app.scroll, Scroll::Live);
+    assert_eq!(app.unseen, 0);
+    // Clicks and moves change nothing.
+    for kind in [
+        MouseEventKind::Moved,
+        MouseEventKind::Down(crossterm::event::MouseButton::Left),
+        MouseEventKind::ScrollLeft,
+    ] {
+        update(&mut app, wheel(kind), T0);
+        assert_eq!(app.scroll, Scroll::Live);
+    }
+}
+
+#[test]
+fn a_message_taller_than_the_pane_can_be_read_row_by_row() {
+    let mut app = in_room(20, 8); // pane: 8 - 1 - 3 = 4 rows, 20 columns
+    let long: String = (0..30).map(|i| format!("w{i} ")).collect();
+    msg(&mut app, 1, "bob", long.trim_end());
+    msg(&mut app, 2, "bob", "after");
+    // Scroll to the very top: the first row of the long message is shown.
+    for _ in 0..30 {
+        press(&mut app, KeyCode::PageUp);
+    }
+    let rows = pane_rows(&app);
+    assert!(rows[0].contains("you joined"), "{rows:?}");
+    // Wheel down row by row: the views go through every row of the long message.
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen.extend(pane_rows(&app));
+        update(&mut app, wheel(MouseEventKind::ScrollDown), T0);
+        if app.scroll == Scroll::Live {
+            break;
+        }
+    }
+    assert_eq!(app.scroll, Scroll::Live);
+    seen.extend(pane_rows(&app));
+    let all = seen.join(" ");
+    for i in 0..30 {
+        assert!(all.contains(&format!("w{i}")), "w{i} never shown");
+    }
+}
+
+#[test]
+fn resize_changes_the_layout_and_the_page_follows() {
+    let mut app = with_messages(40, 10, 60);
+    update(&mut app, Msg::Resize(60, 20), T0);
+    assert_eq!((app.width, app.height), (60, 20));
+    // 20 rows: pane 16, page 15.
+    press(&mut app, KeyCode::PageUp);
+    let rows = pane_rows(&app);
+    assert_eq!(rows.len(), 16);
+    assert!(rows[15].ends_with("bob: m44"), "{rows:?}");
+    update(&mut app, Msg::Resize(40, 10), T0);
+    assert_eq!((app.width, app.height), (40, 10));
+    press(&mut app, KeyCode::PageUp);
+    let rows = pane_rows(&app);
+    assert_eq!(rows.len(), 6);
+    assert!(rows[5].ends_with("bob: m39"), "{rows:?}");
+}
+
+#[test]
+#[ignore = "bug: after Ctrl-Home (or paging to the top) on a narrow terminal, widening it and pressing PageUp panics: \
+            Scroll::Back.skip is kept across the resize and exceeds the oldest entry's rows at the new width, \
+            so clamp_top underflows (src/app.rs:689 `self.rows_of(bottom) - skip`: attempt to subtract with overflow)"]
+fn scrolling_up_after_widening_the_terminal_does_not_panic() {
+    // A host on a narrow terminal reads back to the top: the long welcome notice is the
+    // oldest entry and takes many rows, part of it held below the pane.
+    let mut app = host(24, 8);
+    welcome(&mut app, "alice", None, &["alice"]);
+    for i in 0..3 {
+        msg(&mut app, i, "bob", &format!("m{i}"));
+    }
+    update(&mut app, key_with(KeyCode::Home, KeyModifiers::CONTROL), T0);
+    assert!(
+        matches!(app.scroll, Scroll::Back { skip, .. } if skip > 0),
+        "{:?}",
+        app.scroll
+    );
+    // The window is made wider, and the person pages up once more.
+    update(&mut app, Msg::Resize(120, 8), T0);
+    press(&mut app, KeyCode::PageUp);
+    assert!(pane_rows(&app)[0].contains("you are hosting"));
+}
+
+#[test]
+fn tiny_sizes_do_not_stop_scrolling() {
+    let mut app = with_messages(40, 10, 30);
+    for (w, h) in [(0, 0), (1, 1), (0, 10), (10, 0), (3, 4), (1, 200)] {
+        update(&mut app, Msg::Resize(w, h), T0);
+        for code in [KeyCode::PageUp, KeyCode::PageDown, KeyCode::PageUp] {
+            press(&mut app, code);
+        }
+        update(&mut app, wheel(MouseEventKind::ScrollUp), T0);
+        update(&mut app, wheel(MouseEventKind::ScrollDown), T0);
+        press(&mut app, KeyCode::End);
+        assert_eq!(app.scroll, Scroll::Live);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The room
+
+#[test]
+fn welcome_puts_us_in_the_room() {
+    let mut app = joiner(80, 24);
+    assert_eq!(app.conn, Conn::Connecting);
+    welcome(&mut app, "alice", None, &["bob", "alice", "carol"]);
+    assert_eq!(app.conn, Conn::InRoom);
+    assert_eq!(app.me, "alice");
+    assert_eq!(app.members, vec!["bob", "alice", "carol"]);
+    assert_eq!(last_kind(&app), Kind::Notice);
+    assert_eq!(last_text(&app), "you joined as alice; here: bob, carol");
+}
+
+#[test]
+fn welcome_alone_says_nobody_else_is_here() {
+    let mut app = host(80, 24);
+    welcome(&mut app, "alice", None, &["alice"]);
+    assert_eq!(
+        last_text(&app),
+        "you are hosting as alice; nobody else is here yet. Others join with: \
+         tchat --join 192.168.1.5:7878  (or: nc 192.168.1.5 7878)"
+    );
+}
+
+#[test]
+fn a_taken_name_is_told() {
+    let mut app = joiner(80, 24);
+    welcome(&mut app, "alice2", Some("alice"), &["alice", "alice2"]);
+    assert_eq!(app.me, "alice2");
+    let all = texts(&app);
+    assert!(
+        all.iter()
+            .any(|t| t.contains("alice is taken") && t.contains("alice2")),
+        "{all:?}"
+    );
+    // Our own lines now carry the new name.
+    sent(&say(&mut app, "hi"));
+    assert_eq!(last_kind(&app), own("alice2", Delivery::Pending));
+}
+
+#[test]
+#[ignore = "bug: a line typed before the Welcome keeps the asked name (`alice`) after the room renamed us to `alice2`; the echo's `from` is ignored (src/app.rs on_server Msg cid match)"]
+fn a_line_typed_before_the_welcome_takes_the_name_the_room_gave() {
+    let mut app = joiner(80, 24);
+    let (text, cid) = sent(&say(&mut app, "early"));
+    welcome(&mut app, "alice2", Some("alice"), &["alice", "alice2"]);
+    echo(&mut app, 1, "alice2", &text, &cid);
+    let early = app.entries().find(|(_, e)| e.text == "early").unwrap().1;
+    assert_eq!(early.kind, own("alice2", Delivery::Delivered));
+}
+
+#[test]
+fn joins_and_leaves_keep_the_member_list() {
+    let mut app = in_room(80, 24);
+    assert_eq!(app.members, vec!["alice", "bob"]);
+    let join = |app: &mut App, id, name: &str| {
+        server(
+            app,
+            ServerMsg::Join {
+                id,
+                ts: T0,
+                name: name.into(),
+            },
+        )
+    };
+    let leave = |app: &mut App, id, name: &str, reason: Option<&str>| {
+        server(
+            app,
+            ServerMsg::Leave {
+                id,
+                ts: T0,
+                name: name.into(),
+                reason: reason.map(str::to_owned),
+            },
+        )
+    };
+    join(&mut app, 1, "carol");
+    assert_eq!(last_text(&app), "carol joined");
+    assert_eq!(last_kind(&app), Kind::Notice);
+    assert_eq!(app.members.len(), 3);
+    join(&mut app, 2, "carol");
+    assert_eq!(app.members.len(), 3, "a repeated join is not counted twice");
+    join(&mut app, 3, "Dave");
+    assert_eq!(app.members, vec!["alice", "bob", "carol", "Dave"]);
+    leave(&mut app, 4, "bob", None);
+    assert_eq!(last_text(&app), "bob left");
+    assert_eq!(app.members, vec!["alice", "carol", "Dave"]);
+    leave(&mut app, 5, "carol", Some("timed out"));
+    assert_eq!(last_text(&app), "carol left (timed out)");
+    leave(&mut app, 6, "nobody", None);
+    assert_eq!(app.members, vec!["alice", "Dave"]);
+}
+
+#[test]
+fn closing_says_why_and_closes() {
+    let mut app = in_room(80, 24);
+    server(
+        &mut app,
+        ServerMsg::Closing {
+            ts: T0,
+            reason: "the host left".into(),
+        },
+    );
+    assert_eq!(app.conn, Conn::Closed("the host left".into()));
+    assert_eq!(last_kind(&app), Kind::Error);
+    assert_eq!(last_text(&app), "the host left. Press Esc to leave.");
+    assert_eq!(press(&mut app, KeyCode::Esc), vec![Effect::Quit]);
+}
+
+#[test]
+fn a_room_notice_is_shown_as_a_notice() {
+    let mut app = in_room(80, 24);
+    server(
+        &mut app,
+        ServerMsg::Notice {
+            ts: T0,
+            text: "line refused: over 8192 bytes".into(),
+        },
+    );
+    assert_eq!(last_kind(&app), Kind::Notice);
+    assert_eq!(last_text(&app), "line refused: over 8192 bytes");
+}
+
+#[test]
+fn a_message_under_our_own_name_without_cid_is_marked_own() {
+    let mut app = in_room(80, 24);
+    msg(&mut app, 1, "alice", "from history");
+    assert_eq!(last_kind(&app), own("alice", Delivery::Delivered));
+}
+
+#[test]
+fn text_from_a_plain_peer_on_the_host_is_labelled_peer() {
+    let mut app = host(80, 24);
+    net(
+        &mut app,
+        NetEvent::Text {
+            ts: T0,
+            text: "raw".into(),
+        },
+    );
+    assert_eq!(
+        last_kind(&app),
+        Kind::Text {
+            from: "peer".into()
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Hostile input
+
+/// True when no entry's text or sender, nor our name or the members, hold anything that
+/// could drive a terminal. A message's text may hold line breaks (`\n`): they are how a
+/// message of several lines is kept, and the view lays each out as a row of its own.
+fn all_clean(app: &App) -> Result<(), String> {
+    let bad_text = |s: &str| s.chars().any(|c| c != '\n' && is_forbidden(c));
+    let bad_line = |s: &str| s.chars().any(is_forbidden);
+    for (seq, e) in app.entries() {
+        if bad_text(&e.text) {
+            return Err(format!("entry {seq} text {:?}", e.text));
+        }
+        if let Kind::Message { from, .. } | Kind::Text { from } = &e.kind
+            && bad_line(from)
+        {
+            return Err(format!("entry {seq} sender {from:?}"));
+        }
+    }
+    if bad_line(&app.me) {
+        return Err(format!("me {:?}", app.me));
+    }
+    if let Some(m) = app.members.iter().find(|m| bad_line(m)) {
+        return Err(format!("member {m:?}"));
+    }
+    if let Conn::Closed(r) = &app.conn
+        && bad_line(r)
+    {
+        return Err(format!("close reason {r:?}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn escapes_and_bidi_overrides_from_the_network_are_stored_sanitized() {
+    let evil =
+        "a\u{1b}[2J\u{1b}]0;pwned\u{7}b\u{202e}cba\u{202c}\u{2066}x\u{2069}\u{9b}1m\u{7f}\r\n";
+    let mut app = joiner(80, 24);
+    server(
+        &mut app,
+        ServerMsg::Welcome {
+            v: 1,
+            room: evil.into(),
+            name: format!("me{evil}"),
+            asked: Some(format!("asked{evil}")),
+            members: vec![format!("m{evil}"), "bob".into()],
+            max_line: 8192,
+        },
+    );
+    server(
+        &mut app,
+        ServerMsg::Msg {
+            id: 1,
+            ts: T0,
+            from: format!("ev{evil}il"),
+            text: format!("hi{evil}there"),
+            cid: Some("not-ours".into()),
+        },
+    );
+    server(
+        &mut app,
+        ServerMsg::Join {
+            id: 2,
+            ts: T0,
+            name: format!("j{evil}"),
+        },
+    );
+    server(
+        &mut app,
+        ServerMsg::Leave {
+            id: 3,
+            ts: T0,
+            name: format!("l{evil}"),
+            reason: Some(format!("r{evil}")),
+        },
+    );
+    server(
+        &mut app,
+        ServerMsg::Notice {
+            ts: T0,
+            text: format!("n{evil}"),
+        },
+    );
+    net(
+        &mut app,
+        NetEvent::Text {
+            ts: T0,
+            text: format!("t{evil}"),
+        },
+    );
+    server(
+        &mut app,
+        ServerMsg::Closing {
+            ts: T0,
+            reason: format!("c{evil}"),
+        },
+    );
+    net(
+        &mut app,
+        NetEvent::Closed {
+            reason: format!("d{evil}"),
+        },
+    );
+    all_clean(&app).unwrap();
+    // The escape is visible rather than gone, so a person sees something odd was sent.
+    let m = app
+        .entries()
+        .find(|(_, e)| e.text.starts_with("hi"))
+        .unwrap()
+        .1;
+    assert!(m.text.contains('␛'), "{:?}", m.text);
+    assert!(!m.text.contains('\u{202e}'));
+}
+
+// ---------------------------------------------------------------------------------------
+// Whatever happens, nothing panics
+
+fn arb_string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "[a-z ]{0,20}",
+        "[\u{4e00}-\u{4e20}🎉👨‍👩‍👧❤️ é]{0,30}",
+        "(exit| exit |\n|\r\n|\r|\u{1b}\\[2J|\u{202e}|\t|x{80})*",
+    ]
+}
+
+fn arb_modifiers() -> impl Strategy<Value = KeyModifiers> {
+    (0u8..16).prop_map(|b| {
+        let mut m = KeyModifiers::NONE;
+        if b & 1 != 0 {
+            m |= KeyModifiers::SHIFT;
+        }
+        if b & 2 != 0 {
+            m |= KeyModifiers::CONTROL;
+        }
+        if b & 4 != 0 {
+            m |= KeyModifiers::ALT;
+        }
+        if b & 8 != 0 {
+            m |= KeyModifiers::SUPER;
+        }
+        m
+    })
+}
+
+fn arb_key_code() -> impl Strategy<Value = KeyCode> {
+    prop_oneof![
+        4 => any::<char>().prop_map(KeyCode::Char),
+        4 => prop::sample::select(vec!['a', 'e', 'u', 'k', 'w', 'y', 'b', 'f', 'd', 'h', ' ', '世', '🎉'])
+            .prop_map(KeyCode::Char),
+        6 => prop::sample::select(vec![
+            KeyCode::Enter,
+            KeyCode::Backspace,
+            KeyCode::Delete,
+            KeyCode::Left,
+            KeyCode::Right,
+            KeyCode::Up,
+            KeyCode::Down,
+            KeyCode::Home,
+            KeyCode::End,
+            KeyCode::PageUp,
+            KeyCode::PageDown,
+            KeyCode::Tab,
+            KeyCode::BackTab,
+            KeyCode::Insert,
+            KeyCode::F(1),
+            KeyCode::Null,
+        ]),
+    ]
+}
+
+fn arb_key() -> impl Strategy<Value = Msg> {
+    (
+        arb_key_code(),
+        arb_modifiers(),
+        prop::sample::select(vec![
+            KeyEventKind::Press,
+            KeyEventKind::Press,
+            KeyEventKind::Repeat,
+            KeyEventKind::Release,
+        ]),
+    )
+        .prop_filter("Esc and Ctrl-C only quit", |(code, m, _)| {
+            // They are harmless, but the run would have nothing more to show after them.
+            !(matches!(code, KeyCode::Esc)
+                || (matches!(code, KeyCode::Char('c')) && m.contains(KeyModifiers::CONTROL)))
+        })
+        .prop_map(|(code, modifiers, kind)| {
+            Msg::Key(KeyEvent {
+                code,
+                modifiers,
+                kind,
+                state: KeyEventState::NONE,
+            })
+        })
+}
+
+fn arb_server() -> impl Strategy<Value = ServerMsg> {
+    prop_oneof![
+        (
+            arb_string(),
+            prop::option::of(arb_string()),
+            prop::collection::vec(arb_string(), 0..4),
+            0usize..100
+        )
+            .prop_map(|(name, asked, members, max_line)| ServerMsg::Welcome {
+                v: 1,
+                room: "r".into(),
+                name,
+                asked,
+                members,
+                max_line,
+            }),
+        (
+            any::<u64>(),
+            any::<i64>(),
+            arb_string(),
+            arb_string(),
+            prop::option::of(arb_string())
+        )
+            .prop_map(|(id, ts, from, text, cid)| ServerMsg::Msg {
+                id,
+                ts,
+                from,
+                text,
+                cid,
+            }),
+        (any::<i64>(), arb_string()).prop_map(|(ts, name)| ServerMsg::Join { id: 0, ts, name }),
+        (any::<i64>(), arb_string(), prop::option::of(arb_string())).prop_map(
+            |(ts, name, reason)| {
+                ServerMsg::Leave {
+                    id: 0,
+                    ts,
+                    name,
+                    reason,
+                }
+            }
+        ),
+        (any::<i64>(), arb_string()).prop_map(|(ts, text)| ServerMsg::Notice { ts, text }),
+        (any::<i64>(), arb_string()).prop_map(|(ts, reason)| ServerMsg::Closing { ts, reason }),
+    ]
+}
+
+fn arb_msg() -> impl Strategy<Value = Msg> {
+    prop_oneof![
+        10 => arb_key(),
+        2 => arb_string().prop_map(Msg::Paste),
+        2 => (
+            prop::sample::select(vec![
+                MouseEventKind::ScrollUp,
+                MouseEventKind::ScrollDown,
+                MouseEventKind::Moved,
+                MouseEventKind::Down(crossterm::event::MouseButton::Left),
+            ]),
+            any::<u16>(),
+            any::<u16>(),
+        )
+            .prop_map(|(kind, column, row)| Msg::Mouse(MouseEvent {
+                kind,
+                column,
+                row,
+                modifiers: KeyModifiers::NONE,
+            })),
+        2 => (
+            prop_oneof![Just(0u16), Just(1), Just(2), 0u16..120],
+            prop_oneof![Just(0u16), Just(1), Just(2), Just(3), 0u16..50],
+        )
+            .prop_map(|(w, h)| Msg::Resize(w, h)),
+        6 => arb_server().prop_map(|m| Msg::Net(NetEvent::Server(m))),
+        1 => Just(Msg::Net(NetEvent::Plain)),
+        2 => (any::<i64>(), arb_string()).prop_map(|(ts, text)| Msg::Net(NetEvent::Text { ts, text })),
+        1 => arb_string().prop_map(|reason| Msg::Net(NetEvent::Closed { reason })),
+    ]
+}
+
+fn draw(app: &App) {
+    let mut terminal = Terminal::new(TestBackend::new(app.width, app.height)).unwrap();
+    terminal.draw(|f| tchat::ui::render(app, f)).unwrap();
+}
+
+/// One run: apply `msgs` to a fresh app, drawing after every step. With `live_before_resize`
+/// a scrolled-back view is returned to live (End) before each resize, which steps around
+/// the bug shown by `scrolling_up_after_widening_the_terminal_does_not_panic`.
+fn run(start: (u16, u16), msgs: Vec<Msg>, live_before_resize: bool) -> Result<(), TestCaseError> {
+    let mut app = joiner(start.0, start.1);
+    draw(&app);
+    for (i, m) in msgs.into_iter().enumerate() {
+        let now = T0 + i as i64;
+        if live_before_resize && matches!(m, Msg::Resize(..)) && app.scroll != Scroll::Live {
+            update(&mut app, key(KeyCode::End), now);
+        }
+        let fx = update(&mut app, m, now);
+        for f in &fx {
+            if let Effect::Send { text, .. } = f {
+                prop_assert!(!text.trim().is_empty());
+                prop_assert_ne!(text.trim(), "exit");
+            }
+        }
+        if let Err(e) = all_clean(&app) {
+            prop_assert!(false, "unsafe text stored: {}", e);
+        }
+        if app.scroll == Scroll::Live {
+            prop_assert_eq!(app.unseen, 0);
+        }
+        draw(&app);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn any_sequence_of_events_never_panics(
+        start in (0u16..100, 0u16..40),
+        msgs in prop::collection::vec(arb_msg(), 0..60),
+    ) {
+        run(start, msgs, true)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 3000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    #[ignore = "bug: a resize while scrolled back leaves Scroll::Back.skip larger than the entry's rows at the new width; the next scroll up underflows in clamp_top (src/app.rs:689 `self.rows_of(bottom) - skip`)"]
+    fn any_sequence_of_events_never_panics_even_resizing_while_scrolled_back(
+        start in (0u16..100, 0u16..40),
+        msgs in prop::collection::vec(arb_msg(), 0..60),
+    ) {
+        run(start, msgs, false)?;
+    }
+}

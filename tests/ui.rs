@@ -1,0 +1,810 @@
+//! The view as a person sees it: an `App` driven through `update`, drawn with
+//! `tchat::ui::render` into a `TestBackend`, and read back cell by cell.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Position;
+use ratatui::style::{Color, Modifier};
+use unicode_width::UnicodeWidthStr;
+
+use tchat::app::{App, Msg, Role, Scroll, update};
+use tchat::client::NetEvent;
+use tchat::protocol::ServerMsg;
+use tchat::ui::name_color;
+
+/// 2024-01-01 12:01:00 UTC.
+const T0: i64 = 1_704_110_460_000;
+const MINUTE: i64 = 60_000;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+fn joiner(w: u16, h: u16) -> App {
+    App::new(
+        Role::Joiner {
+            address: "10.0.0.2:7878".into(),
+        },
+        "alice".into(),
+        w,
+        h,
+        0,
+    )
+}
+
+fn host(w: u16, h: u16) -> App {
+    App::new(
+        Role::Host {
+            addresses: vec!["192.168.1.5:7878".into(), "[fe80::1]:7878".into()],
+        },
+        "alice".into(),
+        w,
+        h,
+        0,
+    )
+}
+
+fn key(code: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn type_str(app: &mut App, s: &str) {
+    for c in s.chars() {
+        update(app, key(KeyCode::Char(c)), T0);
+    }
+}
+
+fn server(app: &mut App, msg: ServerMsg) {
+    update(app, Msg::Net(NetEvent::Server(msg)), T0);
+}
+
+fn welcome(app: &mut App, members: &[&str]) {
+    server(
+        app,
+        ServerMsg::Welcome {
+            v: 1,
+            room: "room".into(),
+            name: "alice".into(),
+            asked: None,
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
+            max_line: 8192,
+        },
+    );
+}
+
+fn msg_at(app: &mut App, ts: i64, from: &str, text: &str) {
+    server(
+        app,
+        ServerMsg::Msg {
+            id: 0,
+            ts,
+            from: from.into(),
+            text: text.into(),
+            cid: None,
+        },
+    );
+}
+
+fn msg(app: &mut App, from: &str, text: &str) {
+    msg_at(app, T0, from, text);
+}
+
+fn in_room(w: u16, h: u16) -> App {
+    let mut app = joiner(w, h);
+    welcome(&mut app, &["alice", "bob", "carol"]);
+    app
+}
+
+fn draw(app: &App) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(app.width, app.height)).unwrap();
+    terminal.draw(|f| tchat::ui::render(app, f)).unwrap();
+    terminal
+}
+
+/// The rows of the screen as text: one string per row, a wide character once (the cell
+/// after it, which it covers, is skipped), trailing spaces trimmed.
+fn rows(buf: &Buffer) -> Vec<String> {
+    let area = buf.area;
+    (area.top()..area.bottom())
+        .map(|y| {
+            let mut row = String::new();
+            let mut x = area.left();
+            while x < area.right() {
+                let sym = buf[(x, y)].symbol();
+                row.push_str(sym);
+                x += UnicodeWidthStr::width(sym).max(1) as u16;
+            }
+            row.trim_end().to_owned()
+        })
+        .collect()
+}
+
+fn screen(app: &App) -> String {
+    rows(draw(app).backend().buffer()).join("\n")
+}
+
+/// Where `needle` starts on screen: (column, row).
+fn find(buf: &Buffer, needle: &str) -> Option<(u16, u16)> {
+    let first = needle.chars().next()?.to_string();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            if buf[(x, y)].symbol() != first {
+                continue;
+            }
+            // Read on from here, skipping covered cells.
+            let mut s = String::new();
+            let mut cx = x;
+            while cx < buf.area.width && s.len() < needle.len() {
+                let sym = buf[(cx, y)].symbol();
+                s.push_str(sym);
+                cx += UnicodeWidthStr::width(sym).max(1) as u16;
+            }
+            if s.starts_with(needle) {
+                return Some((x, y));
+            }
+        }
+    }
+    None
+}
+
+/// The parts of the status line, between its separators.
+fn status_parts(app: &App) -> Vec<String> {
+    let screen = rows(draw(app).backend().buffer());
+    screen
+        .last()
+        .unwrap()
+        .split('│')
+        .map(|p| p.trim().to_owned())
+        .collect()
+}
+
+fn cursor(terminal: &mut Terminal<TestBackend>) -> Position {
+    terminal.get_cursor_position().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// Status line
+
+#[test]
+fn the_status_line_says_where_who_how_many_and_whether_connected() {
+    let app = in_room(80, 12);
+    assert_eq!(
+        status_parts(&app),
+        [
+            "tchat",
+            "room 10.0.0.2:7878",
+            "alice",
+            "3 here",
+            "connected"
+        ]
+    );
+    // It is a bar across the whole width.
+    let t = draw(&app);
+    let buf = t.backend().buffer();
+    for x in 0..80 {
+        assert!(
+            buf[(x, 11)].modifier.contains(Modifier::REVERSED),
+            "column {x} of the status bar is not reversed"
+        );
+    }
+}
+
+#[test]
+fn the_host_sees_every_address_people_can_join() {
+    let mut app = host(80, 12);
+    welcome(&mut app, &["alice"]);
+    assert_eq!(
+        status_parts(&app),
+        [
+            "tchat",
+            "hosting 192.168.1.5:7878 · [fe80::1]:7878",
+            "alice",
+            "1 here",
+            "connected"
+        ]
+    );
+}
+
+#[test]
+#[ignore = "bug: the status line is cut at the right edge with no priority, so the connection state goes first: \
+            a host with three addresses on an 80-column terminal never sees `connected`/`disconnected`, \
+            nor a joiner on a 50-column one (src/ui.rs status_line)"]
+fn the_connection_state_stays_visible_when_the_status_line_is_long() {
+    let mut app = App::new(
+        Role::Host {
+            addresses: vec![
+                "192.168.1.5:7878".into(),
+                "10.8.0.2:7878".into(),
+                "[fd00::5]:7878".into(),
+            ],
+        },
+        "alice".into(),
+        80,
+        12,
+        0,
+    );
+    welcome(&mut app, &["alice"]);
+    update(
+        &mut app,
+        Msg::Net(NetEvent::Closed {
+            reason: "the room closed".into(),
+        }),
+        T0,
+    );
+    assert!(screen(&app).contains("disconnected"), "{}", screen(&app));
+    let mut joiner = in_room(50, 12);
+    update(
+        &mut joiner,
+        Msg::Net(NetEvent::Closed {
+            reason: "connection lost".into(),
+        }),
+        T0,
+    );
+    assert!(
+        screen(&joiner).contains("disconnected"),
+        "{}",
+        screen(&joiner)
+    );
+}
+
+#[test]
+fn the_status_line_follows_the_connection() {
+    let mut app = joiner(80, 12);
+    assert_eq!(
+        status_parts(&app),
+        ["tchat", "room 10.0.0.2:7878", "alice", "connecting…"]
+    );
+    welcome(&mut app, &["alice", "bob"]);
+    assert!(rows(draw(&app).backend().buffer())[11].ends_with("│ 2 here │ connected"));
+    server(
+        &mut app,
+        ServerMsg::Join {
+            id: 1,
+            ts: T0,
+            name: "carol".into(),
+        },
+    );
+    assert!(rows(draw(&app).backend().buffer())[11].contains("│ 3 here │"));
+    update(
+        &mut app,
+        Msg::Net(NetEvent::Closed {
+            reason: "the host left".into(),
+        }),
+        T0,
+    );
+    let t = draw(&app);
+    let status = &rows(t.backend().buffer())[11];
+    assert!(status.ends_with("│ disconnected"), "{status}");
+    let (x, y) = find(t.backend().buffer(), "disconnected").unwrap();
+    assert_eq!(t.backend().buffer()[(x, y)].fg, Color::Red);
+
+    let mut plain = joiner(80, 12);
+    update(&mut plain, Msg::Net(NetEvent::Plain), T0);
+    assert_eq!(
+        status_parts(&plain),
+        ["tchat", "room 10.0.0.2:7878", "alice", "plain text peer"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages
+
+#[test]
+fn a_message_shows_time_sender_and_text_with_the_newest_at_the_bottom() {
+    let mut app = in_room(50, 12);
+    msg_at(&mut app, T0, "bob", "hello");
+    msg_at(&mut app, T0 + 62 * MINUTE, "carol", "an hour later");
+    let screen = rows(draw(&app).backend().buffer());
+    // Pane: rows 0..8; input box 8..11; status 11.
+    assert_eq!(screen[7], "13:03 carol: an hour later");
+    assert_eq!(screen[6], "12:01 bob: hello");
+    assert!(screen[5].contains("you joined as alice"));
+    assert!(
+        screen[8].starts_with("╭"),
+        "the input box follows: {:?}",
+        screen[8]
+    );
+    assert!(screen[..4].iter().all(String::is_empty), "{screen:#?}");
+}
+
+#[test]
+fn the_time_is_local() {
+    let mut app = App::new(
+        Role::Joiner {
+            address: "h:1".into(),
+        },
+        "alice".into(),
+        40,
+        8,
+        -5 * 3600,
+    );
+    msg_at(&mut app, T0, "bob", "hi");
+    assert!(screen(&app).contains("07:01 bob: hi"));
+}
+
+#[test]
+fn names_have_stable_colours_and_own_lines_look_different() {
+    let mut app = in_room(50, 12);
+    msg(&mut app, "bob", "one");
+    msg(&mut app, "carol", "two");
+    update(&mut app, key(KeyCode::Char('x')), T0);
+    update(&mut app, key(KeyCode::Enter), T0);
+    msg(&mut app, "bob", "three");
+
+    for _ in 0..3 {
+        let t = draw(&app);
+        let buf = t.backend().buffer();
+        let rows = rows(buf);
+        for (name, text) in [("bob", "one"), ("carol", "two"), ("bob", "three")] {
+            let line = format!("{name}: {text}");
+            let y = rows.iter().position(|r| r.ends_with(&line)).unwrap() as u16;
+            let cell = &buf[(6, y)];
+            assert_eq!(cell.fg, name_color(name), "{name}'s colour");
+            assert!(cell.modifier.contains(Modifier::BOLD));
+            assert!(!cell.modifier.contains(Modifier::UNDERLINED));
+        }
+        // Our own line: the name underlined, the text grey until the room confirms it.
+        let y = rows.iter().position(|r| r.ends_with("alice: x")).unwrap() as u16;
+        assert_eq!(buf[(6, y)].fg, name_color("alice"));
+        assert!(buf[(6, y)].modifier.contains(Modifier::UNDERLINED));
+        assert_eq!(buf[(13, y)].symbol(), "x");
+        assert_eq!(buf[(13, y)].fg, Color::DarkGray, "pending text is grey");
+    }
+    assert_eq!(name_color("bob"), name_color("bob"));
+    assert_eq!(name_color("bob"), name_color(&String::from("bob")));
+    // Red is for errors: no name gets it.
+    for n in ["a", "bob", "carol", "dave", "eve", "mallory", "世界", "🎉"] {
+        assert_ne!(name_color(n), Color::Red, "{n}");
+    }
+}
+
+#[test]
+fn a_line_that_was_not_sent_is_struck_through_in_red() {
+    let mut app = in_room(50, 12);
+    type_str(&mut app, "lost");
+    update(&mut app, key(KeyCode::Enter), T0);
+    update(
+        &mut app,
+        Msg::Net(NetEvent::Closed {
+            reason: "connection lost".into(),
+        }),
+        T0,
+    );
+    let t = draw(&app);
+    let buf = t.backend().buffer();
+    let (x, y) = find(buf, "lost").unwrap();
+    assert_eq!(buf[(x, y)].fg, Color::Red);
+    assert!(buf[(x, y)].modifier.contains(Modifier::CROSSED_OUT));
+    assert!(rows(buf)[y as usize + 1].contains("! connection lost. Press Esc to leave."));
+}
+
+#[test]
+fn notices_and_errors_are_marked() {
+    let mut app = in_room(50, 12);
+    server(
+        &mut app,
+        ServerMsg::Join {
+            id: 1,
+            ts: T0,
+            name: "dave".into(),
+        },
+    );
+    server(
+        &mut app,
+        ServerMsg::Leave {
+            id: 2,
+            ts: T0,
+            name: "bob".into(),
+            reason: None,
+        },
+    );
+    let screen = rows(draw(&app).backend().buffer());
+    assert_eq!(screen[6], "12:01 * dave joined");
+    assert_eq!(screen[7], "12:01 * bob left");
+}
+
+/// Each row of the pane (`0..pane_h`) holds only whole characters: a wide character's
+/// two cells are on one row, inside the pane.
+fn assert_no_cut_characters(buf: &Buffer, pane_h: u16) {
+    for y in 0..pane_h {
+        let mut x = 0;
+        while x < buf.area.width {
+            let sym = buf[(x, y)].symbol();
+            let w = UnicodeWidthStr::width(sym).max(1) as u16;
+            assert!(
+                x + w <= buf.area.width,
+                "{sym:?} at column {x} of row {y} does not fit in {} columns",
+                buf.area.width
+            );
+            x += w;
+        }
+    }
+}
+
+#[test]
+fn a_long_cjk_message_wraps_at_the_pane_width_without_cutting_a_character() {
+    // 31 columns, odd, so that a wrong wrap would have to split a character.
+    let mut app = in_room(31, 14);
+    let text: String = "天地玄黄宇宙洪荒日月盈昃辰宿列张寒来暑往秋收冬藏闰余成岁律吕调阳".into();
+    msg(&mut app, "bob", &text);
+    let t = draw(&app);
+    let buf = t.backend().buffer();
+    let screen = rows(buf);
+    // Pane rows 0..10.
+    assert_no_cut_characters(buf, 10);
+    let first = screen
+        .iter()
+        .position(|r| r.starts_with("12:01 bob: "))
+        .unwrap();
+    assert_eq!(
+        first,
+        10 - 4,
+        "the message takes the four rows above the input box"
+    );
+    // "12:01 bob: " is 11 columns; 20 columns are left: ten characters a row.
+    assert_eq!(screen[first], "12:01 bob: 天地玄黄宇宙洪荒日月");
+    let mut joined: String = screen[first]["12:01 bob: ".len()..].to_owned();
+    for row in &screen[first + 1..10] {
+        // Continuation rows are indented under the text column.
+        assert!(row.starts_with(&" ".repeat(11)), "{row:?}");
+        assert!(!row[11..].starts_with(' '), "{row:?}");
+        assert!(UnicodeWidthStr::width(row.as_str()) <= 31);
+        joined.push_str(&row[11..]);
+    }
+    assert_eq!(joined, text, "nothing lost, nothing repeated");
+}
+
+#[test]
+fn mixed_width_text_wraps_at_words_and_never_overflows() {
+    let mut app = in_room(33, 14);
+    msg(
+        &mut app,
+        "bob",
+        "mixed text 混合 with 幅の広い文字 and emoji 🎉🎉 and ❤️ hearts 👨‍👩‍👧 family",
+    );
+    let t = draw(&app);
+    let buf = t.backend().buffer();
+    assert_no_cut_characters(buf, 10);
+    let screen = rows(buf);
+    let first = screen
+        .iter()
+        .position(|r| r.starts_with("12:01 bob:"))
+        .unwrap();
+    let body: Vec<&str> = screen[first..10]
+        .iter()
+        .map(|r| r.trim_start_matches("12:01 bob:").trim())
+        .collect();
+    assert_eq!(
+        body.join(" "),
+        "mixed text 混合 with 幅の広い文字 and emoji 🎉🎉 and ❤️ hearts 👨‍👩‍👧 family"
+    );
+}
+
+#[test]
+fn emoji_take_two_columns() {
+    let mut app = in_room(40, 10);
+    msg(&mut app, "bob", "🎉👍 ok");
+    let t = draw(&app);
+    let buf = t.backend().buffer();
+    let (x, y) = find(buf, "🎉").unwrap();
+    assert_eq!(x, 11);
+    assert_eq!(buf[(x + 2, y)].symbol(), "👍");
+    assert_eq!(buf[(x + 5, y)].symbol(), "o");
+}
+
+#[test]
+fn a_message_with_escapes_reaches_the_screen_only_as_visible_text() {
+    let mut app = in_room(60, 10);
+    msg(
+        &mut app,
+        "ev\u{1b}[31mil",
+        "clear\u{1b}[2J\u{202e}drow\u{7}",
+    );
+    let t = draw(&app);
+    let buf = t.backend().buffer();
+    for cell in buf.content() {
+        assert!(
+            !cell.symbol().chars().any(tchat::sanitize::is_forbidden),
+            "{:?}",
+            cell.symbol()
+        );
+    }
+    assert!(
+        rows(buf)[5].ends_with("ev␛[31mil: clear␛[2Jdrow␇"),
+        "{:?}",
+        rows(buf)[5]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Scrollback
+
+#[test]
+fn scrolled_back_the_pane_says_how_many_new_messages_are_below() {
+    let mut app = in_room(60, 10);
+    for i in 0..20 {
+        msg(&mut app, "bob", &format!("m{i}"));
+    }
+    update(&mut app, key(KeyCode::PageUp), T0);
+    let before = screen(&app);
+    assert!(
+        before.contains("↑ scrolled back · End returns to live"),
+        "{before}"
+    );
+    for i in 20..23 {
+        msg(&mut app, "bob", &format!("m{i}"));
+    }
+    let after = rows(draw(&app).backend().buffer());
+    // The marker takes the pane's last row, over the held lines.
+    assert!(
+        after[5].contains("↓ 3 new messages below · End returns to live"),
+        "{after:#?}"
+    );
+    // What was shown above it stays put.
+    assert_eq!(
+        before.lines().take(5).collect::<Vec<_>>(),
+        after[..5].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    msg(&mut app, "carol", "one more");
+    assert!(screen(&app).contains("↓ 4 new messages below"));
+
+    update(&mut app, key(KeyCode::End), T0);
+    assert_eq!(app.scroll, Scroll::Live);
+    let live = screen(&app);
+    assert!(!live.contains("new message"));
+    assert!(live.lines().nth(5).unwrap().ends_with("carol: one more"));
+}
+
+#[test]
+fn the_marker_counts_one_message_in_the_singular() {
+    let mut app = in_room(60, 10);
+    for i in 0..20 {
+        msg(&mut app, "bob", &format!("m{i}"));
+    }
+    update(&mut app, key(KeyCode::PageUp), T0);
+    msg(&mut app, "bob", "new");
+    assert!(screen(&app).contains("↓ 1 new message below"));
+}
+
+#[test]
+fn the_marker_keeps_its_count_on_a_narrow_terminal() {
+    let mut app = in_room(22, 10);
+    for i in 0..20 {
+        msg(&mut app, "bob", &format!("m{i}"));
+    }
+    update(&mut app, key(KeyCode::PageUp), T0);
+    for i in 0..3 {
+        msg(&mut app, "bob", &format!("n{i}"));
+    }
+    let screen = rows(draw(&app).backend().buffer());
+    assert!(screen[5].contains("3 new"), "{:?}", screen[5]);
+}
+
+// ---------------------------------------------------------------------------------------
+// The input box
+
+#[test]
+fn the_cursor_stands_after_what_was_typed_also_after_wide_characters() {
+    let mut app = in_room(40, 10);
+    // Input box rows 6..9; its text starts at column 2 (border and padding), row 7.
+    let mut t = draw(&app);
+    assert_eq!(cursor(&mut t), Position::new(2, 7));
+    type_str(&mut app, "ab");
+    assert_eq!(cursor(&mut draw(&app)), Position::new(4, 7));
+    type_str(&mut app, "你好");
+    assert_eq!(cursor(&mut draw(&app)), Position::new(8, 7));
+    type_str(&mut app, "🎉");
+    assert_eq!(cursor(&mut draw(&app)), Position::new(10, 7));
+    update(&mut app, key(KeyCode::Left), T0);
+    assert_eq!(cursor(&mut draw(&app)), Position::new(8, 7));
+    update(&mut app, key(KeyCode::Left), T0);
+    update(&mut app, key(KeyCode::Left), T0);
+    assert_eq!(cursor(&mut draw(&app)), Position::new(4, 7));
+    let t = draw(&app);
+    let screen = rows(t.backend().buffer());
+    assert_eq!(screen[7], "│ ab你好🎉                             │");
+}
+
+#[test]
+fn the_input_box_grows_to_five_rows_then_scrolls() {
+    let mut app = in_room(40, 16);
+    let box_top = |app: &App| {
+        rows(draw(app).backend().buffer())
+            .iter()
+            .position(|r| r.starts_with('╭'))
+            .unwrap()
+    };
+    assert_eq!(box_top(&app), 12);
+    update(&mut app, Msg::Paste("one\ntwo".into()), T0);
+    assert_eq!(app.input_rows(), 2);
+    assert_eq!(box_top(&app), 11);
+    update(&mut app, Msg::Paste("\nthree\nfour\nfive".into()), T0);
+    assert_eq!(app.input_rows(), 5);
+    assert_eq!(box_top(&app), 8);
+    let mut t = draw(&app);
+    assert_eq!(
+        cursor(&mut t),
+        Position::new(6, 13),
+        "after `five`, on the last row"
+    );
+    update(&mut app, Msg::Paste("\nsix\nseven".into()), T0);
+    assert_eq!(app.input_rows(), 5, "no more than five rows");
+    assert_eq!(box_top(&app), 8);
+    let mut t = draw(&app);
+    let screen = rows(t.backend().buffer());
+    assert!(
+        screen[13].contains("seven"),
+        "the cursor's row is shown: {screen:#?}"
+    );
+    assert_eq!(cursor(&mut t), Position::new(7, 13));
+    // A long line wraps inside the box and counts as rows too.
+    let mut app = in_room(20, 16);
+    type_str(&mut app, &"word ".repeat(8));
+    assert!(app.input_rows() >= 3, "{}", app.input_rows());
+    let mut t = draw(&app);
+    let c = cursor(&mut t);
+    assert!(
+        c.y < 15 && c.x < 19,
+        "the cursor stays inside the box: {c:?}"
+    );
+}
+
+/// The rows of the input box's text, as drawn.
+fn box_rows(screen: &[String]) -> Vec<String> {
+    let top = screen.iter().position(|r| r.starts_with('╭')).unwrap();
+    let bottom = screen.iter().position(|r| r.starts_with('╰')).unwrap();
+    screen[top + 1..bottom].to_vec()
+}
+
+#[test]
+#[ignore = "bug: the input box is sized by app::input_rows (src/app.rs:601, text::wrap, which drops the space a row \
+            breaks at) but drawn by ratatui-textarea's WordOrGlyph wrap (src/app.rs:737), which moves that space to the \
+            start of the next row; when a row ends exactly at the box's width the textarea needs one row more than the \
+            box has, scrolls, and the start of the message disappears while the box could still grow (80 columns, \
+            after ~150 typed characters the first row `Hi everyone, ...` is hidden and stays hidden)"]
+fn the_start_of_a_message_being_typed_stays_in_view_while_the_box_can_grow() {
+    let text = "Hi everyone, thanks for joining today. I wanted to ask whether we could move the \
+                meeting on Thursday to a later time, because I have a dentist appointment in the \
+                morning and will not be back before eleven.";
+    let mut app = in_room(80, 24);
+    for c in text.chars() {
+        type_str(&mut app, &c.to_string());
+        let screen = rows(draw(&app).backend().buffer());
+        let shown = box_rows(&screen);
+        if app.input_rows() < 5 {
+            assert!(
+                shown[0].starts_with("│ Hi everyone"),
+                "after typing {:?} the box shows {shown:#?}",
+                app.input_text()
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore = "bug: when the typed text fills the input row exactly, the cursor is clamped to the last column \
+            (src/ui.rs:230 `.min(inner.width - 1)`) and drawn on top of the last character instead of where the \
+            next character goes (the start of the next row)"]
+fn the_cursor_is_not_drawn_over_the_last_character_of_a_full_row() {
+    // 20 columns: the box's text is 16 columns wide, from column 2.
+    for text in ["abcdefghijklmnop", "你好你好你好你好"] {
+        let mut app = in_room(20, 10);
+        type_str(&mut app, text);
+        let mut t = draw(&app);
+        let c = cursor(&mut t);
+        let last = if text.is_ascii() { 17 } else { 16 };
+        assert!(
+            !(c.y == 7 && c.x >= last),
+            "{text:?}: the cursor {c:?} stands on the last character"
+        );
+    }
+}
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    for (w, h) in [
+        (1, 1),
+        (10, 3),
+        (0, 10),
+        (10, 0),
+        (0, 0),
+        (1, 5),
+        (2, 2),
+        (3, 6),
+        (4, 8),
+        (5, 1),
+    ] {
+        let mut app = in_room(w, h);
+        for i in 0..5 {
+            msg(&mut app, "bob", &format!("message {i} 世界🎉"));
+        }
+        type_str(&mut app, "typing 你好");
+        update(&mut app, Msg::Paste("\nmore\nlines".into()), T0);
+        let _ = screen(&app);
+        update(&mut app, key(KeyCode::PageUp), T0);
+        msg(&mut app, "carol", "while scrolled");
+        let _ = screen(&app);
+        // The terminal and the app disagreeing about the size is no reason to panic.
+        let mut t = Terminal::new(TestBackend::new(w.saturating_add(3), h / 2)).unwrap();
+        t.draw(|f| tchat::ui::render(&app, f)).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshots
+
+#[test]
+fn snapshot_a_conversation() {
+    let mut app = in_room(60, 14);
+    server(
+        &mut app,
+        ServerMsg::Join {
+            id: 1,
+            ts: T0,
+            name: "dave".into(),
+        },
+    );
+    msg_at(&mut app, T0 + MINUTE, "bob", "hi everyone 👋");
+    msg_at(
+        &mut app,
+        T0 + MINUTE,
+        "carol",
+        "你好！今天的会议改到下午三点，请大家准时参加。",
+    );
+    type_str(&mut app, "sounds good");
+    update(&mut app, key(KeyCode::Enter), T0 + 2 * MINUTE);
+    server(
+        &mut app,
+        ServerMsg::Leave {
+            id: 2,
+            ts: T0 + 3 * MINUTE,
+            name: "dave".into(),
+            reason: None,
+        },
+    );
+    type_str(&mut app, "see you 🎉");
+    insta::assert_snapshot!(screen(&app));
+}
+
+#[test]
+fn snapshot_the_host_scrolled_back() {
+    let mut app = host(60, 12);
+    welcome(&mut app, &["alice", "bob"]);
+    for i in 0..12 {
+        msg_at(&mut app, T0 + i * MINUTE, "bob", &format!("line {i}"));
+    }
+    update(&mut app, key(KeyCode::PageUp), T0);
+    for i in 12..14 {
+        msg_at(&mut app, T0 + i * MINUTE, "bob", &format!("line {i}"));
+    }
+    insta::assert_snapshot!(screen(&app));
+}
+
+#[test]
+fn snapshot_a_multi_line_draft() {
+    let mut app = in_room(40, 14);
+    msg(&mut app, "bob", "paste the log?");
+    update(
+        &mut app,
+        Msg::Paste("error: build failed\r\n  --> src/main.rs:3\r\n  |\r\n3 | fn main() {".into()),
+        T0,
+    );
+    insta::assert_snapshot!(screen(&app));
+}
+
+#[test]
+fn snapshot_cjk_wrapping_in_a_narrow_pane() {
+    let mut app = in_room(30, 12);
+    msg(
+        &mut app,
+        "李",
+        "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。",
+    );
+    msg(
+        &mut app,
+        "bob",
+        "a line of words long enough to wrap at spaces",
+    );
+    insta::assert_snapshot!(screen(&app));
+}
