@@ -8,13 +8,13 @@
 //! To add a key or a command: extend [`Msg`] or the key match in [`App::on_key`], change
 //! state there, and, if the world must hear of it, return an [`Effect`].
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use ratatui_textarea::{CursorMove, TextArea, WrapMode};
 
 use crate::client::NetEvent;
-use crate::protocol::ServerMsg;
+use crate::protocol::{self, ServerMsg};
 use crate::sanitize;
 use crate::text;
 use crate::ui;
@@ -110,8 +110,6 @@ pub struct Entry {
     pub kind: Kind,
     /// Already sanitised: safe to draw.
     pub text: String,
-    /// The client id of an own line, until it is confirmed.
-    cid: Option<String>,
 }
 
 /// Where the message pane is scrolled to.
@@ -155,6 +153,8 @@ pub struct App {
     now: i64,
     cid_prefix: String,
     next_cid: u64,
+    /// Own lines waiting for the room's echo: cid → sequence number.
+    pending: HashMap<String, u64>,
 }
 
 impl App {
@@ -180,6 +180,7 @@ impl App {
             now: 0,
             cid_prefix: format!("{:08x}", rand::random::<u32>()),
             next_cid: 0,
+            pending: HashMap::new(),
         }
     }
 
@@ -220,15 +221,15 @@ impl App {
             ts,
             kind,
             text: sanitize::text(text),
-            cid: None,
         });
         if self.entries.len() > SCROLLBACK {
             self.entries.pop_front();
             self.first_seq += 1;
-            if let Scroll::Back { bottom, .. } = &mut self.scroll
+            if let Scroll::Back { bottom, skip } = &mut self.scroll
                 && *bottom < self.first_seq
             {
                 *bottom = self.first_seq;
+                *skip = 0;
             }
         }
         if counts_as_new && matches!(self.scroll, Scroll::Back { .. }) {
@@ -361,9 +362,9 @@ impl App {
             &body,
         );
         if state == Delivery::Pending
-            && let Some(e) = self.entries.back_mut()
+            && let Some(seq) = self.last_seq()
         {
-            e.cid = Some(cid.clone());
+            self.pending.insert(cid.clone(), seq);
         }
         vec![Effect::Send { text: body, cid }]
     }
@@ -448,9 +449,9 @@ impl App {
                         && *state == Delivery::Pending
                     {
                         *state = Delivery::Delivered;
-                        e.cid = None;
                     }
                 }
+                self.pending.clear();
                 self.push(
                     now,
                     Kind::Notice,
@@ -497,11 +498,7 @@ impl App {
                 self.conn = Conn::InRoom;
                 let now = self.now;
                 if let Some(asked) = asked {
-                    self.push(
-                        now,
-                        Kind::Notice,
-                        &format!("the name {asked} is taken; you are {name}"),
-                    );
+                    self.push(now, Kind::Notice, &protocol::rename_note(&asked, &name));
                 }
                 let others: Vec<&str> = self
                     .members
@@ -535,23 +532,21 @@ impl App {
                 cid,
                 ..
             } => {
-                if let Some(cid) = cid
-                    && let Some(e) = self
-                        .entries
-                        .iter_mut()
-                        .rev()
-                        .take(1000)
-                        .find(|e| e.cid.as_deref() == Some(cid.as_str()))
-                {
-                    // Our own line came back from the room: it is delivered.
-                    e.cid = None;
-                    e.ts = ts;
-                    if let Kind::Message { state, .. } = &mut e.kind {
-                        *state = Delivery::Delivered;
+                let from = sanitize::line(&from);
+                if let Some(seq) = cid.and_then(|cid| self.pending.remove(&cid)) {
+                    // Our own line came back from the room: it is delivered, at the
+                    // room's time, under the name the room knows us by.
+                    if let Some(i) = seq.checked_sub(self.first_seq)
+                        && let Some(e) = self.entries.get_mut(i as usize)
+                    {
+                        e.ts = ts;
+                        if let Kind::Message { state, from: f, .. } = &mut e.kind {
+                            *state = Delivery::Delivered;
+                            *f = from;
+                        }
                     }
                     return;
                 }
-                let from = sanitize::line(&from);
                 let own = from == self.me;
                 let kind = Kind::Message {
                     from,
@@ -573,13 +568,13 @@ impl App {
             } => {
                 let name = sanitize::line(&name);
                 let text = match reason {
-                    Some(r) => format!("{name} left ({r})"),
+                    Some(r) => format!("{name} left ({})", sanitize::line(&r)),
                     None => format!("{name} left"),
                 };
                 self.push(ts, Kind::Notice, &text);
                 self.members.retain(|m| *m != name);
             }
-            ServerMsg::Notice { ts, text } => self.push(ts, Kind::Notice, &text),
+            ServerMsg::Notice { ts, text } => self.push(ts, Kind::Notice, &sanitize::line(&text)),
             ServerMsg::Closing { ts, reason } => {
                 let reason = sanitize::line(&reason);
                 self.push(ts, Kind::Error, &format!("{reason}. Press Esc to leave."));
@@ -600,11 +595,19 @@ impl App {
     /// Rows the input box's text takes (the box adds its border).
     pub fn input_rows(&self) -> u16 {
         let w = (self.width as usize).saturating_sub(4).max(1); // borders and padding
+        let cursor = self.input.cursor();
+        let (cursor_row, cursor_col) = (cursor.0, cursor.1);
         let rows: usize = self
             .input
             .lines()
             .iter()
-            .map(|l| text::wrap(l, w, w).len())
+            .enumerate()
+            .map(|(i, l)| {
+                // The box wraps at any character (see `new_input`), and a cursor after
+                // a full row needs the row below.
+                let at_end = i == cursor_row && cursor_col == l.chars().count();
+                text::glyph_rows(l, w, at_end)
+            })
             .sum();
         rows.clamp(1, usize::from(INPUT_MAX_ROWS)) as u16
     }
@@ -620,10 +623,7 @@ impl App {
 
     fn scroll_up(&mut self, mut n: usize) {
         let Some(last) = self.last_seq() else { return };
-        let (mut bottom, mut skip) = match self.scroll {
-            Scroll::Live => (last, 0),
-            Scroll::Back { bottom, skip } => (bottom, skip),
-        };
+        let (mut bottom, mut skip) = self.held().unwrap_or((last, 0));
         while n > 0 {
             let rows = self.rows_of(bottom);
             if skip + 1 < rows {
@@ -651,11 +651,7 @@ impl App {
     }
 
     fn scroll_down(&mut self, mut n: usize) {
-        let Scroll::Back {
-            mut bottom,
-            mut skip,
-        } = self.scroll
-        else {
+        let Some((mut bottom, mut skip)) = self.held() else {
             return;
         };
         let last = self.last_seq().unwrap_or(0);
@@ -679,10 +675,22 @@ impl App {
         }
     }
 
+    /// The held scroll position, made valid for the current width: a resize can leave
+    /// fewer rows in the bottom entry than were skipped.
+    fn held(&self) -> Option<(u64, usize)> {
+        match self.scroll {
+            Scroll::Live => None,
+            Scroll::Back { bottom, skip } => {
+                let bottom = bottom.max(self.first_seq);
+                Some((bottom, skip.min(self.rows_of(bottom).saturating_sub(1))))
+            }
+        }
+    }
+
     /// Don't scroll past the oldest line: when everything above the held position
     /// fits in the pane, hold the position that shows the oldest line at the top.
     fn clamp_top(&mut self) {
-        let Scroll::Back { bottom, skip } = self.scroll else {
+        let Some((bottom, skip)) = self.held() else {
             return;
         };
         let height = self.pane().1;
@@ -730,11 +738,12 @@ impl App {
 
 fn new_input() -> TextArea<'static> {
     let mut t = TextArea::default();
+    // Wrapping at any character keeps the box's height predictable (`input_rows`).
     // The terminal's own cursor marks the place (see `ui`), which is also where input
     // methods for CJK draw their compositions; the widget draws none of its own.
     t.set_cursor_style(ratatui::style::Style::default());
     t.set_cursor_line_style(ratatui::style::Style::default());
-    t.set_wrap_mode(WrapMode::WordOrGlyph);
+    t.set_wrap_mode(WrapMode::Glyph);
     t
 }
 

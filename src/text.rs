@@ -74,6 +74,27 @@ pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<Range<usize>> {
     rows
 }
 
+/// Rows `line` takes when wrapped at any grapheme in `width` columns (a character that
+/// does not fit starts the next row). With `cursor_after`, a line that ends exactly at
+/// the edge gets one more row, for the cursor to stand in.
+pub fn glyph_rows(line: &str, width: usize, cursor_after: bool) -> usize {
+    let width = width.max(1);
+    let mut rows = 1;
+    let mut col = 0;
+    for g in line.graphemes(true) {
+        let w = UnicodeWidthStr::width(g);
+        if col + w > width && col > 0 {
+            rows += 1;
+            col = 0;
+        }
+        col += w;
+    }
+    if cursor_after && col >= width {
+        rows += 1;
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +104,16 @@ mod tests {
             .into_iter()
             .map(|r| &text[r])
             .collect()
+    }
+
+    #[test]
+    fn glyph_rows_count_wide_characters_and_the_cursor() {
+        assert_eq!(glyph_rows("", 10, true), 1);
+        assert_eq!(glyph_rows("abcd", 4, false), 1);
+        assert_eq!(glyph_rows("abcd", 4, true), 2);
+        assert_eq!(glyph_rows("abcde", 4, true), 2);
+        // 世界世 in 5 columns: two fit (4), the third starts row 2.
+        assert_eq!(glyph_rows("世界世", 5, false), 2);
     }
 
     #[test]

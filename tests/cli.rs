@@ -1,0 +1,770 @@
+//! The `tchat` program as a script or a person at a shell meets it: the real binary,
+//! run with pipes for stdin, stdout and stderr (so in line mode, with no terminal), and
+//! talked to over loopback TCP by plain sockets standing in for `nc`.
+//!
+//! Every wait is a condition with a deadline, read from threads that own the pipes and
+//! sockets; a timeout panics with everything seen so far. Every child process is killed
+//! and reaped when its guard drops. Only loopback addresses are used.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tchat");
+
+/// How long any one condition may take to come true.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// How often a process is polled for its exit.
+const POLL: Duration = Duration::from_millis(10);
+
+/// What a headless host, or a joiner, is told when the room closes.
+const CLOSED: &str = "* the host left; the room is closed";
+
+// ---------------------------------------------------------------------------------------
+// Helpers.
+
+/// Lines read from a pipe or a socket by a thread, kept as bytes.
+struct Lines {
+    what: String,
+    rx: Receiver<Vec<u8>>,
+    seen: Vec<Vec<u8>>,
+    eof: bool,
+}
+
+impl Lines {
+    fn of(what: &str, r: impl Read + Send + 'static) -> Lines {
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut r = BufReader::new(r);
+            loop {
+                let mut line = Vec::new();
+                match r.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Lines {
+            what: what.to_owned(),
+            rx,
+            seen: Vec::new(),
+            eof: false,
+        }
+    }
+
+    /// Everything seen so far, as text.
+    fn text(&self) -> String {
+        self.seen
+            .iter()
+            .map(|l| String::from_utf8_lossy(l))
+            .collect()
+    }
+
+    /// Everything seen so far, as bytes.
+    fn bytes(&self) -> Vec<u8> {
+        self.seen.concat()
+    }
+
+    /// Wait for a line (without its line ending) that satisfies `pred`, and return it.
+    fn wait(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let why = match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    let text = String::from_utf8_lossy(&line)
+                        .trim_end_matches(['\r', '\n'])
+                        .to_owned();
+                    self.seen.push(line);
+                    if pred(&text) {
+                        return text;
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Timeout) => format!("not within {DEADLINE:?}"),
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.eof = true;
+                    "it ended first".to_owned()
+                }
+            };
+            panic!(
+                "{}: no line with {what} ({why}); seen:\n{}",
+                self.what,
+                self.text()
+            );
+        }
+    }
+
+    /// Wait for exactly this line.
+    fn wait_for(&mut self, line: &str) -> String {
+        self.wait(&format!("{line:?}"), |l| l == line)
+    }
+
+    /// Read on until the far side closes.
+    fn wait_eof(&mut self) {
+        let deadline = Instant::now() + DEADLINE;
+        while !self.eof {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Disconnected) => self.eof = true,
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "{}: still open after {DEADLINE:?}; seen:\n{}",
+                    self.what,
+                    self.text()
+                ),
+            }
+        }
+    }
+}
+
+/// A running `tchat`, killed and reaped when dropped.
+struct Tchat {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: Lines,
+    err: Lines,
+    /// Set once the process has exited.
+    status: Option<ExitStatus>,
+}
+
+impl Tchat {
+    fn spawn(name: &str, args: &[&str]) -> Tchat {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("RUST_BACKTRACE", "1")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tchat");
+        let stdin = child.stdin.take();
+        let out = Lines::of(
+            &format!("{name}'s stdout"),
+            child.stdout.take().expect("stdout"),
+        );
+        let err = Lines::of(
+            &format!("{name}'s stderr"),
+            child.stderr.take().expect("stderr"),
+        );
+        Tchat {
+            child,
+            stdin,
+            out,
+            err,
+            status: None,
+        }
+    }
+
+    /// Type `text` on its stdin.
+    fn write(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin.write_all(text.as_bytes()).expect("write to tchat");
+        stdin.flush().expect("flush to tchat");
+    }
+
+    fn close_stdin(&mut self) {
+        drop(self.stdin.take());
+    }
+
+    /// Send a signal by name (`TERM`, `INT`) with kill(1).
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} failed: {status:?}");
+    }
+
+    fn wait_exit_within(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.child.try_wait().expect("try_wait") {
+                Some(status) => {
+                    self.status = Some(status);
+                    return status;
+                }
+                None if Instant::now() < deadline => thread::sleep(POLL),
+                None => panic!(
+                    "tchat did not exit within {within:?}\nstdout:\n{}\nstderr:\n{}",
+                    self.out.text(),
+                    self.err.text()
+                ),
+            }
+        }
+    }
+
+    /// Wait for the exit, then read stdout and stderr to their ends.
+    fn finish_within(&mut self, within: Duration) -> ExitStatus {
+        let status = self.wait_exit_within(within);
+        self.out.wait_eof();
+        self.err.wait_eof();
+        status
+    }
+
+    fn finish(&mut self) -> ExitStatus {
+        self.finish_within(DEADLINE)
+    }
+}
+
+impl Drop for Tchat {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `tchat ARGS` with an empty stdin to its end.
+fn run(args: &[&str]) -> Tchat {
+    let mut t = Tchat::spawn("tchat", args);
+    t.close_stdin();
+    t.finish();
+    t
+}
+
+/// A plain TCP peer, as `nc` would be.
+struct Peer {
+    stream: TcpStream,
+    lines: Lines,
+}
+
+impl Peer {
+    fn connect(addr: SocketAddr) -> Peer {
+        let stream = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect to the room");
+        Peer::on(&format!("peer of {addr}"), stream)
+    }
+
+    fn on(what: &str, stream: TcpStream) -> Peer {
+        let lines = Lines::of(what, stream.try_clone().expect("clone socket"));
+        Peer { stream, lines }
+    }
+
+    /// Connect to a tchat room and read its greeting.
+    fn greeted(addr: SocketAddr) -> Peer {
+        let mut p = Peer::connect(addr);
+        p.lines
+            .wait("the tchat greeting", |l| l.starts_with("* tchat/1 "));
+        p
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        // Also ends the reading thread's clone.
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+}
+
+/// `tchat --host --headless --bind IP --port 0`, with the port it reports.
+fn headless(ip: &str) -> (Tchat, SocketAddr) {
+    let mut host = Tchat::spawn(
+        "host",
+        &["--host", "--headless", "--bind", ip, "--port", "0"],
+    );
+    let line = host.err.wait("the room's address", |l| {
+        l.starts_with("tchat: hosting a room at ")
+    });
+    let port: u16 = line
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    assert_ne!(port, 0, "{line:?}");
+    let ip: std::net::IpAddr = ip.parse().expect("an IP");
+    let addr = SocketAddr::new(ip, port);
+    assert_eq!(line, format!("tchat: hosting a room at {addr}"));
+    (host, addr)
+}
+
+/// A port nothing listens on (just now).
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("local_addr").port()
+}
+
+fn assert_no_panic(what: &str, text: &str) {
+    for bad in ["panicked", "backtrace", "RUST_BACKTRACE"] {
+        assert!(!text.contains(bad), "{what} mentions {bad:?}:\n{text}");
+    }
+}
+
+fn assert_no_escape(what: &str, bytes: &[u8]) {
+    assert!(
+        !bytes.contains(&0x1b),
+        "an ESC byte in {what}: {:?}",
+        String::from_utf8_lossy(bytes)
+    );
+}
+
+/// The program failed to start: non-zero status, nothing on stdout, one line on stderr
+/// that starts with `tchat: ` and holds every one of `needles`. Returns the line.
+fn assert_clean_failure(t: &Tchat, needles: &[&str]) -> String {
+    let status = t.status.expect("run to its end");
+    let err = t.err.text();
+    assert!(!status.success(), "exit status {status:?}; stderr:\n{err}");
+    assert_no_panic("stderr", &err);
+    assert_no_escape("stderr", &t.err.bytes());
+    assert_eq!(t.out.text(), "", "stdout should be empty");
+    assert_eq!(t.err.seen.len(), 1, "one line on stderr, not:\n{err}");
+    let line = err.strip_suffix('\n').expect("the line ends in a newline");
+    assert!(line.starts_with("tchat: "), "{line:?}");
+    for needle in needles {
+        assert!(line.contains(needle), "{line:?} should mention {needle:?}");
+    }
+    line.to_owned()
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Failing to start: one clear line.
+
+#[test]
+fn port_in_use_is_one_clear_line() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("local_addr").port();
+    let t = run(&[
+        "--host",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--plain",
+    ]);
+    assert_clean_failure(&t, &[&format!("127.0.0.1:{port}"), "in use"]);
+    drop(taken);
+}
+
+#[test]
+fn connection_refused_is_one_clear_line() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let t = run(&["--join", &addr]);
+    assert_clean_failure(&t, &[&addr, "refused"]);
+}
+
+#[test]
+fn unknown_host_is_one_clear_line() {
+    let started = Instant::now();
+    let mut t = Tchat::spawn("joiner", &["--join", "no-such-host.invalid"]);
+    t.close_stdin();
+    // The connect timeout is 10 s; a resolver that hangs must not hang tchat longer.
+    t.finish_within(Duration::from_secs(13));
+    let took = started.elapsed();
+    assert_clean_failure(&t, &["no-such-host.invalid"]);
+    assert!(took < Duration::from_secs(12), "took {took:?}");
+}
+
+#[test]
+fn a_bad_port_in_the_join_address_is_one_clear_line() {
+    let t = run(&["--join", "host:99999"]);
+    assert_clean_failure(&t, &["99999", "port"]);
+}
+
+#[test]
+fn bad_arguments_get_a_usage_message_and_status_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "--host"),
+        (&["--host", "--join", "x"], "cannot be used with"),
+        (&["--host", "--port", "notaport"], "notaport"),
+        (&["--host", "--port", "70000"], "70000"),
+        (&["--host", "--bind", "nope"], "nope"),
+        (&["--headless"], "--host"),
+        (&["--join"], "--join"),
+        (&["--host", "--frobnicate"], "--frobnicate"),
+    ];
+    for (args, needle) in cases {
+        let t = run(args);
+        let err = t.err.text();
+        let status = t.status.expect("finished");
+        assert_eq!(status.code(), Some(2), "tchat {args:?}: {status:?}\n{err}");
+        assert!(err.starts_with("error: "), "tchat {args:?}:\n{err}");
+        assert!(
+            err.contains(needle),
+            "tchat {args:?} should name {needle:?}:\n{err}"
+        );
+        assert!(
+            err.contains("--help"),
+            "tchat {args:?}: no pointer to --help:\n{err}"
+        );
+        assert_no_panic(&format!("tchat {args:?}"), &err);
+        assert_no_escape(&format!("tchat {args:?}"), &t.err.bytes());
+        assert_eq!(t.out.text(), "", "tchat {args:?} wrote to stdout");
+    }
+}
+
+/// `--port`, `--bind`, `--headless` and `--max-line` are declared `requires = "host"`,
+/// but clap counts a `SetTrue` flag's implicit default (`false`) as present, so with
+/// `--join` they are accepted and silently ignored: `tchat --join HOST --port 9000`
+/// joins port 7878, `--join HOST --headless` joins with no complaint.
+#[test]
+#[ignore = "bug: host-only options are silently accepted with --join (src/cli.rs:32,36,50,54)"]
+fn host_only_options_are_refused_with_join() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    for extra in [
+        &["--headless"][..],
+        &["--port", "9000"],
+        &["--bind", "127.0.0.1"],
+        &["--max-line", "100"],
+    ] {
+        let mut args = vec!["--join", addr.as_str()];
+        args.extend_from_slice(extra);
+        let t = run(&args);
+        let status = t.status.expect("finished");
+        assert_eq!(
+            status.code(),
+            Some(2),
+            "tchat {args:?} should be a usage error; stderr:\n{}",
+            t.err.text()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Help and version.
+
+#[test]
+fn help_names_every_option_and_nc() {
+    let t = run(&["--help"]);
+    assert!(t.status.expect("finished").success());
+    let help = t.out.text();
+    for needle in [
+        "--host",
+        "--join",
+        "--port",
+        "--name",
+        "--plain",
+        "--headless",
+        "nc ",
+    ] {
+        assert!(
+            help.contains(needle),
+            "--help should mention {needle}:\n{help}"
+        );
+    }
+    assert_no_escape("--help", &t.out.bytes());
+    assert_eq!(t.err.text(), "");
+}
+
+#[test]
+fn version_is_the_crates() {
+    let t = run(&["--version"]);
+    assert!(t.status.expect("finished").success());
+    assert_eq!(
+        t.out.text(),
+        format!("tchat {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(t.err.text(), "");
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. The headless host.
+
+#[test]
+fn headless_host_relays_logs_and_stops_on_sigterm() {
+    let (mut host, addr) = headless("127.0.0.1");
+
+    // The first peer says nothing, as `nc` does, and is let in after a moment.
+    let mut a = Peer::greeted(addr);
+    a.lines
+        .wait("a's welcome", |l| l.starts_with("* you are guest."));
+    host.err
+        .wait("guest's join logged", |l| l.ends_with("* guest joined"));
+
+    // The second speaks first, which lets it in at once.
+    let mut b = Peer::greeted(addr);
+    b.send(b"here too\n");
+    b.lines
+        .wait("b's welcome", |l| l.starts_with("* you are guest2."));
+    a.lines.wait_for("* guest2 joined");
+    a.lines.wait_for("guest2: here too");
+
+    a.send(b"hi\n");
+    b.lines.wait_for("guest: hi");
+
+    // A third says `exit`: it is in and out, and the log shows both.
+    let mut c = Peer::greeted(addr);
+    c.send(b"exit\n");
+    c.lines.wait_eof();
+    host.err
+        .wait("guest3's leaving logged", |l| l.ends_with("* guest3 left"));
+    b.lines.wait_for("* guest3 left");
+
+    host.signal("TERM");
+    let status = host.finish_within(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", host.err.text());
+    for (who, p) in [("a", &mut a), ("b", &mut b)] {
+        p.lines.wait_for(CLOSED);
+        p.lines.wait_eof();
+        assert!(p.lines.text().ends_with(&format!("{CLOSED}\n")), "{who}");
+    }
+    let err = host.err.text();
+    assert_no_panic("the host's stderr", &err);
+    assert_no_escape("the host's stderr", &host.err.bytes());
+    assert_eq!(
+        host.out.text(),
+        "",
+        "a headless host writes nothing to stdout"
+    );
+}
+
+#[test]
+fn headless_host_stops_on_sigint_and_a_line_mode_joiner_is_told() {
+    let (mut host, addr) = headless("127.0.0.1");
+    let mut dora = Tchat::spawn("dora", &["--join", &addr.to_string(), "--name", "dora"]);
+    dora.out
+        .wait("dora's welcome", |l| l.starts_with("* you are dora."));
+    host.err
+        .wait("dora's join logged", |l| l.ends_with("* dora joined"));
+
+    host.signal("INT");
+    let status = host.finish_within(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", host.err.text());
+    assert_no_panic("the host's stderr", &host.err.text());
+
+    // Dora is told, and leaves by herself though her stdin is still open.
+    dora.out.wait_for(CLOSED);
+    let status = dora.finish_within(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", dora.err.text());
+    let err = dora.err.text();
+    assert_eq!(err, "tchat: the host left; the room is closed\n");
+    assert_no_escape("dora's stdout", &dora.out.bytes());
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Line mode.
+
+#[test]
+fn line_mode_sends_lines_and_leaves_at_exit() {
+    let (_host, addr) = headless("127.0.0.1");
+    let mut obs = Peer::greeted(addr);
+    obs.send(b"watching\n");
+    obs.lines.wait("the observer's welcome", |l| {
+        l.starts_with("* you are guest.")
+    });
+
+    let mut carol = Tchat::spawn("carol", &["--join", &addr.to_string(), "--name", "carol"]);
+    carol.write("hello\nexit\nnot sent\n");
+    carol.close_stdin();
+
+    obs.lines.wait_for("* carol joined");
+    obs.lines.wait_for("carol: hello");
+    obs.lines.wait_for("* carol left");
+    let status = carol.finish();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", carol.err.text());
+    assert_eq!(carol.err.text(), "");
+    assert!(
+        !obs.lines.text().contains("not sent"),
+        "a line after `exit` was sent:\n{}",
+        obs.lines.text()
+    );
+}
+
+#[test]
+fn line_mode_shows_the_room_as_text_without_escapes() {
+    let (_host, addr) = headless("127.0.0.1");
+    let mut carol = Tchat::spawn("carol", &["--join", &addr.to_string(), "--name", "carol"]);
+    carol
+        .out
+        .wait("carol's welcome", |l| l.starts_with("* you are carol."));
+
+    // A plain peer clears the screen, rings the bell and reverses text, if it can.
+    let mut mallory = Peer::greeted(addr);
+    mallory.send("\x1b[2J wiped? \u{202E}txet desrever\u{202C} \x07\x1b]0;title\x07\n".as_bytes());
+    carol.out.wait_for("* guest joined");
+    let line = carol
+        .out
+        .wait("mallory's line", |l| l.starts_with("guest: "));
+    assert!(
+        line.contains("wiped?") && line.contains("txet desrever"),
+        "{line:?}"
+    );
+
+    carol.write("hello\n");
+    mallory.lines.wait_for("carol: hello");
+    mallory.send(b"plain words\n");
+    carol.out.wait_for("guest: plain words");
+
+    carol.write("exit\nnot sent\n");
+    let status = carol.finish();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", carol.err.text());
+    mallory.lines.wait_for("* carol left");
+    assert!(!mallory.lines.text().contains("not sent"));
+
+    let out = carol.out.bytes();
+    assert_no_escape("carol's stdout", &out);
+    let text = String::from_utf8(out).expect("stdout is UTF-8");
+    for c in text.chars() {
+        assert!(
+            c == '\n'
+                || !(c.is_control()
+                    || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')),
+            "{:?} in carol's stdout:\n{text}",
+            c
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Names.
+
+#[test]
+fn names_are_cleaned_and_made_unique() {
+    let (_host, addr) = headless("127.0.0.1");
+    let room = addr.to_string();
+    let mut obs = Peer::greeted(addr);
+    obs.send(b"watching\n");
+    obs.lines.wait("the observer's welcome", |l| {
+        l.starts_with("* you are guest.")
+    });
+
+    let mut bad = Tchat::spawn("bad name", &["--join", &room, "--name", "bad name"]);
+    obs.lines.wait_for("* bad_name joined");
+    bad.out
+        .wait("the cleaned name", |l| l.contains("you are bad_name."));
+
+    let mut alice = Tchat::spawn("alice", &["--join", &room, "--name", "alice"]);
+    alice
+        .out
+        .wait("alice's welcome", |l| l.starts_with("* you are alice."));
+    obs.lines.wait_for("* alice joined");
+
+    let mut alice2 = Tchat::spawn("alice2", &["--join", &room, "--name", "alice"]);
+    let told = alice2.out.wait("the second alice's welcome", |l| {
+        l.contains("you are alice2.")
+    });
+    assert!(told.contains("alice is taken"), "{told:?}");
+    obs.lines.wait_for("* alice2 joined");
+    alice.out.wait_for("* alice2 joined");
+
+    for t in [&mut bad, &mut alice, &mut alice2] {
+        t.close_stdin();
+        let status = t.finish();
+        assert_eq!(status.code(), Some(0), "stderr:\n{}", t.err.text());
+    }
+}
+
+/// A name that was only cleaned (`bad name` → `bad_name`) is reported as taken:
+/// "* the name bad name is taken; you are bad_name." (src/server/room.rs:270 sets
+/// `asked` whenever the result differs; src/protocol.rs:261 words every difference as
+/// "is taken").
+#[test]
+#[ignore = "bug: a cleaned name is reported as taken (src/server/room.rs:270, src/protocol.rs:261)"]
+fn a_cleaned_name_is_not_called_taken() {
+    let (_host, addr) = headless("127.0.0.1");
+    let mut bad = Tchat::spawn(
+        "bad name",
+        &["--join", &addr.to_string(), "--name", "bad name"],
+    );
+    let told = bad
+        .out
+        .wait("the cleaned name", |l| l.contains("you are bad_name."));
+    assert!(
+        !told.contains("taken"),
+        "nobody else is in the room: {told:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Joining a plain socket program.
+
+/// Accept one connection on `listener` within the deadline.
+fn accept(listener: &TcpListener) -> TcpStream {
+    listener.set_nonblocking(true).expect("nonblocking");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).expect("blocking");
+                return s;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "nobody connected");
+                thread::sleep(POLL);
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
+}
+
+#[test]
+fn joining_a_plain_server_that_waits_falls_back_to_text() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local_addr");
+    let mut zed = Tchat::spawn("zed", &["--join", &addr.to_string(), "--name", "zed"]);
+    let mut server = Peer::on("the plain server", accept(&listener));
+
+    zed.write("typed line\n");
+    server.lines.wait_for("typed line");
+    assert_eq!(server.lines.seen.len(), 1, "{}", server.lines.text());
+
+    // The classic `s.send("hello from python".encode())`: no newline.
+    server.send(b"hello from python");
+    zed.out.wait_for("hello from python");
+
+    zed.close_stdin();
+    server.lines.wait_for("exit");
+    server.stream.shutdown(Shutdown::Both).expect("close");
+    let status = zed.finish();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", zed.err.text());
+    assert_eq!(zed.out.text(), "hello from python\n");
+    assert_eq!(server.lines.text(), "typed line\nexit\n");
+}
+
+#[test]
+fn joining_a_plain_server_that_speaks_first_falls_back_to_text() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local_addr");
+    let mut zed = Tchat::spawn("zed", &["--join", &addr.to_string(), "--name", "zed"]);
+    let mut server = Peer::on("the plain server", accept(&listener));
+    server.send(b"hello from python");
+    zed.out.wait_for("hello from python");
+
+    zed.write("and hello back\n");
+    server.lines.wait_for("and hello back");
+    zed.close_stdin();
+    server.lines.wait_for("exit");
+    server.stream.shutdown(Shutdown::Both).expect("close");
+    let status = zed.finish();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", zed.err.text());
+}
+
+// ---------------------------------------------------------------------------------------
+// IPv6 loopback, where there is one.
+
+#[test]
+fn ipv6_loopback_host_and_join() {
+    if TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err() {
+        eprintln!("skipped: cannot bind [::1] here");
+        return;
+    }
+    let (_host, addr) = headless("::1");
+    let room = addr.to_string();
+    assert!(room.starts_with("[::1]:"), "{room}");
+    let mut obs = Peer::greeted(addr);
+    obs.send(b"watching\n");
+    obs.lines.wait("the observer's welcome", |l| {
+        l.starts_with("* you are guest.")
+    });
+
+    let mut six = Tchat::spawn("six", &["--join", &room, "--name", "six"]);
+    six.write("over v6\n");
+    six.close_stdin();
+    obs.lines.wait_for("six: over v6");
+    obs.lines.wait_for("* six left");
+    let status = six.finish();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", six.err.text());
+}
