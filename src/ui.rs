@@ -226,8 +226,15 @@ pub fn render(app: &App, frame: &mut Frame) {
     if inner.width > 0 && inner.height > 0 {
         let c = app.input.screen_cursor();
         let (top, left) = app.input.scroll_offset();
-        let row = (c.row as u16).saturating_sub(top).min(inner.height - 1);
-        let col = (c.col as u16).saturating_sub(left).min(inner.width - 1);
+        let mut row = (c.row as u16).saturating_sub(top);
+        let mut col = (c.col as u16).saturating_sub(left);
+        if col >= inner.width && row + 1 < inner.height {
+            // After a full row, the next character goes at the start of the next.
+            row += 1;
+            col = 0;
+        }
+        let row = row.min(inner.height - 1);
+        let col = col.min(inner.width - 1);
         frame.set_cursor_position(Position::new(inner.x + col, inner.y + row));
     }
 
@@ -235,33 +242,62 @@ pub fn render(app: &App, frame: &mut Frame) {
 }
 
 /// The status line: where the room is, who you are, how many are here, the connection.
+/// When it does not fit, the room's address gives way first: the connection state is
+/// what a person must always see.
 pub fn status_line(app: &App) -> Line<'static> {
     // The terminal's own colours, reversed: readable on every theme.
     let bar = Style::new().add_modifier(Modifier::REVERSED);
-    let mut spans = vec![Span::styled(" tchat ", bar.bold())];
     let sep = || Span::styled(" │ ", bar);
     let place = match &app.role {
         Role::Host { addresses } => format!("hosting {}", addresses.join(" · ")),
         Role::Joiner { address } => format!("room {address}"),
     };
-    spans.push(sep());
-    spans.push(Span::styled(place, bar));
-    spans.push(sep());
-    spans.push(Span::styled(app.me.clone(), bar.bold()));
+    let mut tail = vec![sep(), Span::styled(app.me.clone(), bar.bold())];
     if app.conn == Conn::InRoom && !app.members.is_empty() {
-        spans.push(sep());
-        spans.push(Span::styled(format!("{} here", app.members.len()), bar));
+        tail.push(sep());
+        tail.push(Span::styled(format!("{} here", app.members.len()), bar));
     }
-    spans.push(sep());
+    tail.push(sep());
     let (state, style) = match &app.conn {
-        Conn::Connecting => ("connecting…".to_owned(), bar),
-        Conn::InRoom => ("connected".to_owned(), bar),
-        Conn::Plain => ("plain text peer".to_owned(), bar),
-        Conn::Closed(_) => ("disconnected".to_owned(), bar.red().bold()),
+        Conn::Connecting => ("connecting…", bar),
+        Conn::InRoom => ("connected", bar),
+        Conn::Plain => ("plain text peer", bar),
+        Conn::Closed(_) => ("disconnected", bar.red().bold()),
     };
-    spans.push(Span::styled(state, style));
+    tail.push(Span::styled(state, style));
+    tail.push(Span::styled(" ", bar));
+
+    let head = Span::styled(" tchat", bar.bold());
+    let width = app.width as usize;
+    let fixed =
+        text::width(&head.content) + tail.iter().map(|s| text::width(&s.content)).sum::<usize>();
+    let room_for_place = width.saturating_sub(fixed + 3);
+    let mut spans = vec![head];
+    if room_for_place >= 6 {
+        spans.push(sep());
+        spans.push(Span::styled(fit(&place, room_for_place), bar));
+    }
+    spans.extend(tail);
     let used: usize = spans.iter().map(|s| text::width(&s.content)).sum();
-    let fill = (app.width as usize).saturating_sub(used);
-    spans.push(Span::styled(" ".repeat(fill), bar));
+    spans.push(Span::styled(" ".repeat(width.saturating_sub(used)), bar));
     Line::from(spans)
+}
+
+/// `s` cut to at most `width` columns, with `…` where it was cut.
+fn fit(s: &str, width: usize) -> String {
+    if text::width(s) <= width {
+        return s.to_owned();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for g in unicode_segmentation::UnicodeSegmentation::graphemes(s, true) {
+        let w = text::width(g);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push_str(g);
+        used += w;
+    }
+    out.push('…');
+    out
 }
