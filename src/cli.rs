@@ -29,11 +29,16 @@ pub struct Cli {
     pub join: Option<String>,
 
     /// Port to host on (0 picks a free one).
-    #[arg(long, default_value_t = DEFAULT_PORT, requires = "host")]
+    #[arg(long, default_value_t = DEFAULT_PORT, conflicts_with = "join")]
     pub port: u16,
 
     /// Address to host on.
-    #[arg(long, default_value = "0.0.0.0", value_name = "IP", requires = "host")]
+    #[arg(
+        long,
+        default_value = "0.0.0.0",
+        value_name = "IP",
+        conflicts_with = "join"
+    )]
     pub bind: IpAddr,
 
     /// Your name in the room [default: $USER, else host / guest].
@@ -47,11 +52,11 @@ pub struct Cli {
 
     /// Serve the room without taking part: no screen; joins and leaves are logged to
     /// stderr; stops on Ctrl-C (SIGINT) or SIGTERM.
-    #[arg(long, requires = "host")]
+    #[arg(long, conflicts_with = "join")]
     pub headless: bool,
 
     /// Longest message relayed, in bytes; longer ones are refused and the sender told.
-    #[arg(long, default_value_t = DEFAULT_MAX_LINE as u64, value_name = "BYTES", requires = "host",
+    #[arg(long, default_value_t = DEFAULT_MAX_LINE as u64, value_name = "BYTES", conflicts_with = "join",
           value_parser = clap::value_parser!(u64).range(1..=16 * 1024 * 1024))]
     pub max_line: u64,
 }

@@ -58,6 +58,37 @@ pub fn parse_banner(line: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// The longest name, in characters.
+pub const MAX_NAME_CHARS: usize = 24;
+
+/// A name as a person asked for it, made fit for the room: no controls or bidi marks,
+/// whitespace as `_`, no leading `*` (which would read like a room notice), at most
+/// [`MAX_NAME_CHARS`] characters. `None` when nothing usable is left.
+pub fn clean_name(asked: &str) -> Option<String> {
+    let name: String = asked
+        .trim()
+        .chars()
+        .filter(|c| !crate::sanitize::is_forbidden(*c) || c.is_whitespace())
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .skip_while(|c| *c == '*')
+        .take(MAX_NAME_CHARS)
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+/// What to tell a person who asked for the name `asked` and got `name`: either the name
+/// was taken, or it was not a usable name as it stood.
+pub fn rename_note(asked: &str, name: &str) -> String {
+    let note = if clean_name(asked).as_deref() == Some(name) {
+        format!(
+            "\"{asked}\" is not a usable name (1-{MAX_NAME_CHARS} characters, no spaces or control characters); you are {name}"
+        )
+    } else {
+        format!("the name {asked} is taken; you are {name}")
+    };
+    crate::sanitize::line(&note)
+}
+
 /// One framed unit from a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -257,15 +288,11 @@ impl ServerMsg {
                 members,
                 ..
             } => {
-                if let Some(asked) = asked {
-                    out.push_str(&format!("* the name {asked} is taken; "));
-                } else {
-                    out.push_str("* ");
+                match asked {
+                    Some(asked) => out.push_str(&format!("* {}.", rename_note(asked, name))),
+                    None => out.push_str(&format!("* you are {name}.")),
                 }
-                out.push_str(&format!(
-                    "you are {name}. In the room: {}\n",
-                    members.join(", ")
-                ));
+                out.push_str(&format!(" In the room: {}\n", members.join(", ")));
             }
             ServerMsg::Msg { from, text, .. } => {
                 for line in text.split('\n') {

@@ -13,8 +13,7 @@ use crate::sanitize;
 /// A connection, numbered by the server.
 pub type PeerId = u64;
 
-/// The longest name, in characters.
-pub const MAX_NAME_CHARS: usize = 24;
+pub use crate::protocol::{MAX_NAME_CHARS, clean_name};
 
 /// The name a peer gets when it did not ask for one (netcat) or asked for nothing usable.
 pub const GUEST_NAME: &str = "guest";
@@ -371,21 +370,6 @@ impl Room {
             .find(|n| !taken(n))
             .unwrap_or_else(|| GUEST_NAME.to_owned())
     }
-}
-
-/// A name as a person asked for it, made fit for the room: no controls or bidi marks,
-/// whitespace as `_`, no leading `*` (which would read like a room notice), at most
-/// [`MAX_NAME_CHARS`] characters. `None` when nothing usable is left.
-pub fn clean_name(asked: &str) -> Option<String> {
-    let name: String = asked
-        .trim()
-        .chars()
-        .filter(|c| !sanitize::is_forbidden(*c) || c.is_whitespace())
-        .map(|c| if c.is_whitespace() { '_' } else { c })
-        .skip_while(|c| *c == '*')
-        .take(MAX_NAME_CHARS)
-        .collect();
-    (!name.is_empty()).then_some(name)
 }
 
 #[cfg(test)]
