@@ -411,7 +411,6 @@ fn bad_arguments_get_a_usage_message_and_status_2() {
 /// `--join` they are accepted and silently ignored: `tchat --join HOST --port 9000`
 /// joins port 7878, `--join HOST --headless` joins with no complaint.
 #[test]
-#[ignore = "bug: host-only options are silently accepted with --join (src/cli.rs:32,36,50,54)"]
 fn host_only_options_are_refused_with_join() {
     let addr = format!("127.0.0.1:{}", free_port());
     for extra in [
@@ -662,7 +661,6 @@ fn names_are_cleaned_and_made_unique() {
 /// `asked` whenever the result differs; src/protocol.rs:261 words every difference as
 /// "is taken").
 #[test]
-#[ignore = "bug: a cleaned name is reported as taken (src/server/room.rs:270, src/protocol.rs:261)"]
 fn a_cleaned_name_is_not_called_taken() {
     let (_host, addr) = headless("127.0.0.1");
     let mut bad = Tchat::spawn(
