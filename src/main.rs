@@ -19,7 +19,17 @@ use tchat::server::{self, Server};
 use tchat::{addrs, lineio, tui};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            eprintln!(
+                "tchat: {} (tchat --help shows usage)",
+                one_line(&e.to_string())
+            );
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -85,9 +95,7 @@ async fn host(cli: Cli, line_mode: bool) -> Result<(), String> {
     let seat = server.connect_local().await.map_err(|e| e.to_string())?;
     let conn = client::start(seat, cli.name_or("host"));
     let role = Role::Host { addresses };
-    let result = take_part(conn, role, cli.name_or("host"), line_mode).await;
-    server.shutdown().await;
-    result
+    take_part(conn, role, cli.name_or("host"), line_mode, Some(server)).await
 }
 
 async fn join(cli: Cli, line_mode: bool) -> Result<(), String> {
@@ -95,15 +103,17 @@ async fn join(cli: Cli, line_mode: bool) -> Result<(), String> {
     let (stream, _) = client::connect(&addr).await?;
     let conn = client::start(stream, cli.name_or("guest"));
     let role = Role::Joiner { address: addr };
-    take_part(conn, role, cli.name_or("guest"), line_mode).await
+    take_part(conn, role, cli.name_or("guest"), line_mode, None).await
 }
 
-/// Be in the room until the person leaves, then say goodbye.
+/// Be in the room until the person leaves, then say goodbye. A host closes its room
+/// first, so that everyone hears "the host left; the room is closed" and nothing else.
 async fn take_part(
     conn: client::Handle,
     role: Role,
     name: String,
     line_mode: bool,
+    room: Option<Server>,
 ) -> Result<(), String> {
     let client::Handle {
         commands,
@@ -126,9 +136,26 @@ async fn take_part(
             .await
             .map_err(|e| format!("terminal: {e}"))
     };
+    if let Some(room) = room {
+        room.shutdown().await;
+    }
     let _ = commands.send(Command::Leave);
     let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
     result
+}
+
+/// clap's message for a bad command line, as one line: its first paragraph, without
+/// the `error:` label, the tips, or the usage that follows.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .to_owned()
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.

@@ -375,7 +375,7 @@ fn a_bad_port_in_the_join_address_is_one_clear_line() {
 }
 
 #[test]
-fn bad_arguments_get_a_usage_message_and_status_2() {
+fn bad_arguments_get_one_clear_line_and_status_2() {
     let cases: &[(&[&str], &str)] = &[
         (&[], "--host"),
         (&["--host", "--join", "x"], "cannot be used with"),
@@ -391,7 +391,12 @@ fn bad_arguments_get_a_usage_message_and_status_2() {
         let err = t.err.text();
         let status = t.status.expect("finished");
         assert_eq!(status.code(), Some(2), "tchat {args:?}: {status:?}\n{err}");
-        assert!(err.starts_with("error: "), "tchat {args:?}:\n{err}");
+        assert!(err.starts_with("tchat: "), "tchat {args:?}:\n{err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "one line: tchat {args:?}:\n{err}"
+        );
         assert!(
             err.contains(needle),
             "tchat {args:?} should name {needle:?}:\n{err}"
