@@ -175,7 +175,7 @@ async fn run<S>(
     // A host's limit applies to text; anything larger than this is not a line of chat.
     let mut lines = LineReader::new(r, protocol::frame_limit(1024 * 1024));
     let (out, out_rx) = mpsc::channel::<Bytes>(256);
-    let mut writer = tokio::spawn(write_queued(w, out_rx));
+    let mut writer = tokio::spawn(write_queued(w, out_rx, None));
 
     // The greeting decides the dialect.
     let structured = match lines.next(Some(GREETING_WAIT)).await {

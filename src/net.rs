@@ -1,6 +1,8 @@
 //! The socket edge shared by the host and the joiner: reading lines (with the pause rule
 //! for senders that never send a newline) and writing queued lines in batches.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -100,16 +102,25 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
 const READ_CHUNK: usize = 4096;
 
 /// Writes what arrives on `rx` to `writer`, as many queued lines per write as are
-/// waiting, until `rx` is closed; then shuts the writer down.
+/// waiting, until `rx` is closed; then shuts the writer down. `backlog`, when given,
+/// counts the bytes queued and not yet written; each write takes its bytes off.
 pub async fn write_queued<W: AsyncWrite + Unpin>(
     writer: W,
     mut rx: mpsc::Receiver<Bytes>,
+    backlog: Option<Arc<AtomicUsize>>,
 ) -> std::io::Result<()> {
     let mut w = BufWriter::new(writer);
+    let written = |n: usize| {
+        if let Some(b) = &backlog {
+            b.fetch_sub(n, Ordering::Relaxed);
+        }
+    };
     while let Some(bytes) = rx.recv().await {
         w.write_all(&bytes).await?;
+        written(bytes.len());
         while let Ok(bytes) = rx.try_recv() {
             w.write_all(&bytes).await?;
+            written(bytes.len());
         }
         w.flush().await?;
     }

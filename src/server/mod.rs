@@ -12,6 +12,8 @@ pub mod room;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,6 +36,9 @@ pub struct Config {
     pub settle_after: Duration,
     /// Lines queued for one peer before it counts as not reading and is dropped.
     pub queue_lines: usize,
+    /// Bytes queued for one peer (not yet written to its socket) before it counts as
+    /// not reading and is dropped. Bounds the host's memory per peer.
+    pub max_backlog: usize,
     /// Log joins and leaves to stderr (the headless host).
     pub log: bool,
     /// What the greeting calls the room's address.
@@ -46,6 +51,7 @@ impl Default for Config {
             max_line: protocol::DEFAULT_MAX_LINE,
             settle_after: Duration::from_millis(700),
             queue_lines: 4096,
+            max_backlog: 1024 * 1024,
             log: false,
             address: String::new(),
         }
@@ -114,6 +120,7 @@ enum Event {
     Open {
         id: PeerId,
         queue: mpsc::Sender<Bytes>,
+        backlog: Arc<AtomicUsize>,
         kill: CancellationToken,
     },
     Frame(PeerId, Frame),
@@ -169,9 +176,11 @@ where
 {
     let (queue, queued) = mpsc::channel(config.queue_lines);
     let kill = CancellationToken::new();
+    let backlog = Arc::new(AtomicUsize::new(0));
     let open = Event::Open {
         id,
         queue,
+        backlog: backlog.clone(),
         kill: kill.clone(),
     };
     if events.send(open).await.is_err() {
@@ -179,7 +188,7 @@ where
     }
     let (r, w) = tokio::io::split(stream);
     let reading = read_peer(id, r, &events, &config);
-    let writing = write_queued(w, queued);
+    let writing = write_queued(w, queued, Some(backlog));
     tokio::pin!(reading, writing);
     tokio::select! {
         reason = &mut reading => {
@@ -223,6 +232,8 @@ async fn read_peer<R: AsyncRead + Unpin>(
 
 struct Conn {
     queue: mpsc::Sender<Bytes>,
+    /// Bytes queued and not yet written (the writer takes them off).
+    backlog: Arc<AtomicUsize>,
     kill: CancellationToken,
 }
 
@@ -240,8 +251,20 @@ async fn room_task(mut events: mpsc::Receiver<Event>, config: Config, stop: Canc
         };
         let now = now_ms();
         let actions = match event {
-            Event::Open { id, queue, kill } => {
-                conns.insert(id, Conn { queue, kill });
+            Event::Open {
+                id,
+                queue,
+                backlog,
+                kill,
+            } => {
+                conns.insert(
+                    id,
+                    Conn {
+                        queue,
+                        backlog,
+                        kill,
+                    },
+                );
                 room.connect(id)
             }
             Event::Frame(id, frame) => room.receive(id, frame, now),
@@ -288,12 +311,21 @@ fn apply(
                             .get_or_insert_with(|| Bytes::from(msg.encode()))
                             .clone(),
                     };
-                    if let Some(conn) = conns.get(&id)
-                        && let Err(mpsc::error::TrySendError::Full(_)) = conn.queue.try_send(bytes)
-                    {
+                    let Some(conn) = conns.get(&id) else { continue };
+                    let len = bytes.len();
+                    if conn.backlog.load(Ordering::Relaxed) + len > config.max_backlog {
+                        too_slow.push(id);
+                        continue;
+                    }
+                    // Counted before it is queued: the writer may take it off at once.
+                    conn.backlog.fetch_add(len, Ordering::Relaxed);
+                    if let Err(e) = conn.queue.try_send(bytes) {
+                        conn.backlog.fetch_sub(len, Ordering::Relaxed);
                         // A closed queue is a connection already on its way out; it
                         // reports its own close.
-                        too_slow.push(id);
+                        if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                            too_slow.push(id);
+                        }
                     }
                 }
                 for id in too_slow {
