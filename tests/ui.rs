@@ -1,7 +1,9 @@
 //! The view as a person sees it: an `App` driven through `update`, drawn with
 //! `tchat::ui::render` into a `TestBackend`, and read back cell by cell.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+mod common;
+
+use crossterm::event::KeyCode;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -9,51 +11,16 @@ use ratatui::layout::Position;
 use ratatui::style::{Color, Modifier};
 use unicode_width::UnicodeWidthStr;
 
+use common::{T0, host, joiner, key, type_str};
 use tchat::app::{App, Msg, Role, Scroll, update};
 use tchat::client::NetEvent;
 use tchat::protocol::ServerMsg;
 use tchat::ui::name_color;
 
-/// 2024-01-01 12:01:00 UTC.
-const T0: i64 = 1_704_110_460_000;
 const MINUTE: i64 = 60_000;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-fn joiner(w: u16, h: u16) -> App {
-    App::new(
-        Role::Joiner {
-            address: "10.0.0.2:7878".into(),
-        },
-        "alice".into(),
-        w,
-        h,
-        0,
-    )
-}
-
-fn host(w: u16, h: u16) -> App {
-    App::new(
-        Role::Host {
-            addresses: vec!["192.168.1.5:7878".into(), "[fe80::1]:7878".into()],
-        },
-        "alice".into(),
-        w,
-        h,
-        0,
-    )
-}
-
-fn key(code: KeyCode) -> Msg {
-    Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
-}
-
-fn type_str(app: &mut App, s: &str) {
-    for c in s.chars() {
-        update(app, key(KeyCode::Char(c)), T0);
-    }
-}
 
 fn server(app: &mut App, msg: ServerMsg) {
     update(app, Msg::Net(NetEvent::Server(msg)), T0);
