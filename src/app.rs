@@ -329,7 +329,7 @@ impl App {
                 "not sent: the message is {} bytes and the room takes at most {max}",
                 body.len()
             );
-            self.push(self.now_hint(), Kind::Error, &note);
+            self.push(self.now, Kind::Error, &note);
             return vec![];
         }
         let body = body.to_owned();
@@ -338,7 +338,7 @@ impl App {
         self.go_live();
         if let Conn::Closed(_) = self.conn {
             self.push(
-                self.now_hint(),
+                self.now,
                 Kind::Error,
                 "not sent: the connection is closed (Esc leaves)",
             );
@@ -353,7 +353,7 @@ impl App {
         };
         let me = self.me.clone();
         self.push(
-            self.now_hint(),
+            self.now,
             Kind::Message {
                 from: me,
                 own: true,
@@ -367,12 +367,6 @@ impl App {
             self.pending.insert(cid.clone(), seq);
         }
         vec![Effect::Send { text: body, cid }]
-    }
-
-    /// The time for a line made here: the newest time seen (the loop stamps `now` on
-    /// every update, see [`update`]).
-    fn now_hint(&self) -> i64 {
-        self.now
     }
 
     fn remember(&mut self, line: &str) {
@@ -616,16 +610,18 @@ impl App {
         self.pane().1.saturating_sub(1).max(1)
     }
 
-    fn rows_of(&self, seq: u64) -> usize {
-        let width = self.pane().0;
+    /// Rows entry `seq` takes in a pane `width` columns wide. Scrolling asks this of
+    /// many entries in a row, so callers work out the pane once and pass its width.
+    fn rows_of(&self, seq: u64, width: usize) -> usize {
         self.entry(seq).map_or(1, |e| ui::entry_rows(e, width))
     }
 
     fn scroll_up(&mut self, mut n: usize) {
         let Some(last) = self.last_seq() else { return };
-        let (mut bottom, mut skip) = self.held().unwrap_or((last, 0));
+        let (width, height) = self.pane();
+        let (mut bottom, mut skip) = self.held(width).unwrap_or((last, 0));
         while n > 0 {
-            let rows = self.rows_of(bottom);
+            let rows = self.rows_of(bottom, width);
             if skip + 1 < rows {
                 let d = (rows - 1 - skip).min(n);
                 skip += d;
@@ -639,7 +635,7 @@ impl App {
             }
         }
         self.scroll = Scroll::Back { bottom, skip };
-        self.clamp_top();
+        self.clamp_top(width, height);
         if self.scroll
             == (Scroll::Back {
                 bottom: last,
@@ -651,7 +647,8 @@ impl App {
     }
 
     fn scroll_down(&mut self, mut n: usize) {
-        let Some((mut bottom, mut skip)) = self.held() else {
+        let width = self.pane().0;
+        let Some((mut bottom, mut skip)) = self.held(width) else {
             return;
         };
         let last = self.last_seq().unwrap_or(0);
@@ -662,7 +659,7 @@ impl App {
                 n -= d;
             } else if bottom < last {
                 bottom += 1;
-                skip = self.rows_of(bottom) - 1;
+                skip = self.rows_of(bottom, width) - 1;
                 n -= 1;
             } else {
                 break;
@@ -677,28 +674,28 @@ impl App {
 
     /// The held scroll position, made valid for the current width: a resize can leave
     /// fewer rows in the bottom entry than were skipped.
-    fn held(&self) -> Option<(u64, usize)> {
+    fn held(&self, width: usize) -> Option<(u64, usize)> {
         match self.scroll {
             Scroll::Live => None,
             Scroll::Back { bottom, skip } => {
                 let bottom = bottom.max(self.first_seq);
-                Some((bottom, skip.min(self.rows_of(bottom).saturating_sub(1))))
+                let rows = self.rows_of(bottom, width);
+                Some((bottom, skip.min(rows.saturating_sub(1))))
             }
         }
     }
 
     /// Don't scroll past the oldest line: when everything above the held position
     /// fits in the pane, hold the position that shows the oldest line at the top.
-    fn clamp_top(&mut self) {
-        let Some((bottom, skip)) = self.held() else {
+    fn clamp_top(&mut self, width: usize, height: usize) {
+        let Some((bottom, skip)) = self.held(width) else {
             return;
         };
-        let height = self.pane().1;
-        let mut above = self.rows_of(bottom) - skip;
+        let mut above = self.rows_of(bottom, width) - skip;
         let mut seq = bottom;
         while above < height && seq > self.first_seq {
             seq -= 1;
-            above += self.rows_of(seq);
+            above += self.rows_of(seq, width);
         }
         if above >= height {
             return;
@@ -708,11 +705,11 @@ impl App {
 
     fn scroll_to_top(&mut self) {
         let Some(last) = self.last_seq() else { return };
-        let height = self.pane().1;
+        let (width, height) = self.pane();
         let mut rows = 0;
         let mut seq = self.first_seq;
         loop {
-            let r = self.rows_of(seq);
+            let r = self.rows_of(seq, width);
             if rows + r >= height || seq == last {
                 let skip = (rows + r).saturating_sub(height);
                 self.scroll = if seq == last && skip == 0 {

@@ -93,17 +93,19 @@ async fn host(cli: Cli, line_mode: bool) -> Result<(), String> {
     }
     let server = Server::spawn(listener, config).map_err(|e| e.to_string())?;
     let seat = server.connect_local().await.map_err(|e| e.to_string())?;
-    let conn = client::start(seat, cli.name_or("host"));
+    let name = cli.name_or("host");
+    let conn = client::start(seat, name.clone());
     let role = Role::Host { addresses };
-    take_part(conn, role, cli.name_or("host"), line_mode, Some(server)).await
+    take_part(conn, role, name, line_mode, Some(server)).await
 }
 
 async fn join(cli: Cli, line_mode: bool) -> Result<(), String> {
     let addr = cli.join.clone().unwrap_or_default();
     let (stream, _) = client::connect(&addr).await?;
-    let conn = client::start(stream, cli.name_or("guest"));
+    let name = cli.name_or("guest");
+    let conn = client::start(stream, name.clone());
     let role = Role::Joiner { address: addr };
-    take_part(conn, role, cli.name_or("guest"), line_mode, None).await
+    take_part(conn, role, name, line_mode, None).await
 }
 
 /// Be in the room until the person leaves, then say goodbye. A host closes its room

@@ -115,21 +115,9 @@ impl LineDecoder {
     /// A decoder that drops lines longer than `max_len` bytes (not counting the `\n`).
     pub fn new(max_len: usize) -> Self {
         LineDecoder {
-            inner: AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), max_len),
+            inner: lines_codec(max_len),
             max_len,
         }
-    }
-
-    /// The current limit.
-    pub fn max_len(&self) -> usize {
-        self.max_len
-    }
-
-    /// Change the limit (a structured peer's JSON escaping may need more room than the
-    /// text it carries). Only call this between lines: any partial line is kept.
-    pub fn set_max_len(&mut self, max_len: usize) {
-        self.max_len = max_len;
-        self.inner = AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), max_len);
     }
 
     /// Take whatever text is buffered without a newline as a line, as if the newline had
@@ -142,8 +130,7 @@ impl LineDecoder {
         }
         let chunk = buf.split_to(buf.len() - keep);
         // The delimiter codec remembers how far it searched; the buffer changed under it.
-        self.inner =
-            AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), self.max_len);
+        self.inner = lines_codec(self.max_len);
         Some(to_text(&chunk))
     }
 }
@@ -159,6 +146,11 @@ impl Decoder for LineDecoder {
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, std::io::Error> {
         lift(self.inner.decode_eof(buf))
     }
+}
+
+/// The delimiter codec underneath: split at `\n`, keep no delimiter, cap the length.
+fn lines_codec(max_len: usize) -> AnyDelimiterCodec {
+    AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), max_len)
 }
 
 fn lift(r: Result<Option<bytes::Bytes>, AnyDelimiterCodecError>) -> std::io::Result<Option<Frame>> {

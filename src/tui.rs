@@ -87,11 +87,11 @@ pub async fn run(
                 Err(_) => break,
             }
         }
-        let mut dirty = false;
+        let dirty = !msgs.is_empty();
         let mut clear = false;
+        // One clock reading for the batch: it arrived at one moment.
+        let now = chrono::Utc::now().timestamp_millis();
         for msg in msgs {
-            let now = chrono::Utc::now().timestamp_millis();
-            dirty = true;
             for effect in app::update(&mut app, msg, now) {
                 match effect {
                     Effect::Send { text, cid } => {

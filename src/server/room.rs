@@ -103,31 +103,25 @@ impl Room {
         names
     }
 
-    /// The name of a peer, once it has joined.
-    pub fn name_of(&self, peer: PeerId) -> Option<&str> {
-        self.peers.get(&peer)?.name.as_deref()
-    }
-
     /// The dialect of a connection, if it is known to the room.
     pub fn dialect(&self, peer: PeerId) -> Option<Dialect> {
         self.peers.get(&peer).map(|p| p.dialect)
     }
 
-    /// The peers a target names, with their dialects.
-    pub fn recipients(&self, target: Target) -> Vec<(PeerId, Dialect)> {
-        match target {
-            Target::One(id) => self
-                .peers
-                .get(&id)
-                .map(|p| vec![(id, p.dialect)])
-                .unwrap_or_default(),
-            Target::Room | Target::RoomExcept(_) => self
-                .peers
-                .iter()
-                .filter(|(id, p)| p.name.is_some() && Target::RoomExcept(**id) != target)
-                .map(|(id, p)| (*id, p.dialect))
-                .collect(),
-        }
+    /// The peers a target names, with their dialects. An iterator, not a list: the
+    /// room walks it once per event, for every event it relays.
+    pub fn recipients(&self, target: Target) -> impl Iterator<Item = (PeerId, Dialect)> + '_ {
+        let (one, room) = match target {
+            Target::One(id) => (self.peers.get_key_value(&id), None),
+            Target::Room | Target::RoomExcept(_) => (None, Some(self.peers.iter())),
+        };
+        let joined = room
+            .into_iter()
+            .flatten()
+            .filter(move |(id, p)| p.name.is_some() && Target::RoomExcept(**id) != target);
+        one.into_iter()
+            .chain(joined)
+            .map(|(id, p)| (*id, p.dialect))
     }
 
     /// A connection opened: greet it.
@@ -449,7 +443,7 @@ mod tests {
         )));
         assert_eq!(r.names(), vec!["alice", "bob"]);
         assert_eq!(
-            r.recipients(Target::RoomExcept(2)),
+            r.recipients(Target::RoomExcept(2)).collect::<Vec<_>>(),
             vec![(1, Dialect::Structured)]
         );
     }
@@ -648,7 +642,7 @@ mod tests {
             Action::Send(Target::One(1), Outgoing::Event(ServerMsg::Closing { .. }))
         ));
         assert_eq!(
-            r.recipients(Target::One(2)).len(),
+            r.recipients(Target::One(2)).count(),
             1,
             "goodbyes can still be addressed"
         );
