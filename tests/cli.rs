@@ -6,10 +6,13 @@
 //! sockets; a timeout panics with everything seen so far. Every child process is killed
 //! and reaped when its guard drops. Only loopback addresses are used.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use common::lines_of;
+use std::io::{Read, Write};
 use std::net::{Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -37,24 +40,9 @@ struct Lines {
 
 impl Lines {
     fn of(what: &str, r: impl Read + Send + 'static) -> Lines {
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut r = BufReader::new(r);
-            loop {
-                let mut line = Vec::new();
-                match r.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if tx.send(line).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
         Lines {
             what: what.to_owned(),
-            rx,
+            rx: lines_of(r),
             seen: Vec::new(),
             eof: false,
         }

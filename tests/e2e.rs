@@ -5,7 +5,10 @@
 //! panics with the whole screen. Every process is killed when its guard drops, so a
 //! failing test cleans up after itself. Only loopback addresses are used.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use common::lines_of;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -826,26 +829,6 @@ impl Proc {
             }
         }
     }
-}
-
-/// Read `r` on a thread, line by line (bytes kept), into a channel.
-fn lines_of(r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut r = BufReader::new(r);
-        loop {
-            let mut line = Vec::new();
-            match r.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    rx
 }
 
 /// Receive lines (appending them to `seen`) until one satisfies `pred`.

@@ -1,7 +1,11 @@
-//! Helpers shared by the app and UI tests: a fresh `App`, keys, typing.
+//! Helpers shared by the test crates: a fresh `App`, keys, typing, reading a pipe.
 
 // Each test crate uses its own subset of these.
 #![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::sync::mpsc;
+use std::thread;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tchat::app::{App, Msg, Role, update};
@@ -46,4 +50,25 @@ pub fn type_str(app: &mut App, s: &str) {
         let fx = update(app, key(KeyCode::Char(c)), T0);
         assert!(fx.is_empty(), "typing {c:?} gave {fx:?}");
     }
+}
+
+/// Read `r` on a thread, line by line (bytes kept, `\n` included), into a channel that
+/// ends when `r` does.
+pub fn lines_of(r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut r = BufReader::new(r);
+        loop {
+            let mut line = Vec::new();
+            match r.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
 }
