@@ -68,6 +68,9 @@ pub enum Conn {
     InRoom,
     /// Talking plain text to something that is not a tchat host.
     Plain,
+    /// Lost the host; rejoining by itself. `attempt` counts the tries so far;
+    /// `retry_in` is the wait (in seconds) before the next, `None` while trying.
+    Reconnecting { attempt: u32, retry_in: Option<u64> },
     /// The connection is over, for this reason.
     Closed(String),
 }
@@ -155,6 +158,8 @@ pub struct App {
     next_cid: u64,
     /// Own lines waiting for the room's echo: cid → sequence number.
     pending: HashMap<String, u64>,
+    /// The room (epoch) we were welcomed into, to tell a rejoin from a restarted host.
+    epoch: Option<String>,
 }
 
 impl App {
@@ -181,6 +186,7 @@ impl App {
             cid_prefix: format!("{:08x}", rand::random::<u32>()),
             next_cid: 0,
             pending: HashMap::new(),
+            epoch: None,
         }
     }
 
@@ -460,6 +466,39 @@ impl App {
                 self.push(ts, Kind::Text { from }, &text);
             }
             NetEvent::Server(msg) => self.on_server(msg),
+            NetEvent::Lost { reason, retry_in } => {
+                let retry_in = Some(retry_in.as_secs_f64().ceil() as u64);
+                let attempt = match self.conn {
+                    Conn::Reconnecting { attempt, .. } => attempt,
+                    Conn::Closed(_) => {
+                        // The host closed the room; it may come back.
+                        self.push(
+                            now,
+                            Kind::Notice,
+                            "will rejoin by itself if the host comes back (Esc leaves)",
+                        );
+                        0
+                    }
+                    _ => {
+                        let reason = sanitize::line(&reason);
+                        self.push(
+                            now,
+                            Kind::Error,
+                            &format!(
+                                "{reason}. Rejoining by itself; what you type meanwhile is kept and sent once back in (Esc leaves)."
+                            ),
+                        );
+                        0
+                    }
+                };
+                self.conn = Conn::Reconnecting { attempt, retry_in };
+            }
+            NetEvent::Reconnecting { attempt } => {
+                self.conn = Conn::Reconnecting {
+                    attempt,
+                    retry_in: None,
+                };
+            }
             NetEvent::Closed { reason } => {
                 let reason = sanitize::line(&reason);
                 if !matches!(self.conn, Conn::Closed(_)) {
@@ -480,6 +519,7 @@ impl App {
     fn on_server(&mut self, msg: ServerMsg) {
         match msg {
             ServerMsg::Welcome {
+                room,
                 name,
                 asked,
                 members,
@@ -493,6 +533,16 @@ impl App {
                 let now = self.now;
                 if let Some(asked) = asked {
                     self.push(now, Kind::Notice, &protocol::rename_note(&asked, &name));
+                }
+                match self.epoch.replace(room.clone()) {
+                    // Back in the same room: the catch-up that follows says what was missed.
+                    Some(old) if old == room => return,
+                    Some(_) => self.push(
+                        now,
+                        Kind::Notice,
+                        "the host restarted the room: history starts again (what was said before is not in it)",
+                    ),
+                    None => {}
                 }
                 let others: Vec<&str> = self
                     .members
@@ -568,7 +618,21 @@ impl App {
                 self.push(ts, Kind::Notice, &text);
                 self.members.retain(|m| *m != name);
             }
-            ServerMsg::Notice { ts, text } => self.push(ts, Kind::Notice, &sanitize::line(&text)),
+            ServerMsg::Notice { ts, text, cid } => {
+                // About a line of ours that the room refused: it was not sent.
+                if let Some(seq) = cid.and_then(|cid| self.pending.remove(&cid))
+                    && let Some(i) = seq.checked_sub(self.first_seq)
+                    && let Some(e) = self.entries.get_mut(i as usize)
+                    && let Kind::Message { state, .. } = &mut e.kind
+                {
+                    *state = Delivery::NotSent;
+                }
+                self.push(ts, Kind::Notice, &sanitize::line(&text));
+            }
+            ServerMsg::Catchup { count, lost } => {
+                self.push(self.now, Kind::Notice, &protocol::catchup_note(count, lost));
+            }
+            ServerMsg::Ping => {}
             ServerMsg::Closing { ts, reason } => {
                 let reason = sanitize::line(&reason);
                 self.push(ts, Kind::Error, &format!("{reason}. Press Esc to leave."));

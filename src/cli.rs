@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use clap::{ArgGroup, Parser};
 
 use crate::protocol::{DEFAULT_MAX_LINE, DEFAULT_PORT};
+use crate::server::DEFAULT_MAX_BACKLOG;
 
 /// A full-screen terminal chat. Host a room with `tchat --host`; join it with
 /// `tchat --join ADDR`. Anyone can also join with `nc ADDR 7878`.
@@ -14,6 +15,9 @@ use crate::protocol::{DEFAULT_MAX_LINE, DEFAULT_PORT};
 #[command(after_help = "\
 Keys: Enter sends · Esc, Ctrl-C or the line \"exit\" leaves · PgUp/PgDn or the wheel \
 scroll, End returns to live · Up/Down recall sent lines · Ctrl-A/E/U/K/W edit.
+
+A joiner that loses the host says so, retries (1 s doubling to 30 s) and rejoins by \
+itself, catching up on what it missed; lines typed meanwhile are sent once it is back.
 
 Examples:
   tchat --host                    host a room on port 7878
@@ -59,6 +63,37 @@ pub struct Cli {
     #[arg(long, default_value_t = DEFAULT_MAX_LINE as u64, value_name = "BYTES", conflicts_with = "join",
           value_parser = clap::value_parser!(u64).range(1..=16 * 1024 * 1024))]
     pub max_line: u64,
+
+    /// Flood limit: lines one person may send in a burst before --rate applies
+    /// (0 turns the flood limit off).
+    #[arg(long, default_value_t = 20, value_name = "N", conflicts_with = "join")]
+    pub burst: u32,
+
+    /// Flood limit: lines per second one person may keep sending; above it their lines
+    /// are refused and they are told (0 turns the flood limit off).
+    #[arg(long, default_value_t = 5, value_name = "N", conflicts_with = "join")]
+    pub rate: u32,
+
+    /// A peer whose unsent output passes this many bytes is not reading, and is
+    /// disconnected so that it slows nobody else down.
+    #[arg(long, default_value_t = DEFAULT_MAX_BACKLOG as u64, value_name = "BYTES", conflicts_with = "join",
+          value_parser = clap::value_parser!(u64).range(1024..))]
+    pub max_backlog: u64,
+
+    /// Most connections at once; one more is told the room is full and closed.
+    #[arg(long, default_value_t = 1000, value_name = "N", conflicts_with = "join",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_peers: u64,
+
+    /// Recent events the host keeps, so that someone who lost the connection catches
+    /// up on what they missed when they rejoin.
+    #[arg(
+        long,
+        default_value_t = 1000,
+        value_name = "N",
+        conflicts_with = "join"
+    )]
+    pub history: usize,
 }
 
 impl Cli {

@@ -6,16 +6,18 @@
 //! it falls back to plain text: what you type goes out as a line, whatever arrives is
 //! shown, with or without a newline.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::net::{LineReader, Read, write_queued};
-use crate::protocol::{self, ClientMsg, Frame, PROTOCOL_VERSION, ServerMsg};
+use crate::protocol::{self, ClientMsg, Frame, PROTOCOL_VERSION, ServerMsg, Since};
 
 /// How long to wait for a tchat greeting before treating the far side as plain. Long
 /// enough for a slow link; what a person types meanwhile waits, and is not lost.
@@ -23,6 +25,11 @@ pub const GREETING_WAIT: Duration = Duration::from_secs(1);
 
 /// How long to try to reach a host before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a tchat host may send nothing at all before the connection counts as lost.
+/// A host pings a quiet client every 20 s, so this only passes when the host or the
+/// path to it is gone without a word (a half-open connection).
+pub const HOST_SILENCE: Duration = Duration::from_secs(45);
 
 /// What the program asks of the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,12 +45,68 @@ pub enum Command {
 pub enum NetEvent {
     /// The far side is a plain socket program, not a tchat host.
     Plain,
-    /// An event from a tchat host (the first is always a `Welcome`).
+    /// An event from a tchat host (the first is always a `Welcome`, and a `Welcome`
+    /// follows every rejoin). Each event with an id comes once, even across rejoins.
     Server(ServerMsg),
     /// Text from a plain far side, one line of it, stamped on arrival.
     Text { ts: i64, text: String },
-    /// The connection is over.
+    /// The connection to the host is lost; the next try is in `retry_in`. Lines sent
+    /// meanwhile are kept and go out after the rejoin.
+    Lost { reason: String, retry_in: Duration },
+    /// Trying to reach the host again (the first retry is attempt 1).
+    Reconnecting { attempt: u32 },
+    /// The connection is over for good.
     Closed { reason: String },
+}
+
+/// How a joiner rejoins a host it lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    /// The wait before the first try; it doubles after each failed try, up to `max_delay`.
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// Also rejoin after the host closed the room on purpose: it may come back.
+    pub after_closing: bool,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            first_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            after_closing: true,
+        }
+    }
+}
+
+/// Waits between tries: `first`, doubling each time, never more than `max`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    first: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(first: Duration, max: Duration) -> Self {
+        Backoff {
+            next: first.min(max),
+            first,
+            max,
+        }
+    }
+
+    /// The wait before the next try.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = self.next.saturating_mul(2).min(self.max);
+        d
+    }
+
+    /// A try worked: start again from the first wait.
+    pub fn reset(&mut self) {
+        self.next = self.first.min(self.max);
+    }
 }
 
 /// The parts of a `HOST`, `HOST:PORT` or `[IPV6]:PORT` address.
@@ -111,6 +174,7 @@ pub async fn connect(addr: &str) -> Result<(TcpStream, SocketAddr), String> {
     match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
         Ok(Ok((stream, a))) => {
             let _ = stream.set_nodelay(true);
+            crate::net::keepalive(&stream);
             Ok((stream, a))
         }
         Ok(Err(e)) => Err(e),
@@ -148,14 +212,55 @@ pub struct Handle {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Start the connection task on `stream`, joining as `name`.
+/// A way to open a new connection to the same host.
+type Connector<S> = Box<dyn FnMut() -> BoxFuture<'static, Result<S, String>> + Send>;
+
+/// Start the connection task on `stream`, joining as `name`. It does not rejoin: when
+/// the connection ends, it is over (the host's own seat, tests).
 pub fn start<S>(stream: S, name: String) -> Handle
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    spawn(stream, name, None)
+}
+
+/// Start the connection task on `stream`, joining as `name`; when the connection to a
+/// tchat host is lost, reconnect with `connect`, as `retry` says, and catch up.
+pub fn start_rejoining<S, C, F>(stream: S, name: String, retry: Retry, mut connect: C) -> Handle
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+    C: FnMut() -> F + Send + 'static,
+    F: Future<Output = Result<S, String>> + Send + 'static,
+{
+    let connector: Connector<S> = Box::new(move || Box::pin(connect()));
+    spawn(stream, name, Some((retry, connector)))
+}
+
+/// [`start_rejoining`] for a joiner that reached `addr` over TCP.
+pub fn join(stream: TcpStream, addr: String, name: String, retry: Retry) -> Handle {
+    start_rejoining(stream, name, retry, move || {
+        let addr = addr.clone();
+        async move { connect(&addr).await.map(|(s, _)| s) }
+    })
+}
+
+fn spawn<S>(stream: S, name: String, retry: Option<(Retry, Connector<S>)>) -> Handle
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (commands, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, events) = mpsc::channel(1024);
-    let task = tokio::spawn(run(stream, name, cmd_rx, ev_tx));
+    let session = Session {
+        name,
+        id: format!("{:016x}", rand::random::<u64>()),
+        epoch: None,
+        last_id: 0,
+        unacked: VecDeque::new(),
+        welcomed: false,
+        commands: cmd_rx,
+        events: ev_tx,
+    };
+    let task = tokio::spawn(session.run(stream, retry));
     Handle {
         commands,
         events,
@@ -163,116 +268,312 @@ where
     }
 }
 
-async fn run<S>(
-    stream: S,
+/// How one connection ended.
+enum End {
+    /// The program asked to leave, and did.
+    Left,
+    /// The connection broke (or never got going); worth trying again.
+    Lost(String),
+    /// The host closed the room, saying why.
+    Closing(String),
+    /// Over, and not worth trying again (a plain far side closed).
+    Over(String),
+}
+
+/// What lives across the connections of one joiner.
+struct Session {
+    /// The name to ask for: as given at first, then as the room gave it.
     name: String,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    /// Our own random id, the same on every connection, so the host can recognise a
+    /// rejoin and a resent line.
+    id: String,
+    /// The room we were in, and the last event id we have passed on from it.
+    epoch: Option<String>,
+    last_id: u64,
+    /// Lines sent to a tchat host and not yet echoed: `(cid, text)`, oldest first.
+    /// They go out again after a rejoin; the host drops any it already relayed.
+    unacked: VecDeque<(String, String)>,
+    /// The current connection got as far as a welcome.
+    welcomed: bool,
+    commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::Sender<NetEvent>,
-) where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
-    let (r, w) = tokio::io::split(stream);
-    // A host's limit applies to text; anything larger than this is not a line of chat.
-    let mut lines = LineReader::new(r, protocol::frame_limit(1024 * 1024));
-    let (out, out_rx) = mpsc::channel::<Bytes>(256);
-    let mut writer = tokio::spawn(write_queued(w, out_rx, None));
+}
 
-    // The greeting decides the dialect.
-    let structured = match lines.next(Some(GREETING_WAIT)).await {
-        Read::Frame(Frame::Line(line)) if protocol::parse_banner(&line).is_some() => true,
-        Read::Frame(Frame::Line(line)) => {
-            let _ = events.send(NetEvent::Plain).await;
-            let _ = events.send(text(line)).await;
-            false
-        }
-        Read::Frame(Frame::TooLong) | Read::Quiet => {
-            let _ = events.send(NetEvent::Plain).await;
-            false
-        }
-        Read::Closed(reason) => {
-            let reason = reason.unwrap_or_else(|| "the other side closed the connection".into());
-            let _ = events.send(NetEvent::Closed { reason }).await;
-            return;
-        }
-    };
-    if structured {
-        let hello = ClientMsg::Hello {
-            v: PROTOCOL_VERSION,
-            name,
-            client: Some(format!("tchat {}", env!("CARGO_PKG_VERSION"))),
-        };
-        let _ = out.send(Bytes::from(hello.encode())).await;
-    }
-
-    let mut closing_reason: Option<String> = None;
-    let reason = loop {
-        tokio::select! {
-            read = lines.next(None) => match read {
-                Read::Frame(Frame::Line(line)) => {
-                    let event = if structured {
-                        match ServerMsg::decode(&line) {
-                            Ok(ServerMsg::Closing { ts, reason }) => {
-                                closing_reason = Some(reason.clone());
-                                NetEvent::Server(ServerMsg::Closing { ts, reason })
-                            }
-                            Ok(msg) => NetEvent::Server(msg),
-                            // Not for us to understand (a newer host?): show it as text.
-                            Err(_) => text(line),
-                        }
-                    } else {
-                        text(line)
-                    };
-                    // Nobody listening any more means the program is leaving: keep
-                    // going until its `Leave` arrives, so nothing it sent is lost.
-                    let _ = events.send(event).await;
+impl Session {
+    async fn run<S>(mut self, stream: S, mut retry: Option<(Retry, Connector<S>)>)
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let mut backoff = retry
+            .as_ref()
+            .map(|(r, _)| Backoff::new(r.first_delay, r.max_delay));
+        let mut stream = Some(stream);
+        let mut attempt = 0u32;
+        while let Some(s) = stream.take() {
+            let mut reason = match self.converse(s).await {
+                End::Left => return,
+                End::Lost(r) if retry.is_some() && self.epoch.is_some() => r,
+                End::Closing(r)
+                    if self.epoch.is_some()
+                        && retry.as_ref().is_some_and(|(r, _)| r.after_closing) =>
+                {
+                    r
                 }
-                Read::Frame(Frame::TooLong) => {}
-                Read::Quiet => {}
-                Read::Closed(reason) => break Some(
-                    closing_reason
-                        .clone()
-                        .or(reason.map(|r| format!("connection lost: {r}")))
-                        .unwrap_or_else(|| "the other side closed the connection".into()),
-                ),
-            },
-            cmd = commands.recv() => match cmd {
-                Some(Command::Say { text, cid }) => {
-                    let bytes = if structured {
-                        ClientMsg::Say { text, cid: Some(cid) }.encode()
-                    } else {
-                        plain_lines(&text)
-                    };
-                    if out.send(Bytes::from(bytes)).await.is_err() {
-                        break Some("connection lost".into());
-                    }
-                }
-                Some(Command::Leave) | None => {
-                    // The classic chat ends with the word `exit`; a tchat host gets `bye`.
-                    let bye = if structured { ClientMsg::Bye.encode() } else { "exit\n".into() };
-                    let _ = out.send(Bytes::from(bye)).await;
-                    drop(out);
-                    // Close gracefully: our side is done writing; read what the room
-                    // still sends until it closes its side. Closing with unread data
-                    // would reset the connection and could cost the room our last lines.
-                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                        let _ = (&mut writer).await;
-                        while !matches!(lines.next(None).await, Read::Closed(_)) {}
-                    })
-                    .await;
+                End::Lost(r) | End::Closing(r) | End::Over(r) => {
+                    self.close(r).await;
                     return;
                 }
-            },
-            _ = &mut writer => break Some("connection lost".into()),
+            };
+            if self.welcomed {
+                attempt = 0;
+                if let Some(b) = &mut backoff {
+                    b.reset();
+                }
+            }
+            let (Some((_, connect)), Some(backoff)) = (&mut retry, &mut backoff) else {
+                return;
+            };
+            while stream.is_none() {
+                let retry_in = backoff.next_delay();
+                let lost = NetEvent::Lost {
+                    reason: reason.clone(),
+                    retry_in,
+                };
+                self.emit(lost).await;
+                if !self.wait(tokio::time::sleep(retry_in)).await {
+                    return;
+                }
+                attempt += 1;
+                self.emit(NetEvent::Reconnecting { attempt }).await;
+                match self.wait_for(connect()).await {
+                    None => return,
+                    Some(Ok(s)) => stream = Some(s),
+                    Some(Err(e)) => reason = e,
+                }
+            }
         }
-    };
-    if let Some(reason) = reason {
-        let _ = events.send(NetEvent::Closed { reason }).await;
     }
-    // Keep answering `Leave` so the program can finish the same way in every case.
-    while let Some(cmd) = commands.recv().await {
-        if cmd == Command::Leave {
-            break;
+
+    async fn emit(&self, event: NetEvent) {
+        // Nobody listening any more means the program is leaving: keep going until its
+        // `Leave` arrives, so nothing it sent is lost.
+        let _ = self.events.send(event).await;
+    }
+
+    /// Report the end, then keep answering until the program's `Leave`, so it can
+    /// finish the same way in every case.
+    async fn close(&mut self, reason: String) {
+        self.emit(NetEvent::Closed { reason }).await;
+        while let Some(cmd) = self.commands.recv().await {
+            if cmd == Command::Leave {
+                break;
+            }
         }
+    }
+
+    /// Wait for `fut` while there is no connection; lines typed meanwhile are kept for
+    /// later. `false` when the program asked to leave instead.
+    async fn wait(&mut self, fut: impl Future<Output = ()>) -> bool {
+        self.wait_for(fut).await.is_some()
+    }
+
+    async fn wait_for<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                v = &mut fut => return Some(v),
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Say { text, cid }) => self.unacked.push_back((cid, text)),
+                    Some(Command::Leave) | None => return None,
+                },
+            }
+        }
+    }
+
+    /// One connection, from its greeting to its end.
+    async fn converse<S>(&mut self, stream: S) -> End
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let rejoin = self.epoch.is_some();
+        self.welcomed = false;
+        let (r, w) = tokio::io::split(stream);
+        // A host's limit applies to text; anything larger than this is not a line of chat.
+        let mut lines = LineReader::new(r, protocol::frame_limit(1024 * 1024));
+        let (out, out_rx) = mpsc::channel::<Bytes>(256);
+        let mut writer = tokio::spawn(write_queued(w, out_rx, None));
+
+        // The greeting decides the dialect.
+        let first = lines.next(Some(GREETING_WAIT)).await;
+        let structured = match first {
+            Read::Frame(Frame::Line(line)) if protocol::parse_room_full(&line).is_some() => {
+                let why = protocol::parse_room_full(&line).unwrap_or_default();
+                return End::Lost(why);
+            }
+            Read::Frame(Frame::Line(line)) if protocol::parse_banner(&line).is_some() => true,
+            Read::Closed(reason) => {
+                return End::Lost(
+                    reason.unwrap_or_else(|| "the other side closed the connection".into()),
+                );
+            }
+            _ if rejoin => return End::Lost("the host did not greet as a tchat host".into()),
+            Read::Frame(Frame::Line(line)) => {
+                self.emit(NetEvent::Plain).await;
+                self.emit(text(line)).await;
+                false
+            }
+            Read::Frame(Frame::TooLong) | Read::Quiet | Read::Overrun => {
+                self.emit(NetEvent::Plain).await;
+                false
+            }
+        };
+        if structured {
+            let hello = ClientMsg::Hello {
+                v: PROTOCOL_VERSION,
+                name: self.name.clone(),
+                client: Some(format!("tchat {}", env!("CARGO_PKG_VERSION"))),
+                session: Some(self.id.clone()),
+                since: self.epoch.clone().map(|room| Since {
+                    room,
+                    id: self.last_id,
+                }),
+            };
+            let _ = out.send(Bytes::from(hello.encode())).await;
+        }
+        let silence = structured.then_some(HOST_SILENCE);
+
+        let mut closing: Option<String> = None;
+        loop {
+            tokio::select! {
+                read = lines.next(silence) => match read {
+                    Read::Frame(Frame::Line(line)) if structured => {
+                        let Ok(msg) = ServerMsg::decode(&line) else {
+                            // Not for us to understand (a newer host?): show it as text.
+                            self.emit(text(line)).await;
+                            continue;
+                        };
+                        if let ServerMsg::Closing { reason, .. } = &msg {
+                            closing = Some(reason.clone());
+                        }
+                        for reply in self.on_server(&msg) {
+                            if out.send(reply).await.is_err() {
+                                return End::Lost("connection lost".into());
+                            }
+                        }
+                        if !matches!(msg, ServerMsg::Ping) && !self.is_repeat(&msg) {
+                            self.note_id(&msg);
+                            self.emit(NetEvent::Server(msg)).await;
+                        }
+                    }
+                    Read::Frame(Frame::Line(line)) => self.emit(text(line)).await,
+                    Read::Frame(Frame::TooLong) | Read::Overrun => {}
+                    Read::Quiet => {
+                        return End::Lost(format!(
+                            "no word from the host in {} s",
+                            HOST_SILENCE.as_secs()
+                        ));
+                    }
+                    Read::Closed(reason) => {
+                        return match (closing, structured) {
+                            (Some(c), _) => End::Closing(c),
+                            (None, true) => End::Lost(match reason {
+                                Some(r) => format!("connection lost: {r}"),
+                                None => "the host closed the connection".into(),
+                            }),
+                            (None, false) => End::Over(
+                                reason
+                                    .map(|r| format!("connection lost: {r}"))
+                                    .unwrap_or_else(|| "the other side closed the connection".into()),
+                            ),
+                        };
+                    }
+                },
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Say { text, cid }) => {
+                        let bytes = if structured {
+                            let line = ClientMsg::Say { text: text.clone(), cid: Some(cid.clone()) }.encode();
+                            self.unacked.push_back((cid, text));
+                            line
+                        } else {
+                            plain_lines(&text)
+                        };
+                        if out.send(Bytes::from(bytes)).await.is_err() {
+                            return End::Lost("connection lost".into());
+                        }
+                    }
+                    Some(Command::Leave) | None => {
+                        // The classic chat ends with the word `exit`; a tchat host gets `bye`.
+                        let bye = if structured { ClientMsg::Bye.encode() } else { "exit\n".into() };
+                        let _ = out.send(Bytes::from(bye)).await;
+                        drop(out);
+                        // Close gracefully: our side is done writing; read what the room
+                        // still sends until it closes its side. Closing with unread data
+                        // would reset the connection and could cost the room our last lines.
+                        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                            let _ = (&mut writer).await;
+                            while !matches!(lines.next(None).await, Read::Closed(_)) {}
+                        })
+                        .await;
+                        return End::Left;
+                    }
+                },
+                _ = &mut writer => return End::Lost("connection lost".into()),
+            }
+        }
+    }
+
+    /// Keep the session's state up to date with a host's message; what to send back.
+    fn on_server(&mut self, msg: &ServerMsg) -> Vec<Bytes> {
+        match msg {
+            ServerMsg::Welcome { room, name, .. } => {
+                if self.epoch.as_ref() != Some(room) {
+                    // A new room (or the host restarted): its ids start again.
+                    self.epoch = Some(room.clone());
+                    self.last_id = 0;
+                }
+                self.name = name.clone();
+                self.welcomed = true;
+                // Lines the room may not have: again, in order. Any it already relayed,
+                // it recognises by `cid` and does not relay twice.
+                self.unacked
+                    .iter()
+                    .map(|(cid, text)| {
+                        let say = ClientMsg::Say {
+                            text: text.clone(),
+                            cid: Some(cid.clone()),
+                        };
+                        Bytes::from(say.encode())
+                    })
+                    .collect()
+            }
+            ServerMsg::Msg { cid: Some(c), .. } | ServerMsg::Notice { cid: Some(c), .. } => {
+                // Echoed (delivered) or refused: either way, never to be sent again.
+                self.unacked.retain(|(cid, _)| cid != c);
+                vec![]
+            }
+            ServerMsg::Ping => vec![Bytes::from(ClientMsg::Pong.encode())],
+            _ => vec![],
+        }
+    }
+
+    /// An event already passed on (replayed again after a rejoin, or a resend's echo).
+    fn is_repeat(&self, msg: &ServerMsg) -> bool {
+        event_id(msg).is_some_and(|id| id <= self.last_id)
+    }
+
+    fn note_id(&mut self, msg: &ServerMsg) {
+        if let Some(id) = event_id(msg) {
+            self.last_id = id;
+        }
+    }
+}
+
+fn event_id(msg: &ServerMsg) -> Option<u64> {
+    match msg {
+        ServerMsg::Msg { id, .. } | ServerMsg::Join { id, .. } | ServerMsg::Leave { id, .. } => {
+            Some(*id)
+        }
+        _ => None,
     }
 }
 

@@ -30,6 +30,7 @@ pub async fn run(
     let mut ours: HashSet<String> = HashSet::new();
     let mut next_cid = 0u64;
     let cid_prefix = format!("{:08x}", rand::random::<u32>());
+    let mut room: Option<String> = None;
     loop {
         tokio::select! {
             line = stdin.next_line() => match line? {
@@ -52,6 +53,20 @@ pub async fn run(
                     NetEvent::Server(ServerMsg::Closing { reason, .. }) => {
                         write(&mut stdout, &format!("* {reason}\n")).await?;
                         return Ok(End::Closed(reason));
+                    }
+                    NetEvent::Lost { reason, retry_in } => Some(format!(
+                        "* {reason}; trying again in {} s\n",
+                        retry_in.as_secs_f64().ceil()
+                    )),
+                    NetEvent::Reconnecting { .. } => None,
+                    NetEvent::Server(ServerMsg::Welcome { room: ref epoch, .. }) if room.as_ref() != Some(epoch) => {
+                        let restarted = room.replace(epoch.clone()).is_some();
+                        let NetEvent::Server(msg) = ev else { continue };
+                        let mut text = msg.to_plain();
+                        if restarted {
+                            text = format!("* the host restarted the room: history starts again\n{text}");
+                        }
+                        Some(text)
                     }
                     NetEvent::Server(msg) => Some(msg.to_plain()),
                     NetEvent::Closed { reason } => return Ok(End::Closed(reason)),

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tchat::app::{App, Role};
 use tchat::cli::Cli;
 use tchat::client::{self, Command, plain_io_error};
+use tchat::server::room::Rules;
 use tchat::server::{self, Server};
 use tchat::{addrs, lineio, tui};
 
@@ -78,8 +79,16 @@ async fn host(cli: Cli, line_mode: bool) -> Result<(), String> {
     })?;
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let addresses = addrs::room_addresses(cli.bind, port);
+    let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     let config = server::Config {
-        max_line: usize::try_from(cli.max_line).unwrap_or(usize::MAX),
+        rules: Rules {
+            max_line: as_usize(cli.max_line),
+            burst: cli.burst,
+            rate: cli.rate,
+            history: cli.history,
+        },
+        max_backlog: as_usize(cli.max_backlog),
+        max_peers: as_usize(cli.max_peers),
         log: cli.headless,
         address: addresses.first().cloned().unwrap_or_default(),
         ..server::Config::default()
@@ -103,7 +112,13 @@ async fn join(cli: Cli, line_mode: bool) -> Result<(), String> {
     let addr = cli.join.clone().unwrap_or_default();
     let (stream, _) = client::connect(&addr).await?;
     let name = cli.name_or("guest");
-    let conn = client::start(stream, name.clone());
+    // The full screen waits for a host that closed its room to come back; a script in
+    // line mode ends there instead.
+    let retry = client::Retry {
+        after_closing: !line_mode,
+        ..client::Retry::default()
+    };
+    let conn = client::join(stream, addr.clone(), name.clone(), retry);
     let role = Role::Joiner { address: addr };
     take_part(conn, role, name, line_mode, None).await
 }

@@ -20,6 +20,8 @@ pub enum Read {
     Frame(Frame),
     /// Nothing arrived within the time asked for.
     Quiet,
+    /// More than the cap (see [`LineReader::with_cap`]) arrived without a newline.
+    Overrun,
     /// The far side closed its end (or the connection failed: `Some(reason)`).
     Closed(Option<String>),
 }
@@ -37,6 +39,10 @@ pub struct LineReader<R> {
     eof: bool,
     /// What is buffered is only the start of one character: wait for the rest.
     held: bool,
+    /// Bytes read since the last newline (or the last pause that took a partial line),
+    /// including those of an over-long line being skipped.
+    unterminated: usize,
+    cap: usize,
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
@@ -48,7 +54,16 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             buf: BytesMut::new(),
             eof: false,
             held: false,
+            unterminated: 0,
+            cap: usize::MAX,
         }
+    }
+
+    /// Give up on a peer that sends more than `cap` bytes without a newline: an over-long
+    /// line is skipped and costs no memory, but nothing that is chat goes on that long.
+    pub fn with_cap(mut self, cap: usize) -> Self {
+        self.cap = cap;
+        self
     }
 
     /// The next line. With `quiet_after`, gives up and returns [`Read::Quiet`] when
@@ -73,6 +88,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 quiet_after
             };
             self.buf.reserve(READ_CHUNK);
+            let before = self.buf.len();
             // `read_buf` is cancel safe: a timed-out read loses no byte.
             let read = self.reader.read_buf(&mut self.buf);
             let result = match wait {
@@ -80,7 +96,10 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 Some(d) => match tokio::time::timeout(d, read).await {
                     Ok(result) => result,
                     Err(_) if partial => match self.decoder.take_partial(&mut self.buf) {
-                        Some(line) => return Read::Frame(Frame::Line(line)),
+                        Some(line) => {
+                            self.unterminated = self.buf.len();
+                            return Read::Frame(Frame::Line(line));
+                        }
                         None => {
                             self.held = true;
                             continue;
@@ -91,10 +110,48 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             };
             match result {
                 Ok(0) => self.eof = true,
-                Ok(_) => self.held = false,
+                Ok(_) => {
+                    self.held = false;
+                    let new = &self.buf[before..];
+                    self.unterminated = match new.iter().rposition(|&b| b == b'\n') {
+                        Some(i) => new.len() - i - 1,
+                        None => self.unterminated.saturating_add(new.len()),
+                    };
+                    if self.unterminated > self.cap {
+                        return Read::Overrun;
+                    }
+                }
                 Err(e) => return Read::Closed(Some(e.to_string())),
             }
         }
+    }
+}
+
+/// Turn on TCP keepalive, so that a peer that vanished without closing (its machine lost
+/// power, its network went away) is noticed within about a minute and a half even while
+/// nothing is being said. Best effort: a socket that refuses keeps working without it.
+pub fn keepalive(stream: &tokio::net::TcpStream) {
+    let sock = socket2::SockRef::from(stream);
+    let params = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(3);
+    let _ = sock.set_tcp_keepalive(&params);
+    // Data the far side never acknowledges also ends the connection, after a minute.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = sock.set_tcp_user_timeout(Some(Duration::from_secs(60)));
+}
+
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    /// Read and throw away whatever still arrives, until the far side closes or `within`
+    /// passes. Closing a socket with unread input resets the connection, and the far
+    /// side could then lose the last thing it was told (why it is being closed).
+    pub async fn drain(mut self, within: Duration) {
+        let mut sink = vec![0u8; READ_CHUNK];
+        let _ = tokio::time::timeout(within, async {
+            while matches!(self.reader.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
     }
 }
 

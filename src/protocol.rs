@@ -225,8 +225,24 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
-    /// Something only you are told (a refused line, a rename).
-    Notice { ts: i64, text: String },
+    /// Something only you are told. With `cid`, it is about that line of yours, which
+    /// was not relayed (too long, over the flood limit).
+    Notice {
+        ts: i64,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cid: Option<String>,
+    },
+    /// Sent right after `welcome` to a client that rejoined with `since`: the next
+    /// `count` events are the ones it missed, replayed from the host's history; `lost`
+    /// more before them are no longer kept.
+    Catchup {
+        count: u64,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        lost: u64,
+    },
+    /// Are you still there? A structured peer answers with `pong`.
+    Ping,
     /// The host is going away; the connection closes after this.
     Closing { ts: i64, reason: String },
 }
@@ -236,11 +252,18 @@ pub enum ServerMsg {
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum ClientMsg {
     /// Switch this connection to the structured dialect and join under `name`.
+    ///
+    /// `session` is the client's own random id, the same across its reconnects; `since`
+    /// asks for the events after the last one it saw (see `docs/PROTOCOL.md`).
     Hello {
         v: u32,
         name: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<Since>,
     },
     /// Say `text` to the room. `cid` is the client's own id for the line.
     Say {
@@ -250,6 +273,28 @@ pub enum ClientMsg {
     },
     /// Leave the room.
     Bye,
+    /// The answer to `ping`.
+    Pong,
+}
+
+/// Where a rejoining client left off: the last event `id` it saw in room epoch `room`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Since {
+    pub room: String,
+    pub id: u64,
+}
+
+/// What a `hello` asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hello {
+    pub v: u32,
+    pub name: String,
+    pub session: Option<String>,
+    pub since: Option<Since>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Why a structured line could not be read.
@@ -299,6 +344,11 @@ impl ServerMsg {
             ServerMsg::Notice { text, .. } | ServerMsg::Closing { reason: text, .. } => {
                 out.push_str(&format!("* {text}\n"))
             }
+            ServerMsg::Catchup { count, lost } => {
+                out.push_str(&format!("* {}\n", catchup_note(*count, *lost)))
+            }
+            // Plain peers are never pinged: the host relies on TCP keepalive for them.
+            ServerMsg::Ping => {}
         }
         out
     }
@@ -315,17 +365,84 @@ impl ClientMsg {
         Ok(serde_json::from_str(line)?)
     }
 
-    /// If `line` is a structured `hello`, the version and name it asks for. Anything else
-    /// from a peer that has not said hello is plain text.
-    pub fn parse_hello(line: &str) -> Option<(u32, String)> {
+    /// If `line` is a structured `hello`, what it asks for. Anything else from a peer
+    /// that has not said hello is plain text.
+    pub fn parse_hello(line: &str) -> Option<Hello> {
         if !line.starts_with('{') {
             return None;
         }
         match Self::decode(line) {
-            Ok(ClientMsg::Hello { v, name, .. }) => Some((v, name)),
+            Ok(ClientMsg::Hello {
+                v,
+                name,
+                session,
+                since,
+                ..
+            }) => Some(Hello {
+                v,
+                name,
+                session,
+                since,
+            }),
             _ => None,
         }
     }
+}
+
+/// What a rejoining person is told about what they missed.
+pub fn catchup_note(count: u64, lost: u64) -> String {
+    let missed = match count {
+        0 => "nothing was missed".to_owned(),
+        1 => "1 missed event follows".to_owned(),
+        n => format!("{n} missed events follow"),
+    };
+    if lost == 0 {
+        format!("back in the room; {missed}")
+    } else {
+        format!(
+            "back in the room; {lost} earlier events are lost (the host keeps only the most recent), {missed}"
+        )
+    }
+}
+
+/// If the first line from a connection shows it is not a chat peer at all (a TLS
+/// handshake, a web browser), what to tell it before closing.
+pub fn foreign_protocol(first_line: &str) -> Option<&'static str> {
+    let mut c = first_line.chars();
+    // A TLS record: content type 22 (handshake), version 3.x.
+    if c.next() == Some('\u{16}') && c.next() == Some('\u{3}') {
+        return Some(
+            "this is a tchat room speaking plain text, not TLS: connect without TLS (tchat --join, nc or telnet)",
+        );
+    }
+    let http = ["GET ", "POST ", "HEAD ", "PUT ", "OPTIONS ", "CONNECT "];
+    if http.iter().any(|m| first_line.starts_with(m))
+        && first_line
+            .trim_end()
+            .rsplit(' ')
+            .next()
+            .is_some_and(|v| v.starts_with("HTTP/"))
+    {
+        return Some(
+            "this is a tchat room, not a web server: join with tchat --join, nc or telnet",
+        );
+    }
+    None
+}
+
+/// The line a host sends, instead of its greeting, to a connection it has no room for.
+pub fn room_full_line(max_peers: usize) -> String {
+    format!(
+        "{BANNER_PREFIX}{PROTOCOL_VERSION} room full: it holds {max_peers} people; try again later\n"
+    )
+}
+
+/// If a host's first line says the room is full, the reason to show.
+pub fn parse_room_full(line: &str) -> Option<String> {
+    let rest = line.strip_prefix(BANNER_PREFIX)?;
+    let (_version, text) = rest.split_once(' ')?;
+    text.starts_with("room full")
+        .then(|| crate::sanitize::line(text))
 }
 
 fn encode_json<T: Serialize>(value: &T) -> String {
@@ -474,14 +591,73 @@ mod tests {
             v: 1,
             name: "alice".into(),
             client: None,
+            session: Some("s1".into()),
+            since: Some(Since {
+                room: "r1".into(),
+                id: 41,
+            }),
         }
         .encode();
-        assert_eq!(
-            ClientMsg::parse_hello(hello.trim_end()),
-            Some((1, "alice".to_string()))
-        );
+        let parsed = ClientMsg::parse_hello(hello.trim_end()).unwrap();
+        assert_eq!((parsed.v, parsed.name.as_str()), (1, "alice"));
+        assert_eq!(parsed.session.as_deref(), Some("s1"));
+        assert_eq!(parsed.since.map(|s| s.id), Some(41));
+        // A tchat/1 hello without the later fields still reads.
+        let old = ClientMsg::parse_hello(r#"{"t":"hello","v":1,"name":"bob"}"#).unwrap();
+        assert_eq!((old.session, old.since), (None, None));
         assert_eq!(ClientMsg::parse_hello("hello"), None);
         assert_eq!(ClientMsg::parse_hello("{not json"), None);
         assert_eq!(ClientMsg::parse_hello(r#"{"t":"say","text":"x"}"#), None);
+    }
+
+    #[test]
+    fn keepalive_and_catchup_messages_round_trip() {
+        assert_eq!(ServerMsg::Ping.encode(), "{\"t\":\"ping\"}\n");
+        assert_eq!(
+            ServerMsg::Ping.to_plain(),
+            "",
+            "plain peers are never pinged"
+        );
+        assert_eq!(
+            ClientMsg::decode(r#"{"t":"pong"}"#).unwrap(),
+            ClientMsg::Pong
+        );
+        let c = ServerMsg::Catchup { count: 3, lost: 0 };
+        assert_eq!(c.encode(), "{\"t\":\"catchup\",\"count\":3}\n");
+        assert_eq!(ServerMsg::decode(c.encode().trim_end()).unwrap(), c);
+        assert!(catchup_note(2, 0).contains("2 missed events follow"));
+        assert!(catchup_note(0, 5).contains("5 earlier events are lost"));
+        let refused = ServerMsg::Notice {
+            ts: 1,
+            text: "slow down".into(),
+            cid: Some("c9".into()),
+        };
+        assert_eq!(
+            ServerMsg::decode(refused.encode().trim_end()).unwrap(),
+            refused
+        );
+    }
+
+    #[test]
+    fn tls_and_http_are_recognised_as_foreign() {
+        // The start of a TLS 1.2 ClientHello, read as (lossy) text.
+        let hello = String::from_utf8_lossy(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
+        assert!(foreign_protocol(&hello).unwrap().contains("not TLS"));
+        assert!(
+            foreign_protocol("GET / HTTP/1.1")
+                .unwrap()
+                .contains("web server")
+        );
+        assert_eq!(foreign_protocol("GET me a coffee"), None);
+        assert_eq!(foreign_protocol("hello"), None);
+        assert_eq!(foreign_protocol(""), None);
+    }
+
+    #[test]
+    fn room_full_is_told_apart_from_a_greeting() {
+        let line = room_full_line(1000);
+        let line = line.trim_end();
+        assert!(parse_room_full(line).unwrap().contains("1000"));
+        assert_eq!(parse_room_full(&banner("h:1")), None);
     }
 }

@@ -259,10 +259,21 @@ pub fn status_line(app: &App) -> Line<'static> {
     }
     tail.push(sep());
     let (state, style) = match &app.conn {
-        Conn::Connecting => ("connecting…", bar),
-        Conn::InRoom => ("connected", bar),
-        Conn::Plain => ("plain text peer", bar),
-        Conn::Closed(_) => ("disconnected", bar.red().bold()),
+        Conn::Connecting => ("connecting…".to_owned(), bar),
+        Conn::InRoom => ("connected".to_owned(), bar),
+        Conn::Plain => ("plain text peer".to_owned(), bar),
+        Conn::Reconnecting {
+            retry_in: Some(secs),
+            ..
+        } => (format!("offline · retry in {secs} s"), bar.yellow().bold()),
+        Conn::Reconnecting {
+            attempt,
+            retry_in: None,
+        } => (
+            format!("reconnecting… (try {attempt})"),
+            bar.yellow().bold(),
+        ),
+        Conn::Closed(_) => ("disconnected".to_owned(), bar.red().bold()),
     };
     tail.push(Span::styled(state, style));
     tail.push(Span::styled(" ", bar));

@@ -764,6 +764,7 @@ fn arriving_messages_never_disturb_what_is_being_typed() {
                 ServerMsg::Notice {
                     ts: T0,
                     text: "notice".into(),
+                    cid: None,
                 },
             ),
             _ => net(
@@ -1247,6 +1248,7 @@ fn a_room_notice_is_shown_as_a_notice() {
         ServerMsg::Notice {
             ts: T0,
             text: "line refused: over 8192 bytes".into(),
+            cid: None,
         },
     );
     assert_eq!(last_kind(&app), Kind::Notice);
@@ -1359,6 +1361,7 @@ fn escapes_and_bidi_overrides_from_the_network_are_stored_sanitized() {
         ServerMsg::Notice {
             ts: T0,
             text: format!("n{evil}"),
+            cid: None,
         },
     );
     net(
@@ -1516,7 +1519,11 @@ fn arb_server() -> impl Strategy<Value = ServerMsg> {
                 }
             }
         ),
-        (any::<i64>(), arb_string()).prop_map(|(ts, text)| ServerMsg::Notice { ts, text }),
+        (any::<i64>(), arb_string()).prop_map(|(ts, text)| ServerMsg::Notice {
+            ts,
+            text,
+            cid: None
+        }),
         (any::<i64>(), arb_string()).prop_map(|(ts, reason)| ServerMsg::Closing { ts, reason }),
     ]
 }

@@ -717,16 +717,19 @@ fn when_the_host_leaves_joiners_are_told_at_once() {
         host.dump()
     );
     host.assert_restored();
-    // "At once": well under the general deadline.
-    alice.wait_for_within("`disconnected`", Duration::from_secs(3), |s| {
-        last_row(s).contains("disconnected")
-    });
-    // Told why: the room's goodbye, not just a dropped connection.
+    // "At once": well under the general deadline. The joiner is told why (the room's
+    // goodbye, not just a dropped connection) and waits for the host to come back.
     alice.wait_for_within(
         "the line `the host left; the room is closed`",
-        Duration::from_secs(1),
+        Duration::from_secs(3),
         |s| s.contents().contains("the host left; the room is closed"),
     );
+    alice.wait_for_within(
+        "`offline` on the status line",
+        Duration::from_secs(3),
+        |s| last_row(s).contains("offline · retry in") || last_row(s).contains("reconnecting"),
+    );
+    assert!(alice.screen().contents().contains("will rejoin by itself"));
     alice.send(ESC);
     assert_eq!(alice.wait_exit(), 0, "Esc: exit status\n{}", alice.dump());
     alice.assert_restored();

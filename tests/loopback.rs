@@ -10,6 +10,7 @@ use tokio::time::timeout;
 use tchat::client::{self, Command, NetEvent};
 use tchat::protocol::ServerMsg;
 use tchat::sanitize;
+use tchat::server::room::Rules;
 use tchat::server::{Config, Server};
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -24,6 +25,18 @@ fn quick() -> Config {
         settle_after: Duration::from_millis(200),
         address: "127.0.0.1:test".into(),
         ..Config::default()
+    }
+}
+
+/// [`quick`] without the flood limit, for tests that send in bulk.
+fn unlimited() -> Config {
+    Config {
+        rules: Rules {
+            burst: 0,
+            rate: 0,
+            ..Rules::default()
+        },
+        ..quick()
     }
 }
 
@@ -333,17 +346,48 @@ async fn an_over_long_line_is_refused_and_the_connection_stays() {
 }
 
 #[tokio::test]
-async fn endless_input_without_a_newline_is_dropped_and_the_peer_recovers() {
+async fn a_long_line_is_refused_but_the_peer_stays() {
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut nc = Plain::connect(&server).await;
+    // Past the framing limit (6 × 8 KiB + 1 KiB) but under the no-newline cap (64 KiB).
+    nc.send(&vec![b'z'; 60 * 1024]).await;
+    nc.send(b"\nafter the long line\n").await;
+    nc.until_line(|l| l.contains("not sent")).await;
+    assert_eq!(alice.message().await.1, "after the long line");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn endless_input_without_a_newline_closes_the_connection_with_a_reason() {
     let server = room(quick()).await;
     let mut alice = Tchat::join(&server, "alice").await;
     let mut flood = Plain::connect(&server).await;
-    let chunk = vec![b'z'; 64 * 1024];
-    for _ in 0..64 {
-        flood.send(&chunk).await; // 4 MiB, no newline
+    flood.send(b"hello\n").await;
+    assert_eq!(alice.message().await.1, "hello");
+    let chunk = vec![b'z'; 16 * 1024];
+    for _ in 0..256 {
+        // 4 MiB with no newline; the host hangs up part way, so writes may fail.
+        if flood.s.write_all(&chunk).await.is_err() {
+            break;
+        }
     }
-    flood.send(b"\nafter the flood\n").await;
-    flood.until_line(|l| l.contains("not sent")).await;
-    assert_eq!(alice.message().await.1, "after the flood");
+    let rest = flood.until_closed().await;
+    assert!(
+        rest.contains("* closing this connection: more than 65536 bytes arrived without a newline"),
+        "{rest:?}"
+    );
+    let left = alice
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Leave { .. })))
+        .await;
+    assert!(
+        matches!(&left, NetEvent::Server(ServerMsg::Leave { reason: Some(r), .. }) if r.contains("without a newline")),
+        "{left:?}"
+    );
+    // The room goes on.
+    let mut bob = Plain::connect(&server).await;
+    bob.send(b"still here\n").await;
+    assert_eq!(alice.message().await.1, "still here");
     server.shutdown().await;
 }
 
@@ -416,7 +460,7 @@ async fn the_hosts_own_seat_joins_through_the_same_path() {
 
 #[tokio::test]
 async fn many_peers_each_get_every_line_in_order() {
-    let server = room(quick()).await;
+    let server = room(unlimited()).await;
     let peers = 12;
     let lines_each = 20;
     let mut plains = Vec::new();
@@ -456,7 +500,7 @@ async fn many_peers_each_get_every_line_in_order() {
 async fn a_peer_that_never_reads_is_dropped_and_slows_nobody() {
     stuck_reader_is_dropped(Config {
         queue_lines: 256,
-        ..quick()
+        ..unlimited()
     })
     .await;
 }
@@ -467,7 +511,7 @@ async fn a_peer_whose_unsent_bytes_pass_the_bound_is_dropped() {
     stuck_reader_is_dropped(Config {
         queue_lines: 1_000_000,
         max_backlog: 256 * 1024,
-        ..quick()
+        ..unlimited()
     })
     .await;
 }

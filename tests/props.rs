@@ -6,9 +6,9 @@ use proptest::prelude::*;
 use tokio_util::codec::Decoder;
 use unicode_segmentation::UnicodeSegmentation;
 
-use tchat::protocol::{ClientMsg, Frame, LineDecoder, ServerMsg};
+use tchat::protocol::{ClientMsg, Frame, LineDecoder, ServerMsg, Since};
 use tchat::sanitize;
-use tchat::server::room::{Action, Outgoing, Room};
+use tchat::server::room::{Action, Outgoing, Room, Rules};
 use tchat::text;
 
 /// Decode `input` fed to the decoder in pieces cut at `cuts`.
@@ -135,20 +135,35 @@ proptest! {
     fn the_room_survives_any_frames_and_relays_nothing_forbidden(
         events in prop::collection::vec((0u64..4, any::<u8>(), ".{0,40}"), 0..60),
     ) {
-        let mut room = Room::new("e".into(), "x".into(), 32);
+        let mut room = Room::new("e".into(), "x".into(), Rules { max_line: 32, ..Rules::default() });
         for id in 0..4 {
-            room.connect(id);
+            room.connect(id, 0);
         }
         for (peer, kind, s) in events {
-            let actions = match kind % 6 {
-                0 => room.receive(peer, Frame::Line(s), 1),
+            let now = i64::from(kind);
+            let actions = match kind % 9 {
+                0 => room.receive(peer, Frame::Line(s), now),
+                6 => room.quiet(peer, now),
+                7 => room.cut(peer, &s, "cut", now),
+                8 => {
+                    // A rejoin: a session shared by two connections, asking for events
+                    // from any point (or from another room).
+                    let hello = ClientMsg::Hello {
+                        v: 1,
+                        name: s,
+                        client: None,
+                        session: Some(format!("s{}", kind % 2)),
+                        since: Some(Since { room: if kind % 3 == 0 { "other".into() } else { "e".into() }, id: u64::from(kind / 4) }),
+                    };
+                    room.receive(peer, Frame::Line(hello.encode().trim_end().into()), now)
+                }
                 1 => room.receive(peer, Frame::TooLong, 1),
-                2 => room.receive(peer, Frame::Line(ClientMsg::Hello { v: 1, name: s, client: None }.encode().trim_end().into()), 1),
-                3 => room.receive(peer, Frame::Line(ClientMsg::Say { text: s, cid: None }.encode().trim_end().into()), 1),
+                2 => room.receive(peer, Frame::Line(ClientMsg::Hello { v: 1, name: s, client: None, session: None, since: None }.encode().trim_end().into()), 1),
+                3 => room.receive(peer, Frame::Line(ClientMsg::Say { text: s, cid: Some(format!("c{}", kind % 5)) }.encode().trim_end().into()), now),
                 4 => room.settle(peer, 1),
                 _ => {
                     let a = room.disconnect(peer, None, 1);
-                    room.connect(peer);
+                    room.connect(peer, 0);
                     a
                 }
             };

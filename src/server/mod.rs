@@ -19,19 +19,28 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::net::{LineReader, Read, write_queued};
 use crate::protocol::{self, Frame, ServerMsg};
-use room::{Action, Dialect, Outgoing, PeerId, Room, Target};
+use room::{Action, Dialect, Outgoing, PeerId, Room, Rules, Target};
 
 /// How the host runs its room.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The longest message, in bytes, that is relayed.
-    pub max_line: usize,
+    /// The room's limits: longest line, flood limit, history kept.
+    pub rules: Rules,
+    /// Connections at once (the host's own seat not counted); one more is told the room
+    /// is full and closed.
+    pub max_peers: usize,
+    /// Bytes a connection may send without a newline before it is closed. At least one
+    /// whole line of `rules.max_line` is always allowed.
+    pub max_unterminated: usize,
+    /// How long a tchat client may say nothing before it is pinged; if it stays silent
+    /// that long again, it is gone (a half-open connection) and is removed.
+    pub ping_after: Duration,
     /// How long a new connection may stay silent before it joins as a plain peer.
     pub settle_after: Duration,
     /// Lines queued for one peer before it counts as not reading and is dropped.
@@ -48,13 +57,27 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            max_line: protocol::DEFAULT_MAX_LINE,
+            rules: Rules::default(),
+            max_peers: 1000,
+            max_unterminated: 64 * 1024,
+            ping_after: Duration::from_secs(20),
             settle_after: Duration::from_millis(700),
             queue_lines: 4096,
-            max_backlog: 1024 * 1024,
+            max_backlog: DEFAULT_MAX_BACKLOG,
             log: false,
             address: String::new(),
         }
+    }
+}
+
+/// The default bound on one peer's unsent bytes.
+pub const DEFAULT_MAX_BACKLOG: usize = 1024 * 1024;
+
+impl Config {
+    /// Bytes without a newline after which a connection is closed.
+    pub fn unterminated_cap(&self) -> usize {
+        self.max_unterminated
+            .max(protocol::frame_limit(self.rules.max_line).saturating_add(1))
     }
 }
 
@@ -124,7 +147,10 @@ enum Event {
         kill: CancellationToken,
     },
     Frame(PeerId, Frame),
-    Settle(PeerId),
+    /// Nothing arrived for a while.
+    Quiet(PeerId),
+    /// Too much arrived without a newline.
+    Overrun(PeerId),
     Closed(PeerId, Option<String>),
 }
 
@@ -137,6 +163,7 @@ async fn run_inner(
     let tracker = TaskTracker::new();
     let (events_tx, events) = mpsc::channel::<Event>(1024);
     let room_task = tokio::spawn(room_task(events, config.clone(), stop.clone()));
+    let seats = Arc::new(Semaphore::new(config.max_peers));
     let mut next_id: PeerId = 0;
     loop {
         next_id += 1;
@@ -146,7 +173,19 @@ async fn run_inner(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    tracker.spawn(serve_peer(id, stream, events_tx.clone(), config.clone()));
+                    crate::net::keepalive(&stream);
+                    match seats.clone().try_acquire_owned() {
+                        Ok(seat) => {
+                            let peer = serve_peer(id, stream, events_tx.clone(), config.clone());
+                            tracker.spawn(async move {
+                                peer.await;
+                                drop(seat);
+                            });
+                        }
+                        Err(_) => {
+                            tracker.spawn(turn_away(stream, config.max_peers));
+                        }
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -167,6 +206,23 @@ async fn run_inner(
     let _ = room_task.await;
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
+}
+
+/// Tell a connection the room is full, and close it once it has read that (or after a
+/// second).
+async fn turn_away(mut stream: tokio::net::TcpStream, max_peers: usize) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let line = protocol::room_full_line(max_peers);
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(line.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Read until the far side closes: closing with unread input would reset the
+        // connection, and the far side could lose the line before reading it.
+        let mut sink = [0u8; 512];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
 }
 
 /// One connection: greet, read lines for the room, write what the room queues.
@@ -214,17 +270,27 @@ async fn read_peer<R: AsyncRead + Unpin>(
     events: &mpsc::Sender<Event>,
     config: &Config,
 ) -> Option<String> {
-    let mut lines = LineReader::new(reader, protocol::frame_limit(config.max_line));
+    let mut lines = LineReader::new(reader, protocol::frame_limit(config.rules.max_line))
+        .with_cap(config.unterminated_cap());
     let mut settled = false;
     loop {
-        let quiet_after = (!settled).then_some(config.settle_after);
-        let event = match lines.next(quiet_after).await {
-            Read::Frame(frame) => Event::Frame(id, frame),
-            Read::Quiet => Event::Settle(id),
+        let quiet_after = if settled {
+            config.ping_after
+        } else {
+            config.settle_after
+        };
+        let (event, last) = match lines.next(Some(quiet_after)).await {
+            Read::Frame(frame) => (Event::Frame(id, frame), false),
+            Read::Quiet => (Event::Quiet(id), false),
+            Read::Overrun => (Event::Overrun(id), true),
             Read::Closed(reason) => return reason,
         };
         settled = true;
         if events.send(event).await.is_err() {
+            return None;
+        }
+        if last {
+            lines.drain(Duration::from_secs(1)).await;
             return None;
         }
     }
@@ -239,7 +305,7 @@ struct Conn {
 
 async fn room_task(mut events: mpsc::Receiver<Event>, config: Config, stop: CancellationToken) {
     let epoch = format!("{:016x}", rand::random::<u64>());
-    let mut room = Room::new(epoch, config.address.clone(), config.max_line);
+    let mut room = Room::new(epoch, config.address.clone(), config.rules.clone());
     let mut conns: HashMap<PeerId, Conn> = HashMap::new();
     loop {
         let event = tokio::select! {
@@ -265,10 +331,17 @@ async fn room_task(mut events: mpsc::Receiver<Event>, config: Config, stop: Canc
                         kill,
                     },
                 );
-                room.connect(id)
+                room.connect(id, now)
             }
             Event::Frame(id, frame) => room.receive(id, frame, now),
-            Event::Settle(id) => room.settle(id, now),
+            Event::Quiet(id) => room.quiet(id, now),
+            Event::Overrun(id) => {
+                let cap = config.unterminated_cap();
+                let tell = format!(
+                    "closing this connection: more than {cap} bytes arrived without a newline"
+                );
+                room.cut(id, &tell, "sent too much without a newline", now)
+            }
             Event::Closed(id, reason) => {
                 conns.remove(&id);
                 let reason = reason.map(|_| "connection lost");

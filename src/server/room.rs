@@ -5,7 +5,7 @@
 //! [`Action`]s: lines to send and connections to close. Time comes in as an argument, so
 //! every rule can be tested without a socket or a clock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use crate::protocol::{self, ClientMsg, Frame, PROTOCOL_VERSION, ServerMsg};
 use crate::sanitize;
@@ -42,6 +42,9 @@ pub enum Target {
     Room,
     /// Everyone who has joined but this one.
     RoomExcept(PeerId),
+    /// A connection the room has already let go of, told one last thing before it is
+    /// closed (why it was cut off).
+    Last(PeerId, Dialect),
 }
 
 /// What the room asks the connection layer to do.
@@ -52,6 +55,68 @@ pub enum Action {
     Close(PeerId),
 }
 
+/// The room's limits; each is a flag of `tchat --host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    /// The longest message text, in bytes, that is relayed.
+    pub max_line: usize,
+    /// Lines a peer may send in a burst before `rate` applies (0: no flood limit).
+    pub burst: u32,
+    /// Lines per second a peer may keep sending (0: no flood limit).
+    pub rate: u32,
+    /// Events kept for catching up clients that rejoin.
+    pub history: usize,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            max_line: protocol::DEFAULT_MAX_LINE,
+            burst: 20,
+            rate: 5,
+            history: 1000,
+        }
+    }
+}
+
+/// A token bucket in thousandths of a line, refilled by the room's clock.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    milli: u64,
+    at: i64,
+}
+
+impl Bucket {
+    fn full(rules: &Rules, now: i64) -> Self {
+        Bucket {
+            milli: u64::from(rules.burst) * 1000,
+            at: now,
+        }
+    }
+
+    /// Take one line's worth, if there is one.
+    fn take(&mut self, rules: &Rules, now: i64) -> bool {
+        if rules.burst == 0 || rules.rate == 0 {
+            return true;
+        }
+        // A clock that steps back refills nothing (and is not trusted to step forward
+        // from the earlier reading either).
+        let elapsed = u64::try_from(now.saturating_sub(self.at)).unwrap_or(0);
+        self.at = self.at.max(now);
+        let cap = u64::from(rules.burst) * 1000;
+        self.milli = self
+            .milli
+            .saturating_add(elapsed.saturating_mul(u64::from(rules.rate)))
+            .min(cap);
+        if self.milli >= 1000 {
+            self.milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Peer {
     dialect: Dialect,
@@ -59,30 +124,52 @@ struct Peer {
     /// joins when it says hello (tchat), says anything else, or has been quiet a moment
     /// (netcat). That way a tchat client is announced once, under its own name.
     name: Option<String>,
+    /// A tchat client's own id, the same across its reconnects.
+    session: Option<String>,
+    bucket: Bucket,
+    /// A ping went out and nothing has come back since.
+    pinged: bool,
+    /// A plain peer over the flood limit has been told; it is not told again for every
+    /// line until one gets through.
+    warned: bool,
 }
 
-/// The room: its members, their names, and the numbering of its events.
+/// An event kept for catching up, with who sent it when it is a tchat client's message.
+#[derive(Debug)]
+struct Kept {
+    id: u64,
+    event: ServerMsg,
+    /// `(session, cid)` of the line, for recognising a resend.
+    origin: Option<(String, String)>,
+}
+
+/// The room: its members, their names, the numbering of its events, and its recent
+/// history.
 #[derive(Debug)]
 pub struct Room {
     /// Tells this room (and this run of it) apart from others; see `docs/PROTOCOL.md`.
     epoch: String,
     /// Where people can reach the room, for the greeting.
     address: String,
-    max_line: usize,
+    rules: Rules,
     peers: HashMap<PeerId, Peer>,
     next_event: u64,
+    history: VecDeque<Kept>,
+    /// `(session, cid)` → event id, for the lines in `history`.
+    seen: HashMap<(String, String), u64>,
 }
 
 impl Room {
-    /// An empty room. `epoch` should differ between runs of the host; `max_line` is the
-    /// longest message text, in bytes, that is relayed.
-    pub fn new(epoch: String, address: String, max_line: usize) -> Self {
+    /// An empty room. `epoch` should differ between runs of the host.
+    pub fn new(epoch: String, address: String, rules: Rules) -> Self {
         Room {
             epoch,
             address,
-            max_line,
+            rules,
             peers: HashMap::new(),
             next_event: 1,
+            history: VecDeque::new(),
+            seen: HashMap::new(),
         }
     }
 
@@ -108,29 +195,38 @@ impl Room {
         self.peers.get(&peer).map(|p| p.dialect)
     }
 
+    /// How many events are kept for catching up.
+    pub fn history_len(&self) -> usize {
+        self.history.len()
+    }
+
     /// The peers a target names, with their dialects. An iterator, not a list: the
     /// room walks it once per event, for every event it relays.
     pub fn recipients(&self, target: Target) -> impl Iterator<Item = (PeerId, Dialect)> + '_ {
         let (one, room) = match target {
-            Target::One(id) => (self.peers.get_key_value(&id), None),
+            Target::One(id) => (self.peers.get(&id).map(|p| (id, p.dialect)), None),
+            Target::Last(id, dialect) => (Some((id, dialect)), None),
             Target::Room | Target::RoomExcept(_) => (None, Some(self.peers.iter())),
         };
         let joined = room
             .into_iter()
             .flatten()
-            .filter(move |(id, p)| p.name.is_some() && Target::RoomExcept(**id) != target);
-        one.into_iter()
-            .chain(joined)
-            .map(|(id, p)| (*id, p.dialect))
+            .filter(move |(id, p)| p.name.is_some() && Target::RoomExcept(**id) != target)
+            .map(|(id, p)| (*id, p.dialect));
+        one.into_iter().chain(joined)
     }
 
     /// A connection opened: greet it.
-    pub fn connect(&mut self, peer: PeerId) -> Vec<Action> {
+    pub fn connect(&mut self, peer: PeerId, now: i64) -> Vec<Action> {
         self.peers.insert(
             peer,
             Peer {
                 dialect: Dialect::Plain,
                 name: None,
+                session: None,
+                bucket: Bucket::full(&self.rules, now),
+                pinged: false,
+                warned: false,
             },
         );
         vec![Action::Send(
@@ -149,24 +245,83 @@ impl Room {
         out
     }
 
+    /// A connection has sent nothing for a while. One that has not joined yet joins (see
+    /// [`Room::settle`]). A tchat client is pinged; if it is still silent the next time,
+    /// it is gone without having said so (a half-open connection) and is removed. A plain
+    /// peer may stay silent for ever: TCP keepalive finds it if it vanishes.
+    pub fn quiet(&mut self, peer: PeerId, now: i64) -> Vec<Action> {
+        if self.is_pending(peer) {
+            return self.settle(peer, now);
+        }
+        let mut out = Vec::new();
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return out;
+        };
+        if p.dialect != Dialect::Structured {
+            return out;
+        }
+        if p.pinged {
+            self.leave(peer, Some("timed out: no answer to a ping"), now, &mut out);
+        } else {
+            p.pinged = true;
+            out.push(Action::Send(
+                Target::One(peer),
+                Outgoing::Event(ServerMsg::Ping),
+            ));
+        }
+        out
+    }
+
+    /// Close a connection for misbehaving: tell it why (`tell`), tell the room (`reason`).
+    pub fn cut(&mut self, peer: PeerId, tell: &str, reason: &str, now: i64) -> Vec<Action> {
+        let mut out = Vec::new();
+        match self.peers.get(&peer) {
+            None => return out,
+            Some(p) if p.name.is_none() => {
+                self.peers.remove(&peer);
+                out.push(Action::Send(
+                    Target::One(peer),
+                    Outgoing::Raw(format!("* {tell}")),
+                ));
+                out.push(Action::Close(peer));
+            }
+            Some(p) => {
+                let last = Target::Last(peer, p.dialect);
+                self.leave(peer, Some(reason), now, &mut out);
+                // Told after the room has let go of it, before the close.
+                let notice = ServerMsg::Notice {
+                    ts: now,
+                    text: sanitize::line(tell),
+                    cid: None,
+                };
+                out.insert(out.len() - 1, Action::Send(last, Outgoing::Event(notice)));
+            }
+        }
+        out
+    }
+
     /// A line (or an over-long line) arrived from a connection.
     pub fn receive(&mut self, peer: PeerId, frame: Frame, now: i64) -> Vec<Action> {
         let mut out = Vec::new();
-        if !self.peers.contains_key(&peer) {
+        let Some(p) = self.peers.get_mut(&peer) else {
             return out;
-        }
+        };
+        p.pinged = false;
         if self.is_pending(peer) {
-            if let Frame::Line(line) = &frame
-                && let Some((_v, name)) = ClientMsg::parse_hello(line)
-            {
-                self.join(peer, Dialect::Structured, Some(&name), now, &mut out);
-                return out;
+            if let Frame::Line(line) = &frame {
+                if let Some(hello) = ClientMsg::parse_hello(line) {
+                    self.hello(peer, hello, now, &mut out);
+                    return out;
+                }
+                if let Some(why) = protocol::foreign_protocol(line) {
+                    return self.cut(peer, why, "not a chat client", now);
+                }
             }
             self.join(peer, Dialect::Plain, None, now, &mut out);
         }
         let line = match frame {
             Frame::TooLong => {
-                self.too_long(peer, now, &mut out);
+                self.too_long(peer, None, now, &mut out);
                 return out;
             }
             Frame::Line(line) => line,
@@ -175,25 +330,29 @@ impl Room {
             Some(Dialect::Plain) => {
                 if line.trim() == "exit" {
                     self.leave(peer, None, now, &mut out);
-                } else if line.len() > self.max_line {
-                    self.too_long(peer, now, &mut out);
-                } else {
+                } else if line.len() > self.rules.max_line {
+                    self.too_long(peer, None, now, &mut out);
+                } else if !line.trim().is_empty() && self.admit(peer, None, now, &mut out) {
                     self.say(peer, &line, None, now, &mut out);
                 }
             }
             Some(Dialect::Structured) => match ClientMsg::decode(&line) {
                 Ok(ClientMsg::Say { text, cid }) => {
-                    if text.len() > self.max_line {
-                        self.too_long(peer, now, &mut out);
-                    } else {
+                    if self.resent(peer, cid.as_deref(), &mut out) {
+                    } else if text.len() > self.rules.max_line {
+                        self.too_long(peer, cid, now, &mut out);
+                    } else if !text.trim().is_empty()
+                        && self.admit(peer, cid.as_deref(), now, &mut out)
+                    {
                         self.say(peer, &text, cid, now, &mut out);
                     }
                 }
                 Ok(ClientMsg::Bye) => self.leave(peer, None, now, &mut out),
+                Ok(ClientMsg::Pong) => {}
                 Ok(ClientMsg::Hello { .. }) => {
-                    self.notice(peer, "you are already in", now, &mut out)
+                    self.notice(peer, "you are already in", None, now, &mut out)
                 }
-                Err(e) => self.notice(peer, &format!("ignored a line: {e}"), now, &mut out),
+                Err(e) => self.notice(peer, &format!("ignored a line: {e}"), None, now, &mut out),
             },
             None => {}
         }
@@ -207,15 +366,14 @@ impl Room {
             && let Some(name) = p.name
         {
             let id = self.next_id();
-            out.push(Action::Send(
-                Target::Room,
-                Outgoing::Event(ServerMsg::Leave {
-                    id,
-                    ts: now,
-                    name,
-                    reason: reason.map(str::to_owned),
-                }),
-            ));
+            let event = ServerMsg::Leave {
+                id,
+                ts: now,
+                name,
+                reason: reason.map(str::to_owned),
+            };
+            self.keep(id, event.clone(), None);
+            out.push(Action::Send(Target::Room, Outgoing::Event(event)));
         }
         out
     }
@@ -249,6 +407,156 @@ impl Room {
         id
     }
 
+    /// Remember an event for catching up; forget the oldest beyond the limit.
+    fn keep(&mut self, id: u64, event: ServerMsg, origin: Option<(String, String)>) {
+        if self.rules.history == 0 {
+            return;
+        }
+        if let Some(o) = &origin {
+            self.seen.insert(o.clone(), id);
+        }
+        self.history.push_back(Kept { id, event, origin });
+        while self.history.len() > self.rules.history {
+            if let Some(old) = self.history.pop_front()
+                && let Some(o) = old.origin
+            {
+                self.seen.remove(&o);
+            }
+        }
+    }
+
+    /// A tchat client says hello. If its session is still in the room on an older
+    /// connection (one that broke without the host noticing yet), the new connection
+    /// takes that seat over quietly: same name, nobody told of a leave and a join.
+    fn hello(&mut self, peer: PeerId, hello: protocol::Hello, now: i64, out: &mut Vec<Action>) {
+        let session = hello.session.filter(|s| !s.is_empty() && s.len() <= 64);
+        let stale = session.as_ref().and_then(|s| {
+            self.peers
+                .iter()
+                .find(|(id, p)| **id != peer && p.name.is_some() && p.session.as_ref() == Some(s))
+                .map(|(id, _)| *id)
+        });
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.session = session.clone();
+        }
+        // What was missed is worked out before this join, which is not part of it.
+        let mut missed = Vec::new();
+        if let Some(since) = &hello.since {
+            self.replay(peer, since, session.as_deref(), &mut missed);
+        }
+        match stale.and_then(|old| self.peers.remove(&old).map(|p| (old, p))) {
+            Some((old, old_peer)) => {
+                out.push(Action::Close(old));
+                let name = old_peer.name.unwrap_or_else(|| GUEST_NAME.to_owned());
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.dialect = Dialect::Structured;
+                    p.name = Some(name.clone());
+                    p.bucket = old_peer.bucket;
+                }
+                self.welcome(peer, &name, None, out);
+            }
+            None => self.join(peer, Dialect::Structured, Some(&hello.name), now, out),
+        }
+        // The welcome first, then the catch-up; the join (to the others) may sit between.
+        let at = out
+            .iter()
+            .position(|a| {
+                matches!(
+                    a,
+                    Action::Send(_, Outgoing::Event(ServerMsg::Welcome { .. }))
+                )
+            })
+            .map_or(out.len(), |i| i + 1);
+        out.splice(at..at, missed);
+    }
+
+    /// Send a rejoining client what it missed since `since`, if it was in this room.
+    fn replay(
+        &self,
+        peer: PeerId,
+        since: &protocol::Since,
+        session: Option<&str>,
+        out: &mut Vec<Action>,
+    ) {
+        if since.room != self.epoch || since.id >= self.next_event {
+            // Another room, or another run of this one: the client says so itself.
+            return;
+        }
+        let first_kept = self.history.front().map_or(self.next_event, |k| k.id);
+        let lost = first_kept.saturating_sub(since.id.saturating_add(1));
+        let missed: Vec<&Kept> = self.history.iter().filter(|k| k.id > since.id).collect();
+        out.push(Action::Send(
+            Target::One(peer),
+            Outgoing::Event(ServerMsg::Catchup {
+                count: missed.len() as u64,
+                lost,
+            }),
+        ));
+        for k in missed {
+            out.push(Action::Send(
+                Target::One(peer),
+                Outgoing::Event(own_echo(k, session)),
+            ));
+        }
+    }
+
+    /// A line this session sent before (and the room relayed) came again after a
+    /// reconnect: do not relay it twice; echo the original so the sender marks it
+    /// delivered.
+    fn resent(&self, peer: PeerId, cid: Option<&str>, out: &mut Vec<Action>) -> bool {
+        let (Some(cid), Some(session)) = (
+            cid,
+            self.peers.get(&peer).and_then(|p| p.session.as_deref()),
+        ) else {
+            return false;
+        };
+        let Some(&id) = self.seen.get(&(session.to_owned(), cid.to_owned())) else {
+            return false;
+        };
+        let first = self.history.front().map_or(0, |k| k.id);
+        let Some(kept) = id
+            .checked_sub(first)
+            .and_then(|i| self.history.get(usize::try_from(i).ok()?))
+        else {
+            return false;
+        };
+        out.push(Action::Send(
+            Target::One(peer),
+            Outgoing::Event(own_echo(kept, Some(session))),
+        ));
+        true
+    }
+
+    /// The flood limit: may this peer send a line now? If not, tell it.
+    fn admit(&mut self, peer: PeerId, cid: Option<&str>, now: i64, out: &mut Vec<Action>) -> bool {
+        let rules = self.rules.clone();
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        if p.bucket.take(&rules, now) {
+            p.warned = false;
+            return true;
+        }
+        let limit = format!(
+            "over the flood limit ({} lines at once, then {} a second)",
+            rules.burst, rules.rate
+        );
+        match p.dialect {
+            // A tchat client shows each refused line as not sent, so it hears of each.
+            Dialect::Structured => {
+                let text = format!("slow down: that line was not sent, {limit}");
+                self.notice(peer, &text, cid.map(str::to_owned), now, out);
+            }
+            Dialect::Plain if !p.warned => {
+                p.warned = true;
+                let text = format!("slow down: {limit}; your lines are dropped until you do");
+                self.notice(peer, &text, None, now, out);
+            }
+            Dialect::Plain => {}
+        }
+        false
+    }
+
     fn join(
         &mut self,
         peer: PeerId,
@@ -265,21 +573,27 @@ impl Room {
             p.dialect = dialect;
             p.name = Some(name.clone());
         }
+        self.welcome(peer, &name, renamed, out);
+        let id = self.next_id();
+        let event = ServerMsg::Join { id, ts: now, name };
+        self.keep(id, event.clone(), None);
+        out.push(Action::Send(
+            Target::RoomExcept(peer),
+            Outgoing::Event(event),
+        ));
+    }
+
+    fn welcome(&self, peer: PeerId, name: &str, asked: Option<String>, out: &mut Vec<Action>) {
         out.push(Action::Send(
             Target::One(peer),
             Outgoing::Event(ServerMsg::Welcome {
                 v: PROTOCOL_VERSION,
                 room: self.epoch.clone(),
-                name: name.clone(),
-                asked: renamed,
+                name: name.to_owned(),
+                asked,
                 members: self.names(),
-                max_line: self.max_line,
+                max_line: self.rules.max_line,
             }),
-        ));
-        let id = self.next_id();
-        out.push(Action::Send(
-            Target::RoomExcept(peer),
-            Outgoing::Event(ServerMsg::Join { id, ts: now, name }),
         ));
     }
 
@@ -301,6 +615,7 @@ impl Room {
         let (Some(from), dialect) = (p.name.clone(), p.dialect) else {
             return;
         };
+        let origin = p.session.clone().zip(cid.clone());
         let id = self.next_id();
         let msg = |cid| ServerMsg::Msg {
             id,
@@ -315,9 +630,11 @@ impl Room {
         if dialect == Dialect::Structured {
             out.push(Action::Send(Target::One(peer), Outgoing::Event(msg(cid))));
         }
+        let relayed = msg(None);
+        self.keep(id, relayed.clone(), origin);
         out.push(Action::Send(
             Target::RoomExcept(peer),
-            Outgoing::Event(msg(None)),
+            Outgoing::Event(relayed),
         ));
     }
 
@@ -326,20 +643,29 @@ impl Room {
         out.push(Action::Close(peer));
     }
 
-    fn too_long(&mut self, peer: PeerId, now: i64, out: &mut Vec<Action>) {
+    fn too_long(&mut self, peer: PeerId, cid: Option<String>, now: i64, out: &mut Vec<Action>) {
         let text = format!(
             "your line was not sent: it is longer than {} bytes",
-            self.max_line
+            self.rules.max_line
         );
-        self.notice(peer, &text, now, out);
+        self.notice(peer, &text, cid, now, out);
     }
 
-    fn notice(&mut self, peer: PeerId, text: &str, now: i64, out: &mut Vec<Action>) {
+    fn notice(
+        &mut self,
+        peer: PeerId,
+        text: &str,
+        cid: Option<String>,
+        now: i64,
+        out: &mut Vec<Action>,
+    ) {
         out.push(Action::Send(
             Target::One(peer),
             Outgoing::Event(ServerMsg::Notice {
                 ts: now,
-                text: text.to_owned(),
+                // Parse errors may quote what the peer sent.
+                text: sanitize::line(text),
+                cid,
             }),
         ));
     }
@@ -366,6 +692,27 @@ impl Room {
     }
 }
 
+/// A kept event as a given session should see it again: its own lines carry their
+/// `cid`, so that it can mark them delivered.
+fn own_echo(kept: &Kept, session: Option<&str>) -> ServerMsg {
+    match (&kept.event, &kept.origin, session) {
+        (
+            ServerMsg::Msg {
+                id, ts, from, text, ..
+            },
+            Some((s, cid)),
+            Some(me),
+        ) if s == me => ServerMsg::Msg {
+            id: *id,
+            ts: *ts,
+            from: from.clone(),
+            text: text.clone(),
+            cid: Some(cid.clone()),
+        },
+        (event, _, _) => event.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +723,8 @@ mod tests {
                 v: 1,
                 name: name.into(),
                 client: None,
+                session: None,
+                since: None,
             }
             .encode()
             .trim_end()
@@ -396,11 +745,18 @@ mod tests {
     }
 
     fn room() -> Room {
-        Room::new("e1".into(), "127.0.0.1:7878".into(), 100)
+        Room::new(
+            "e1".into(),
+            "127.0.0.1:7878".into(),
+            Rules {
+                max_line: 100,
+                ..Rules::default()
+            },
+        )
     }
 
     fn joined(room: &mut Room, peer: PeerId, name: &str) -> Vec<Action> {
-        room.connect(peer);
+        room.connect(peer, 0);
         room.receive(peer, hello(name), 0)
     }
 
@@ -419,7 +775,7 @@ mod tests {
     #[test]
     fn connect_greets_with_banner_and_announces_nothing() {
         let mut r = room();
-        let a = r.connect(1);
+        let a = r.connect(1, 0);
         assert_eq!(a.len(), 1);
         assert!(
             matches!(&a[0], Action::Send(Target::One(1), Outgoing::Raw(b)) if protocol::parse_banner(b).is_some())
@@ -485,7 +841,7 @@ mod tests {
     fn a_plain_peer_joins_as_guest_on_its_first_line_and_is_not_echoed() {
         let mut r = room();
         joined(&mut r, 1, "alice");
-        r.connect(2);
+        r.connect(2, 0);
         let a = r.receive(2, Frame::Line("hi there".into()), 5);
         assert_eq!(welcome_name(&a).0, "guest");
         let msg = a
@@ -510,7 +866,7 @@ mod tests {
     #[test]
     fn a_quiet_plain_peer_joins_when_it_settles() {
         let mut r = room();
-        r.connect(2);
+        r.connect(2, 0);
         assert_eq!(r.len(), 0);
         let a = r.settle(2, 0);
         assert_eq!(welcome_name(&a).0, "guest");
@@ -543,7 +899,7 @@ mod tests {
     fn hostile_text_is_sanitised_before_relay() {
         let mut r = room();
         joined(&mut r, 1, "alice");
-        r.connect(2);
+        r.connect(2, 0);
         let a = r.receive(2, Frame::Line("\u{1b}]0;owned\u{7}x\u{202E}y".into()), 0);
         let text = a
             .iter()
@@ -583,7 +939,7 @@ mod tests {
     fn exit_from_a_plain_peer_leaves_and_closes() {
         let mut r = room();
         joined(&mut r, 1, "alice");
-        r.connect(2);
+        r.connect(2, 0);
         r.settle(2, 0);
         let a = r.receive(2, Frame::Line("exit\r".trim_end().into()), 0);
         assert_eq!(
@@ -625,7 +981,7 @@ mod tests {
     #[test]
     fn a_pending_connection_that_closes_is_not_announced() {
         let mut r = room();
-        r.connect(1);
+        r.connect(1, 0);
         assert!(r.disconnect(1, None, 0).is_empty());
     }
 
@@ -633,7 +989,7 @@ mod tests {
     fn shutdown_tells_everyone_including_pending_then_closes_all() {
         let mut r = room();
         joined(&mut r, 1, "alice");
-        r.connect(2);
+        r.connect(2, 0);
         let a = r.shutdown("the host left", 0);
         assert_eq!(a.len(), 4);
         assert!(a.contains(&Action::Close(1)) && a.contains(&Action::Close(2)));
@@ -662,5 +1018,324 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, vec![2, 3, 4]);
+    }
+
+    fn hello_again(name: &str, session: &str, since: Option<(&str, u64)>) -> Frame {
+        Frame::Line(
+            ClientMsg::Hello {
+                v: 1,
+                name: name.into(),
+                client: None,
+                session: Some(session.into()),
+                since: since.map(|(room, id)| protocol::Since {
+                    room: room.into(),
+                    id,
+                }),
+            }
+            .encode()
+            .trim_end()
+            .to_owned(),
+        )
+    }
+
+    fn say_cid(text: &str, cid: &str) -> Frame {
+        Frame::Line(
+            ClientMsg::Say {
+                text: text.into(),
+                cid: Some(cid.into()),
+            }
+            .encode()
+            .trim_end()
+            .to_owned(),
+        )
+    }
+
+    fn relayed(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(
+                    Target::RoomExcept(_),
+                    Outgoing::Event(ServerMsg::Msg { text, .. }),
+                ) => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn notices(actions: &[Action]) -> Vec<(String, Option<String>)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(_, Outgoing::Event(ServerMsg::Notice { text, cid, .. })) => {
+                    Some((text.clone(), cid.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn limited(burst: u32, rate: u32) -> Room {
+        Room::new(
+            "e1".into(),
+            "a".into(),
+            Rules {
+                burst,
+                rate,
+                ..Rules::default()
+            },
+        )
+    }
+
+    #[test]
+    fn a_burst_passes_then_the_rate_applies_and_the_sender_is_told() {
+        let mut r = limited(3, 2);
+        joined(&mut r, 1, "alice");
+        joined(&mut r, 2, "bob");
+        for i in 0..3 {
+            assert_eq!(
+                relayed(&r.receive(1, say_cid("x", &format!("c{i}")), 0)).len(),
+                1
+            );
+        }
+        let a = r.receive(1, say_cid("too many", "c3"), 0);
+        assert!(relayed(&a).is_empty());
+        let n = notices(&a);
+        assert!(
+            n[0].0.contains("flood limit") && n[0].0.contains("3 lines at once, then 2 a second")
+        );
+        assert_eq!(n[0].1.as_deref(), Some("c3"), "the refusal names the line");
+        // Two lines a second: one more after half a second, not before.
+        assert!(relayed(&r.receive(1, say_cid("x", "c4"), 499)).is_empty());
+        assert_eq!(relayed(&r.receive(1, say_cid("x", "c5"), 500)).len(), 1);
+        // Others are not slowed.
+        assert_eq!(relayed(&r.receive(2, say_cid("bob", "b1"), 500)).len(), 1);
+    }
+
+    #[test]
+    fn a_flooding_plain_peer_is_told_once_per_spell() {
+        let mut r = limited(2, 1);
+        r.connect(1, 0);
+        r.settle(1, 0);
+        let mut told = 0;
+        let mut sent = 0;
+        for _ in 0..10 {
+            let a = r.receive(1, Frame::Line("spam".into()), 0);
+            told += notices(&a).len();
+            sent += relayed(&a).len();
+        }
+        assert_eq!((sent, told), (2, 1));
+        // After a pause the peer may talk again, and a new spell is told again.
+        assert_eq!(
+            relayed(&r.receive(1, Frame::Line("ok".into()), 1000)).len(),
+            1
+        );
+        let a = r.receive(1, Frame::Line("spam".into()), 1000);
+        assert_eq!(notices(&a).len(), 1);
+    }
+
+    #[test]
+    fn no_flood_limit_when_turned_off() {
+        let mut r = limited(0, 5);
+        joined(&mut r, 1, "alice");
+        let n: usize = (0..1000)
+            .map(|i| relayed(&r.receive(1, say_cid("x", &i.to_string()), 0)).len())
+            .sum();
+        assert_eq!(n, 1000);
+    }
+
+    #[test]
+    fn a_silent_tchat_peer_is_pinged_then_dropped_but_a_plain_one_may_idle() {
+        let mut r = room();
+        joined(&mut r, 1, "alice");
+        joined(&mut r, 2, "bob");
+        r.connect(3, 0);
+        r.settle(3, 0);
+        let a = r.quiet(1, 0);
+        assert_eq!(
+            a,
+            vec![Action::Send(
+                Target::One(1),
+                Outgoing::Event(ServerMsg::Ping)
+            )]
+        );
+        // An answer (anything) clears it.
+        r.receive(
+            1,
+            Frame::Line(ClientMsg::Pong.encode().trim_end().into()),
+            0,
+        );
+        assert_eq!(r.quiet(1, 0).len(), 1, "pinged again, not dropped");
+        let a = r.quiet(1, 0);
+        assert!(a.contains(&Action::Close(1)));
+        assert!(
+            matches!(&a[0], Action::Send(Target::Room, Outgoing::Event(ServerMsg::Leave { reason: Some(r), .. })) if r.contains("timed out"))
+        );
+        assert!(r.quiet(3, 0).is_empty() && r.quiet(3, 0).is_empty());
+        assert_eq!(r.names(), vec!["bob", "guest"]);
+    }
+
+    #[test]
+    fn tls_and_http_are_turned_away_without_joining() {
+        let mut r = room();
+        joined(&mut r, 1, "alice");
+        r.connect(2, 0);
+        let tls =
+            String::from_utf8_lossy(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03").into_owned();
+        let a = r.receive(2, Frame::Line(tls), 0);
+        assert!(
+            matches!(&a[0], Action::Send(Target::One(2), Outgoing::Raw(t)) if t.contains("not TLS"))
+        );
+        assert_eq!(a[1], Action::Close(2));
+        r.connect(3, 0);
+        let a = r.receive(3, Frame::Line("GET / HTTP/1.1".into()), 0);
+        assert_eq!(a.len(), 2);
+        assert_eq!(r.names(), vec!["alice"], "nobody joined, nobody was told");
+    }
+
+    #[test]
+    fn a_cut_peer_is_told_why_after_the_room_lets_go() {
+        let mut r = room();
+        joined(&mut r, 1, "alice");
+        r.connect(2, 0);
+        r.settle(2, 0);
+        let a = r.cut(2, "too much", "flooding", 0);
+        assert_eq!(a.len(), 3);
+        assert!(matches!(
+            &a[0],
+            Action::Send(Target::Room, Outgoing::Event(ServerMsg::Leave { .. }))
+        ));
+        assert!(
+            matches!(&a[1], Action::Send(Target::Last(2, Dialect::Plain), Outgoing::Event(ServerMsg::Notice { text, .. })) if text == "too much")
+        );
+        assert_eq!(a[2], Action::Close(2));
+        assert_eq!(r.recipients(Target::Last(2, Dialect::Plain)).count(), 1);
+    }
+
+    /// Events a peer is sent, by id, in order.
+    fn ids_to(actions: &[Action], peer: PeerId) -> Vec<u64> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(
+                    Target::One(p),
+                    Outgoing::Event(
+                        ServerMsg::Msg { id, .. }
+                        | ServerMsg::Join { id, .. }
+                        | ServerMsg::Leave { id, .. },
+                    ),
+                ) if *p == peer => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rejoin_catches_up_on_exactly_what_was_missed() {
+        let mut r = room();
+        r.connect(1, 0);
+        r.receive(1, hello_again("alice", "s-a", None), 0); // join: id 1
+        joined(&mut r, 2, "bob"); // id 2
+        r.receive(1, say_cid("seen", "a1"), 0); // id 3
+        r.disconnect(1, Some("connection lost"), 0); // id 4
+        r.receive(2, say_cid("missed one", "b1"), 0); // id 5
+        r.receive(2, say_cid("missed two", "b2"), 0); // id 6
+        r.connect(3, 0);
+        let a = r.receive(3, hello_again("alice", "s-a", Some(("e1", 3))), 0);
+        assert_eq!(welcome_name(&a).0, "alice");
+        assert!(a.contains(&Action::Send(
+            Target::One(3),
+            Outgoing::Event(ServerMsg::Catchup { count: 3, lost: 0 })
+        )));
+        assert_eq!(ids_to(&a, 3), vec![4, 5, 6]);
+        // From another run of the room: nothing replayed, the client sees the new epoch.
+        r.connect(4, 0);
+        let a = r.receive(4, hello_again("carol", "s-c", Some(("old", 3))), 0);
+        assert!(ids_to(&a, 4).is_empty());
+        assert!(!a.iter().any(|x| matches!(
+            x,
+            Action::Send(_, Outgoing::Event(ServerMsg::Catchup { .. }))
+        )));
+    }
+
+    #[test]
+    fn a_gap_larger_than_the_history_is_counted() {
+        let mut r = Room::new(
+            "e1".into(),
+            "a".into(),
+            Rules {
+                history: 5,
+                burst: 0,
+                ..Rules::default()
+            },
+        );
+        joined(&mut r, 1, "bob"); // id 1
+        for i in 0..10 {
+            r.receive(1, say_cid("x", &i.to_string()), 0); // ids 2..=11
+        }
+        assert_eq!(r.history_len(), 5);
+        r.connect(2, 0);
+        let a = r.receive(2, hello_again("alice", "s", Some(("e1", 2))), 0);
+        assert!(a.contains(&Action::Send(
+            Target::One(2),
+            Outgoing::Event(ServerMsg::Catchup { count: 5, lost: 4 })
+        )));
+        assert_eq!(ids_to(&a, 2), vec![7, 8, 9, 10, 11]);
+    }
+
+    #[test]
+    fn a_resent_line_is_relayed_once_and_its_echo_repeated() {
+        let mut r = room();
+        r.connect(1, 0);
+        r.receive(1, hello_again("alice", "s-a", None), 0);
+        joined(&mut r, 2, "bob");
+        let first = r.receive(1, say_cid("only once", "a1"), 0);
+        assert_eq!(relayed(&first), vec!["only once"]);
+        // The connection broke before the echo arrived; the client rejoins and resends.
+        r.disconnect(1, None, 0);
+        r.connect(3, 0);
+        let a = r.receive(3, hello_again("alice", "s-a", Some(("e1", 2))), 0);
+        // The catch-up carries the line with its cid, so the client marks it delivered…
+        assert!(a.iter().any(|x| matches!(x, Action::Send(Target::One(3), Outgoing::Event(ServerMsg::Msg { cid: Some(c), .. })) if c == "a1")));
+        // …and the resend is not relayed again.
+        let again = r.receive(3, say_cid("only once", "a1"), 0);
+        assert!(relayed(&again).is_empty());
+        assert!(
+            matches!(&again[..], [Action::Send(Target::One(3), Outgoing::Event(ServerMsg::Msg { cid: Some(c), id: 3, .. }))] if c == "a1")
+        );
+        // The same cid from another session is another line.
+        r.connect(4, 0);
+        r.receive(4, hello_again("carol", "s-c", None), 0);
+        assert_eq!(
+            relayed(&r.receive(4, say_cid("mine", "a1"), 0)),
+            vec!["mine"]
+        );
+    }
+
+    #[test]
+    fn a_rejoin_over_a_stale_connection_takes_the_seat_quietly() {
+        let mut r = room();
+        r.connect(1, 0);
+        r.receive(1, hello_again("alice", "s-a", None), 0);
+        joined(&mut r, 2, "bob");
+        // The old connection is half-open: the host has not noticed it is gone.
+        r.connect(3, 0);
+        let a = r.receive(3, hello_again("alice", "s-a", Some(("e1", 2))), 0);
+        assert!(a.contains(&Action::Close(1)));
+        assert_eq!(
+            welcome_name(&a),
+            ("alice".into(), None),
+            "the same name, not alice2"
+        );
+        assert!(
+            !a.iter()
+                .any(|x| matches!(x, Action::Send(Target::Room | Target::RoomExcept(_), _))),
+            "nobody is told of a leave and a join: {a:?}"
+        );
+        assert_eq!(r.names(), vec!["alice", "bob"]);
+        assert!(
+            r.disconnect(1, None, 0).is_empty(),
+            "the old connection's close says nothing"
+        );
     }
 }
