@@ -600,3 +600,306 @@ async fn tchat_falls_back_to_plain_text_with_a_plain_server() {
     // chat expects. Nothing else (no handshake) is sent.
     assert_eq!(got, "hi server\nexit\n");
 }
+
+#[tokio::test]
+async fn a_flooding_peer_is_refused_and_told_while_others_are_not_slowed() {
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut nc = Plain::connect(&server).await;
+    nc.send(b"hi\n").await;
+    assert_eq!(alice.message().await.1, "hi");
+    // 40 lines at once: the burst of 20 (less the one above) gets through, no more.
+    let mut burst = String::new();
+    for i in 0..40 {
+        burst.push_str(&format!("spam {i}\n"));
+    }
+    nc.send(burst.as_bytes()).await;
+    let told = nc.until_line(|l| l.contains("flood")).await;
+    assert!(told.contains("20 lines at once, then 5 a second"), "{told}");
+    // A tchat sender is told of each refused line, by its cid.
+    let mut bob = Tchat::join(&server, "bob").await;
+    for i in 0..22 {
+        bob.say(&format!("bob {i}"), &format!("b{i}"));
+    }
+    let refused = bob
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Notice { cid: Some(_), .. })))
+        .await;
+    assert!(
+        matches!(&refused, NetEvent::Server(ServerMsg::Notice { cid: Some(c), text, .. }) if c == "b20" && text.contains("flood")),
+        "{refused:?}"
+    );
+    // Alice got exactly what was let through, in order, and bob's lines were not held
+    // up behind the flood.
+    let mut spam = 0;
+    let mut bobs = 0;
+    while bobs < 20 {
+        let (from, text, _) = alice.message().await;
+        if from == "guest" {
+            assert_eq!(text, format!("spam {spam}"));
+            spam += 1;
+        } else {
+            assert_eq!(text, format!("bob {bobs}"));
+            bobs += 1;
+        }
+    }
+    assert_eq!(spam, 19);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_more_than_the_room_holds_is_told_the_room_is_full() {
+    let server = room(Config {
+        max_peers: 2,
+        ..quick()
+    })
+    .await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let _nc = Plain::connect(&server).await;
+    // A third plain peer gets a line saying so, and is closed.
+    let mut third = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut got = String::new();
+    timeout(DEADLINE, third.read_to_string(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        got.contains("room full") && got.contains("2 people"),
+        "{got:?}"
+    );
+    // A tchat client is told plainly, not mistaken for a plain server.
+    let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut h = client::start(stream, "carol".into());
+    let ev = timeout(DEADLINE, h.events.recv()).await.unwrap().unwrap();
+    assert!(
+        matches!(&ev, NetEvent::Closed { reason } if reason.contains("room full")),
+        "{ev:?}"
+    );
+    // Once someone leaves, there is room again.
+    alice.h.commands.send(Command::Leave).unwrap();
+    let _ = timeout(DEADLINE, &mut alice.h.task).await;
+    let mut again = Plain::connect(&server).await;
+    again.send(b"in at last\n").await;
+    again.until_line(|l| l.starts_with("* you are")).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_tls_client_hello_gets_a_clear_line_and_no_one_sees_garbage() {
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut tls = Plain::connect(&server).await;
+    // The start of a real TLS 1.2 ClientHello; then the client waits for an answer.
+    tls.send(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x8a\x11\xc4\x00")
+        .await;
+    let rest = tls.until_closed().await;
+    assert!(rest.contains("not TLS"), "{rest:?}");
+    // Alice saw nothing of it: the next thing she gets is the next real message.
+    let mut nc = Plain::connect(&server).await;
+    nc.send(b"hello\n").await;
+    let next = alice
+        .until(|e| !matches!(e, NetEvent::Server(ServerMsg::Join { .. })))
+        .await;
+    assert!(
+        matches!(&next, NetEvent::Server(ServerMsg::Msg { text, .. }) if text == "hello"),
+        "{next:?}"
+    );
+    server.shutdown().await;
+}
+
+/// A TCP proxy in front of the room that the test can cut and make refuse connections,
+/// standing in for a network that fails.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    refuse: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(to: std::net::SocketAddr) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let refuse = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (cut, cuts) = tokio::sync::watch::channel(0u64);
+        let r = refuse.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if r.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let mut cuts = cuts.clone();
+                cuts.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(to).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            addr,
+            refuse,
+            cut,
+            task,
+        }
+    }
+
+    /// Break every connection through the proxy and refuse new ones until `heal`.
+    fn fail(&self) {
+        self.refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    fn heal(&self) {
+        self.refuse
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn chaos_a_joiner_cut_off_mid_conversation_rejoins_and_nothing_is_lost_or_doubled() {
+    let server = room(unlimited()).await;
+    let proxy = Proxy::start(server.local_addr()).await;
+    let fast = client::Retry {
+        first_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(400),
+        after_closing: true,
+    };
+    let addr = proxy.addr;
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let mut alice = Tchat {
+        h: client::start_rejoining(stream, "alice".into(), fast, move || async move {
+            TcpStream::connect(addr).await.map_err(|e| e.to_string())
+        }),
+        name: "alice".into(),
+        asked: None,
+    };
+    alice
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Welcome { .. })))
+        .await;
+    let mut bob = Tchat::join(&server, "bob").await;
+    let mut nc = Plain::connect(&server).await;
+    nc.until_line(|l| l.starts_with("* you are")).await;
+
+    // Everything alice is told, whenever it comes, is kept.
+    let mut got: Vec<NetEvent> = Vec::new();
+    async fn until_kept(t: &mut Tchat, got: &mut Vec<NetEvent>, pred: impl Fn(&NetEvent) -> bool) {
+        loop {
+            let e = t.next().await;
+            let done = pred(&e);
+            got.push(e);
+            if done {
+                return;
+            }
+        }
+    }
+    let mut from_bob = Vec::new(); // what alice must see, per sender, in order
+    let mut from_nc = Vec::new();
+    let mut mine = Vec::new();
+    for round in 0..3 {
+        for i in 0..5 {
+            let text = format!("r{round} bob {i}");
+            bob.say(&text, &format!("b{round}-{i}"));
+            from_bob.push(text);
+        }
+        // Alice says something and the network fails right after, echo or no echo.
+        let text = format!("r{round} alice before");
+        alice.say(&text, &format!("a{round}-0"));
+        mine.push(text);
+        proxy.fail();
+        until_kept(&mut alice, &mut got, |e| matches!(e, NetEvent::Lost { .. })).await;
+        // While she is away: others talk, she types.
+        for i in 0..5 {
+            let text = format!("r{round} away {i}");
+            bob.say(&text, &format!("w{round}-{i}"));
+            from_bob.push(text);
+        }
+        let text = format!("r{round} from nc");
+        nc.send(format!("{text}\n").as_bytes()).await;
+        from_nc.push(text);
+        let text = format!("r{round} alice away");
+        alice.say(&text, &format!("a{round}-1"));
+        mine.push(text);
+        // A few refused tries, then the network heals.
+        until_kept(&mut alice, &mut got, |e| {
+            matches!(e, NetEvent::Reconnecting { attempt: 2 })
+        })
+        .await;
+        proxy.heal();
+        until_kept(&mut alice, &mut got, |e| {
+            matches!(e, NetEvent::Server(ServerMsg::Welcome { .. }))
+        })
+        .await;
+    }
+    bob.say("the end", "end");
+    from_bob.push("the end".into());
+    until_kept(
+        &mut alice,
+        &mut got,
+        |e| matches!(e, NetEvent::Server(ServerMsg::Msg { text, .. }) if text == "the end"),
+    )
+    .await;
+    let texts = |who: &str| -> Vec<String> {
+        got.iter()
+            .filter_map(|e| match e {
+                NetEvent::Server(ServerMsg::Msg { from, text, .. }) if from == who => {
+                    Some(text.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    // Alice saw every line of the others exactly once, in order, ...
+    assert_eq!(texts("bob"), from_bob);
+    assert_eq!(texts("guest"), from_nc);
+    assert!(
+        got.iter().any(
+            |e| matches!(e, NetEvent::Server(ServerMsg::Catchup { count, lost: 0 }) if *count > 0)
+        ),
+        "she caught up"
+    );
+    // Bob got each of alice's lines exactly once, in the order she typed them.
+    let mut seen_by_bob = Vec::new();
+    bob.say("check", "check");
+    until_kept(
+        &mut alice,
+        &mut got,
+        |e| matches!(e, NetEvent::Server(ServerMsg::Msg { text, .. }) if text == "check"),
+    )
+    .await;
+    // ... and each of her own lines came back to her (delivered) exactly once.
+    let echoes: Vec<String> = got
+        .iter()
+        .filter_map(|e| match e {
+            NetEvent::Server(ServerMsg::Msg {
+                from,
+                text,
+                cid: Some(_),
+                ..
+            }) if from == "alice" => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(echoes, mine);
+    loop {
+        let (from, text, _) = bob.message().await;
+        if from == "alice" {
+            seen_by_bob.push(text);
+        } else if text == "check" {
+            break;
+        }
+    }
+    assert_eq!(seen_by_bob, mine);
+    server.shutdown().await;
+}

@@ -280,7 +280,7 @@ impl Room {
             Some(p) if p.name.is_none() => {
                 self.peers.remove(&peer);
                 out.push(Action::Send(
-                    Target::One(peer),
+                    Target::Last(peer, Dialect::Plain),
                     Outgoing::Raw(format!("* {tell}")),
                 ));
                 out.push(Action::Close(peer));
@@ -1184,7 +1184,7 @@ mod tests {
             String::from_utf8_lossy(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03").into_owned();
         let a = r.receive(2, Frame::Line(tls), 0);
         assert!(
-            matches!(&a[0], Action::Send(Target::One(2), Outgoing::Raw(t)) if t.contains("not TLS"))
+            matches!(&a[0], Action::Send(Target::Last(2, Dialect::Plain), Outgoing::Raw(t)) if t.contains("not TLS"))
         );
         assert_eq!(a[1], Action::Close(2));
         r.connect(3, 0);
