@@ -280,6 +280,14 @@ enum End {
     Over(String),
 }
 
+/// A line the room has not confirmed yet.
+struct Unacked {
+    cid: String,
+    text: String,
+    /// Sent on the current connection.
+    sent: bool,
+}
+
 /// What lives across the connections of one joiner.
 struct Session {
     /// The name to ask for: as given at first, then as the room gave it.
@@ -290,9 +298,10 @@ struct Session {
     /// The room we were in, and the last event id we have passed on from it.
     epoch: Option<String>,
     last_id: u64,
-    /// Lines sent to a tchat host and not yet echoed: `(cid, text)`, oldest first.
-    /// They go out again after a rejoin; the host drops any it already relayed.
-    unacked: VecDeque<(String, String)>,
+    /// Lines for a tchat host not yet echoed, oldest first. Those not yet sent on the
+    /// current connection go out after its welcome; the host drops any it already
+    /// relayed on an earlier one.
+    unacked: VecDeque<Unacked>,
     /// The current connection got as far as a welcome.
     welcomed: bool,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -383,7 +392,11 @@ impl Session {
             tokio::select! {
                 v = &mut fut => return Some(v),
                 cmd = self.commands.recv() => match cmd {
-                    Some(Command::Say { text, cid }) => self.unacked.push_back((cid, text)),
+                    Some(Command::Say { text, cid }) => self.unacked.push_back(Unacked {
+                        cid,
+                        text,
+                        sent: false,
+                    }),
                     Some(Command::Leave) | None => return None,
                 },
             }
@@ -397,6 +410,9 @@ impl Session {
     {
         let rejoin = self.epoch.is_some();
         self.welcomed = false;
+        for u in &mut self.unacked {
+            u.sent = false;
+        }
         let (r, w) = tokio::io::split(stream);
         // A host's limit applies to text; anything larger than this is not a line of chat.
         let mut lines = LineReader::new(r, protocol::frame_limit(1024 * 1024));
@@ -491,8 +507,15 @@ impl Session {
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::Say { text, cid }) => {
                         let bytes = if structured {
+                            // Lines still waiting from before this connection go out
+                            // after its welcome; a new one waits behind them, so that
+                            // all go out in the order they were typed.
+                            let sent = self.unacked.iter().all(|u| u.sent);
                             let line = ClientMsg::Say { text: text.clone(), cid: Some(cid.clone()) }.encode();
-                            self.unacked.push_back((cid, text));
+                            self.unacked.push_back(Unacked { cid, text, sent });
+                            if !sent {
+                                continue;
+                            }
                             line
                         } else {
                             plain_lines(&text)
@@ -502,6 +525,15 @@ impl Session {
                         }
                     }
                     Some(Command::Leave) | None => {
+                        // Whatever is still waiting goes first: the host reads in order
+                        // and drops any line it already has.
+                        if structured {
+                            for u in self.unacked.iter_mut().filter(|u| !u.sent) {
+                                u.sent = true;
+                                let say = ClientMsg::Say { text: u.text.clone(), cid: Some(u.cid.clone()) };
+                                let _ = out.send(Bytes::from(say.encode())).await;
+                            }
+                        }
                         // The classic chat ends with the word `exit`; a tchat host gets `bye`.
                         let bye = if structured { ClientMsg::Bye.encode() } else { "exit\n".into() };
                         let _ = out.send(Bytes::from(bye)).await;
@@ -536,11 +568,13 @@ impl Session {
                 // Lines the room may not have: again, in order. Any it already relayed,
                 // it recognises by `cid` and does not relay twice.
                 self.unacked
-                    .iter()
-                    .map(|(cid, text)| {
+                    .iter_mut()
+                    .filter(|u| !u.sent)
+                    .map(|u| {
+                        u.sent = true;
                         let say = ClientMsg::Say {
-                            text: text.clone(),
-                            cid: Some(cid.clone()),
+                            text: u.text.clone(),
+                            cid: Some(u.cid.clone()),
                         };
                         Bytes::from(say.encode())
                     })
@@ -548,7 +582,7 @@ impl Session {
             }
             ServerMsg::Msg { cid: Some(c), .. } | ServerMsg::Notice { cid: Some(c), .. } => {
                 // Echoed (delivered) or refused: either way, never to be sent again.
-                self.unacked.retain(|(cid, _)| cid != c);
+                self.unacked.retain(|u| u.cid != *c);
                 vec![]
             }
             ServerMsg::Ping => vec![Bytes::from(ClientMsg::Pong.encode())],

@@ -261,9 +261,23 @@ impl Drop for Peer {
 
 /// `tchat --host --headless --bind IP --port 0`, with the port it reports.
 fn headless(ip: &str) -> (Tchat, SocketAddr) {
+    headless_on(ip, 0)
+}
+
+/// `tchat --host --headless --bind IP --port PORT` (0: any free port), with the address
+/// it reports.
+fn headless_on(ip: &str, port: u16) -> (Tchat, SocketAddr) {
+    let asked = port;
     let mut host = Tchat::spawn(
         "host",
-        &["--host", "--headless", "--bind", ip, "--port", "0"],
+        &[
+            "--host",
+            "--headless",
+            "--bind",
+            ip,
+            "--port",
+            &asked.to_string(),
+        ],
     );
     let line = host.err.wait("the room's address", |l| {
         l.starts_with("tchat: hosting a room at ")
@@ -273,6 +287,9 @@ fn headless(ip: &str) -> (Tchat, SocketAddr) {
         .and_then(|(_, p)| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"));
     assert_ne!(port, 0, "{line:?}");
+    if asked != 0 {
+        assert_eq!(port, asked, "{line:?}");
+    }
     let ip: std::net::IpAddr = ip.parse().expect("an IP");
     let addr = SocketAddr::new(ip, port);
     assert_eq!(line, format!("tchat: hosting a room at {addr}"));
@@ -399,10 +416,8 @@ fn bad_arguments_get_one_clear_line_and_status_2() {
     }
 }
 
-/// `--port`, `--bind`, `--headless` and `--max-line` are declared `requires = "host"`,
-/// but clap counts a `SetTrue` flag's implicit default (`false`) as present, so with
-/// `--join` they are accepted and silently ignored: `tchat --join HOST --port 9000`
-/// joins port 7878, `--join HOST --headless` joins with no complaint.
+/// Every option that only means something to a host is a usage error with `--join`,
+/// rather than silently ignored (`tchat --join HOST --port 9000` joining port 7878).
 #[test]
 fn host_only_options_are_refused_with_join() {
     let addr = format!("127.0.0.1:{}", free_port());
@@ -411,6 +426,11 @@ fn host_only_options_are_refused_with_join() {
         &["--port", "9000"],
         &["--bind", "127.0.0.1"],
         &["--max-line", "100"],
+        &["--burst", "5"],
+        &["--rate", "2"],
+        &["--max-backlog", "65536"],
+        &["--max-peers", "10"],
+        &["--history", "50"],
     ] {
         let mut args = vec!["--join", addr.as_str()];
         args.extend_from_slice(extra);
@@ -440,6 +460,12 @@ fn help_names_every_option_and_nc() {
         "--name",
         "--plain",
         "--headless",
+        "--max-line",
+        "--burst",
+        "--rate",
+        "--max-backlog",
+        "--max-peers",
+        "--history",
         "nc ",
     ] {
         assert!(
@@ -608,6 +634,114 @@ fn line_mode_shows_the_room_as_text_without_escapes() {
             c
         );
     }
+}
+
+/// The host dies without a word (SIGKILL) and a new one starts on the same port: a
+/// line-mode joiner says it lost the host and is trying again, rejoins by itself, says
+/// the room restarted, and delivers the line typed while the host was down, once.
+#[test]
+fn a_joiner_rejoins_a_restarted_host_and_sends_what_was_typed_meanwhile() {
+    let port = free_port();
+    let (mut host, addr) = headless_on("127.0.0.1", port);
+    let room = addr.to_string();
+    let mut bob = Tchat::spawn("bob", &["--join", &room, "--name", "bob"]);
+    bob.out
+        .wait("bob's welcome", |l| l.starts_with("* you are bob."));
+    host.err
+        .wait("bob's join logged", |l| l.ends_with("* bob joined"));
+
+    host.child.kill().expect("kill the host");
+    host.wait_exit_within(DEADLINE);
+    let told = bob
+        .out
+        .wait("the lost host", |l| l.contains("trying again in "));
+    assert!(
+        told.starts_with("* ") && told.contains("connection"),
+        "bob should say the connection is gone: {told:?}"
+    );
+    // Typed while there is no host: kept, and sent once back in.
+    bob.write("typed while the host was down\n");
+
+    // Promptly, so that the first retry (1 s after the loss) finds the new host, and the
+    // observer is in before bob is.
+    let (_host2, addr2) = headless_on("127.0.0.1", port);
+    assert_eq!(addr2, addr);
+    let mut obs = Peer::greeted(addr);
+    obs.send(b"watching\n");
+    obs.lines.wait("the observer's welcome", |l| {
+        l.starts_with("* you are guest.")
+    });
+
+    bob.out.wait("the restart", |l| {
+        l == "* the host restarted the room: history starts again"
+    });
+    obs.lines.wait_for("* bob joined");
+    obs.lines.wait_for("bob: typed while the host was down");
+
+    bob.write("and after\n");
+    obs.lines.wait_for("bob: and after");
+    let seen = obs.lines.text();
+    assert_eq!(
+        seen.matches("typed while the host was down").count(),
+        1,
+        "the line typed offline should arrive once:\n{seen}"
+    );
+    // Bob's own lines are not printed back to him.
+    assert!(
+        !bob.out.text().contains("bob: "),
+        "bob's stdout:\n{}",
+        bob.out.text()
+    );
+
+    bob.close_stdin();
+    let status = bob.finish();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", bob.err.text());
+    obs.lines.wait_for("* bob left");
+    assert_no_panic("bob's stderr", &bob.err.text());
+    assert_no_escape("bob's stdout", &bob.out.bytes());
+}
+
+/// A line a script sends at once, before the room's welcome has arrived, is relayed
+/// twice by a host run with `--history 0`: the client sends it, then sends every
+/// unechoed line again on the welcome (src/client.rs, `Session::on_server`), and the
+/// room only recognises a resend through its history (src/server/room.rs, `Room::keep`
+/// returns before recording the line's `(session, cid)` when `history` is 0).
+#[test]
+fn a_line_sent_before_the_welcome_is_relayed_once_even_without_history() {
+    let mut host = Tchat::spawn(
+        "host",
+        &[
+            "--host",
+            "--headless",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--history",
+            "0",
+        ],
+    );
+    let line = host.err.wait("the room's address", |l| {
+        l.starts_with("tchat: hosting a room at ")
+    });
+    let addr: SocketAddr = line
+        .trim_start_matches("tchat: hosting a room at ")
+        .parse()
+        .expect("an address");
+    let mut obs = Peer::greeted(addr);
+    obs.send(b"watching\n");
+    obs.lines.wait("the observer's welcome", |l| {
+        l.starts_with("* you are guest.")
+    });
+
+    let mut ci = Tchat::spawn("ci", &["--join", &addr.to_string(), "--name", "ci"]);
+    ci.write("build done\n");
+    ci.out
+        .wait("ci's welcome", |l| l.starts_with("* you are ci."));
+    ci.write("and after\n");
+    obs.lines.wait_for("ci: and after");
+    let seen = obs.lines.text();
+    assert_eq!(seen.matches("ci: build done").count(), 1, "{seen}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -30,7 +30,8 @@ impl FakeHost {
             lines: BufReader::new(r).lines(),
             w,
         };
-        host.send_raw(&format!("{}\n", protocol::banner("test"))).await;
+        host.send_raw(&format!("{}\n", protocol::banner("test")))
+            .await;
         (near, host)
     }
 
@@ -167,18 +168,29 @@ async fn a_host_that_goes_silent_without_closing_is_found_and_left() {
         host.send(&ServerMsg::Ping).await;
         assert_eq!(host.next().await, ClientMsg::Pong);
     }
-    assert!(h.events.try_recv().is_err(), "nothing to report: pings are not shown");
+    assert!(
+        h.events.try_recv().is_err(),
+        "nothing to report: pings are not shown"
+    );
     assert_eq!(*connects.lock().unwrap(), 0);
 
     // Then nothing at all, and the pipe stays open (as a half-open connection does).
     let quiet_from = Instant::now();
     let lost = until(&mut h, |e| matches!(e, NetEvent::Lost { .. })).await;
-    let NetEvent::Lost { reason, .. } = lost else { unreachable!() };
+    let NetEvent::Lost { reason, .. } = lost else {
+        unreachable!()
+    };
     assert!(reason.contains("no word from the host"), "{reason}");
     assert_eq!(quiet_from.duration_since(start), Duration::from_secs(100));
-    assert_eq!(Instant::now().duration_since(quiet_from), client::HOST_SILENCE);
+    assert_eq!(
+        Instant::now().duration_since(quiet_from),
+        client::HOST_SILENCE
+    );
     // And it tries to rejoin.
-    until(&mut h, |e| matches!(e, NetEvent::Reconnecting { attempt: 1 })).await;
+    until(&mut h, |e| {
+        matches!(e, NetEvent::Reconnecting { attempt: 1 })
+    })
+    .await;
     assert_eq!(*connects.lock().unwrap(), 1);
     let _ = h.commands.send(Command::Leave);
 }
@@ -207,7 +219,10 @@ async fn lines_typed_while_offline_are_sent_after_the_rejoin_and_events_pass_onc
     };
     host.send(&msg(1, "one", None)).await;
     host.send(&msg(2, "two", None)).await;
-    until(&mut h, |e| matches!(e, NetEvent::Server(ServerMsg::Msg { id: 2, .. }))).await;
+    until(&mut h, |e| {
+        matches!(e, NetEvent::Server(ServerMsg::Msg { id: 2, .. }))
+    })
+    .await;
     // A line sent just before the cut; no echo comes.
     h.commands
         .send(Command::Say {
@@ -229,7 +244,9 @@ async fn lines_typed_while_offline_are_sent_after_the_rejoin_and_events_pass_onc
     let mut host = pipes_rx.recv().await.unwrap();
     let hello = host.welcome("e1").await;
     // It asks for what came after the last event it saw, as the same session.
-    let ClientMsg::Hello { since, session, .. } = hello else { unreachable!() };
+    let ClientMsg::Hello { since, session, .. } = hello else {
+        unreachable!()
+    };
     assert_eq!(since.map(|s| (s.room, s.id)), Some(("e1".into(), 2)));
     assert!(session.is_some());
     // Both unconfirmed lines go out again, in order.
@@ -302,7 +319,11 @@ async fn the_host_pings_a_silent_tchat_peer_and_drops_it_when_it_stays_silent() 
     assert_eq!(ServerMsg::decode(&line).unwrap(), ServerMsg::Ping);
     assert_eq!(Instant::now().duration_since(joined_at), ping_after);
     // Still nothing: it is gone, and the room is told.
-    assert_eq!(silent.next_line().await.unwrap(), None, "the host closes it");
+    assert_eq!(
+        silent.next_line().await.unwrap(),
+        None,
+        "the host closes it"
+    );
     assert_eq!(Instant::now().duration_since(joined_at), ping_after * 2);
     loop {
         let line = watcher.next_line().await.unwrap().unwrap();
