@@ -10,6 +10,7 @@ use crossterm::event::{
 use proptest::prelude::*;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use std::time::Duration;
 
 use common::{T0, host, joiner, key, type_str};
 use tchat::app::{App, Conn, Delivery, Effect, Kind, Msg, Scroll, update};
@@ -1281,6 +1282,350 @@ fn text_from_a_plain_peer_on_the_host_is_labelled_peer() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Losing the host and rejoining
+
+fn lost(app: &mut App, reason: &str, retry_in: Duration) {
+    net(
+        app,
+        NetEvent::Lost {
+            reason: reason.into(),
+            retry_in,
+        },
+    );
+}
+
+/// The welcome of a rejoin: into room epoch `room` (the same as `in_room`'s, "room",
+/// when the host kept running), as alice.
+fn rejoin(app: &mut App, room: &str, members: &[&str]) {
+    server(
+        app,
+        ServerMsg::Welcome {
+            v: 1,
+            room: room.into(),
+            name: "alice".into(),
+            asked: None,
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
+            max_line: 8192,
+        },
+    );
+}
+
+fn catchup(app: &mut App, count: u64, lost: u64) {
+    server(app, ServerMsg::Catchup { count, lost });
+}
+
+fn notice_about(app: &mut App, text: &str, cid: &str) {
+    server(
+        app,
+        ServerMsg::Notice {
+            ts: T0,
+            text: text.into(),
+            cid: Some(cid.into()),
+        },
+    );
+}
+
+/// The kind of the one entry whose text is `t`.
+fn kind_of(app: &App, t: &str) -> Kind {
+    let found: Vec<Kind> = app
+        .entries()
+        .filter(|(_, e)| e.text == t)
+        .map(|(_, e)| e.kind.clone())
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{t:?} should be shown once: {:?}",
+        texts(app)
+    );
+    found[0].clone()
+}
+
+fn kinds(app: &App) -> Vec<Kind> {
+    app.entries().map(|(_, e)| e.kind.clone()).collect()
+}
+
+#[test]
+fn losing_the_host_says_once_that_it_rejoins_by_itself() {
+    let mut app = in_room(80, 24);
+    let n = app.entries().len();
+    lost(
+        &mut app,
+        "the host closed the connection",
+        Duration::from_millis(1500),
+    );
+    assert_eq!(app.entries().len(), n + 1);
+    assert_eq!(last_kind(&app), Kind::Error);
+    let said = last_text(&app);
+    assert!(
+        said.starts_with("the host closed the connection") && said.contains("Rejoining by itself"),
+        "{said:?}"
+    );
+    assert_eq!(
+        app.conn,
+        Conn::Reconnecting {
+            attempt: 0,
+            retry_in: Some(2)
+        },
+        "1.5 s shows as 2: the wait is rounded up to whole seconds"
+    );
+
+    net(&mut app, NetEvent::Reconnecting { attempt: 1 });
+    assert_eq!(
+        app.conn,
+        Conn::Reconnecting {
+            attempt: 1,
+            retry_in: None
+        }
+    );
+    // The try failed: the next wait is shown, and the screen is not filled with errors.
+    lost(
+        &mut app,
+        "cannot connect to 10.0.0.2:7878: connection refused",
+        Duration::from_secs(2),
+    );
+    assert_eq!(app.entries().len(), n + 1, "{:?}", texts(&app));
+    assert_eq!(
+        app.conn,
+        Conn::Reconnecting {
+            attempt: 1,
+            retry_in: Some(2)
+        }
+    );
+    net(&mut app, NetEvent::Reconnecting { attempt: 2 });
+    lost(&mut app, "refused", Duration::from_millis(3001));
+    assert_eq!(
+        app.conn,
+        Conn::Reconnecting {
+            attempt: 2,
+            retry_in: Some(4)
+        }
+    );
+    assert_eq!(app.entries().len(), n + 1);
+}
+
+#[test]
+fn a_line_typed_while_offline_is_sent_at_once_and_confirmed_once_after_the_rejoin() {
+    let mut app = in_room(80, 24);
+    lost(&mut app, "connection lost", Duration::from_secs(1));
+    let n = app.entries().len();
+    let fx = say(&mut app, "still there?");
+    let (text, cid) = sent(&fx);
+    assert_eq!(text, "still there?");
+    assert_eq!(app.entries().len(), n + 1);
+    assert_eq!(last_kind(&app), own("alice", Delivery::Pending));
+    assert_eq!(app.input_text(), "");
+
+    net(&mut app, NetEvent::Reconnecting { attempt: 1 });
+    rejoin(&mut app, "room", &["alice", "bob"]);
+    assert_eq!(app.conn, Conn::InRoom);
+    catchup(&mut app, 1, 0);
+    msg(&mut app, 7, "bob", "said while you were away");
+    assert_eq!(
+        kind_of(&app, "still there?"),
+        own("alice", Delivery::Pending)
+    );
+    echo(&mut app, 8, "alice", &text, &cid);
+    assert_eq!(
+        kind_of(&app, "still there?"),
+        own("alice", Delivery::Delivered)
+    );
+}
+
+#[test]
+fn a_rejoin_to_the_same_room_catches_up_without_a_second_welcome() {
+    let mut app = in_room(80, 24);
+    msg(&mut app, 1, "bob", "before");
+    lost(&mut app, "connection lost", Duration::from_secs(1));
+    net(&mut app, NetEvent::Reconnecting { attempt: 1 });
+    let n = app.entries().len();
+    rejoin(&mut app, "room", &["alice", "bob", "carol"]);
+    assert_eq!(app.entries().len(), n, "{:?}", texts(&app));
+    assert_eq!(app.conn, Conn::InRoom);
+    assert_eq!(app.members, vec!["alice", "bob", "carol"]);
+    let welcomes = texts(&app)
+        .iter()
+        .filter(|t| t.starts_with("you joined as"))
+        .count();
+    assert_eq!(welcomes, 1);
+
+    catchup(&mut app, 3, 0);
+    assert_eq!(last_kind(&app), Kind::Notice);
+    assert_eq!(last_text(&app), "back in the room; 3 missed events follow");
+    server(
+        &mut app,
+        ServerMsg::Join {
+            id: 2,
+            ts: T0,
+            name: "carol".into(),
+        },
+    );
+    msg(&mut app, 3, "carol", "first");
+    msg(&mut app, 4, "bob", "second");
+    let all = texts(&app);
+    assert_eq!(
+        all[n..],
+        [
+            "back in the room; 3 missed events follow",
+            "carol joined",
+            "first",
+            "second"
+        ],
+        "{all:?}"
+    );
+}
+
+#[test]
+fn a_catchup_that_lost_events_says_how_many() {
+    let mut app = in_room(80, 24);
+    lost(&mut app, "connection lost", Duration::from_secs(1));
+    rejoin(&mut app, "room", &["alice", "bob"]);
+    catchup(&mut app, 1, 5);
+    assert_eq!(
+        last_text(&app),
+        "back in the room; 5 earlier events are lost (the host keeps only the most recent), \
+         1 missed event follows"
+    );
+    catchup(&mut app, 0, 0);
+    assert_eq!(last_text(&app), "back in the room; nothing was missed");
+}
+
+#[test]
+fn a_rejoin_after_the_host_restarted_says_so() {
+    let mut app = in_room(80, 24);
+    lost(
+        &mut app,
+        "the host closed the connection",
+        Duration::from_secs(1),
+    );
+    let (text, cid) = sent(&say(&mut app, "hello again"));
+    let n = app.entries().len();
+    rejoin(&mut app, "room-after-restart", &["alice"]);
+    assert_eq!(app.conn, Conn::InRoom);
+    let all = texts(&app);
+    let new = &all[n..];
+    assert!(
+        new.iter().any(|t| t.contains("restarted")),
+        "a restart should be told: {new:?}"
+    );
+    let restarted = app
+        .entries()
+        .find(|(_, e)| e.text.contains("restarted"))
+        .unwrap()
+        .1;
+    assert_eq!(restarted.kind, Kind::Notice);
+    // The line kept while away goes to the new room and is confirmed there.
+    echo(&mut app, 1, "alice", &text, &cid);
+    assert_eq!(
+        kind_of(&app, "hello again"),
+        own("alice", Delivery::Delivered)
+    );
+    // A later rejoin to this run of the room is a plain rejoin again.
+    lost(&mut app, "connection lost", Duration::from_secs(1));
+    let n = app.entries().len();
+    rejoin(&mut app, "room-after-restart", &["alice"]);
+    assert_eq!(app.entries().len(), n, "{:?}", texts(&app));
+}
+
+#[test]
+fn a_refused_line_is_marked_not_sent_and_the_reason_shown() {
+    let mut app = in_room(80, 24);
+    let (_, c1) = sent(&say(&mut app, "one"));
+    let (_, c2) = sent(&say(&mut app, "two"));
+    let reason = "slow down: that line was not sent, over the flood limit (20 lines at once, then 5 a second)";
+    notice_about(&mut app, reason, &c1);
+    assert_eq!(kind_of(&app, "one"), own("alice", Delivery::NotSent));
+    assert_eq!(kind_of(&app, "two"), own("alice", Delivery::Pending));
+    assert_eq!(last_kind(&app), Kind::Notice);
+    assert_eq!(last_text(&app), reason);
+
+    // About a line that is not ours (or no longer pending): shown, and nothing else.
+    let before = kinds(&app);
+    notice_about(&mut app, "your line was not sent", "ffffffff-9");
+    let after = kinds(&app);
+    assert_eq!(after.len(), before.len() + 1);
+    assert_eq!(after[..before.len()], before[..]);
+    assert_eq!(last_text(&app), "your line was not sent");
+    notice_about(&mut app, "again about one", &c1);
+    assert_eq!(kind_of(&app, "one"), own("alice", Delivery::NotSent));
+    assert_eq!(kind_of(&app, "two"), own("alice", Delivery::Pending));
+
+    // The other line is still confirmed by its echo.
+    echo(&mut app, 1, "alice", "two", &c2);
+    assert_eq!(kind_of(&app, "two"), own("alice", Delivery::Delivered));
+}
+
+#[test]
+fn after_the_room_closed_a_lost_host_is_waited_for_then_pending_lines_are_not_sent() {
+    let mut app = in_room(80, 24);
+    sent(&say(&mut app, "in flight"));
+    server(
+        &mut app,
+        ServerMsg::Closing {
+            ts: T0,
+            reason: "the host left; the room is closed".into(),
+        },
+    );
+    assert_eq!(
+        last_text(&app),
+        "the host left; the room is closed. Press Esc to leave."
+    );
+    assert_eq!(last_kind(&app), Kind::Error);
+    let n = app.entries().len();
+    lost(
+        &mut app,
+        "the host left; the room is closed",
+        Duration::from_secs(1),
+    );
+    assert_eq!(app.entries().len(), n + 1, "{:?}", texts(&app));
+    assert_eq!(last_kind(&app), Kind::Notice);
+    assert!(
+        last_text(&app).contains("will rejoin by itself if the host comes back"),
+        "{}",
+        last_text(&app)
+    );
+    assert_eq!(
+        app.conn,
+        Conn::Reconnecting {
+            attempt: 0,
+            retry_in: Some(1)
+        }
+    );
+    assert_eq!(kind_of(&app, "in flight"), own("alice", Delivery::Pending));
+    // Waiting for the host, lines can still be typed and kept.
+    sent(&say(&mut app, "typed while waiting"));
+    assert_eq!(last_kind(&app), own("alice", Delivery::Pending));
+
+    // The end: whatever is still pending was not sent.
+    net(
+        &mut app,
+        NetEvent::Closed {
+            reason: "the host left; the room is closed".into(),
+        },
+    );
+    assert!(matches!(app.conn, Conn::Closed(_)), "{:?}", app.conn);
+    assert_eq!(kind_of(&app, "in flight"), own("alice", Delivery::NotSent));
+    assert_eq!(
+        kind_of(&app, "typed while waiting"),
+        own("alice", Delivery::NotSent)
+    );
+    assert!(say(&mut app, "and now?").is_empty());
+}
+
+#[test]
+fn a_ping_changes_nothing_visible() {
+    let mut app = in_room(80, 24);
+    msg(&mut app, 1, "bob", "hello");
+    type_str(&mut app, "half typed");
+    let (n, rows, conn) = (app.entries().len(), pane_rows(&app), app.conn.clone());
+    server(&mut app, ServerMsg::Ping);
+    assert_eq!(app.entries().len(), n);
+    assert_eq!(pane_rows(&app), rows);
+    assert_eq!(app.conn, conn);
+    assert_eq!(app.input_text(), "half typed");
+}
+
+// ---------------------------------------------------------------------------------------
 // Hostile input
 
 /// True when no entry's text or sender, nor our name or the members, hold anything that
@@ -1519,12 +1864,11 @@ fn arb_server() -> impl Strategy<Value = ServerMsg> {
                 }
             }
         ),
-        (any::<i64>(), arb_string()).prop_map(|(ts, text)| ServerMsg::Notice {
-            ts,
-            text,
-            cid: None
-        }),
+        (any::<i64>(), arb_string(), prop::option::of(arb_string()))
+            .prop_map(|(ts, text, cid)| ServerMsg::Notice { ts, text, cid }),
         (any::<i64>(), arb_string()).prop_map(|(ts, reason)| ServerMsg::Closing { ts, reason }),
+        (any::<u64>(), any::<u64>()).prop_map(|(count, lost)| ServerMsg::Catchup { count, lost }),
+        Just(ServerMsg::Ping),
     ]
 }
 
@@ -1557,6 +1901,10 @@ fn arb_msg() -> impl Strategy<Value = Msg> {
         1 => Just(Msg::Net(NetEvent::Plain)),
         2 => (any::<i64>(), arb_string()).prop_map(|(ts, text)| Msg::Net(NetEvent::Text { ts, text })),
         1 => arb_string().prop_map(|reason| Msg::Net(NetEvent::Closed { reason })),
+        1 => (arb_string(), any::<u64>(), 0u32..1_000_000_000).prop_map(|(reason, s, ns)| {
+            Msg::Net(NetEvent::Lost { reason, retry_in: Duration::new(s, ns) })
+        }),
+        1 => any::<u32>().prop_map(|attempt| Msg::Net(NetEvent::Reconnecting { attempt })),
     ]
 }
 

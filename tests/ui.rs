@@ -9,6 +9,7 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Position;
 use ratatui::style::{Color, Modifier};
+use std::time::Duration;
 use unicode_width::UnicodeWidthStr;
 
 use common::{T0, host, joiner, key, type_str};
@@ -249,6 +250,95 @@ fn the_status_line_follows_the_connection() {
         status_parts(&plain),
         ["tchat", "room 10.0.0.2:7878", "alice", "plain text peer"]
     );
+}
+
+#[test]
+fn the_status_line_says_offline_and_when_it_tries_again() {
+    let mut app = in_room(80, 12);
+    update(
+        &mut app,
+        Msg::Net(NetEvent::Lost {
+            reason: "the host closed the connection".into(),
+            retry_in: Duration::from_millis(3500),
+        }),
+        T0,
+    );
+    assert_eq!(
+        status_parts(&app),
+        [
+            "tchat",
+            "room 10.0.0.2:7878",
+            "alice",
+            "offline · retry in 4 s"
+        ]
+    );
+    let t = draw(&app);
+    let buf = t.backend().buffer();
+    assert!(
+        rows(buf)[11].ends_with("│ alice │ offline · retry in 4 s"),
+        "the count of who is here is not shown while away: {:?}",
+        rows(buf)[11]
+    );
+    let (x, y) = find(buf, "offline").unwrap();
+    assert_eq!(y, 11);
+    assert_eq!(buf[(x, y)].fg, Color::Yellow);
+    assert!(buf[(x, y)].modifier.contains(Modifier::BOLD));
+    // The error line in the pane says what happened and that it rejoins by itself.
+    let shown = rows(buf).join("\n");
+    assert!(
+        shown.contains("! the host closed the connection. Rejoining by itself"),
+        "{shown}"
+    );
+
+    update(
+        &mut app,
+        Msg::Net(NetEvent::Reconnecting { attempt: 3 }),
+        T0,
+    );
+    assert_eq!(
+        status_parts(&app),
+        [
+            "tchat",
+            "room 10.0.0.2:7878",
+            "alice",
+            "reconnecting… (try 3)"
+        ]
+    );
+    let t = draw(&app);
+    let (x, y) = find(t.backend().buffer(), "reconnecting").unwrap();
+    assert_eq!(y, 11);
+    assert_eq!(t.backend().buffer()[(x, y)].fg, Color::Yellow);
+
+    // Back in: connected, with the count again.
+    welcome(&mut app, &["alice", "bob", "carol"]);
+    assert!(
+        rows(draw(&app).backend().buffer())[11].ends_with("│ alice │ 3 here │ connected"),
+        "{}",
+        screen(&app)
+    );
+}
+
+#[test]
+fn the_offline_state_stays_visible_on_a_narrow_terminal() {
+    let mut app = in_room(40, 12);
+    update(
+        &mut app,
+        Msg::Net(NetEvent::Lost {
+            reason: "connection lost".into(),
+            retry_in: Duration::from_secs(30),
+        }),
+        T0,
+    );
+    let status = rows(draw(&app).backend().buffer())[11].clone();
+    assert!(status.ends_with("offline · retry in 30 s"), "{status:?}");
+    assert!(status.contains("alice"), "{status:?}");
+    update(
+        &mut app,
+        Msg::Net(NetEvent::Reconnecting { attempt: 12 }),
+        T0,
+    );
+    let status = rows(draw(&app).backend().buffer())[11].clone();
+    assert!(status.ends_with("reconnecting… (try 12)"), "{status:?}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -763,5 +853,22 @@ fn snapshot_cjk_wrapping_in_a_narrow_pane() {
         "bob",
         "a line of words long enough to wrap at spaces",
     );
+    insta::assert_snapshot!(screen(&app));
+}
+
+#[test]
+fn snapshot_offline_with_a_line_waiting() {
+    let mut app = in_room(60, 12);
+    msg_at(&mut app, T0 + MINUTE, "bob", "back in five");
+    update(
+        &mut app,
+        Msg::Net(NetEvent::Lost {
+            reason: "the host closed the connection".into(),
+            retry_in: Duration::from_secs(4),
+        }),
+        T0 + 2 * MINUTE,
+    );
+    type_str(&mut app, "are you still there?");
+    update(&mut app, key(KeyCode::Enter), T0 + 3 * MINUTE);
     insta::assert_snapshot!(screen(&app));
 }
