@@ -494,7 +494,7 @@ impl Session {
                             (Some(c), _) => End::Closing(c),
                             (None, true) => End::Lost(match reason {
                                 Some(r) => format!("connection lost: {r}"),
-                                None => "the host closed the connection".into(),
+                                None => "lost the host: the connection closed without a goodbye".into(),
                             }),
                             (None, false) => End::Over(
                                 reason

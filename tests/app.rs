@@ -1351,14 +1351,15 @@ fn losing_the_host_says_once_that_it_rejoins_by_itself() {
     let n = app.entries().len();
     lost(
         &mut app,
-        "the host closed the connection",
+        "lost the host: the connection closed without a goodbye",
         Duration::from_millis(1500),
     );
     assert_eq!(app.entries().len(), n + 1);
     assert_eq!(last_kind(&app), Kind::Error);
     let said = last_text(&app);
     assert!(
-        said.starts_with("the host closed the connection") && said.contains("Rejoining by itself"),
+        said.starts_with("lost the host: the connection closed without a goodbye")
+            && said.contains("Rejoining by itself"),
         "{said:?}"
     );
     assert_eq!(
@@ -1495,7 +1496,7 @@ fn a_rejoin_after_the_host_restarted_says_so() {
     let mut app = in_room(80, 24);
     lost(
         &mut app,
-        "the host closed the connection",
+        "lost the host: the connection closed without a goodbye",
         Duration::from_secs(1),
     );
     let (text, cid) = sent(&say(&mut app, "hello again"));

@@ -258,7 +258,7 @@ fn the_status_line_says_offline_and_when_it_tries_again() {
     update(
         &mut app,
         Msg::Net(NetEvent::Lost {
-            reason: "the host closed the connection".into(),
+            reason: "lost the host: the connection closed without a goodbye".into(),
             retry_in: Duration::from_millis(3500),
         }),
         T0,
@@ -286,7 +286,7 @@ fn the_status_line_says_offline_and_when_it_tries_again() {
     // The error line in the pane says what happened and that it rejoins by itself.
     let shown = rows(buf).join("\n");
     assert!(
-        shown.contains("! the host closed the connection. Rejoining by itself"),
+        shown.contains("! lost the host: the connection closed without a goodbye. Rejoining by"),
         "{shown}"
     );
 
@@ -863,7 +863,7 @@ fn snapshot_offline_with_a_line_waiting() {
     update(
         &mut app,
         Msg::Net(NetEvent::Lost {
-            reason: "the host closed the connection".into(),
+            reason: "lost the host: the connection closed without a goodbye".into(),
             retry_in: Duration::from_secs(4),
         }),
         T0 + 2 * MINUTE,
