@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::Decoder;
 
@@ -43,6 +43,9 @@ pub struct LineReader<R> {
     /// including those of an over-long line being skipped.
     unterminated: usize,
     cap: usize,
+    /// How much room the next read gets: small while a peer chats (an idle connection
+    /// should cost next to nothing), doubled while reads keep filling it.
+    chunk: usize,
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
@@ -56,6 +59,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             held: false,
             unterminated: 0,
             cap: usize::MAX,
+            chunk: MIN_CHUNK,
         }
     }
 
@@ -87,8 +91,13 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             } else {
                 quiet_after
             };
-            self.buf.reserve(READ_CHUNK);
+            if self.buf.is_empty() && self.buf.capacity() > MAX_CHUNK {
+                // Let go of what a burst grew, rather than keep it while idle.
+                self.buf = BytesMut::new();
+            }
+            self.buf.reserve(self.chunk);
             let before = self.buf.len();
+            let room = self.buf.capacity() - before;
             // `read_buf` is cancel safe: a timed-out read loses no byte.
             let read = self.reader.read_buf(&mut self.buf);
             let result = match wait {
@@ -110,8 +119,13 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             };
             match result {
                 Ok(0) => self.eof = true,
-                Ok(_) => {
+                Ok(n) => {
                     self.held = false;
+                    self.chunk = if n >= room {
+                        (self.chunk * 2).min(MAX_CHUNK)
+                    } else {
+                        MIN_CHUNK
+                    };
                     let new = &self.buf[before..];
                     self.unterminated = match new.iter().rposition(|&b| b == b'\n') {
                         Some(i) => new.len() - i - 1,
@@ -147,7 +161,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     /// passes. Closing a socket with unread input resets the connection, and the far
     /// side could then lose the last thing it was told (why it is being closed).
     pub async fn drain(mut self, within: Duration) {
-        let mut sink = vec![0u8; READ_CHUNK];
+        let mut sink = vec![0u8; MAX_CHUNK];
         let _ = tokio::time::timeout(within, async {
             while matches!(self.reader.read(&mut sink).await, Ok(n) if n > 0) {}
         })
@@ -155,31 +169,49 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 }
 
-/// How much room to make in the buffer for one read.
-const READ_CHUNK: usize = 4096;
+/// The least and the most room made in the buffer for one read.
+const MIN_CHUNK: usize = 512;
+const MAX_CHUNK: usize = 64 * 1024;
 
 /// Writes what arrives on `rx` to `writer`, as many queued lines per write as are
 /// waiting, until `rx` is closed; then shuts the writer down. `backlog`, when given,
 /// counts the bytes queued and not yet written; each write takes its bytes off.
 pub async fn write_queued<W: AsyncWrite + Unpin>(
-    writer: W,
+    mut w: W,
     mut rx: mpsc::Receiver<Bytes>,
     backlog: Option<Arc<AtomicUsize>>,
 ) -> std::io::Result<()> {
-    let mut w = BufWriter::new(writer);
-    let written = |n: usize| {
+    // No buffer is kept between writes: an idle connection holds nothing. Whatever is
+    // queued when the writer wakes goes out in one write.
+    let mut batch: Vec<Bytes> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH
+            && let Ok(more) = rx.try_recv()
+        {
+            batch.push(more);
+        }
+        let n: usize = batch.iter().map(Bytes::len).sum();
+        if batch.len() == 1 {
+            w.write_all(&batch[0]).await?;
+        } else {
+            let mut joined = Vec::with_capacity(n);
+            for b in &batch {
+                joined.extend_from_slice(b);
+            }
+            w.write_all(&joined).await?;
+        }
+        w.flush().await?;
+        batch.clear();
+        if batch.capacity() > MAX_BATCH {
+            batch = Vec::new();
+        }
         if let Some(b) = &backlog {
             b.fetch_sub(n, Ordering::Relaxed);
         }
-    };
-    while let Some(bytes) = rx.recv().await {
-        w.write_all(&bytes).await?;
-        written(bytes.len());
-        while let Ok(bytes) = rx.try_recv() {
-            w.write_all(&bytes).await?;
-            written(bytes.len());
-        }
-        w.flush().await?;
     }
     w.shutdown().await
 }
+
+/// The most queued lines gathered into one write.
+const MAX_BATCH: usize = 1024;
