@@ -48,6 +48,20 @@ pub enum Effect {
     Quit,
     /// Repaint the whole terminal (Ctrl-L).
     Redraw,
+    /// Ring the terminal bell.
+    Bell,
+}
+
+/// When the terminal bell rings for an arriving message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bell {
+    Never,
+    /// When a message mentions your name (or is sent to you privately).
+    #[default]
+    Mention,
+    /// For every message from someone else.
+    All,
 }
 
 /// Whether this seat hosts the room or joined it.
@@ -160,6 +174,10 @@ pub struct App {
     pending: HashMap<String, u64>,
     /// The room (epoch) we were welcomed into, to tell a rejoin from a restarted host.
     epoch: Option<String>,
+    /// When to ring the bell (`--bell`).
+    pub bell: Bell,
+    /// Draw names in colour (off with `NO_COLOR`).
+    pub color: bool,
 }
 
 impl App {
@@ -187,6 +205,8 @@ impl App {
             next_cid: 0,
             pending: HashMap::new(),
             epoch: None,
+            bell: Bell::default(),
+            color: true,
         }
     }
 

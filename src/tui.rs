@@ -89,6 +89,7 @@ pub async fn run(
         }
         let dirty = !msgs.is_empty();
         let mut clear = false;
+        let mut ring = false;
         // One clock reading for the batch: it arrived at one moment.
         let now = chrono::Utc::now().timestamp_millis();
         for msg in msgs {
@@ -99,6 +100,7 @@ pub async fn run(
                     }
                     Effect::Quit => return Ok(()),
                     Effect::Redraw => clear = true,
+                    Effect::Bell => ring = true,
                 }
             }
         }
@@ -107,6 +109,12 @@ pub async fn run(
         }
         if dirty {
             term.inner.draw(|f| ui::render(&app, f))?;
+        }
+        if ring {
+            // BEL: the terminal decides how to ring (sound, flash, urgency hint).
+            let mut out = stdout();
+            out.write_all(b"\x07")?;
+            out.flush()?;
         }
     }
 }
