@@ -14,7 +14,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent
 use ratatui_textarea::{CursorMove, TextArea, WrapMode};
 
 use crate::client::NetEvent;
-use crate::protocol::{self, ServerMsg};
+use crate::protocol::{self, Command, ServerMsg};
 use crate::sanitize;
 use crate::text;
 use crate::ui;
@@ -100,6 +100,10 @@ pub enum Kind {
         /// Own line not yet confirmed by the room.
         state: Delivery,
     },
+    /// Someone's `/me`: `* alice waves`.
+    Action { from: String, own: bool },
+    /// A private message (`/msg`) between `from` and `to`.
+    Private { from: String, to: String, own: bool },
     /// Text from a plain far side (not tchat), labelled with where it came from.
     Text { from: String },
     /// A room notice: joins, leaves, renames.
@@ -127,6 +131,8 @@ pub struct Entry {
     pub kind: Kind,
     /// Already sanitised: safe to draw.
     pub text: String,
+    /// Someone else's line that names you (or is private to you): highlighted.
+    pub mention: bool,
 }
 
 /// Where the message pane is scrolled to.
@@ -152,8 +158,9 @@ pub struct App {
     entries: VecDeque<Entry>,
     first_seq: u64,
     pub scroll: Scroll,
-    /// Messages that arrived below while scrolled back.
+    /// Messages that arrived below while scrolled back, and how many of them mention you.
     pub unseen: usize,
+    pub unseen_mentions: usize,
     pub input: TextArea<'static>,
     /// Lines sent before, oldest first; `recall` indexes it while browsing with Up/Down.
     sent: Vec<String>,
@@ -178,6 +185,10 @@ pub struct App {
     pub bell: Bell,
     /// Draw names in colour (off with `NO_COLOR`).
     pub color: bool,
+    /// A line arrived that rings the bell (taken by `update`).
+    ring: bool,
+    /// Messages still to come of the room's history shown on joining.
+    history_left: u64,
 }
 
 impl App {
@@ -192,6 +203,7 @@ impl App {
             first_seq: 0,
             scroll: Scroll::Live,
             unseen: 0,
+            unseen_mentions: 0,
             input: new_input(),
             sent: Vec::new(),
             recall: None,
@@ -207,6 +219,8 @@ impl App {
             epoch: None,
             bell: Bell::default(),
             color: true,
+            ring: false,
+            history_left: 0,
         }
     }
 
@@ -242,11 +256,30 @@ impl App {
 
     /// Add a line to the scrollback (used for start-up notices too).
     pub fn push(&mut self, ts: i64, kind: Kind, text: &str) {
-        let counts_as_new = matches!(kind, Kind::Message { own: false, .. } | Kind::Text { .. });
+        let from_others = matches!(
+            kind,
+            Kind::Message { own: false, .. }
+                | Kind::Action { own: false, .. }
+                | Kind::Private { own: false, .. }
+                | Kind::Text { .. }
+        );
+        let text = sanitize::text(text);
+        let mention =
+            from_others && (matches!(kind, Kind::Private { .. }) || mentions(&text, &self.me));
+        let live = self.history_left == 0;
+        if from_others && live {
+            self.ring |= match self.bell {
+                Bell::Never => false,
+                Bell::Mention => mention,
+                Bell::All => true,
+            };
+        }
+        let counts_as_new = from_others && live;
         self.entries.push_back(Entry {
             ts,
             kind,
-            text: sanitize::text(text),
+            text,
+            mention,
         });
         if self.entries.len() > SCROLLBACK {
             self.entries.pop_front();
@@ -260,6 +293,9 @@ impl App {
         }
         if counts_as_new && matches!(self.scroll, Scroll::Back { .. }) {
             self.unseen += 1;
+            if mention {
+                self.unseen_mentions += 1;
+            }
         }
     }
 
@@ -362,6 +398,15 @@ impl App {
         self.input = new_input();
         self.remember(&body);
         self.go_live();
+        let command = protocol::parse_command(&body);
+        match command {
+            Command::Quit => return vec![Effect::Quit],
+            Command::Help => {
+                self.push(self.now, Kind::Notice, &help_text());
+                return vec![];
+            }
+            _ => {}
+        }
         if let Conn::Closed(_) = self.conn {
             self.push(
                 self.now,
@@ -372,6 +417,10 @@ impl App {
         }
         self.next_cid += 1;
         let cid = format!("{}-{}", self.cid_prefix, self.next_cid);
+        if !matches!(command, Command::Say(_)) && self.conn != Conn::Plain {
+            // A command for the room: its answer (or the event it makes) is what shows.
+            return vec![Effect::Send { text: body, cid }];
+        }
         // Shown at once; in a tchat room it is marked pending until the room echoes it.
         let state = match self.conn {
             Conn::Plain => Delivery::Delivered,
@@ -604,6 +653,8 @@ impl App {
                         && let Some(e) = self.entries.get_mut(i as usize)
                     {
                         e.ts = ts;
+                        // As the room has it (`//x` was sent as `/x`).
+                        e.text = sanitize::text(&text);
                         if let Kind::Message { state, from: f, .. } = &mut e.kind {
                             *state = Delivery::Delivered;
                             *f = from;
@@ -618,6 +669,45 @@ impl App {
                     state: Delivery::Delivered,
                 };
                 self.push(ts, kind, &text);
+                self.history_done();
+            }
+            ServerMsg::Me { ts, from, text, .. } => {
+                let from = sanitize::line(&from);
+                let own = from == self.me;
+                self.push(ts, Kind::Action { from, own }, &text);
+                self.history_done();
+            }
+            ServerMsg::Private {
+                ts, from, to, text, ..
+            } => {
+                let from = sanitize::line(&from);
+                let to = sanitize::line(&to);
+                let own = from == self.me;
+                self.push(ts, Kind::Private { from, to, own }, &text);
+            }
+            ServerMsg::Nick { ts, old, new, .. } => {
+                let old = sanitize::line(&old);
+                let new = sanitize::line(&new);
+                let text = if old == self.me {
+                    self.me = new.clone();
+                    format!("you are now known as {new}")
+                } else {
+                    format!("{old} is now known as {new}")
+                };
+                self.push(ts, Kind::Notice, &text);
+                self.members.retain(|m| *m != old);
+                if !self.members.contains(&new) {
+                    self.members.push(new);
+                    self.members.sort_by_key(|n| n.to_lowercase());
+                }
+            }
+            ServerMsg::History { count } => {
+                let text = match count {
+                    1 => "the last message before you came:".to_owned(),
+                    n => format!("the last {n} messages before you came:"),
+                };
+                self.push(self.now, Kind::Notice, &text);
+                self.history_left = count;
             }
             ServerMsg::Join { ts, name, .. } => {
                 let name = sanitize::line(&name);
@@ -639,6 +729,7 @@ impl App {
                 self.members.retain(|m| *m != name);
             }
             ServerMsg::Notice { ts, text, cid } => {
+                let text = sanitize::text(&text);
                 // About a line of ours that the room refused: it was not sent.
                 if let Some(seq) = cid.and_then(|cid| self.pending.remove(&cid))
                     && let Some(i) = seq.checked_sub(self.first_seq)
@@ -647,7 +738,7 @@ impl App {
                 {
                     *state = Delivery::NotSent;
                 }
-                self.push(ts, Kind::Notice, &sanitize::line(&text));
+                self.push(ts, Kind::Notice, &text);
             }
             ServerMsg::Catchup { count, lost } => {
                 self.push(self.now, Kind::Notice, &protocol::catchup_note(count, lost));
@@ -657,6 +748,17 @@ impl App {
                 let reason = sanitize::line(&reason);
                 self.push(ts, Kind::Error, &format!("{reason}. Press Esc to leave."));
                 self.conn = Conn::Closed(reason);
+            }
+        }
+    }
+
+    /// One more message of the history shown on joining has come; after the last, say
+    /// that what follows is live.
+    fn history_done(&mut self) {
+        if self.history_left > 0 {
+            self.history_left -= 1;
+            if self.history_left == 0 {
+                self.push(self.now, Kind::Notice, "end of history; now live");
             }
         }
     }
@@ -803,6 +905,7 @@ impl App {
                 };
                 if self.scroll == Scroll::Live {
                     self.unseen = 0;
+                    self.unseen_mentions = 0;
                 }
                 return;
             }
@@ -814,7 +917,34 @@ impl App {
     fn go_live(&mut self) {
         self.scroll = Scroll::Live;
         self.unseen = 0;
+        self.unseen_mentions = 0;
     }
+}
+
+/// Whether `text` names `name` as a word of its own, ignoring case: "Alice: hi" and
+/// "thanks @alice!" do, "malice" does not.
+pub fn mentions(text: &str, name: &str) -> bool {
+    let lower = |s: &str| -> Vec<char> { s.chars().flat_map(char::to_lowercase).collect() };
+    let (t, n) = (lower(text), lower(name));
+    if n.is_empty() || n.len() > t.len() {
+        return false;
+    }
+    let word = |c: Option<&char>| c.is_some_and(|c| c.is_alphanumeric() || *c == '_');
+    (0..=t.len() - n.len()).any(|i| {
+        t[i..i + n.len()] == n[..]
+            && !word(i.checked_sub(1).and_then(|j| t.get(j)))
+            && !word(t.get(i + n.len()))
+    })
+}
+
+/// What `/help` shows: the room's commands and the keys.
+fn help_text() -> String {
+    format!(
+        "commands:\n{}\nkeys: Enter sends · Alt-Enter new line · Tab completes names and commands · \
+         PgUp/PgDn or the wheel scroll · Ctrl-End live · Ctrl-Home oldest · Up/Down earlier lines · \
+         Ctrl-A/E/B/F/D/K/U/W/Y and Alt-B/F edit · Ctrl-L redraws · Esc or Ctrl-C leaves",
+        protocol::COMMAND_HELP
+    )
 }
 
 fn new_input() -> TextArea<'static> {
@@ -841,6 +971,9 @@ pub fn update(app: &mut App, msg: Msg, now: i64) -> Vec<Effect> {
             app.height = h;
         }
         Msg::Net(ev) => app.on_net(ev, now),
+    }
+    if std::mem::take(&mut app.ring) {
+        return vec![Effect::Bell];
     }
     vec![]
 }

@@ -580,7 +580,11 @@ impl Session {
                     })
                     .collect()
             }
-            ServerMsg::Msg { cid: Some(c), .. } | ServerMsg::Notice { cid: Some(c), .. } => {
+            ServerMsg::Msg { cid: Some(c), .. }
+            | ServerMsg::Me { cid: Some(c), .. }
+            | ServerMsg::Private { cid: Some(c), .. }
+            | ServerMsg::Nick { cid: Some(c), .. }
+            | ServerMsg::Notice { cid: Some(c), .. } => {
                 // Echoed (delivered) or refused: either way, never to be sent again.
                 self.unacked.retain(|u| u.cid != *c);
                 vec![]
@@ -592,22 +596,13 @@ impl Session {
 
     /// An event already passed on (replayed again after a rejoin, or a resend's echo).
     fn is_repeat(&self, msg: &ServerMsg) -> bool {
-        event_id(msg).is_some_and(|id| id <= self.last_id)
+        msg.id().is_some_and(|id| id <= self.last_id)
     }
 
     fn note_id(&mut self, msg: &ServerMsg) {
-        if let Some(id) = event_id(msg) {
+        if let Some(id) = msg.id() {
             self.last_id = id;
         }
-    }
-}
-
-fn event_id(msg: &ServerMsg) -> Option<u64> {
-    match msg {
-        ServerMsg::Msg { id, .. } | ServerMsg::Join { id, .. } | ServerMsg::Leave { id, .. } => {
-            Some(*id)
-        }
-        _ => None,
     }
 }
 

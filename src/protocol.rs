@@ -215,6 +215,38 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cid: Option<String>,
     },
+    /// Someone did something: `/me waves` reads `* alice waves`.
+    Me {
+        id: u64,
+        ts: i64,
+        from: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cid: Option<String>,
+    },
+    /// A private message (`/msg`): only `from` and `to` get it.
+    Private {
+        id: u64,
+        ts: i64,
+        from: String,
+        to: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cid: Option<String>,
+    },
+    /// Someone took another name (`/nick`).
+    Nick {
+        id: u64,
+        ts: i64,
+        old: String,
+        new: String,
+        /// On the renamed person's own copy: the `cid` of their `/nick`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cid: Option<String>,
+    },
+    /// Sent right after `welcome` to someone who just came in: the next `count` events
+    /// are the room's recent messages, from before they joined.
+    History { count: u64 },
     /// Someone came in.
     Join { id: u64, ts: i64, name: String },
     /// Someone left (`reason` says why when it was not by choice).
@@ -303,6 +335,33 @@ fn is_zero(n: &u64) -> bool {
 pub struct DecodeError(#[from] serde_json::Error);
 
 impl ServerMsg {
+    /// The same event carrying `cid` (for the copy that goes back to its sender), when
+    /// it is one that can.
+    pub fn with_cid(mut self, new: Option<String>) -> Self {
+        match &mut self {
+            ServerMsg::Msg { cid, .. }
+            | ServerMsg::Me { cid, .. }
+            | ServerMsg::Private { cid, .. }
+            | ServerMsg::Nick { cid, .. }
+            | ServerMsg::Notice { cid, .. } => *cid = new,
+            _ => {}
+        }
+        self
+    }
+
+    /// The room's number for this event, for the events that have one.
+    pub fn id(&self) -> Option<u64> {
+        match self {
+            ServerMsg::Msg { id, .. }
+            | ServerMsg::Me { id, .. }
+            | ServerMsg::Private { id, .. }
+            | ServerMsg::Nick { id, .. }
+            | ServerMsg::Join { id, .. }
+            | ServerMsg::Leave { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
     /// One JSON line, with its `\n`.
     pub fn encode(&self) -> String {
         encode_json(self)
@@ -336,13 +395,35 @@ impl ServerMsg {
                     out.push_str(&format!("{from}: {line}\n"));
                 }
             }
+            ServerMsg::Me { from, text, .. } => {
+                for line in text.split('\n') {
+                    out.push_str(&format!("* {from} {line}\n"));
+                }
+            }
+            ServerMsg::Private { from, to, text, .. } => {
+                for line in text.split('\n') {
+                    out.push_str(&format!("[private] {from} → {to}: {line}\n"));
+                }
+            }
+            ServerMsg::Nick { old, new, .. } => {
+                out.push_str(&format!("* {old} is now known as {new}\n"))
+            }
+            ServerMsg::History { count } => out.push_str(&format!(
+                "* {}\n",
+                match count {
+                    1 => "the last message before you came:".to_owned(),
+                    n => format!("the last {n} messages before you came:"),
+                }
+            )),
             ServerMsg::Join { name, .. } => out.push_str(&format!("* {name} joined\n")),
             ServerMsg::Leave { name, reason, .. } => match reason {
                 Some(r) => out.push_str(&format!("* {name} left ({r})\n")),
                 None => out.push_str(&format!("* {name} left\n")),
             },
             ServerMsg::Notice { text, .. } | ServerMsg::Closing { reason: text, .. } => {
-                out.push_str(&format!("* {text}\n"))
+                for line in text.split('\n') {
+                    out.push_str(&format!("* {line}\n"));
+                }
             }
             ServerMsg::Catchup { count, lost } => {
                 out.push_str(&format!("* {}\n", catchup_note(*count, *lost)))
@@ -386,6 +467,70 @@ impl ClientMsg {
             }),
             _ => None,
         }
+    }
+}
+
+/// What a line typed in the input box (or by a plain peer) asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// An ordinary message (`//text` sends `/text`).
+    Say(&'a str),
+    Nick(&'a str),
+    Who,
+    Me(&'a str),
+    Msg {
+        to: &'a str,
+        text: &'a str,
+    },
+    Help,
+    Quit,
+    /// `/something` tchat does not know (the word, without its `/`).
+    Unknown(&'a str),
+}
+
+/// The commands, for `/help` and Tab.
+pub const COMMANDS: [&str; 6] = ["/help", "/me", "/msg", "/nick", "/quit", "/who"];
+
+/// The commands in a few lines, for `/help`.
+pub const COMMAND_HELP: &str = "\
+/nick NAME        take another name
+/who              who is in the room
+/me ACTION        say what you do: /me waves reads \"* alice waves\"
+/msg NAME TEXT    a private message to NAME alone
+/quit             leave (so does a line \"exit\")
+//text            send a line that begins with /";
+
+/// Read a line (or a message of several lines) as a command. Only a message of one
+/// line that starts with `/` is one; anything else is said as it is.
+pub fn parse_command(text: &str) -> Command<'_> {
+    let t = text.trim();
+    if t.starts_with("//") {
+        return Command::Say(&text.trim_start()[1..]);
+    }
+    let Some(rest) = t.strip_prefix('/') else {
+        return Command::Say(text);
+    };
+    if t.contains('\n') || rest.is_empty() || rest.starts_with(char::is_whitespace) {
+        return Command::Say(text);
+    }
+    let (word, arg) = match rest.split_once(char::is_whitespace) {
+        Some((w, a)) => (w, a.trim()),
+        None => (rest, ""),
+    };
+    match word.to_lowercase().as_str() {
+        "nick" | "name" => Command::Nick(arg),
+        "who" | "names" => Command::Who,
+        "me" => Command::Me(arg),
+        "msg" | "query" | "tell" => match arg.split_once(char::is_whitespace) {
+            Some((to, text)) => Command::Msg {
+                to,
+                text: text.trim_start(),
+            },
+            None => Command::Msg { to: arg, text: "" },
+        },
+        "help" | "?" => Command::Help,
+        "quit" | "exit" | "leave" => Command::Quit,
+        _ => Command::Unknown(word),
     }
 }
 
@@ -659,5 +804,80 @@ mod tests {
         let line = line.trim_end();
         assert!(parse_room_full(line).unwrap().contains("1000"));
         assert_eq!(parse_room_full(&banner("h:1")), None);
+    }
+
+    #[test]
+    fn commands_are_read_from_one_line_starting_with_a_slash() {
+        assert_eq!(parse_command("/nick bob"), Command::Nick("bob"));
+        assert_eq!(parse_command("  /NICK   bob  "), Command::Nick("bob"));
+        assert_eq!(parse_command("/who"), Command::Who);
+        assert_eq!(parse_command("/me waves hello"), Command::Me("waves hello"));
+        assert_eq!(
+            parse_command("/msg bob  hi there"),
+            Command::Msg {
+                to: "bob",
+                text: "hi there"
+            }
+        );
+        assert_eq!(
+            parse_command("/msg bob"),
+            Command::Msg {
+                to: "bob",
+                text: ""
+            }
+        );
+        assert_eq!(parse_command("/help"), Command::Help);
+        assert_eq!(parse_command("/quit"), Command::Quit);
+        assert_eq!(
+            parse_command("/frobnicate x"),
+            Command::Unknown("frobnicate")
+        );
+        // Not commands: said as they are.
+        assert_eq!(parse_command("hello /who"), Command::Say("hello /who"));
+        assert_eq!(parse_command("//who"), Command::Say("/who"));
+        assert_eq!(parse_command("/ spaced"), Command::Say("/ spaced"));
+        assert_eq!(parse_command("/"), Command::Say("/"));
+        assert_eq!(
+            parse_command("/usr/bin\nline two"),
+            Command::Say("/usr/bin\nline two")
+        );
+    }
+
+    #[test]
+    fn new_events_read_plainly() {
+        let me = ServerMsg::Me {
+            id: 1,
+            ts: 0,
+            from: "alice".into(),
+            text: "waves".into(),
+            cid: None,
+        };
+        assert_eq!(me.to_plain(), "* alice waves\n");
+        let p = ServerMsg::Private {
+            id: 2,
+            ts: 0,
+            from: "alice".into(),
+            to: "bob".into(),
+            text: "psst".into(),
+            cid: None,
+        };
+        assert_eq!(p.to_plain(), "[private] alice → bob: psst\n");
+        let n = ServerMsg::Nick {
+            id: 3,
+            ts: 0,
+            old: "alice".into(),
+            new: "alicia".into(),
+            cid: None,
+        };
+        assert_eq!(n.to_plain(), "* alice is now known as alicia\n");
+        for m in [me, p, n, ServerMsg::History { count: 2 }] {
+            assert_eq!(ServerMsg::decode(m.encode().trim_end()).unwrap(), m);
+        }
+        let help = ServerMsg::Notice {
+            ts: 0,
+            text: "a\nb".into(),
+            cid: None,
+        };
+        assert_eq!(help.to_plain(), "* a\n* b\n");
     }
 }

@@ -52,6 +52,8 @@ const TIME_WIDTH: usize = 6;
 fn label(entry: &Entry) -> (String, usize) {
     let label = match &entry.kind {
         Kind::Message { from, .. } | Kind::Text { from } => format!("{from}: "),
+        Kind::Action { from, .. } => format!("* {from} "),
+        Kind::Private { from, to, .. } => format!("[private] {from} → {to}: "),
         Kind::Notice => "* ".to_owned(),
         Kind::Error => "! ".to_owned(),
     };
@@ -108,7 +110,18 @@ pub fn clock(ts: i64, utc_offset: i32) -> String {
 }
 
 /// The rows of one entry, styled.
-fn entry_lines(entry: &Entry, width: usize, utc_offset: i32) -> Vec<Line<'static>> {
+fn entry_lines(entry: &Entry, width: usize, utc_offset: i32, color: bool) -> Vec<Line<'static>> {
+    // A name in its own colour (or, with NO_COLOR, in the terminal's own).
+    let name_style = |name: &str, own: bool| {
+        let mut style = Style::new().add_modifier(Modifier::BOLD);
+        if color {
+            style = style.fg(name_color(name));
+        }
+        if own {
+            style = style.add_modifier(Modifier::UNDERLINED);
+        }
+        style
+    };
     let (first, rest, indent) = columns(entry, width);
     let (label_text, _) = label(entry);
     let time = Span::styled(
@@ -117,12 +130,7 @@ fn entry_lines(entry: &Entry, width: usize, utc_offset: i32) -> Vec<Line<'static
     );
     let (label_span, body_style) = match &entry.kind {
         Kind::Message { from, own, state } => {
-            let mut name = Style::new()
-                .fg(name_color(from))
-                .add_modifier(Modifier::BOLD);
-            if *own {
-                name = name.add_modifier(Modifier::UNDERLINED);
-            }
+            let name = name_style(from, *own);
             let body = match state {
                 Delivery::Delivered => Style::new(),
                 Delivery::Pending => Style::new().dark_gray(),
@@ -131,6 +139,31 @@ fn entry_lines(entry: &Entry, width: usize, utc_offset: i32) -> Vec<Line<'static
             (
                 vec![Span::styled(from.clone(), name), Span::raw(": ")],
                 body,
+            )
+        }
+        Kind::Action { from, own } => (
+            vec![
+                Span::styled("* ", Style::new().italic()),
+                Span::styled(from.clone(), name_style(from, *own).italic()),
+                Span::raw(" "),
+            ],
+            Style::new().italic(),
+        ),
+        Kind::Private { from, to, own } => {
+            let tag = if color {
+                Style::new().magenta().bold()
+            } else {
+                Style::new().bold()
+            };
+            (
+                vec![
+                    Span::styled("[private] ", tag),
+                    Span::styled(from.clone(), name_style(from, *own)),
+                    Span::raw(" → "),
+                    Span::styled(to.clone(), name_style(to, false)),
+                    Span::raw(": "),
+                ],
+                Style::new(),
             )
         }
         Kind::Text { .. } => (
@@ -145,6 +178,18 @@ fn entry_lines(entry: &Entry, width: usize, utc_offset: i32) -> Vec<Line<'static
             vec![Span::styled(label_text, Style::new().red().bold())],
             Style::new().red(),
         ),
+    };
+    // A line that names you stands out: bold, and marked in the time column.
+    let (body_style, time) = if entry.mention {
+        let mark = if color {
+            Style::new().black().on_yellow()
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED)
+        };
+        let time = Span::styled(time.content.clone(), mark);
+        (body_style.add_modifier(Modifier::BOLD), time)
+    } else {
+        (body_style, time)
     };
     let mut lines = Vec::new();
     for (i, range) in text::wrap(&entry.text, first, rest).into_iter().enumerate() {
@@ -175,7 +220,7 @@ pub fn visible_lines(app: &App, width: usize, height: usize) -> Vec<Line<'static
     let mut seq = bottom;
     loop {
         if let Some(entry) = app.entry(seq) {
-            let lines = entry_lines(entry, width, app.utc_offset);
+            let lines = entry_lines(entry, width, app.utc_offset, app.color);
             let keep = lines.len().saturating_sub(skip);
             rows.extend(lines.into_iter().take(keep).rev());
         }
@@ -202,10 +247,15 @@ pub fn render(app: &App, frame: &mut Frame) {
     let rows = visible_lines(app, pane.width as usize, pane.height as usize);
     frame.render_widget(Paragraph::new(rows), pane);
     if app.scroll != Scroll::Live && pane.height > 0 {
+        let mentions = match app.unseen_mentions {
+            0 => String::new(),
+            1 => " (1 mentions you)".to_owned(),
+            n => format!(" ({n} mention you)"),
+        };
         let marker = match app.unseen {
             0 => " ↑ scrolled back · End returns to live ".to_owned(),
-            1 => " ↓ 1 new message below · End returns to live ".to_owned(),
-            n => format!(" ↓ {n} new messages below · End returns to live "),
+            1 => format!(" ↓ 1 new message below{mentions} · End returns to live "),
+            n => format!(" ↓ {n} new messages below{mentions} · End returns to live "),
         };
         let at = Rect::new(pane.x, pane.bottom() - 1, pane.width, 1);
         frame.render_widget(Clear, at);

@@ -7,13 +7,18 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::protocol::{self, ClientMsg, Frame, PROTOCOL_VERSION, ServerMsg};
+use crate::protocol::{self, ClientMsg, Command, Frame, PROTOCOL_VERSION, ServerMsg};
 use crate::sanitize;
 
 /// A connection, numbered by the server.
 pub type PeerId = u64;
 
 pub use crate::protocol::{MAX_NAME_CHARS, clean_name};
+
+/// How many recent messages someone who just came in is shown: a tchat screen, and a
+/// plain peer (whose screen is a terminal scrolling by).
+pub const HISTORY_FOR_TCHAT: usize = 100;
+pub const HISTORY_FOR_PLAIN: usize = 20;
 
 /// The name a peer gets when it did not ask for one (netcat) or asked for nothing usable.
 pub const GUEST_NAME: &str = "guest";
@@ -241,6 +246,7 @@ impl Room {
         let mut out = Vec::new();
         if self.is_pending(peer) {
             self.join(peer, Dialect::Plain, None, now, &mut out);
+            self.recent(peer, Dialect::Plain, &mut out);
         }
         out
     }
@@ -318,6 +324,7 @@ impl Room {
                 }
             }
             self.join(peer, Dialect::Plain, None, now, &mut out);
+            self.recent(peer, Dialect::Plain, &mut out);
         }
         let line = match frame {
             Frame::TooLong => {
@@ -332,8 +339,8 @@ impl Room {
                     self.leave(peer, None, now, &mut out);
                 } else if line.len() > self.rules.max_line {
                     self.too_long(peer, None, now, &mut out);
-                } else if !line.trim().is_empty() && self.admit(peer, None, now, &mut out) {
-                    self.say(peer, &line, None, now, &mut out);
+                } else {
+                    self.typed(peer, &line, None, now, &mut out);
                 }
             }
             Some(Dialect::Structured) => match ClientMsg::decode(&line) {
@@ -341,10 +348,8 @@ impl Room {
                     if self.resent(peer, cid.as_deref(), &mut out) {
                     } else if text.len() > self.rules.max_line {
                         self.too_long(peer, cid, now, &mut out);
-                    } else if !text.trim().is_empty()
-                        && self.admit(peer, cid.as_deref(), now, &mut out)
-                    {
-                        self.say(peer, &text, cid, now, &mut out);
+                    } else {
+                        self.typed(peer, &text, cid, now, &mut out);
                     }
                 }
                 Ok(ClientMsg::Bye) => self.leave(peer, None, now, &mut out),
@@ -442,7 +447,7 @@ impl Room {
         // What was missed is worked out before this join, which is not part of it.
         let mut missed = Vec::new();
         if let Some(since) = &hello.since {
-            self.replay(peer, since, session.as_deref(), &mut missed);
+            self.replay(peer, since, session.as_deref(), &hello.name, &mut missed);
         }
         match stale.and_then(|old| self.peers.remove(&old).map(|p| (old, p))) {
             Some((old, old_peer)) => {
@@ -455,7 +460,12 @@ impl Room {
                 }
                 self.welcome(peer, &name, None, out);
             }
-            None => self.join(peer, Dialect::Structured, Some(&hello.name), now, out),
+            None => {
+                self.join(peer, Dialect::Structured, Some(&hello.name), now, out);
+                if hello.since.is_none() {
+                    self.recent(peer, Dialect::Structured, out);
+                }
+            }
         }
         // The welcome first, then the catch-up; the join (to the others) may sit between.
         let at = out
@@ -476,6 +486,7 @@ impl Room {
         peer: PeerId,
         since: &protocol::Since,
         session: Option<&str>,
+        viewer: &str,
         out: &mut Vec<Action>,
     ) {
         if since.room != self.epoch || since.id >= self.next_event {
@@ -484,7 +495,20 @@ impl Room {
         }
         let first_kept = self.history.front().map_or(self.next_event, |k| k.id);
         let lost = first_kept.saturating_sub(since.id.saturating_add(1));
-        let missed: Vec<&Kept> = self.history.iter().filter(|k| k.id > since.id).collect();
+        // Private messages only for the two people they were between.
+        let viewer = viewer.to_lowercase();
+        let visible = |k: &&Kept| match &k.event {
+            ServerMsg::Private { from, to, .. } => {
+                from.to_lowercase() == viewer || to.to_lowercase() == viewer
+            }
+            _ => true,
+        };
+        let missed: Vec<&Kept> = self
+            .history
+            .iter()
+            .filter(|k| k.id > since.id)
+            .filter(visible)
+            .collect();
         out.push(Action::Send(
             Target::One(peer),
             Outgoing::Event(ServerMsg::Catchup {
@@ -597,13 +621,85 @@ impl Room {
         ));
     }
 
-    fn say(
+    /// A line a person typed: a message, or a `/command`.
+    fn typed(
         &mut self,
         peer: PeerId,
         text: &str,
         cid: Option<String>,
         now: i64,
         out: &mut Vec<Action>,
+    ) {
+        if text.trim().is_empty() {
+            return;
+        }
+        let command = protocol::parse_command(text);
+        if command == Command::Quit {
+            self.leave(peer, None, now, out);
+            return;
+        }
+        if !self.admit(peer, cid.as_deref(), now, out) {
+            return;
+        }
+        // Every answer to a command carries its `cid`, so that the client knows the
+        // room has it (and does not send it again after a rejoin).
+        let mut tell = |room: &mut Room, text: &str| room.notice(peer, text, cid.clone(), now, out);
+        match command {
+            Command::Say(text) => self.relay(peer, text, cid, now, out, |id, ts, from, text| {
+                ServerMsg::Msg {
+                    id,
+                    ts,
+                    from,
+                    text,
+                    cid: None,
+                }
+            }),
+            Command::Me("") => tell(
+                self,
+                "say what you do: /me waves (shows as \"* you waves\")",
+            ),
+            Command::Me(action) => self.relay(peer, action, cid, now, out, |id, ts, from, text| {
+                ServerMsg::Me {
+                    id,
+                    ts,
+                    from,
+                    text,
+                    cid: None,
+                }
+            }),
+            Command::Msg { to, text } if to.is_empty() || text.trim().is_empty() => {
+                tell(self, "send a private message with: /msg NAME TEXT")
+            }
+            Command::Msg { to, text } => self.private(peer, to, text, cid, now, out),
+            Command::Nick(asked) => self.nick(peer, asked, cid, now, out),
+            Command::Who => {
+                let names = self.names();
+                tell(
+                    self,
+                    &format!("in the room ({}): {}", names.len(), names.join(", ")),
+                )
+            }
+            Command::Help => tell(self, &format!("commands:\n{}", protocol::COMMAND_HELP)),
+            Command::Unknown(word) => tell(
+                self,
+                &format!(
+                    "there is no command /{word}: /help lists them (start a line with // to send it as it is)"
+                ),
+            ),
+            Command::Quit => {}
+        }
+    }
+
+    /// Relay a message (made by `make` from its id, time, sender and text) to everyone:
+    /// the sender's own copy comes back with its `cid`.
+    fn relay(
+        &mut self,
+        peer: PeerId,
+        text: &str,
+        cid: Option<String>,
+        now: i64,
+        out: &mut Vec<Action>,
+        make: impl Fn(u64, i64, String, String) -> ServerMsg,
     ) {
         let text = sanitize::text(text.trim_end());
         if text.trim().is_empty() {
@@ -617,25 +713,172 @@ impl Room {
         };
         let origin = p.session.clone().zip(cid.clone());
         let id = self.next_id();
-        let msg = |cid| ServerMsg::Msg {
-            id,
-            ts: now,
-            from: from.clone(),
-            text: text.clone(),
-            cid,
-        };
+        let relayed = make(id, now, from, text);
         // A structured sender gets its own line back, with the room's id and time and its
         // own `cid`: that is how it knows the line was delivered. The `cid` is the
         // sender's business only. A plain sender already sees what it typed.
         if dialect == Dialect::Structured {
-            out.push(Action::Send(Target::One(peer), Outgoing::Event(msg(cid))));
+            let echo = relayed.clone().with_cid(cid);
+            out.push(Action::Send(Target::One(peer), Outgoing::Event(echo)));
         }
-        let relayed = msg(None);
         self.keep(id, relayed.clone(), origin);
         out.push(Action::Send(
             Target::RoomExcept(peer),
             Outgoing::Event(relayed),
         ));
+    }
+
+    /// `/msg NAME TEXT`: to that one person, and back to the sender.
+    fn private(
+        &mut self,
+        peer: PeerId,
+        to: &str,
+        text: &str,
+        cid: Option<String>,
+        now: i64,
+        out: &mut Vec<Action>,
+    ) {
+        let target = self
+            .peers
+            .iter()
+            .find(|(_, p)| {
+                p.name
+                    .as_deref()
+                    .is_some_and(|n| n.to_lowercase() == to.to_lowercase())
+            })
+            .map(|(id, p)| (*id, p.name.clone().unwrap_or_default()));
+        let Some((target, to_name)) = target else {
+            let to = sanitize::line(to);
+            let text = format!("nobody called {to} is here (/who lists who is)");
+            self.notice(peer, &text, cid, now, out);
+            return;
+        };
+        let text = sanitize::text(text.trim_end());
+        let Some(from) = self.peers.get(&peer).and_then(|p| p.name.clone()) else {
+            return;
+        };
+        let origin = self
+            .peers
+            .get(&peer)
+            .and_then(|p| p.session.clone())
+            .zip(cid.clone());
+        let id = self.next_id();
+        let event = ServerMsg::Private {
+            id,
+            ts: now,
+            from,
+            to: to_name,
+            text,
+            cid: None,
+        };
+        self.keep(id, event.clone(), origin);
+        if target != peer {
+            out.push(Action::Send(
+                Target::One(target),
+                Outgoing::Event(event.clone()),
+            ));
+        }
+        // The sender sees it too (a plain sender, as a receipt of what went where).
+        out.push(Action::Send(
+            Target::One(peer),
+            Outgoing::Event(event.with_cid(cid)),
+        ));
+    }
+
+    /// `/nick NAME`.
+    fn nick(
+        &mut self,
+        peer: PeerId,
+        asked: &str,
+        cid: Option<String>,
+        now: i64,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(old) = self.peers.get(&peer).and_then(|p| p.name.clone()) else {
+            return;
+        };
+        let refuse = |room: &mut Room, text: String, out: &mut Vec<Action>| {
+            room.notice(peer, &text, cid.clone(), now, out)
+        };
+        let Some(new) = clean_name(asked) else {
+            let text = if asked.is_empty() {
+                format!("take another name with: /nick NAME (you are {old})")
+            } else {
+                format!(
+                    "\"{}\" is not a usable name (1-{MAX_NAME_CHARS} characters, no spaces or control characters); you are still {old}",
+                    sanitize::line(asked)
+                )
+            };
+            return refuse(self, text, out);
+        };
+        if new == old {
+            return refuse(self, format!("you are already {old}"), out);
+        }
+        let taken = self.peers.iter().any(|(id, p)| {
+            *id != peer
+                && p.name
+                    .as_deref()
+                    .is_some_and(|n| n.to_lowercase() == new.to_lowercase())
+        });
+        if taken {
+            return refuse(
+                self,
+                format!("the name {new} is taken; you are still {old}"),
+                out,
+            );
+        }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.name = Some(new.clone());
+        }
+        let id = self.next_id();
+        let event = ServerMsg::Nick {
+            id,
+            ts: now,
+            old,
+            new,
+            cid: None,
+        };
+        self.keep(id, event.clone(), None);
+        out.push(Action::Send(
+            Target::RoomExcept(peer),
+            Outgoing::Event(event.clone()),
+        ));
+        out.push(Action::Send(
+            Target::One(peer),
+            Outgoing::Event(event.with_cid(cid)),
+        ));
+    }
+
+    /// The room's recent messages, for someone who just came in (not for a rejoin,
+    /// which catches up instead).
+    fn recent(&self, peer: PeerId, dialect: Dialect, out: &mut Vec<Action>) {
+        let limit = match dialect {
+            Dialect::Structured => HISTORY_FOR_TCHAT,
+            Dialect::Plain => HISTORY_FOR_PLAIN,
+        };
+        let mut shown: Vec<&Kept> = self
+            .history
+            .iter()
+            .rev()
+            .filter(|k| matches!(k.event, ServerMsg::Msg { .. } | ServerMsg::Me { .. }))
+            .take(limit)
+            .collect();
+        if shown.is_empty() {
+            return;
+        }
+        shown.reverse();
+        let to = Target::One(peer);
+        let count = shown.len() as u64;
+        out.push(Action::Send(
+            to,
+            Outgoing::Event(ServerMsg::History { count }),
+        ));
+        for k in shown {
+            out.push(Action::Send(to, Outgoing::Event(k.event.clone())));
+        }
+        if dialect == Dialect::Plain {
+            out.push(Action::Send(to, Outgoing::Raw("* end of history".into())));
+        }
     }
 
     fn leave(&mut self, peer: PeerId, reason: Option<&str>, now: i64, out: &mut Vec<Action>) {
@@ -695,21 +938,9 @@ impl Room {
 /// A kept event as a given session should see it again: its own lines carry their
 /// `cid`, so that it can mark them delivered.
 fn own_echo(kept: &Kept, session: Option<&str>) -> ServerMsg {
-    match (&kept.event, &kept.origin, session) {
-        (
-            ServerMsg::Msg {
-                id, ts, from, text, ..
-            },
-            Some((s, cid)),
-            Some(me),
-        ) if s == me => ServerMsg::Msg {
-            id: *id,
-            ts: *ts,
-            from: from.clone(),
-            text: text.clone(),
-            cid: Some(cid.clone()),
-        },
-        (event, _, _) => event.clone(),
+    match (&kept.origin, session) {
+        (Some((s, cid)), Some(me)) if s == me => kept.event.clone().with_cid(Some(cid.clone())),
+        _ => kept.event.clone(),
     }
 }
 
@@ -1337,5 +1568,203 @@ mod tests {
             r.disconnect(1, None, 0).is_empty(),
             "the old connection's close says nothing"
         );
+    }
+
+    fn plain_joined(r: &mut Room, peer: PeerId) {
+        r.connect(peer, 0);
+        r.settle(peer, 0);
+    }
+
+    fn plain_line(r: &mut Room, peer: PeerId, line: &str) -> Vec<Action> {
+        r.receive(peer, Frame::Line(line.into()), 0)
+    }
+
+    /// Everything sent to `peer` as a plain peer would read it.
+    fn plain_text(r: &Room, actions: &[Action], peer: PeerId) -> String {
+        let mut out = String::new();
+        for a in actions {
+            if let Action::Send(t, o) = a {
+                let to_peer = match t {
+                    Target::One(p) | Target::Last(p, _) => *p == peer,
+                    Target::Room => true,
+                    Target::RoomExcept(p) => *p != peer,
+                };
+                if !to_peer {
+                    continue;
+                }
+                match o {
+                    Outgoing::Raw(l) => out.push_str(&format!("{l}\n")),
+                    Outgoing::Event(m) => out.push_str(&m.to_plain()),
+                }
+            }
+        }
+        let _ = r;
+        out
+    }
+
+    #[test]
+    fn nick_renames_and_everyone_is_told_but_a_taken_name_is_refused() {
+        let mut r = room();
+        joined(&mut r, 1, "alice");
+        plain_joined(&mut r, 2);
+        let a = plain_line(&mut r, 2, "/nick bob");
+        assert!(plain_text(&r, &a, 1).contains("* guest is now known as bob"));
+        assert!(plain_text(&r, &a, 2).contains("* guest is now known as bob"));
+        assert_eq!(r.names(), vec!["alice", "bob"]);
+        let a = r.receive(1, say_cid("/nick BOB", "n1"), 0);
+        assert_eq!(
+            notices(&a),
+            vec![(
+                "the name BOB is taken; you are still alice".into(),
+                Some("n1".into())
+            )]
+        );
+        let a = plain_line(&mut r, 2, "/nick \u{7}\u{7}");
+        assert!(notices(&a)[0].0.contains("is not a usable name"), "{a:?}");
+        assert!(notices(&a)[0].0.contains("you are still bob"), "{a:?}");
+        let a = plain_line(&mut r, 2, "/nick");
+        assert!(notices(&a)[0].0.contains("/nick NAME"));
+        // The renamed person's own copy carries its cid.
+        let a = r.receive(1, say_cid("/nick alicia", "n2"), 0);
+        assert!(a.iter().any(|x| matches!(x, Action::Send(Target::One(1), Outgoing::Event(ServerMsg::Nick { cid: Some(c), new, .. })) if c == "n2" && new == "alicia")));
+    }
+
+    #[test]
+    fn who_me_help_and_unknown_commands_from_any_peer() {
+        let mut r = room();
+        joined(&mut r, 1, "alice");
+        plain_joined(&mut r, 2);
+        let a = plain_line(&mut r, 2, "/who");
+        assert_eq!(plain_text(&r, &a, 2), "* in the room (2): alice, guest\n");
+        assert!(plain_text(&r, &a, 1).is_empty(), "only the asker is told");
+        let a = plain_line(&mut r, 2, "/me waves");
+        assert_eq!(plain_text(&r, &a, 1), "* guest waves\n");
+        let a = r.receive(1, say_cid("/me waves back", "m1"), 0);
+        assert!(a.contains(&Action::Send(
+            Target::One(1),
+            Outgoing::Event(ServerMsg::Me {
+                id: 4,
+                ts: 0,
+                from: "alice".into(),
+                text: "waves back".into(),
+                cid: Some("m1".into())
+            })
+        )));
+        let a = plain_line(&mut r, 2, "/help");
+        let help = plain_text(&r, &a, 2);
+        assert!(
+            help.contains("/nick NAME") && help.contains("/msg NAME TEXT"),
+            "{help}"
+        );
+        assert!(help.lines().all(|l| l.starts_with("* ")), "{help}");
+        let a = plain_line(&mut r, 2, "/frob");
+        assert!(relayed(&a).is_empty());
+        assert!(plain_text(&r, &a, 2).contains("there is no command /frob"));
+        assert!(plain_text(&r, &a, 1).is_empty(), "never relayed");
+        let a = plain_line(&mut r, 2, "//frob is a path");
+        assert_eq!(relayed(&a), vec!["/frob is a path"]);
+        let a = plain_line(&mut r, 2, "/quit");
+        assert!(a.contains(&Action::Close(2)));
+        assert_eq!(r.names(), vec!["alice"]);
+    }
+
+    #[test]
+    fn a_private_message_reaches_only_the_two() {
+        let mut r = room();
+        joined(&mut r, 1, "alice");
+        joined(&mut r, 2, "bob");
+        plain_joined(&mut r, 3);
+        let a = r.receive(1, say_cid("/msg BOB psst", "p1"), 0);
+        let to: Vec<PeerId> = a
+            .iter()
+            .filter_map(|x| match x {
+                Action::Send(Target::One(p), Outgoing::Event(ServerMsg::Private { .. })) => {
+                    Some(*p)
+                }
+                Action::Send(t, _) => panic!("sent to {t:?}"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(to, vec![2, 1]);
+        assert!(plain_text(&r, &a, 3).is_empty());
+        let a = plain_line(&mut r, 3, "/msg alice hi from nc");
+        assert!(plain_text(&r, &a, 1).contains("[private] guest → alice: hi from nc"));
+        assert!(
+            plain_text(&r, &a, 3).contains("[private] guest → alice: hi from nc"),
+            "a receipt"
+        );
+        assert!(plain_text(&r, &a, 2).is_empty());
+        let a = plain_line(&mut r, 3, "/msg carol hello");
+        assert!(plain_text(&r, &a, 3).contains("nobody called carol is here"));
+        let a = plain_line(&mut r, 3, "/msg alice");
+        assert!(plain_text(&r, &a, 3).contains("/msg NAME TEXT"));
+        // A third person catching up never sees it.
+        r.connect(4, 0);
+        let a = r.receive(4, hello_again("dave", "s-d", Some(("e1", 0))), 0);
+        assert!(!a.iter().any(|x| matches!(
+            x,
+            Action::Send(_, Outgoing::Event(ServerMsg::Private { .. }))
+        )));
+    }
+
+    #[test]
+    fn someone_who_joins_late_sees_recent_messages_marked_as_history() {
+        let mut r = limited(0, 0);
+        joined(&mut r, 1, "alice");
+        for i in 0..150 {
+            r.receive(1, say_cid(&format!("m{i}"), &format!("c{i}")), 0);
+        }
+        r.receive(1, say_cid("/me is done", "me"), 0);
+        // A tchat peer: the last 100, in order, after its welcome.
+        let a = joined(&mut r, 2, "bob");
+        let i = a
+            .iter()
+            .position(|x| {
+                matches!(
+                    x,
+                    Action::Send(_, Outgoing::Event(ServerMsg::History { count: 100 }))
+                )
+            })
+            .expect("a history marker");
+        assert!(matches!(
+            a[0],
+            Action::Send(_, Outgoing::Event(ServerMsg::Welcome { .. }))
+        ));
+        let texts: Vec<String> = a[i + 1..]
+            .iter()
+            .filter_map(|x| match x {
+                Action::Send(
+                    Target::One(2),
+                    Outgoing::Event(ServerMsg::Msg { text, .. } | ServerMsg::Me { text, .. }),
+                ) => Some(text.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts.len(), 100);
+        assert_eq!(texts[0], "m51");
+        assert_eq!(texts[99], "is done");
+        // A plain peer: the last 20, between two marker lines.
+        r.connect(3, 0);
+        let a = r.settle(3, 0);
+        let shown = plain_text(&r, &a, 3);
+        assert!(
+            shown.contains("* the last 20 messages before you came:\nalice: m131\n"),
+            "{shown}"
+        );
+        assert!(
+            shown.ends_with("* alice is done\n* end of history\n"),
+            "{shown}"
+        );
+        // A rejoin catches up instead.
+        r.connect(4, 0);
+        let a = r.receive(4, hello_again("carol", "s-c", Some(("e1", 150))), 0);
+        assert!(!a.iter().any(|x| matches!(
+            x,
+            Action::Send(_, Outgoing::Event(ServerMsg::History { .. }))
+        )));
+        // An empty room has no history to show.
+        let mut empty = room();
+        let a = joined(&mut empty, 1, "alice");
+        assert_eq!(a.len(), 2, "{a:?}");
     }
 }
