@@ -903,3 +903,148 @@ async fn chaos_a_joiner_cut_off_mid_conversation_rejoins_and_nothing_is_lost_or_
     assert_eq!(seen_by_bob, mine);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn commands_work_the_same_from_tchat_and_plain_peers() {
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut bob = Tchat::join(&server, "bob").await;
+    let mut nc = Plain::connect(&server).await;
+    nc.until_line(|l| l.starts_with("* you are guest")).await;
+
+    // /nick: a taken name is refused with a reason; a free one is announced.
+    nc.send(b"/nick Alice\n").await;
+    let refused = nc.until_line(|l| l.contains("taken")).await;
+    assert_eq!(refused, "* the name Alice is taken; you are still guest");
+    nc.send(b"/nick carol\n").await;
+    let renamed = alice
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Nick { .. })))
+        .await;
+    assert!(
+        matches!(&renamed, NetEvent::Server(ServerMsg::Nick { old, new, .. }) if old == "guest" && new == "carol"),
+        "{renamed:?}"
+    );
+    nc.until_line(|l| l == "* guest is now known as carol")
+        .await;
+    bob.say("/nick carol", "n1");
+    let no = bob
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Notice { .. })))
+        .await;
+    assert!(
+        matches!(&no, NetEvent::Server(ServerMsg::Notice { text, cid: Some(c), .. }) if text.contains("taken") && c == "n1"),
+        "{no:?}"
+    );
+
+    // /who
+    nc.send(b"/who\n").await;
+    nc.until_line(|l| l == "* in the room (3): alice, bob, carol")
+        .await;
+
+    // /me, from both kinds of peer.
+    nc.send(b"/me waves\n").await;
+    let me = alice
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Me { .. })))
+        .await;
+    assert!(
+        matches!(&me, NetEvent::Server(ServerMsg::Me { from, text, .. }) if from == "carol" && text == "waves")
+    );
+    bob.say("/me waves back", "m1");
+    nc.until_line(|l| l == "* bob waves back").await;
+
+    // /msg: only the two see it.
+    nc.send(b"/msg bob just between us\n").await;
+    let p = bob
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Private { .. })))
+        .await;
+    assert!(
+        matches!(&p, NetEvent::Server(ServerMsg::Private { from, to, text, .. }) if from == "carol" && to == "bob" && text == "just between us")
+    );
+    nc.until_line(|l| l == "[private] carol → bob: just between us")
+        .await;
+    bob.say("/msg carol got it", "p1");
+    nc.until_line(|l| l == "[private] bob → carol: got it")
+        .await;
+    // Alice saw neither: the next thing she gets is this public line.
+    bob.say("public again", "b2");
+    let next = alice
+        .until(|e| {
+            matches!(
+                e,
+                NetEvent::Server(ServerMsg::Msg { .. } | ServerMsg::Private { .. })
+            )
+        })
+        .await;
+    assert!(
+        matches!(&next, NetEvent::Server(ServerMsg::Msg { text, .. }) if text == "public again"),
+        "{next:?}"
+    );
+
+    // Unknown commands are answered and never relayed; // sends a literal slash.
+    nc.send(b"/frobnicate\n//not a command\n").await;
+    nc.until_line(|l| l.starts_with("* there is no command /frobnicate"))
+        .await;
+    let (_, text, _) = alice.message().await;
+    assert_eq!(text, "/not a command");
+
+    // /help, and /quit leaves like exit.
+    nc.send(b"/help\n").await;
+    nc.until_line(|l| l.contains("/msg NAME TEXT")).await;
+    nc.send(b"/quit\n").await;
+    alice
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Leave { name, .. }) if name == "carol"))
+        .await;
+    nc.until_closed().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn someone_who_joins_late_gets_the_recent_history_in_order() {
+    let server = room(unlimited()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    for i in 0..30 {
+        alice.say(&format!("line {i}"), &format!("c{i}"));
+    }
+    alice.say("/me is done", "me");
+    alice
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Me { .. })))
+        .await;
+    // A tchat peer: all 31 (under 100), marked as history, before anything live.
+    let stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    let mut bob = Tchat {
+        h: client::start(stream, "bob".into()),
+        name: "bob".into(),
+        asked: None,
+    };
+    bob.until(|e| matches!(e, NetEvent::Server(ServerMsg::Welcome { .. })))
+        .await;
+    assert_eq!(
+        bob.next().await,
+        NetEvent::Server(ServerMsg::History { count: 31 })
+    );
+    for i in 0..30 {
+        assert_eq!(bob.message().await.1, format!("line {i}"));
+    }
+    assert!(
+        matches!(bob.next().await, NetEvent::Server(ServerMsg::Me { text, .. }) if text == "is done")
+    );
+    alice.say("live now", "live");
+    assert_eq!(bob.message().await.1, "live now");
+    // A plain peer: the last 20, between marker lines.
+    let mut nc = Plain::connect(&server).await;
+    nc.until_line(|l| l.starts_with("* you are")).await;
+    nc.until_line(|l| l == "* the last 20 messages before you came:")
+        .await;
+    let mut got = Vec::new();
+    loop {
+        let l = nc.until_line(|_| true).await;
+        if l == "* end of history" {
+            break;
+        }
+        got.push(l);
+    }
+    let mut want: Vec<String> = (12..30).map(|i| format!("alice: line {i}")).collect();
+    want.push("* alice is done".into());
+    want.push("alice: live now".into());
+    assert_eq!(got, want);
+    server.shutdown().await;
+}
