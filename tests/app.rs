@@ -13,7 +13,7 @@ use ratatui::backend::TestBackend;
 use std::time::Duration;
 
 use common::{T0, host, joiner, key, type_str};
-use tchat::app::{App, Conn, Delivery, Effect, Kind, Msg, Scroll, update};
+use tchat::app::{App, Bell, Conn, Delivery, Effect, Kind, Msg, Scroll, mentions, update};
 use tchat::client::NetEvent;
 use tchat::protocol::ServerMsg;
 use tchat::sanitize::is_forbidden;
@@ -1958,4 +1958,223 @@ proptest! {
     ) {
         run(start, msgs)?;
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Commands, history and attention
+
+fn me(app: &mut App, id: u64, from: &str, text: &str) {
+    server(
+        app,
+        ServerMsg::Me {
+            id,
+            ts: T0,
+            from: from.into(),
+            text: text.into(),
+            cid: None,
+        },
+    );
+}
+
+#[test]
+fn quit_and_help_are_handled_here_and_other_commands_go_to_the_room_without_a_pending_line() {
+    let mut app = in_room(80, 24);
+    let n = app.entries().len();
+    assert_eq!(say(&mut app, "/quit"), vec![Effect::Quit]);
+    let mut app = in_room(80, 24);
+    assert!(
+        say(&mut app, "/help").is_empty(),
+        "nothing goes to the room"
+    );
+    let help = &app.entries().last().unwrap().1.text;
+    assert!(
+        help.contains("/nick NAME") && help.contains("Tab"),
+        "{help}"
+    );
+    let fx = say(&mut app, "/nick bob");
+    let (text, _) = sent(&fx);
+    assert_eq!(text, "/nick bob");
+    assert_eq!(
+        app.entries().len(),
+        n + 1,
+        "only the help was added; no pending line"
+    );
+    // A line starting with // is a message: shown pending, as the room will relay it.
+    let fx = say(&mut app, "//usr is a path");
+    let (text, cid) = sent(&fx);
+    assert_eq!(text, "//usr is a path");
+    echo(&mut app, 9, "alice", "/usr is a path", &cid);
+    let (_, e) = app.entries().last().unwrap();
+    assert_eq!(e.text, "/usr is a path", "shown as the room has it");
+    assert_eq!(e.kind, own("alice", Delivery::Delivered));
+}
+
+#[test]
+fn me_private_and_nick_events_show_as_people_expect() {
+    let mut app = in_room(80, 24);
+    me(&mut app, 1, "bob", "waves");
+    assert_eq!(
+        last_kind(&app),
+        Kind::Action {
+            from: "bob".into(),
+            own: false
+        }
+    );
+    server(
+        &mut app,
+        ServerMsg::Private {
+            id: 2,
+            ts: T0,
+            from: "bob".into(),
+            to: "alice".into(),
+            text: "psst".into(),
+            cid: None,
+        },
+    );
+    let (_, e) = app.entries().last().unwrap();
+    assert!(
+        matches!(&e.kind, Kind::Private { from, to, own: false } if from == "bob" && to == "alice")
+    );
+    assert!(e.mention, "a private line to you counts as a mention");
+    server(
+        &mut app,
+        ServerMsg::Nick {
+            id: 3,
+            ts: T0,
+            old: "bob".into(),
+            new: "robert".into(),
+            cid: None,
+        },
+    );
+    assert_eq!(
+        app.entries().last().unwrap().1.text,
+        "bob is now known as robert"
+    );
+    assert!(app.members.contains(&"robert".to_string()));
+    assert!(!app.members.contains(&"bob".to_string()));
+    server(
+        &mut app,
+        ServerMsg::Nick {
+            id: 4,
+            ts: T0,
+            old: "alice".into(),
+            new: "alicia".into(),
+            cid: Some("c".into()),
+        },
+    );
+    assert_eq!(app.me, "alicia");
+    assert_eq!(
+        app.entries().last().unwrap().1.text,
+        "you are now known as alicia"
+    );
+}
+
+#[test]
+fn a_line_that_names_you_is_marked_and_rings_as_the_bell_setting_says() {
+    let ring = |bell: Bell, from: &str, text: &str| {
+        let mut app = in_room(80, 24);
+        app.bell = bell;
+        let fx = update(
+            &mut app,
+            Msg::Net(NetEvent::Server(ServerMsg::Msg {
+                id: 50,
+                ts: T0,
+                from: from.into(),
+                text: text.into(),
+                cid: None,
+            })),
+            T0,
+        );
+        (
+            fx == vec![Effect::Bell],
+            app.entries().last().unwrap().1.mention,
+        )
+    };
+    assert_eq!(ring(Bell::Mention, "bob", "hey Alice, look"), (true, true));
+    assert_eq!(ring(Bell::Mention, "bob", "thanks @alice!"), (true, true));
+    assert_eq!(
+        ring(Bell::Mention, "bob", "malice aforethought"),
+        (false, false)
+    );
+    assert_eq!(ring(Bell::Mention, "bob", "no one"), (false, false));
+    assert_eq!(ring(Bell::All, "bob", "no one"), (true, false));
+    assert_eq!(ring(Bell::Never, "bob", "alice!"), (false, true));
+    // Your own lines never ring.
+    assert_eq!(ring(Bell::All, "alice", "alice here"), (false, false));
+}
+
+#[test]
+fn scrolled_back_the_marker_counts_mentions_apart() {
+    let mut app = in_room(80, 12);
+    for i in 0..30 {
+        msg(&mut app, i, "bob", &format!("filler {i}"));
+    }
+    press(&mut app, KeyCode::PageUp);
+    msg(&mut app, 100, "bob", "alice: are you there?");
+    msg(&mut app, 101, "bob", "anyone?");
+    assert_eq!((app.unseen, app.unseen_mentions), (2, 1));
+    press(&mut app, KeyCode::End);
+    assert_eq!((app.unseen, app.unseen_mentions), (0, 0));
+}
+
+#[test]
+fn history_on_joining_is_marked_and_neither_rings_nor_counts_as_new() {
+    let mut app = in_room(80, 24);
+    app.bell = Bell::All;
+    let fx = update(
+        &mut app,
+        Msg::Net(NetEvent::Server(ServerMsg::History { count: 2 })),
+        T0,
+    );
+    assert!(fx.is_empty());
+    assert!(
+        app.entries()
+            .last()
+            .unwrap()
+            .1
+            .text
+            .contains("the last 2 messages")
+    );
+    for (id, text) in [(1, "old one, alice"), (2, "old two")] {
+        let fx = update(
+            &mut app,
+            Msg::Net(NetEvent::Server(ServerMsg::Msg {
+                id,
+                ts: T0,
+                from: "bob".into(),
+                text: text.into(),
+                cid: None,
+            })),
+            T0,
+        );
+        assert!(fx.is_empty(), "history does not ring: {fx:?}");
+    }
+    assert_eq!(
+        app.entries().last().unwrap().1.text,
+        "end of history; now live"
+    );
+    let fx = update(
+        &mut app,
+        Msg::Net(NetEvent::Server(ServerMsg::Msg {
+            id: 3,
+            ts: T0,
+            from: "bob".into(),
+            text: "live".into(),
+            cid: None,
+        })),
+        T0,
+    );
+    assert_eq!(fx, vec![Effect::Bell]);
+}
+
+#[test]
+fn mentions_are_whole_words_in_any_case_and_script() {
+    assert!(mentions("hi alice", "alice"));
+    assert!(mentions("ALICE: hi", "alice"));
+    assert!(mentions("(alice)", "alice"));
+    assert!(!mentions("alice2 is here", "alice"));
+    assert!(!mentions("palice", "alice"));
+    assert!(mentions("你好 世界 ok", "世界"));
+    assert!(!mentions("", "alice"));
+    assert!(!mentions("alice", ""));
 }

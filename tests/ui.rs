@@ -872,3 +872,113 @@ fn snapshot_offline_with_a_line_waiting() {
     update(&mut app, key(KeyCode::Enter), T0 + 3 * MINUTE);
     insta::assert_snapshot!(screen(&app));
 }
+
+// ---------------------------------------------------------------------------------------
+// Commands and attention
+
+fn conversation_with_commands(w: u16, h: u16) -> App {
+    let mut app = in_room(w, h);
+    msg(&mut app, "bob", "morning all");
+    server(
+        &mut app,
+        ServerMsg::Me {
+            id: 2,
+            ts: T0,
+            from: "carol".into(),
+            text: "waves from the train".into(),
+            cid: None,
+        },
+    );
+    server(
+        &mut app,
+        ServerMsg::Private {
+            id: 3,
+            ts: T0,
+            from: "bob".into(),
+            to: "alice".into(),
+            text: "lunch later?".into(),
+            cid: None,
+        },
+    );
+    msg(&mut app, "carol", "alice: did you see the build?");
+    server(
+        &mut app,
+        ServerMsg::Nick {
+            id: 5,
+            ts: T0,
+            old: "carol".into(),
+            new: "caro".into(),
+            cid: None,
+        },
+    );
+    app
+}
+
+#[test]
+fn snapshot_actions_private_lines_mentions_and_renames() {
+    let app = conversation_with_commands(60, 10);
+    insta::assert_snapshot!(screen(&app));
+}
+
+#[test]
+fn a_mention_is_marked_and_private_lines_are_tagged() {
+    let app = conversation_with_commands(60, 10);
+    let t = draw(&app);
+    let buf = t.backend().buffer();
+    let (x, y) = find(buf, "did you see the build").unwrap();
+    assert!(
+        buf[(x, y)].modifier.contains(Modifier::BOLD),
+        "the text is bold"
+    );
+    assert_eq!(buf[(0, y)].bg, Color::Yellow, "the time is marked");
+    let (x, y) = find(buf, "[private]").unwrap();
+    assert_eq!(buf[(x, y)].fg, Color::Magenta);
+    let (x, y) = find(buf, "* carol waves").unwrap();
+    assert!(buf[(x + 2, y)].modifier.contains(Modifier::ITALIC));
+    let (_, y2) = find(buf, "morning all").unwrap();
+    assert_ne!(buf[(0, y2)].bg, Color::Yellow, "only mentions are marked");
+}
+
+#[test]
+fn no_color_draws_names_and_marks_in_the_terminals_own_colours() {
+    let mut app = conversation_with_commands(60, 10);
+    app.color = false;
+    let t = draw(&app);
+    let buf = t.backend().buffer();
+    let pane_rows = 10 - 4;
+    for y in 0..pane_rows {
+        for x in 0..60 {
+            let c = &buf[(x, y)];
+            // Greys for times and notices are attributes of the palette's own "dim"
+            // colours; no name or tag gets a colour of its own.
+            assert!(
+                matches!(c.fg, Color::Reset | Color::DarkGray),
+                "cell {x},{y} {:?} has colour {:?}",
+                c.symbol(),
+                c.fg
+            );
+        }
+    }
+    let (_, y) = find(buf, "did you see the build").unwrap();
+    assert!(
+        buf[(0, y)].modifier.contains(Modifier::REVERSED),
+        "still marked"
+    );
+}
+
+#[test]
+fn the_marker_counts_mentions_apart() {
+    let mut app = in_room(70, 10);
+    for i in 0..20 {
+        msg(&mut app, "bob", &format!("filler {i}"));
+    }
+    update(&mut app, tchat::app::Msg::Key(KeyCode::PageUp.into()), T0);
+    msg(&mut app, "bob", "alice?");
+    msg(&mut app, "bob", "anyone");
+    let t = draw(&app);
+    let shown = rows(t.backend().buffer()).join("\n");
+    assert!(
+        shown.contains("2 new messages below (1 mentions you)"),
+        "{shown}"
+    );
+}
