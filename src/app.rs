@@ -56,6 +56,7 @@ pub enum Effect {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Bell {
+    /// Never.
     Never,
     /// When a message mentions your name (or is sent to you privately).
     #[default]

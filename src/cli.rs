@@ -1,18 +1,23 @@
 //! The command line.
+//!
+//! [`parse`] reads it, [`command`] is clap's definition (also for the completions and
+//! the man page), and [`Cli::with_config`] lets the config file fill in what the flags
+//! leave out.
 
+use std::ffi::OsString;
 use std::net::IpAddr;
+use std::path::PathBuf;
 
-use clap::{ArgGroup, Parser};
+use clap::error::ErrorKind;
+use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
 
+use crate::app::Bell;
+use crate::config::{self, Config};
 use crate::protocol::{DEFAULT_MAX_LINE, DEFAULT_PORT};
 use crate::server::DEFAULT_MAX_BACKLOG;
 
-/// A full-screen terminal chat. Host a room with `tchat --host`; join it with
-/// `tchat --join ADDR`. Anyone can also join with `nc ADDR 7878`.
-#[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
-#[command(group(ArgGroup::new("mode").required(true).args(["host", "join"])))]
-#[command(after_help = "\
+/// The end of `--help`: keys, reconnecting, examples. The config file's place follows.
+const AFTER_HELP: &str = "\
 Keys: Enter sends · Esc, Ctrl-C or the line \"exit\" leaves · PgUp/PgDn or the wheel \
 scroll, End returns to live · Up/Down recall sent lines · Ctrl-A/E/U/K/W edit.
 
@@ -22,7 +27,13 @@ itself, catching up on what it missed; lines typed meanwhile are sent once it is
 Examples:
   tchat --host                    host a room on port 7878
   tchat --join 192.168.1.5        join it from another machine
-  nc 192.168.1.5 7878             join it with no tchat installed")]
+  nc 192.168.1.5 7878             join it with no tchat installed";
+
+/// A full-screen terminal chat. Host a room with `tchat --host`; join it with
+/// `tchat --join ADDR`. Anyone can also join with `nc ADDR 7878`.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+#[command(group(ArgGroup::new("mode").required(true).args(["host", "join"])))]
 pub struct Cli {
     /// Host a room (and take part in it).
     #[arg(long)]
@@ -32,9 +43,9 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR")]
     pub join: Option<String>,
 
-    /// Port to host on (0 picks a free one).
-    #[arg(long, default_value_t = DEFAULT_PORT, conflicts_with = "join")]
-    pub port: u16,
+    /// Port to host on (0 picks a free one) [default: the config file's port, else 7878].
+    #[arg(long, conflicts_with = "join")]
+    pub port: Option<u16>,
 
     /// Address to host on.
     #[arg(
@@ -94,15 +105,219 @@ pub struct Cli {
         conflicts_with = "join"
     )]
     pub history: usize,
+
+    /// When the terminal bell rings for an arriving message [default: the config
+    /// file's, else mention].
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub bell: Option<Bell>,
+
+    /// Append the conversation to FILE as plain text: one timestamped line per message
+    /// or notice. For people in the room, so not with --headless (whose joins and leaves
+    /// go to stderr).
+    #[arg(long, value_name = "FILE", conflicts_with = "headless")]
+    pub log: Option<PathBuf>,
+
+    /// Read settings from FILE instead of the usual config file (also: $TCHAT_CONFIG).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print a completion script for SHELL to stdout, and exit.
+    #[arg(long, value_name = "SHELL", hide = true, exclusive = true)]
+    pub completions: Option<clap_complete::Shell>,
+
+    /// Print the manual page (roff) to stdout, and exit.
+    #[arg(long, hide = true, exclusive = true)]
+    pub man: bool,
 }
 
 impl Cli {
-    /// The name to join under: `--name`, else the login name, else `fallback`.
+    /// The name to join under: `--name`, else the config file's, else the login name,
+    /// else `fallback`. (The config file's name is in `name` after [`Cli::with_config`].)
     pub fn name_or(&self, fallback: &str) -> String {
         self.name
             .clone()
             .or_else(|| std::env::var("USER").ok())
             .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| fallback.to_owned())
+    }
+
+    /// Fill in what the flags leave out from the config file: flags win.
+    pub fn with_config(mut self, config: &Config) -> Self {
+        if self.name.is_none() {
+            self.name.clone_from(&config.name);
+        }
+        self.port = self.port.or(config.port);
+        self.bell = self.bell.or(config.bell);
+        self
+    }
+
+    /// The port to host on, and the one to join when the address names none.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(DEFAULT_PORT)
+    }
+
+    /// When the bell rings.
+    pub fn bell(&self) -> Bell {
+        self.bell.unwrap_or_default()
+    }
+
+    /// The `--join` address, with [`Cli::port`] added when it has no port of its own
+    /// (`HOST` → `HOST:PORT`, `IPV6` or `[IPV6]` → `[IPV6]:PORT`). An address that does
+    /// not parse is left as it is, for the connection to report.
+    pub fn join_address(&self) -> Option<String> {
+        let addr = self.join.as_deref()?;
+        let port = self.port();
+        if port == DEFAULT_PORT {
+            return Some(addr.to_owned());
+        }
+        // An address without a port takes whichever default it is given.
+        let (Ok((host, a)), Ok((_, b))) = (
+            crate::client::parse_addr(addr, 1),
+            crate::client::parse_addr(addr, 2),
+        ) else {
+            return Some(addr.to_owned());
+        };
+        Some(match (a, b) {
+            (1, 2) if host.contains(':') => format!("[{host}]:{port}"),
+            (1, 2) => format!("{host}:{port}"),
+            _ => addr.to_owned(),
+        })
+    }
+}
+
+/// The command line's definition, with the config file's place at the end of `--help`.
+pub fn command() -> clap::Command {
+    let usual = config::default_path();
+    let usual_shown = usual
+        .as_deref()
+        .map(config::shown)
+        .unwrap_or_else(|| "none here (no home directory)".to_owned());
+    let file = match std::env::var_os(config::ENV).filter(|v| !v.is_empty()) {
+        Some(p) => format!(
+            "{} (from ${}; the usual one is {usual_shown})",
+            config::shown(std::path::Path::new(&p)),
+            config::ENV
+        ),
+        None => format!("{usual_shown} (need not exist)"),
+    };
+    Cli::command().after_help(format!(
+        "{AFTER_HELP}\n\n\
+Config file: {file}\n\
+TOML; flags override it. Keys: name = \"alice\", bell = \"never\" | \
+\"mention\" | \"all\", color = false, port = 7878 (to host on, and to join when the \
+address has none). NO_COLOR set (no-color.org) also turns colour off."
+    ))
+}
+
+/// Parse the process's command line.
+pub fn parse() -> Result<Cli, clap::Error> {
+    parse_from(std::env::args_os())
+}
+
+/// Parse `args` (the program's name first). `--completions` and `--man` stand alone and
+/// need neither `--host` nor `--join`; anything else without one of them is the same
+/// error as ever.
+pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let strict = command().try_get_matches_from(&args);
+    match strict {
+        Ok(m) => Cli::from_arg_matches(&m),
+        Err(e) if e.kind() == ErrorKind::MissingRequiredArgument => {
+            let relaxed = command()
+                .mut_group("mode", |g| g.required(false))
+                .try_get_matches_from(&args)
+                .and_then(|m| Cli::from_arg_matches(&m));
+            match relaxed {
+                Ok(cli) if cli.completions.is_some() || cli.man => Ok(cli),
+                _ => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        parse_from(std::iter::once("tchat").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    fn file() -> Config {
+        Config {
+            name: Some("zoe".into()),
+            bell: Some(Bell::All),
+            color: Some(false),
+            port: Some(9000),
+        }
+    }
+
+    #[test]
+    fn the_definition_is_sound() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn the_config_file_fills_in_and_flags_win() {
+        let c = cli(&["--host"]).with_config(&file());
+        assert_eq!(c.name.as_deref(), Some("zoe"));
+        assert_eq!(c.port(), 9000);
+        assert_eq!(c.bell(), Bell::All);
+
+        let c = cli(&["--host", "--name", "yan", "--port", "0", "--bell", "never"])
+            .with_config(&file());
+        assert_eq!(c.name.as_deref(), Some("yan"));
+        assert_eq!(c.port(), 0);
+        assert_eq!(c.bell(), Bell::Never);
+
+        let c = cli(&["--host"]).with_config(&Config::default());
+        assert_eq!(c.port(), DEFAULT_PORT);
+        assert_eq!(c.bell(), Bell::Mention);
+        assert_eq!(c.name, None);
+    }
+
+    #[test]
+    fn a_join_address_without_a_port_takes_the_config_files() {
+        let join = |addr: &str| {
+            cli(&["--join", addr])
+                .with_config(&file())
+                .join_address()
+                .unwrap_or_default()
+        };
+        assert_eq!(join("example.org"), "example.org:9000");
+        assert_eq!(join("example.org:80"), "example.org:80");
+        assert_eq!(join("10.0.0.2"), "10.0.0.2:9000");
+        assert_eq!(join("::1"), "[::1]:9000");
+        assert_eq!(join("[::1]"), "[::1]:9000");
+        assert_eq!(join("[::1]:80"), "[::1]:80");
+        assert_eq!(join("fe80::1"), "[fe80::1]:9000");
+        assert_eq!(join("host:99999"), "host:99999");
+        assert_eq!(join("[::1"), "[::1");
+        let plain = cli(&["--join", "example.org"]).with_config(&Config::default());
+        assert_eq!(plain.join_address().as_deref(), Some("example.org"));
+    }
+
+    #[test]
+    fn completions_and_man_need_no_mode_and_stand_alone() {
+        let c = cli(&["--completions", "bash"]);
+        assert_eq!(c.completions, Some(clap_complete::Shell::Bash));
+        assert!(cli(&["--man"]).man);
+        for args in [
+            &["tchat"][..],
+            &["tchat", "--name", "x"],
+            &["tchat", "--host", "--man"],
+            &["tchat", "--join", "x", "--completions", "zsh"],
+            &["tchat", "--completions", "tcsh"],
+        ] {
+            assert!(parse_from(args).is_err(), "{args:?}");
+        }
+        let e = parse_from(["tchat"]).map(|_| ()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
     }
 }

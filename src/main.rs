@@ -4,23 +4,26 @@
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-use tchat::app::{App, Role};
-use tchat::cli::Cli;
-use tchat::client::{self, Command, plain_io_error};
+use tchat::app::{App, Bell, Role};
+use tchat::cli::{self, Cli};
+use tchat::client::{self, Command, NetEvent, plain_io_error};
+use tchat::config;
+use tchat::log::Log;
 use tchat::server::room::Rules;
 use tchat::server::{self, Server};
 use tchat::{addrs, lineio, tui};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
@@ -30,6 +33,33 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(2);
         }
+    };
+    if let Some(shell) = cli.completions {
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut cli::command(), "tchat", &mut script);
+        return print(&script);
+    }
+    if cli.man {
+        let mut page = Vec::new();
+        if let Err(e) = clap_mangen::Man::new(cli::command()).render(&mut page) {
+            eprintln!("tchat: cannot make the manual page: {e}");
+            return ExitCode::FAILURE;
+        }
+        return print(&page);
+    }
+    // A bad config file is a bad start, like bad arguments.
+    let env = std::env::var_os(config::ENV);
+    let config = match config::load(cli.config.as_deref(), env.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tchat: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = cli.with_config(&config);
+    let look = Look {
+        bell: cli.bell(),
+        color: config::color_enabled(std::env::var_os("NO_COLOR").as_deref(), config.color),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -41,7 +71,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(run(cli));
+    let result = runtime.block_on(run(cli, look));
     // Don't wait for tasks still blocked on a peer: the conversation is over.
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
@@ -53,18 +83,54 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
-    let line_mode =
-        cli.plain || !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal();
-    if cli.host {
-        host(cli, line_mode).await
-    } else {
-        join(cli, line_mode).await
+/// Write `bytes` to stdout: a completion script or the manual page. A reader that
+/// stopped early (`| head`) is no failure.
+fn print(bytes: &[u8]) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tchat: {}", plain_io_error(&e));
+            ExitCode::FAILURE
+        }
     }
 }
 
-async fn host(cli: Cli, line_mode: bool) -> Result<(), String> {
-    let bind = SocketAddr::new(cli.bind, cli.port);
+/// How the screen behaves, from the flags, the config file and the environment.
+#[derive(Debug, Clone, Copy)]
+struct Look {
+    bell: Bell,
+    color: bool,
+}
+
+/// How this person takes part: screen or lines, how the screen looks, and a log.
+struct Part {
+    line_mode: bool,
+    look: Look,
+    log: Option<Log>,
+}
+
+async fn run(cli: Cli, look: Look) -> Result<(), String> {
+    let line_mode =
+        cli.plain || !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal();
+    // Before anything starts, so that a log that cannot be written stops nothing midway.
+    let log = cli.log.as_deref().map(Log::open).transpose()?;
+    let part = Part {
+        line_mode,
+        look,
+        log,
+    };
+    if cli.host {
+        host(cli, part).await
+    } else {
+        join(cli, part).await
+    }
+}
+
+async fn host(cli: Cli, part: Part) -> Result<(), String> {
+    let line_mode = part.line_mode;
+    let bind = SocketAddr::new(cli.bind, cli.port());
     let listener = TcpListener::bind(bind).await.map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
             " (another program has it; try another --port, or --port 0 for any free one)"
@@ -73,7 +139,7 @@ async fn host(cli: Cli, line_mode: bool) -> Result<(), String> {
         };
         format!(
             "cannot host on {}: {}{hint}",
-            addrs::with_port(cli.bind, cli.port),
+            addrs::with_port(cli.bind, cli.port()),
             plain_io_error(&e)
         )
     })?;
@@ -105,11 +171,14 @@ async fn host(cli: Cli, line_mode: bool) -> Result<(), String> {
     let name = cli.name_or("host");
     let conn = client::start(seat, name.clone());
     let role = Role::Host { addresses };
-    take_part(conn, role, name, line_mode, Some(server)).await
+    take_part(conn, role, name, part, Some(server)).await
 }
 
-async fn join(cli: Cli, line_mode: bool) -> Result<(), String> {
-    let addr = cli.join.clone().unwrap_or_default();
+async fn join(cli: Cli, mut part: Part) -> Result<(), String> {
+    let line_mode = part.line_mode;
+    // With the config file's port when the address names none.
+    let addr = cli.join_address().unwrap_or_default();
+    part.log = part.log.map(|l| l.far_side(&addr));
     let (stream, _) = client::connect(&addr).await?;
     let name = cli.name_or("guest");
     // The full screen waits for a host that closed its room to come back; a script in
@@ -120,7 +189,7 @@ async fn join(cli: Cli, line_mode: bool) -> Result<(), String> {
     };
     let conn = client::join(stream, addr.clone(), name.clone(), retry);
     let role = Role::Joiner { address: addr };
-    take_part(conn, role, name, line_mode, None).await
+    take_part(conn, role, name, part, None).await
 }
 
 /// Be in the room until the person leaves, then say goodbye. A host closes its room
@@ -129,7 +198,7 @@ async fn take_part(
     conn: client::Handle,
     role: Role,
     name: String,
-    line_mode: bool,
+    part: Part,
     room: Option<Server>,
 ) -> Result<(), String> {
     let client::Handle {
@@ -137,7 +206,14 @@ async fn take_part(
         events,
         task,
     } = conn;
-    let result = if line_mode {
+    let (events, logger) = match part.log {
+        Some(log) => {
+            let (events, logger) = logged(events, log);
+            (events, Some(logger))
+        }
+        None => (events, None),
+    };
+    let result = if part.line_mode {
         match lineio::run(commands.clone(), events).await {
             Ok(lineio::End::Left) => Ok(()),
             Ok(lineio::End::Closed(reason)) => {
@@ -148,7 +224,9 @@ async fn take_part(
         }
     } else {
         let offset = chrono::Local::now().offset().local_minus_utc();
-        let app = App::new(role, name, 80, 24, offset);
+        let mut app = App::new(role, name, 80, 24, offset);
+        app.bell = part.look.bell;
+        app.color = part.look.color;
         tui::run(app, commands.clone(), events)
             .await
             .map_err(|e| format!("terminal: {e}"))
@@ -158,7 +236,38 @@ async fn take_part(
     }
     let _ = commands.send(Command::Leave);
     let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
+    if let Some(logger) = logger {
+        // The connection has ended, and with it the events: the log is complete.
+        if let Ok(Ok(log)) = tokio::time::timeout(Duration::from_secs(1), logger).await {
+            if let Some(e) = log.error() {
+                return result.and(Err(format!("log: cannot write: {e}")));
+            }
+        }
+    }
     result
+}
+
+/// Pass the connection's events on unchanged, writing each down in `log`. Once the screen (or line mode) is gone, what still arrives until the
+/// connection ends is logged all the same: the echo of a last line, the room closing.
+/// Gives the log back at the end.
+fn logged(
+    mut events: mpsc::Receiver<NetEvent>,
+    mut log: Log,
+) -> (mpsc::Receiver<NetEvent>, JoinHandle<Log>) {
+    let (tx, rx) = mpsc::channel(1024);
+    let task = tokio::spawn(async move {
+        let mut tx = Some(tx);
+        while let Some(ev) = events.recv().await {
+            log.record(chrono::Utc::now().timestamp_millis(), &ev);
+            if let Some(to) = &tx {
+                if to.send(ev).await.is_err() {
+                    tx = None;
+                }
+            }
+        }
+        log
+    });
+    (rx, task)
 }
 
 /// clap's message for a bad command line, as one line: its first paragraph, without

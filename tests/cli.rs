@@ -11,6 +11,7 @@ mod common;
 use common::lines_of;
 use std::io::{Read, Write};
 use std::net::{Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
@@ -126,10 +127,25 @@ struct Tchat {
 
 impl Tchat {
     fn spawn(name: &str, args: &[&str]) -> Tchat {
-        let mut child = Command::new(BIN)
-            .args(args)
+        Tchat::spawn_env(name, args, &[])
+    }
+
+    /// Like [`Tchat::spawn`], with environment variables set (`Some`) or removed
+    /// (`None`). Unless `env` says otherwise, the config file is an empty one
+    /// (`TCHAT_CONFIG=/dev/null`), so that the tester's own plays no part.
+    fn spawn_env(name: &str, args: &[&str], env: &[(&str, Option<&str>)]) -> Tchat {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
             .env("RUST_BACKTRACE", "1")
             .env_remove("RUST_LOG")
+            .env("TCHAT_CONFIG", "/dev/null");
+        for (k, v) in env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -216,10 +232,51 @@ impl Drop for Tchat {
 
 /// Run `tchat ARGS` with an empty stdin to its end.
 fn run(args: &[&str]) -> Tchat {
-    let mut t = Tchat::spawn("tchat", args);
+    run_env(args, &[])
+}
+
+/// [`run`], with environment variables as [`Tchat::spawn_env`] takes them.
+fn run_env(args: &[&str], env: &[(&str, Option<&str>)]) -> Tchat {
+    let mut t = Tchat::spawn_env("tchat", args, env);
     t.close_stdin();
     t.finish();
     t
+}
+
+/// A fresh directory for a test's files, removed with what is in it when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let dir =
+            std::env::temp_dir().join(format!("tchat-cli-{}-{tag}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        TempDir(dir)
+    }
+
+    /// Write `text` to `name` in the directory (making folders on the way); its path.
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create a folder");
+        }
+        std::fs::write(&path, text).expect("write a file");
+        path
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A plain TCP peer, as `nc` would be.
@@ -390,6 +447,10 @@ fn bad_arguments_get_one_clear_line_and_status_2() {
         (&["--headless"], "--host"),
         (&["--join"], "--join"),
         (&["--host", "--frobnicate"], "--frobnicate"),
+        (&["--host", "--bell", "loud"], "loud"),
+        (&["--host", "--headless", "--log", "chat.log"], "--log"),
+        (&["--host", "--man"], "--man"),
+        (&["--completions", "tcsh"], "tcsh"),
     ];
     for (args, needle) in cases {
         let t = run(args);
@@ -466,6 +527,10 @@ fn help_names_every_option_and_nc() {
         "--max-backlog",
         "--max-peers",
         "--history",
+        "--bell",
+        "--log",
+        "--config",
+        "Config file: ",
         "nc ",
     ] {
         assert!(
@@ -892,4 +957,270 @@ fn ipv6_loopback_host_and_join() {
     obs.lines.wait_for("* six left");
     let status = six.finish();
     assert_eq!(status.code(), Some(0), "stderr:\n{}", six.err.text());
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. The config file.
+
+/// `tchat --host --headless --bind 127.0.0.1 EXTRA`, with the port it reports.
+fn headless_with(extra: &[&str], env: &[(&str, Option<&str>)]) -> (Tchat, u16) {
+    let mut args = vec!["--host", "--headless", "--bind", "127.0.0.1"];
+    args.extend_from_slice(extra);
+    let mut host = Tchat::spawn_env("host", &args, env);
+    let line = host.err.wait("the room's address", |l| {
+        l.starts_with("tchat: hosting a room at ")
+    });
+    let port = line
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (host, port)
+}
+
+#[test]
+fn the_config_file_sets_name_port_and_bell_and_flags_override_it() {
+    let dir = TempDir::new("config");
+    // A host takes its port from the file, unless --port says otherwise.
+    let port = free_port();
+    let file = dir.file(
+        "host.toml",
+        &format!("# the room\nport = {port}\nbell = \"all\"\ncolor = false\n"),
+    );
+    let file = file.to_str().expect("a UTF-8 path");
+    let (host, got) = headless_with(&["--config", file], &[]);
+    assert_eq!(got, port);
+    drop(host);
+    let other = free_port();
+    let (_host, got) = headless_with(
+        &["--port", &other.to_string()],
+        &[("TCHAT_CONFIG", Some(file))],
+    );
+    assert_eq!(got, other, "--port wins over the file");
+
+    // A joiner takes its name from the file, and the port for an address without one.
+    let (_room, port) = headless_with(&["--port", "0"], &[]);
+    let file = dir.file(
+        "joiner.toml",
+        &format!("name = \"zoe\"\nport = {port}\nbell = \"never\"\n"),
+    );
+    let file = file.to_str().expect("a UTF-8 path");
+    let mut zoe = Tchat::spawn("zoe", &["--join", "127.0.0.1", "--config", file]);
+    zoe.out
+        .wait("zoe's welcome", |l| l.starts_with("* you are zoe."));
+    let mut yan = Tchat::spawn_env(
+        "yan",
+        &["--join", "127.0.0.1", "--name", "yan", "--bell", "all"],
+        &[("TCHAT_CONFIG", Some(file))],
+    );
+    yan.out
+        .wait("yan's welcome", |l| l.starts_with("* you are yan."));
+    zoe.out.wait_for("* yan joined");
+    // A port in the address wins over the file's.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let t = run_env(&["--join", &addr], &[("TCHAT_CONFIG", Some(file))]);
+    assert_clean_failure(&t, &[&addr, "refused"]);
+    for t in [&mut zoe, &mut yan] {
+        t.close_stdin();
+        let status = t.finish();
+        assert_eq!(status.code(), Some(0), "stderr:\n{}", t.err.text());
+    }
+}
+
+/// The usual file is `$XDG_CONFIG_HOME/tchat/config.toml` on Linux; `--help` says so,
+/// and there being none is fine.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_usual_config_file_is_read_and_help_says_where() {
+    let dir = TempDir::new("xdg");
+    let xdg = dir.path("config");
+    let usual = format!("{xdg}/tchat/config.toml");
+    let env = [
+        ("TCHAT_CONFIG", None),
+        ("XDG_CONFIG_HOME", Some(xdg.as_str())),
+    ];
+
+    let t = run_env(&["--help"], &env);
+    assert!(t.status.expect("finished").success());
+    assert!(
+        t.out.text().contains(&format!("Config file: {usual}")),
+        "--help should name {usual}:\n{}",
+        t.out.text()
+    );
+
+    let (_room, port) = headless_with(&["--port", "0"], &env);
+    let addr = format!("127.0.0.1:{port}");
+    // No file yet: defaults.
+    let mut pat = Tchat::spawn_env("pat", &["--join", &addr, "--name", "pat"], &env);
+    pat.out
+        .wait("pat's welcome", |l| l.starts_with("* you are pat."));
+    dir.file("config/tchat/config.toml", "name = \"una\"\n");
+    let mut una = Tchat::spawn_env("una", &["--join", &addr], &env);
+    una.out
+        .wait("una's welcome", |l| l.starts_with("* you are una."));
+    pat.out.wait_for("* una joined");
+}
+
+#[test]
+fn a_bad_config_file_is_one_line_and_status_2() {
+    let dir = TempDir::new("bad-config");
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "unknown.toml",
+            "name = \"a\"\ncolour = false\n",
+            &["line 2", "colour"],
+        ),
+        ("malformed.toml", "name = \n", &["line 1"]),
+        ("bell.toml", "bell = \"loud\"\n", &["loud"]),
+        ("port.toml", "port = 0\n", &["port", "65535"]),
+        ("escape.toml", "\"\u{1b}[2J\" = 1\n", &["line 1"]),
+    ];
+    for (name, text, needles) in cases {
+        let file = dir.file(name, text);
+        let file = file.to_str().expect("a UTF-8 path");
+        let mut needles = needles.to_vec();
+        let prefix = format!("tchat: config {file}: ");
+        needles.push(&prefix);
+        for t in [
+            run(&["--host", "--headless", "--port", "0", "--config", file]),
+            run_env(&["--join", "127.0.0.1"], &[("TCHAT_CONFIG", Some(file))]),
+        ] {
+            assert_eq!(t.status.and_then(|s| s.code()), Some(2), "{name}");
+            let line = assert_clean_failure(&t, &needles);
+            assert!(line.starts_with(&prefix), "{line:?}");
+        }
+    }
+    // A file named on purpose must be there.
+    let missing = dir.path("missing.toml");
+    let t = run(&["--host", "--config", &missing]);
+    assert_eq!(t.status.and_then(|s| s.code()), Some(2));
+    assert_clean_failure(&t, &[&missing, "no such file"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. The conversation log.
+
+/// `YYYY-MM-DD HH:MM:SS ` at the start of `line`.
+fn is_stamped(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() > 20
+        && b[..20].iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 | 19 => *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+#[test]
+fn log_appends_the_conversation_as_sanitised_text() {
+    let dir = TempDir::new("log");
+    let log = dir.path("chat.log");
+    let (_host, addr) = headless("127.0.0.1");
+    let room = addr.to_string();
+    let mut lou = Tchat::spawn("lou", &["--join", &room, "--name", "lou", "--log", &log]);
+    lou.out
+        .wait("lou's welcome", |l| l.starts_with("* you are lou."));
+
+    let mut peer = Peer::greeted(addr);
+    peer.send(b"hi \x1b[31mred\n");
+    lou.out.wait_for("* guest joined");
+    lou.out.wait_for("guest: hi \u{241b}[31mred");
+    lou.write("hello\n");
+    peer.lines.wait_for("lou: hello");
+    // Once lou has this, the echo of its own line before it is logged too.
+    peer.send(b"bye now\n");
+    lou.out.wait_for("guest: bye now");
+    lou.close_stdin();
+    let status = lou.finish();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", lou.err.text());
+    assert_eq!(lou.err.text(), "");
+
+    let bytes = std::fs::read(&log).expect("the log was written");
+    assert_no_escape("the log", &bytes);
+    let text = String::from_utf8(bytes).expect("the log is UTF-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines.iter().all(|l| is_stamped(l)),
+        "unstamped lines:\n{text}"
+    );
+    let said: Vec<&str> = lines.iter().map(|l| &l[20..]).collect();
+    assert!(said[0].starts_with("* you are lou."), "{text}");
+    for line in [
+        "* guest joined",
+        "guest: hi \u{241b}[31mred",
+        "lou: hello",
+        "guest: bye now",
+    ] {
+        assert_eq!(
+            said.iter().filter(|l| **l == line).count(),
+            1,
+            "{line:?} once in the log:\n{text}"
+        );
+    }
+
+    // A second session appends.
+    let mut lou = Tchat::spawn("lou", &["--join", &room, "--name", "lou", "--log", &log]);
+    lou.out
+        .wait("lou's welcome", |l| l.starts_with("* you are lou."));
+    lou.close_stdin();
+    lou.finish();
+    let text = std::fs::read_to_string(&log).expect("the log");
+    assert_eq!(text.matches("* you are lou.").count(), 2, "{text}");
+    assert!(text.starts_with(lines[0]), "{text}");
+}
+
+#[test]
+fn a_log_that_cannot_be_opened_is_one_line_before_anything_starts() {
+    let dir = TempDir::new("log-bad");
+    let log = dir.path("no/such/dir/chat.log");
+    let (_host, addr) = headless("127.0.0.1");
+    let mut obs = Peer::greeted(addr);
+    obs.send(b"watching\n");
+    obs.lines.wait("the observer's welcome", |l| {
+        l.starts_with("* you are guest.")
+    });
+    let t = run(&["--join", &addr.to_string(), "--name", "lou", "--log", &log]);
+    assert_clean_failure(&t, &[&format!("log {log}: "), "no such file"]);
+    // Anyone joining after lou failed comes after lou would have.
+    let mut later = Peer::greeted(addr);
+    later.send(b"here\n");
+    obs.lines.wait_for("* guest2 joined");
+    assert!(!obs.lines.text().contains("lou"), "{}", obs.lines.text());
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Completions and the manual page.
+
+#[test]
+fn completions_and_the_man_page_print_and_exit() {
+    // They need no --host or --join, and don't read the config file.
+    let env = [("TCHAT_CONFIG", Some("/nonexistent/tchat.toml"))];
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let t = run_env(&["--completions", shell], &env);
+        assert_eq!(
+            t.status.and_then(|s| s.code()),
+            Some(0),
+            "{shell}: {}",
+            t.err.text()
+        );
+        assert_eq!(t.err.text(), "", "{shell}");
+        let script = t.out.text();
+        assert!(script.contains("host"), "{shell}:\n{script}");
+        if shell == "bash" {
+            assert!(
+                script.contains("--host") && script.contains("--join"),
+                "{script}"
+            );
+        }
+    }
+    let t = run_env(&["--man"], &env);
+    assert_eq!(t.status.and_then(|s| s.code()), Some(0), "{}", t.err.text());
+    assert_eq!(t.err.text(), "");
+    let page = t.out.text();
+    let header = page
+        .lines()
+        .find(|l| !l.starts_with(".ie") && !l.starts_with(".el"))
+        .unwrap_or_default();
+    assert!(header.starts_with(".TH tchat 1"), "{header:?}\n{page}");
+    assert!(page.contains("\\-\\-join"), "{page}");
 }

@@ -79,6 +79,8 @@ impl Term {
         cmd.env("TERM", "xterm-256color");
         cmd.env("LANG", "C.UTF-8");
         cmd.env_remove("NO_COLOR");
+        // An empty config file: a developer's own settings must not change the test.
+        cmd.env("TCHAT_CONFIG", "/dev/null");
         cmd.cwd(env!("CARGO_MANIFEST_DIR"));
         let modes_before = modes(&*pair.master);
         let child = pair.slave.spawn_command(cmd).expect("spawn tchat");
@@ -867,6 +869,7 @@ fn wait_line(
 fn plain_host() -> (Proc, mpsc::Receiver<Vec<u8>>, u16) {
     let mut host = Proc(
         Command::new(BIN)
+            .env("TCHAT_CONFIG", "/dev/null")
             .args([
                 "--host",
                 "--bind",
@@ -897,6 +900,7 @@ fn plain_host() -> (Proc, mpsc::Receiver<Vec<u8>>, u16) {
 fn plain_joiner(name: &str, port: u16, input: &[u8]) -> Proc {
     let mut p = Proc(
         Command::new(BIN)
+            .env("TCHAT_CONFIG", "/dev/null")
             .args(["--join", &format!("127.0.0.1:{port}"), "--name", name])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

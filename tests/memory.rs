@@ -38,6 +38,7 @@ async fn a_peer_that_never_reads_costs_the_host_a_bounded_amount_and_is_dropped(
         return;
     }
     let mut child = Command::new(BIN)
+        .env("TCHAT_CONFIG", "/dev/null")
         .args(["--host", "--headless", "--bind", "127.0.0.1", "--port", "0"])
         .args(["--burst", "0", "--max-line", "1024"])
         .stdin(Stdio::null())
