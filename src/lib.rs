@@ -10,6 +10,7 @@
 //! | [`protocol`] | yes | line framing (a never-failing codec), the plain and structured dialects |
 //! | [`sanitize`] | yes | what from the network may reach a terminal |
 //! | [`text`] | yes | display width and wrapping (CJK and emoji are two columns) |
+//! | [`complete`] | yes | Tab completion of names and commands in the input box |
 //! | [`server::room`] | yes | the room's rules: members, names, who is told what |
 //! | [`app`] | yes | one person's screen state and [`app::update`], the only place it changes |
 //! | [`ui`] | yes | [`ui::render`] draws an [`app::App`] and changes nothing |
@@ -37,6 +38,7 @@ pub mod addrs;
 pub mod app;
 pub mod cli;
 pub mod client;
+pub mod complete;
 pub mod config;
 pub mod lineio;
 pub mod log;
