@@ -14,6 +14,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent
 use ratatui_textarea::{CursorMove, TextArea, WrapMode};
 
 use crate::client::NetEvent;
+use crate::complete;
 use crate::protocol::{self, Command, ServerMsg};
 use crate::sanitize;
 use crate::text;
@@ -190,6 +191,8 @@ pub struct App {
     ring: bool,
     /// Messages still to come of the room's history shown on joining.
     history_left: u64,
+    /// The completion Tab made last, for the next Tab to cycle from.
+    completion: Option<complete::Completion>,
 }
 
 impl App {
@@ -222,6 +225,7 @@ impl App {
             color: true,
             ring: false,
             history_left: 0,
+            completion: None,
         }
     }
 
@@ -306,6 +310,11 @@ impl App {
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let alt = key.modifiers.contains(KeyModifiers::ALT);
+        if key.code == KeyCode::Tab && !ctrl && !alt {
+            return self.complete();
+        }
+        // Any other key ends a run of Tabs.
+        self.completion = None;
         match key.code {
             KeyCode::Esc => return vec![Effect::Quit],
             KeyCode::Char('c') if ctrl => return vec![Effect::Quit],
@@ -484,6 +493,38 @@ impl App {
     fn set_input(&mut self, text: &str) {
         self.input = new_input();
         self.input.insert_str(text);
+    }
+
+    /// Tab: complete the command or name before the cursor; Tab again, the next one.
+    fn complete(&mut self) -> Vec<Effect> {
+        let text = self.input_text();
+        let at = self.input.cursor();
+        let cursor = complete::flat_cursor(self.input.lines(), at.0, at.1);
+        // Commands mean something only to a tchat room.
+        let commands: &[&str] = if self.conn == Conn::Plain {
+            &[]
+        } else {
+            &protocol::COMMANDS
+        };
+        let done = complete::complete(
+            &text,
+            cursor,
+            self.completion.as_ref(),
+            &self.members,
+            commands,
+            &self.me,
+        );
+        let Some(done) = done else {
+            self.completion = None;
+            return vec![];
+        };
+        self.set_input(&done.text);
+        let (row, col) = complete::row_col(&done.text, done.cursor);
+        let clamp = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+        self.input
+            .move_cursor(CursorMove::Jump(clamp(row), clamp(col)));
+        self.completion = Some(done.state);
+        vec![]
     }
 
     fn on_paste(&mut self, pasted: &str) {

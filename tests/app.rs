@@ -2178,3 +2178,39 @@ fn mentions_are_whole_words_in_any_case_and_script() {
     assert!(!mentions("", "alice"));
     assert!(!mentions("alice", ""));
 }
+
+#[test]
+fn tab_completes_names_and_commands_and_cycles() {
+    let mut app = joiner(80, 24);
+    welcome(&mut app, "alice", None, &["alice", "bea", "Bob", "carol"]);
+    type_str(&mut app, "b");
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(
+        app.input_text(),
+        "bea: ",
+        "a name at the start is addressed"
+    );
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(
+        app.input_text(),
+        "Bob: ",
+        "Tab again: the next, in its own case"
+    );
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.input_text(), "bea: ", "and round again");
+    type_str(&mut app, "hi c");
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.input_text(), "bea: hi carol ");
+    // Nothing matches: nothing changes.
+    type_str(&mut app, "zz");
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.input_text(), "bea: hi carol zz");
+
+    let mut app = in_room(80, 24);
+    type_str(&mut app, "/ni");
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.input_text(), "/nick ");
+    // The cursor is after the completion: typing goes on from there.
+    type_str(&mut app, "x");
+    assert_eq!(app.input_text(), "/nick x");
+}
