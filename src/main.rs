@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -131,7 +130,7 @@ async fn run(cli: Cli, look: Look) -> Result<(), String> {
 async fn host(cli: Cli, part: Part) -> Result<(), String> {
     let line_mode = part.line_mode;
     let bind = SocketAddr::new(cli.bind, cli.port());
-    let listener = TcpListener::bind(bind).await.map_err(|e| {
+    let listener = tchat::net::listen(bind).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
             " (another program has it; try another --port, or --port 0 for any free one)"
         } else {
@@ -154,6 +153,9 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
             history: cli.history,
         },
         max_backlog: as_usize(cli.max_backlog),
+        // The byte bound is the one that matters; the queue holds as many short lines
+        // as fit in it (its slots are only allocated as they fill).
+        queue_lines: (as_usize(cli.max_backlog) / 64).max(4096),
         max_peers: as_usize(cli.max_peers),
         log: cli.headless,
         address: addresses.first().cloned().unwrap_or_default(),

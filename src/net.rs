@@ -141,6 +141,25 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 }
 
+/// Listen on `addr` with room for many connections arriving at once: a burst of joins
+/// (a class, a script starting a hundred bots) should not see its connections dropped
+/// and retried for seconds because the kernel's queue of unaccepted ones is full.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // A restarted host gets its port back at once, as the standard library does.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Connections the kernel may hold for us before we accept them (capped by the
+/// system's `somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// Turn on TCP keepalive, so that a peer that vanished without closing (its machine lost
 /// power, its network went away) is noticed within about a minute and a half even while
 /// nothing is being said. Best effort: a socket that refuses keeps working without it.
