@@ -61,17 +61,46 @@ struct Args {
     /// Print one machine-readable line (`key=value …`) instead of the table.
     #[arg(long)]
     raw: bool,
+    /// Send nothing: join, stay idle this many seconds, and report the server's memory
+    /// per idle peer.
+    #[arg(long, value_name = "SECS")]
+    idle: Option<f64>,
 }
 
 /// What all the receivers found, shared within this one thread.
 #[derive(Default)]
 struct Tally {
     deliveries: u64,
+    /// Deliveries while the senders were sending (the rate is worked out from these).
+    in_window: u64,
     duplicated: u64,
     reordered: u64,
 }
 
 type Shared<T> = Rc<RefCell<T>>;
+
+/// How many deliveries may be outstanding (sent to the server and not yet received by
+/// every peer) when sending flat out. It keeps the server's queues (and the kernel's
+/// socket buffers) short, so that a run measures what the server delivers, not how much
+/// it can buffer.
+const IN_FLIGHT: u64 = 1 << 20;
+
+/// Flow control for senders going flat out.
+struct Flow {
+    /// Lines sent so far, by all senders.
+    sent: std::cell::Cell<u64>,
+    /// Deliveries so far, by all receivers.
+    delivered: std::cell::Cell<u64>,
+    /// Copies each line makes (peers less its sender).
+    fanout: u64,
+    wake: tokio::sync::Notify,
+}
+
+impl Flow {
+    fn outstanding(&self) -> u64 {
+        (self.sent.get() * self.fanout).saturating_sub(self.delivered.get())
+    }
+}
 
 const CHANNEL: &str = "#bench";
 
@@ -124,23 +153,41 @@ fn check(args: &Args) -> Result<(), String> {
 async fn run(args: Args) -> Result<(), String> {
     let senders = args.senders.unwrap_or(args.peers);
     let clock = Instant::now();
-    // Join everyone first, one after another, so that every peer is in the room (and
-    // gets every line) before the first line is sent.
-    let mut conns = Vec::with_capacity(args.peers);
-    for i in 0..args.peers {
-        let conn = tokio::time::timeout(Duration::from_secs(10), join(&args, i))
-            .await
-            .map_err(|_| format!("peer {i} could not join within 10 s"))??;
-        conns.push(conn);
-    }
+    let rss_before = args.pid.map(rss_kb);
+    // Join everyone first, all at once (a silent plain peer joins after a short quiet
+    // spell), so that every peer is in the room (and gets every line) before the first
+    // line is sent.
+    let joins = (0..args.peers).map(|i| {
+        let args = &args;
+        async move {
+            tokio::time::timeout(Duration::from_secs(30), join(args, i))
+                .await
+                .map_err(|_| format!("peer {i} could not join within 30 s"))?
+        }
+    });
+    let conns = futures::future::join_all(joins)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, String>>()?;
+    // The last joins are still being announced to the first peers: let that settle.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let cpu0 = args.pid.map(cpu_seconds);
     let rss_joined = args.pid.map(rss_kb);
+    if let Some(idle) = args.idle {
+        return idle_report(&args, conns, idle, rss_before).await;
+    }
 
     let tally: Shared<Tally> = Rc::default();
     let hist: Shared<Histogram<u64>> = Rc::new(RefCell::new(
         Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?,
     ));
     let sent: Shared<Vec<u64>> = Rc::new(RefCell::new(vec![0; senders]));
+    let flow = Rc::new(Flow {
+        sent: Default::default(),
+        delivered: Default::default(),
+        fanout: args.peers as u64 - 1,
+        wake: tokio::sync::Notify::new(),
+    });
     let start = Instant::now();
     let stop_at = start + Duration::from_secs_f64(args.secs);
     let mut readers = Vec::new();
@@ -153,6 +200,8 @@ async fn run(args: Args) -> Result<(), String> {
             tally: tally.clone(),
             hist: hist.clone(),
             clock,
+            flow: flow.clone(),
+            stop_ns: stop_at.duration_since(clock).as_nanos() as u64,
         };
         readers.push(tokio::task::spawn_local(rd.run(r)));
         if i < senders {
@@ -164,6 +213,7 @@ async fn run(args: Args) -> Result<(), String> {
                 stop_at,
                 sent: sent.clone(),
                 clock,
+                flow: flow.clone(),
             };
             writers.push(tokio::task::spawn_local(s.run(w)));
         } else {
@@ -185,10 +235,11 @@ async fn run(args: Args) -> Result<(), String> {
     // Drain: wait until everything sent has arrived, or the lines stop coming.
     let send_secs = start.elapsed().as_secs_f64();
     let mut last = (0u64, Instant::now());
+    let give_up = Instant::now() + Duration::from_secs(30);
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let got = tally.borrow().deliveries;
-        if got >= expected {
+        if got >= expected || Instant::now() > give_up {
             break;
         }
         if got != last.0 {
@@ -208,7 +259,7 @@ async fn run(args: Args) -> Result<(), String> {
     let t = tally.borrow();
     let h = hist.borrow();
     let lost = expected.saturating_sub(t.deliveries - t.duplicated);
-    let per_sec = t.deliveries as f64 / total_secs;
+    let per_sec = t.in_window as f64 / send_secs;
     let p = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     if args.raw {
         println!(
@@ -242,7 +293,7 @@ async fn run(args: Args) -> Result<(), String> {
         );
         println!("  lines sent        {sent_total}");
         println!(
-            "  deliveries        {} ({per_sec:.0}/s over {total_secs:.2} s)",
+            "  deliveries        {} ({per_sec:.0}/s while sending; all in {total_secs:.2} s)",
             t.deliveries
         );
         println!(
@@ -335,6 +386,7 @@ struct Sender {
     stop_at: Instant,
     sent: Shared<Vec<u64>>,
     clock: Instant,
+    flow: Rc<Flow>,
 }
 
 impl Sender {
@@ -354,7 +406,12 @@ impl Sender {
                 t.tick().await;
                 1
             } else {
-                64
+                // Flat out, but no further ahead of the room than the budget.
+                while self.flow.outstanding() > IN_FLIGHT && Instant::now() < self.stop_at {
+                    let wait = self.flow.wake.notified();
+                    let _ = tokio::time::timeout(Duration::from_millis(50), wait).await;
+                }
+                16
             };
             for _ in 0..lines {
                 self.line(&mut buf, seq);
@@ -363,6 +420,7 @@ impl Sender {
             if w.write_all(&buf).await.is_err() {
                 break;
             }
+            self.flow.sent.set(self.flow.sent.get() + lines);
             self.sent.borrow_mut()[self.me] = seq;
             if tick.is_none() {
                 tokio::task::yield_now().await;
@@ -399,6 +457,9 @@ struct Receiver {
     tally: Shared<Tally>,
     hist: Shared<Histogram<u64>>,
     clock: Instant,
+    flow: Rc<Flow>,
+    /// When sending stops, in nanoseconds on `clock`.
+    stop_ns: u64,
 }
 
 impl Receiver {
@@ -431,8 +492,16 @@ impl Receiver {
             return;
         }
         let now = self.clock.elapsed().as_nanos() as u64;
+        let delivered = self.flow.delivered.get() + 1;
+        self.flow.delivered.set(delivered);
+        if delivered % 1024 == 0 && self.flow.outstanding() <= IN_FLIGHT {
+            self.flow.wake.notify_waiters();
+        }
         let mut t = self.tally.borrow_mut();
         t.deliveries += 1;
+        if now < self.stop_ns {
+            t.in_window += 1;
+        }
         let expected = self.next[from];
         if seq == expected {
             self.next[from] += 1;
@@ -449,6 +518,50 @@ impl Receiver {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Stay idle, then report what the idle peers cost the server.
+async fn idle_report(
+    args: &Args,
+    conns: Vec<(OwnedReadHalf, OwnedWriteHalf)>,
+    secs: f64,
+    before: Option<u64>,
+) -> Result<(), String> {
+    // Read (and drop) whatever the room says meanwhile, as idle clients do.
+    let mut readers = Vec::new();
+    let mut writers = Vec::new();
+    for (r, w) in conns {
+        writers.push(w);
+        readers.push(tokio::task::spawn_local(async move {
+            let mut r = BufReader::new(r);
+            let mut line = Vec::new();
+            while matches!(r.read_until(b'\n', &mut line).await, Ok(n) if n > 0) {
+                line.clear();
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    let after = args.pid.map(rss_kb);
+    let (Some(before), Some(after)) = (before, after) else {
+        return Err("--idle needs --pid".into());
+    };
+    let per_peer = (after as f64 - before as f64) / args.peers as f64;
+    if args.raw {
+        println!(
+            "mode={:?} peers={} idle_s={secs} rss_before_kb={before} rss_idle_kb={after} kb_per_peer={per_peer:.2}",
+            args.mode, args.peers
+        );
+    } else {
+        println!(
+            "{:?}: {} idle peers: server RSS {before} kB -> {after} kB, {per_peer:.2} kB per peer",
+            args.mode, args.peers
+        );
+    }
+    drop(writers);
+    for r in readers {
+        r.abort();
+    }
+    Ok(())
 }
 
 /// The server's CPU time so far (user + system), in seconds.

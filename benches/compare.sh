@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Fan-out, latency and memory of a tchat host next to ngircd (a C IRC server), on this
+# machine, in the same run. Loopback only; every run is bounded in peers and seconds.
+#
+#   benches/compare.sh            # the full table (about 10 minutes)
+#   QUICK=1 benches/compare.sh    # one repeat, shorter runs, fewer points
+#
+# Installs ngircd (Debian's package) if it is missing. The server runs on one core and
+# the load generator on another (taskset); each point is repeated and the median shown.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REPEATS=${REPEATS:-3}
+SECS=${SECS:-5}
+POINTS=${POINTS:-"10 100 500 1000"}
+if [[ -n "${QUICK:-}" ]]; then REPEATS=1; SECS=2; POINTS="10 100 500"; fi
+TCHAT_PORT=${TCHAT_PORT:-7979}
+IRC_PORT=${IRC_PORT:-6679}
+
+if ! command -v ngircd >/dev/null; then
+    echo "installing ngircd…" >&2
+    if [[ $(id -u) -eq 0 ]]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq ngircd >/dev/null
+fi
+command -v taskset >/dev/null || { echo "taskset (util-linux) is needed" >&2; exit 1; }
+cargo build --release --quiet --bin tchat --example loadgen
+TCHAT=target/release/tchat
+LOAD=target/release/examples/loadgen
+ulimit -n 65536 2>/dev/null || ulimit -n 16384
+if [[ $(nproc) -ge 2 ]]; then SERVER_CPU=0; LOAD_CPU=1; else SERVER_CPU=0; LOAD_CPU=0; fi
+
+WORK=$(mktemp -d)
+SERVER_PID=""
+stop_server() {
+    if [[ -n "$SERVER_PID" ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+}
+trap 'stop_server; rm -rf "$WORK"' EXIT
+
+cat >"$WORK/ngircd.conf" <<CONF
+[Global]
+    Name = bench.localhost
+    Info = load test
+    Listen = 127.0.0.1
+    Ports = $IRC_PORT
+    PidFile = $WORK/ngircd.pid
+    MotdPhrase = bench
+[Limits]
+    MaxConnections = 0
+    MaxConnectionsIP = 0
+    MaxJoins = 0
+    MaxPenaltyTime = 0
+    MaxNickLength = 16
+    PingTimeout = 600
+    PongTimeout = 600
+[Options]
+    DNS = no
+    Ident = no
+    PAM = no
+    MorePrivacy = no
+CONF
+
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
+
+start_tchat() {
+    # Limits raised for the benchmark: no flood limit, room for 5000, 16 MiB backlog.
+    taskset -c $SERVER_CPU "$TCHAT" --host --headless --bind 127.0.0.1 --port "$TCHAT_PORT" \
+        --burst 0 --max-peers 5000 --max-backlog 16777216 2>/dev/null &
+    SERVER_PID=$!
+    wait_port "$TCHAT_PORT"
+}
+
+start_ngircd() {
+    taskset -c $SERVER_CPU ngircd --nodaemon --config "$WORK/ngircd.conf" >/dev/null 2>&1 &
+    SERVER_PID=$!
+    wait_port "$IRC_PORT"
+}
+
+# run SERVER ARGS… : one load run on a fresh server; prints the loadgen's raw line.
+run() {
+    local server=$1; shift
+    local mode port
+    if [[ $server == tchat ]]; then start_tchat; mode=tchat; port=$TCHAT_PORT
+    else start_ngircd; mode=irc; port=$IRC_PORT; fi
+    taskset -c $LOAD_CPU "$LOAD" --raw --mode "$mode" --addr "127.0.0.1:$port" \
+        --pid "$SERVER_PID" "$@" || echo "failed=1"
+    stop_server
+}
+
+RESULTS="$WORK/results"
+: >"$RESULTS"
+record() { # record POINT SERVER ARGS…
+    local point=$1 server=$2; shift 2
+    for r in $(seq "$REPEATS"); do
+        echo "  $server $point (run $r/$REPEATS)" >&2
+        echo "point=$point server=$server $(run "$server" "$@")" >>"$RESULTS"
+    done
+}
+
+echo "fan-out: every peer sends as fast as the socket takes it, ${SECS} s" >&2
+for n in $POINTS; do
+    for s in tchat ngircd; do record "fanout-$n" "$s" --peers "$n" --secs "$SECS"; done
+done
+echo "paced latency" >&2
+for s in tchat ngircd; do
+    record "paced-1x200" "$s" --peers 100 --senders 1 --rate 200 --secs "$SECS"
+    record "paced-100x10" "$s" --peers 100 --rate 10 --secs "$SECS"
+done
+echo "idle memory" >&2
+for n in 1 1000; do
+    for s in tchat ngircd; do record "idle-$n" "$s" --peers "$n" --idle 3; done
+done
+
+python3 - "$RESULTS" <<'PY'
+import sys, statistics
+rows = []
+for line in open(sys.argv[1]):
+    d = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+    rows.append(d)
+
+def med(point, server, key):
+    vals = [float(r[key]) for r in rows
+            if r.get("point") == point and r.get("server") == server and key in r
+            and r[key] not in ("-", "")]
+    return statistics.median(vals) if vals else float("nan")
+
+def ratio(a, b):
+    return a / b if b else float("nan")
+
+print(f"{'point':<16}{'tchat':>14}{'ngircd':>14}{'tchat/ngircd':>14}   (medians)")
+points = sorted({r["point"] for r in rows}, key=lambda p: (p.split("-")[0], int(p.split("-")[1].split("x")[0])))
+for p in points:
+    kind = p.split("-")[0]
+    if kind == "fanout":
+        t, n = med(p, "tchat", "per_sec"), med(p, "ngircd", "per_sec")
+        lost = med(p, "tchat", "lost"), med(p, "ngircd", "lost")
+        print(f"{p:<16}{t/1e6:>12.2f} M{n/1e6:>12.2f} M{ratio(t, n):>14.2f}   deliveries/s (lost {lost[0]:.0f} / {lost[1]:.0f})")
+    elif kind == "paced":
+        for key in ("p50_ms", "p99_ms", "max_ms"):
+            t, n = med(p, "tchat", key), med(p, "ngircd", key)
+            print(f"{p + ' ' + key[:-3]:<16}{t:>12.3f}ms{n:>12.3f}ms{ratio(t, n):>14.2f}")
+    elif kind == "idle":
+        t, n = med(p, "tchat", "kb_per_peer"), med(p, "ngircd", "kb_per_peer")
+        print(f"{p:<16}{t:>11.2f} KB{n:>11.2f} KB{ratio(t, n):>14.2f}   RSS per idle peer")
+PY
