@@ -14,7 +14,7 @@ pub fn text(input: &str) -> String {
 }
 
 /// Like [`text`], for something that must stay on one line (a name, a notice): a
-/// newline becomes a visible `␤` too.
+/// newline becomes a visible `␊` too.
 pub fn line(input: &str) -> String {
     clean(input, false)
 }
