@@ -154,21 +154,23 @@ async fn run(args: Args) -> Result<(), String> {
     let senders = args.senders.unwrap_or(args.peers);
     let clock = Instant::now();
     let rss_before = args.pid.map(rss_kb);
-    // Join everyone first, all at once (a silent plain peer joins after a short quiet
-    // spell), so that every peer is in the room (and gets every line) before the first
-    // line is sent.
-    let joins = (0..args.peers).map(|i| {
+    // Join everyone first, a hundred at a time (a silent plain peer joins after a short
+    // quiet spell; IRC servers take a burst of registrations slowly), so that every peer
+    // is in the room (and gets every line) before the first line is sent.
+    use futures::StreamExt;
+    let conns = futures::stream::iter((0..args.peers).map(|i| {
         let args = &args;
         async move {
             tokio::time::timeout(Duration::from_secs(30), join(args, i))
                 .await
                 .map_err(|_| format!("peer {i} could not join within 30 s"))?
         }
-    });
-    let conns = futures::future::join_all(joins)
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, String>>()?;
+    }))
+    .buffered(100)
+    .collect::<Vec<_>>()
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>, String>>()?;
     // The last joins are still being announced to the first peers: let that settle.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let cpu0 = args.pid.map(cpu_seconds);
