@@ -990,3 +990,59 @@ fn line_mode_bots_that_leave_at_once_lose_nothing() {
         }
     }
 }
+
+#[test]
+fn commands_tab_and_mentions_as_a_person_uses_them() {
+    let (mut host, port) = Term::host("hostie");
+    let mut alice = Term::join("alice", port);
+    host.wait_text("* alice joined");
+    // Tab completes a name at the start of the line, addressed IRC-style.
+    alice.type_slowly("ho");
+    alice.send("\t");
+    alice.wait_for("the completed name", |s| input_text(s) == "hostie:");
+    alice.type_slowly("/me is here");
+    alice.wait_for("the text typed after it", |s| {
+        input_text(s) == "hostie: /me is here"
+    });
+    // Not a command when it is not at the start: a plain message.
+    alice.send(ENTER);
+    host.wait_text("alice: hostie: /me is here");
+    // It named the host: highlighted there, with the time marked.
+    let s = host.screen();
+    let row = find_row(&s, "alice: hostie:").expect("the line") as u16;
+    assert_eq!(
+        s.cell(row, 0).map(vt100::Cell::bgcolor),
+        Some(vt100::Color::Idx(3)),
+        "the time of a line that names you is marked\n{}",
+        host.dump()
+    );
+    // /me, /msg and /who from the screen.
+    alice.type_slowly("/me waves");
+    alice.send(ENTER);
+    host.wait_text("* alice waves");
+    host.type_slowly("/msg alice just us");
+    host.send(ENTER);
+    alice.wait_text("[private] hostie → alice: just us");
+    host.wait_text("[private] hostie → alice: just us");
+    alice.type_slowly("/who");
+    alice.send(ENTER);
+    alice.wait_text("* in the room (2): alice, hostie");
+    // /nick, seen by both, and the status line follows.
+    alice.type_slowly("/nick alicia");
+    alice.send(ENTER);
+    host.wait_text("* alice is now known as alicia");
+    alice.wait_for("the new name on the status line", |s| {
+        last_row(s).contains("alicia")
+    });
+    // An unknown command is answered, not sent.
+    alice.type_slowly("/dance");
+    alice.send(ENTER);
+    alice.wait_text("there is no command /dance");
+    assert!(!host.screen().contents().contains("/dance"));
+    // /quit leaves like exit.
+    alice.type_slowly("/quit");
+    alice.send(ENTER);
+    assert_eq!(alice.wait_exit(), 0, "/quit: exit status\n{}", alice.dump());
+    alice.assert_restored();
+    host.wait_text("* alicia left");
+}
