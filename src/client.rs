@@ -580,10 +580,19 @@ impl Session {
                     })
                     .collect()
             }
+            ServerMsg::Nick { old, new, cid, .. } => {
+                // Renamed (`/nick`): a rejoin asks for the new name.
+                if *old == self.name {
+                    self.name = new.clone();
+                }
+                if let Some(c) = cid {
+                    self.unacked.retain(|u| u.cid != *c);
+                }
+                vec![]
+            }
             ServerMsg::Msg { cid: Some(c), .. }
             | ServerMsg::Me { cid: Some(c), .. }
             | ServerMsg::Private { cid: Some(c), .. }
-            | ServerMsg::Nick { cid: Some(c), .. }
             | ServerMsg::Notice { cid: Some(c), .. } => {
                 // Echoed (delivered) or refused: either way, never to be sent again.
                 self.unacked.retain(|u| u.cid != *c);

@@ -334,3 +334,40 @@ async fn the_host_pings_a_silent_tchat_peer_and_drops_it_when_it_stays_silent() 
     }
     server.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rejoin_asks_for_the_name_taken_with_nick() {
+    let (near, mut host) = FakeHost::new().await;
+    let (pipes_tx, mut pipes_rx) = mpsc::unbounded_channel::<FakeHost>();
+    let connect = move || {
+        let pipes_tx = pipes_tx.clone();
+        async move {
+            let (near, host) = FakeHost::new().await;
+            pipes_tx.send(host).unwrap();
+            Ok::<_, String>(near)
+        }
+    };
+    let mut h = client::start_rejoining(near, "alice".into(), Retry::default(), connect);
+    host.welcome("e1").await;
+    until(&mut h, is_welcome).await;
+    host.send(&ServerMsg::Nick {
+        id: 1,
+        ts: 0,
+        old: "alice".into(),
+        new: "alicia".into(),
+        cid: Some("n1".into()),
+    })
+    .await;
+    until(&mut h, |e| {
+        matches!(e, NetEvent::Server(ServerMsg::Nick { .. }))
+    })
+    .await;
+    drop(host);
+    let mut host = pipes_rx.recv().await.unwrap();
+    let hello = host.welcome("e1").await;
+    assert!(
+        matches!(&hello, ClientMsg::Hello { name, .. } if name == "alicia"),
+        "{hello:?}"
+    );
+    let _ = h.commands.send(Command::Leave);
+}
