@@ -1048,3 +1048,32 @@ async fn someone_who_joins_late_gets_the_recent_history_in_order() {
     assert_eq!(got, want);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_pasted_block_is_one_message_for_tchat_and_lines_for_nc() {
+    let server = room(quick()).await;
+    let alice = Tchat::join(&server, "alice").await;
+    let mut bob = Tchat::join(&server, "bob").await;
+    let mut nc = Plain::connect(&server).await;
+    nc.until_line(|l| l.starts_with("* you are")).await;
+    // Thirty lines in one message: more than the flood limit's burst of 20 lines, but one
+    // message, so it is counted once and not cut.
+    let block: Vec<String> = (0..30).map(|i| format!("line {i} of the paste")).collect();
+    alice.say(&block.join("\n"), "paste");
+    let (from, text, _) = bob.message().await;
+    assert_eq!((from.as_str(), text), ("alice", block.join("\n")));
+    for line in &block {
+        let got = nc.until_line(|l| l.starts_with("alice: ")).await;
+        assert_eq!(got, format!("alice: {line}"));
+    }
+    // And /who from a tchat peer is answered to it alone.
+    bob.say("/who", "w");
+    let who = bob
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Notice { .. })))
+        .await;
+    assert!(
+        matches!(&who, NetEvent::Server(ServerMsg::Notice { text, cid: Some(c), .. }) if text == "in the room (3): alice, bob, guest" && c == "w"),
+        "{who:?}"
+    );
+    server.shutdown().await;
+}
