@@ -153,9 +153,6 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
             history: cli.history,
         },
         max_backlog: as_usize(cli.max_backlog),
-        // The byte bound is the one that matters; the queue holds as many short lines
-        // as fit in it (its slots are only allocated as they fill).
-        queue_lines: (as_usize(cli.max_backlog) / 64).max(4096),
         max_peers: as_usize(cli.max_peers),
         log: cli.headless,
         address: addresses.first().cloned().unwrap_or_default(),

@@ -192,6 +192,115 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
 const MIN_CHUNK: usize = 512;
 const MAX_CHUNK: usize = 64 * 1024;
 
+/// A connection's queue of outgoing lines: filled by the room, emptied by the
+/// connection's writer ([`write_outbox`]). Bounded by the bytes it holds, and holding no
+/// memory once it is empty, however long it was during a burst (a channel would keep
+/// its high-water mark of slots for the life of the connection).
+#[derive(Default)]
+pub struct Outbox {
+    state: std::sync::Mutex<OutboxState>,
+    ready: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct OutboxState {
+    lines: std::collections::VecDeque<Bytes>,
+    /// Bytes queued or being written, not yet on the socket.
+    unsent: usize,
+    closed: bool,
+}
+
+/// Why a line was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// It would take the unsent bytes past the bound: the peer is not reading.
+    Full,
+    /// The connection is closing.
+    Closed,
+}
+
+impl Outbox {
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Queue `line`, unless that would take the bytes not yet written past `max`.
+    pub fn push(&self, line: Bytes, max: usize) -> Result<(), Refused> {
+        let mut s = self.lock();
+        if s.closed {
+            return Err(Refused::Closed);
+        }
+        if s.unsent + line.len() > max {
+            return Err(Refused::Full);
+        }
+        s.unsent += line.len();
+        s.lines.push_back(line);
+        drop(s);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// No more lines: the writer sends what is queued, then shuts the connection down.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// Bytes queued or being written.
+    pub fn unsent(&self) -> usize {
+        self.lock().unsent
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutboxState> {
+        // Nothing panics while holding it; if something did, the queue is still sound.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Write what `outbox` queues to `writer`, everything waiting in one write, until it
+/// is closed and empty; then shut the writer down.
+pub async fn write_outbox<W: AsyncWrite + Unpin>(
+    mut w: W,
+    outbox: Arc<Outbox>,
+) -> std::io::Result<()> {
+    let mut batch = std::collections::VecDeque::new();
+    loop {
+        let (took, closed) = {
+            let mut s = outbox.lock();
+            std::mem::swap(&mut batch, &mut s.lines);
+            (!batch.is_empty(), s.closed)
+        };
+        if !took {
+            if closed {
+                break;
+            }
+            // `notify_one` keeps a permit when nobody waits: no wake-up is lost.
+            outbox.ready.notified().await;
+            continue;
+        }
+        let n: usize = batch.iter().map(Bytes::len).sum();
+        if batch.len() == 1 {
+            w.write_all(&batch[0]).await?;
+        } else {
+            let mut joined = Vec::with_capacity(n);
+            for b in &batch {
+                joined.extend_from_slice(b);
+            }
+            w.write_all(&joined).await?;
+        }
+        w.flush().await?;
+        outbox.lock().unsent -= n;
+        batch.clear();
+        if batch.capacity() > 64 {
+            // Let go of what a burst grew.
+            batch = std::collections::VecDeque::new();
+        }
+    }
+    w.shutdown().await
+}
+
 /// Writes what arrives on `rx` to `writer`, as many queued lines per write as are
 /// waiting, until `rx` is closed; then shuts the writer down. `backlog`, when given,
 /// counts the bytes queued and not yet written; each write takes its bytes off.

@@ -13,7 +13,6 @@ pub mod room;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,7 +22,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::net::{LineReader, Read, write_queued};
+use crate::net::{LineReader, Outbox, Read, Refused, write_outbox};
 use crate::protocol::{self, Frame, ServerMsg};
 use room::{Action, Dialect, Outgoing, PeerId, Room, Rules, Target};
 
@@ -43,8 +42,6 @@ pub struct Config {
     pub ping_after: Duration,
     /// How long a new connection may stay silent before it joins as a plain peer.
     pub settle_after: Duration,
-    /// Lines queued for one peer before it counts as not reading and is dropped.
-    pub queue_lines: usize,
     /// Bytes queued for one peer (not yet written to its socket) before it counts as
     /// not reading and is dropped. Bounds the host's memory per peer.
     pub max_backlog: usize,
@@ -62,7 +59,6 @@ impl Default for Config {
             max_unterminated: 64 * 1024,
             ping_after: Duration::from_secs(20),
             settle_after: Duration::from_millis(700),
-            queue_lines: 4096,
             max_backlog: DEFAULT_MAX_BACKLOG,
             log: false,
             address: String::new(),
@@ -142,8 +138,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 enum Event {
     Open {
         id: PeerId,
-        queue: mpsc::Sender<Bytes>,
-        backlog: Arc<AtomicUsize>,
+        out: Arc<Outbox>,
         kill: CancellationToken,
     },
     Frame(PeerId, Frame),
@@ -230,13 +225,11 @@ async fn serve_peer<S>(id: PeerId, stream: S, events: mpsc::Sender<Event>, confi
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (queue, queued) = mpsc::channel(config.queue_lines);
+    let out = Outbox::new();
     let kill = CancellationToken::new();
-    let backlog = Arc::new(AtomicUsize::new(0));
     let open = Event::Open {
         id,
-        queue,
-        backlog: backlog.clone(),
+        out: out.clone(),
         kill: kill.clone(),
     };
     if events.send(open).await.is_err() {
@@ -244,7 +237,7 @@ where
     }
     let (r, w) = tokio::io::split(stream);
     let reading = read_peer(id, r, &events, &config);
-    let writing = write_queued(w, queued, Some(backlog));
+    let writing = write_outbox(w, out);
     tokio::pin!(reading, writing);
     tokio::select! {
         reason = &mut reading => {
@@ -297,10 +290,16 @@ async fn read_peer<R: AsyncRead + Unpin>(
 }
 
 struct Conn {
-    queue: mpsc::Sender<Bytes>,
-    /// Bytes queued and not yet written (the writer takes them off).
-    backlog: Arc<AtomicUsize>,
+    out: Arc<Outbox>,
     kill: CancellationToken,
+}
+
+impl Drop for Conn {
+    /// The room is done with this connection: its writer sends what is queued (the
+    /// last words, if any), then closes.
+    fn drop(&mut self) {
+        self.out.close();
+    }
 }
 
 async fn room_task(mut events: mpsc::Receiver<Event>, config: Config, stop: CancellationToken) {
@@ -317,20 +316,8 @@ async fn room_task(mut events: mpsc::Receiver<Event>, config: Config, stop: Canc
         };
         let now = now_ms();
         let actions = match event {
-            Event::Open {
-                id,
-                queue,
-                backlog,
-                kill,
-            } => {
-                conns.insert(
-                    id,
-                    Conn {
-                        queue,
-                        backlog,
-                        kill,
-                    },
-                );
+            Event::Open { id, out, kill } => {
+                conns.insert(id, Conn { out, kill });
                 room.connect(id, now)
             }
             Event::Frame(id, frame) => room.receive(id, frame, now),
@@ -385,20 +372,10 @@ fn apply(
                             .clone(),
                     };
                     let Some(conn) = conns.get(&id) else { continue };
-                    let len = bytes.len();
-                    if conn.backlog.load(Ordering::Relaxed) + len > config.max_backlog {
+                    // A closed outbox is a connection already on its way out; it
+                    // reports its own close.
+                    if conn.out.push(bytes, config.max_backlog) == Err(Refused::Full) {
                         too_slow.push(id);
-                        continue;
-                    }
-                    // Counted before it is queued: the writer may take it off at once.
-                    conn.backlog.fetch_add(len, Ordering::Relaxed);
-                    if let Err(e) = conn.queue.try_send(bytes) {
-                        conn.backlog.fetch_sub(len, Ordering::Relaxed);
-                        // A closed queue is a connection already on its way out; it
-                        // reports its own close.
-                        if matches!(e, mpsc::error::TrySendError::Full(_)) {
-                            too_slow.push(id);
-                        }
                     }
                 }
                 for id in too_slow {
