@@ -417,7 +417,7 @@ impl Session {
         // A host's limit applies to text; anything larger than this is not a line of chat.
         let mut lines = LineReader::new(r, protocol::frame_limit(1024 * 1024));
         let (out, out_rx) = mpsc::channel::<Bytes>(256);
-        let mut writer = tokio::spawn(write_queued(w, out_rx, None));
+        let mut writer = tokio::spawn(write_queued(w, out_rx));
 
         // The greeting decides the dialect.
         let first = lines.next(Some(GREETING_WAIT)).await;

@@ -2,7 +2,6 @@
 //! for senders that never send a newline) and writing queued lines in batches.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -246,11 +245,6 @@ impl Outbox {
         self.ready.notify_one();
     }
 
-    /// Bytes queued or being written.
-    pub fn unsent(&self) -> usize {
-        self.lock().unsent
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, OutboxState> {
         // Nothing panics while holding it; if something did, the queue is still sound.
         self.state
@@ -280,17 +274,7 @@ pub async fn write_outbox<W: AsyncWrite + Unpin>(
             outbox.ready.notified().await;
             continue;
         }
-        let n: usize = batch.iter().map(Bytes::len).sum();
-        if batch.len() == 1 {
-            w.write_all(&batch[0]).await?;
-        } else {
-            let mut joined = Vec::with_capacity(n);
-            for b in &batch {
-                joined.extend_from_slice(b);
-            }
-            w.write_all(&joined).await?;
-        }
-        w.flush().await?;
+        let n = write_batch(&mut w, batch.iter()).await?;
         outbox.lock().unsent -= n;
         batch.clear();
         if batch.capacity() > 64 {
@@ -302,15 +286,12 @@ pub async fn write_outbox<W: AsyncWrite + Unpin>(
 }
 
 /// Writes what arrives on `rx` to `writer`, as many queued lines per write as are
-/// waiting, until `rx` is closed; then shuts the writer down. `backlog`, when given,
-/// counts the bytes queued and not yet written; each write takes its bytes off.
+/// waiting, until `rx` is closed; then shuts the writer down.
 pub async fn write_queued<W: AsyncWrite + Unpin>(
     mut w: W,
     mut rx: mpsc::Receiver<Bytes>,
-    backlog: Option<Arc<AtomicUsize>>,
 ) -> std::io::Result<()> {
-    // No buffer is kept between writes: an idle connection holds nothing. Whatever is
-    // queued when the writer wakes goes out in one write.
+    // No buffer is kept between writes: an idle connection holds nothing.
     let mut batch: Vec<Bytes> = Vec::new();
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -319,26 +300,35 @@ pub async fn write_queued<W: AsyncWrite + Unpin>(
         {
             batch.push(more);
         }
-        let n: usize = batch.iter().map(Bytes::len).sum();
-        if batch.len() == 1 {
-            w.write_all(&batch[0]).await?;
-        } else {
-            let mut joined = Vec::with_capacity(n);
-            for b in &batch {
-                joined.extend_from_slice(b);
-            }
-            w.write_all(&joined).await?;
-        }
-        w.flush().await?;
+        write_batch(&mut w, batch.iter()).await?;
         batch.clear();
         if batch.capacity() > MAX_BATCH {
             batch = Vec::new();
         }
-        if let Some(b) = &backlog {
-            b.fetch_sub(n, Ordering::Relaxed);
-        }
     }
     w.shutdown().await
+}
+
+/// Write `lines` in one write (joined, when there are several) and flush; the bytes
+/// written.
+async fn write_batch<'a, W: AsyncWrite + Unpin>(
+    w: &mut W,
+    lines: impl ExactSizeIterator<Item = &'a Bytes> + Clone,
+) -> std::io::Result<usize> {
+    let n: usize = lines.clone().map(Bytes::len).sum();
+    if lines.len() == 1 {
+        for line in lines {
+            w.write_all(line).await?;
+        }
+    } else {
+        let mut joined = Vec::with_capacity(n);
+        for line in lines {
+            joined.extend_from_slice(line);
+        }
+        w.write_all(&joined).await?;
+    }
+    w.flush().await?;
+    Ok(n)
 }
 
 /// The most queued lines gathered into one write.

@@ -65,6 +65,27 @@ impl FakeHost {
     }
 }
 
+/// A client on `near`, welcomed by `host`, whose every reconnect succeeds: the far end
+/// of each new pipe comes out of the receiver.
+async fn rejoining(
+    near: DuplexStream,
+    host: &mut FakeHost,
+) -> (client::Handle, mpsc::UnboundedReceiver<FakeHost>) {
+    let (pipes_tx, pipes_rx) = mpsc::unbounded_channel::<FakeHost>();
+    let connect = move || {
+        let pipes_tx = pipes_tx.clone();
+        async move {
+            let (near, host) = FakeHost::new().await;
+            pipes_tx.send(host).unwrap();
+            Ok::<_, String>(near)
+        }
+    };
+    let mut h = client::start_rejoining(near, "alice".into(), Retry::default(), connect);
+    host.welcome("e1").await;
+    until(&mut h, is_welcome).await;
+    (h, pipes_rx)
+}
+
 async fn next_event(h: &mut client::Handle) -> NetEvent {
     h.events.recv().await.expect("the client task is running")
 }
@@ -198,18 +219,7 @@ async fn a_host_that_goes_silent_without_closing_is_found_and_left() {
 #[tokio::test(start_paused = true)]
 async fn lines_typed_while_offline_are_sent_after_the_rejoin_and_events_pass_once() {
     let (near, mut host) = FakeHost::new().await;
-    let (pipes_tx, mut pipes_rx) = mpsc::unbounded_channel::<FakeHost>();
-    let connect = move || {
-        let pipes_tx = pipes_tx.clone();
-        async move {
-            let (near, host) = FakeHost::new().await;
-            pipes_tx.send(host).unwrap();
-            Ok::<_, String>(near)
-        }
-    };
-    let mut h = client::start_rejoining(near, "alice".into(), Retry::default(), connect);
-    host.welcome("e1").await;
-    until(&mut h, is_welcome).await;
+    let (mut h, mut pipes_rx) = rejoining(near, &mut host).await;
     let msg = |id: u64, text: &str, cid: Option<&str>| ServerMsg::Msg {
         id,
         ts: 0,
@@ -338,18 +348,7 @@ async fn the_host_pings_a_silent_tchat_peer_and_drops_it_when_it_stays_silent() 
 #[tokio::test(start_paused = true)]
 async fn a_rejoin_asks_for_the_name_taken_with_nick() {
     let (near, mut host) = FakeHost::new().await;
-    let (pipes_tx, mut pipes_rx) = mpsc::unbounded_channel::<FakeHost>();
-    let connect = move || {
-        let pipes_tx = pipes_tx.clone();
-        async move {
-            let (near, host) = FakeHost::new().await;
-            pipes_tx.send(host).unwrap();
-            Ok::<_, String>(near)
-        }
-    };
-    let mut h = client::start_rejoining(near, "alice".into(), Retry::default(), connect);
-    host.welcome("e1").await;
-    until(&mut h, is_welcome).await;
+    let (mut h, mut pipes_rx) = rejoining(near, &mut host).await;
     host.send(&ServerMsg::Nick {
         id: 1,
         ts: 0,
