@@ -144,7 +144,7 @@ impl<W: Write> Log<W> {
                 if let ServerMsg::Closing { reason, .. } = msg {
                     self.closing = Some(reason.clone());
                 }
-                (event_time(msg).unwrap_or(arrived), text)
+                (msg.ts().unwrap_or(arrived), text)
             }
             NetEvent::Lost { reason, retry_in } => (
                 arrived,
@@ -177,21 +177,6 @@ impl<W: Write> Log<W> {
             None => Local.from_utc_datetime(&utc.naive_utc()).format(FORMAT),
         }
         .to_string()
-    }
-}
-
-/// The room's time for an event, for those that carry one.
-fn event_time(msg: &ServerMsg) -> Option<i64> {
-    match msg {
-        ServerMsg::Msg { ts, .. }
-        | ServerMsg::Me { ts, .. }
-        | ServerMsg::Private { ts, .. }
-        | ServerMsg::Nick { ts, .. }
-        | ServerMsg::Join { ts, .. }
-        | ServerMsg::Leave { ts, .. }
-        | ServerMsg::Notice { ts, .. }
-        | ServerMsg::Closing { ts, .. } => Some(*ts),
-        _ => None,
     }
 }
 

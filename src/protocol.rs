@@ -349,6 +349,21 @@ impl ServerMsg {
         self
     }
 
+    /// The host's time for this event, for the events that carry one.
+    pub fn ts(&self) -> Option<i64> {
+        match self {
+            ServerMsg::Msg { ts, .. }
+            | ServerMsg::Me { ts, .. }
+            | ServerMsg::Private { ts, .. }
+            | ServerMsg::Nick { ts, .. }
+            | ServerMsg::Join { ts, .. }
+            | ServerMsg::Leave { ts, .. }
+            | ServerMsg::Notice { ts, .. }
+            | ServerMsg::Closing { ts, .. } => Some(*ts),
+            _ => None,
+        }
+    }
+
     /// The room's number for this event, for the events that have one.
     pub fn id(&self) -> Option<u64> {
         match self {

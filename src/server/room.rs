@@ -293,14 +293,15 @@ impl Room {
             }
             Some(p) => {
                 let last = Target::Last(peer, p.dialect);
-                self.leave(peer, Some(reason), now, &mut out);
+                out.extend(self.disconnect(peer, Some(reason), now));
                 // Told after the room has let go of it, before the close.
                 let notice = ServerMsg::Notice {
                     ts: now,
                     text: sanitize::line(tell),
                     cid: None,
                 };
-                out.insert(out.len() - 1, Action::Send(last, Outgoing::Event(notice)));
+                out.push(Action::Send(last, Outgoing::Event(notice)));
+                out.push(Action::Close(peer));
             }
         }
         out
@@ -459,25 +460,17 @@ impl Room {
                     p.bucket = old_peer.bucket;
                 }
                 self.welcome(peer, &name, None, out);
+                out.extend(missed);
             }
             None => {
-                self.join(peer, Dialect::Structured, Some(&hello.name), now, out);
+                let name = self.seat(peer, Dialect::Structured, Some(&hello.name), out);
+                out.extend(missed);
+                self.announce(peer, name, now, out);
                 if hello.since.is_none() {
                     self.recent(peer, Dialect::Structured, out);
                 }
             }
         }
-        // The welcome first, then the catch-up; the join (to the others) may sit between.
-        let at = out
-            .iter()
-            .position(|a| {
-                matches!(
-                    a,
-                    Action::Send(_, Outgoing::Event(ServerMsg::Welcome { .. }))
-                )
-            })
-            .map_or(out.len(), |i| i + 1);
-        out.splice(at..at, missed);
     }
 
     /// Send a rejoining client what it missed since `since`, if it was in this room.
@@ -589,6 +582,18 @@ impl Room {
         now: i64,
         out: &mut Vec<Action>,
     ) {
+        let name = self.seat(peer, dialect, asked, out);
+        self.announce(peer, name, now, out);
+    }
+
+    /// Give a connection its name in the room and welcome it; the name.
+    fn seat(
+        &mut self,
+        peer: PeerId,
+        dialect: Dialect,
+        asked: Option<&str>,
+        out: &mut Vec<Action>,
+    ) -> String {
         let base = asked.and_then(clean_name);
         let name = self.unique_name(base.as_deref().unwrap_or(GUEST_NAME));
         // Tell the person when they did not get the name they asked for.
@@ -598,6 +603,11 @@ impl Room {
             p.name = Some(name.clone());
         }
         self.welcome(peer, &name, renamed, out);
+        name
+    }
+
+    /// Tell everyone else that `name` came in.
+    fn announce(&mut self, peer: PeerId, name: String, now: i64, out: &mut Vec<Action>) {
         let id = self.next_id();
         let event = ServerMsg::Join { id, ts: now, name };
         self.keep(id, event.clone(), None);
