@@ -89,8 +89,8 @@ const IN_FLIGHT: u64 = 1 << 20;
 struct Flow {
     /// Lines sent so far, by all senders.
     sent: std::cell::Cell<u64>,
-    /// Deliveries so far, by all receivers.
-    delivered: std::cell::Cell<u64>,
+    /// What the receivers found so far.
+    tally: Shared<Tally>,
     /// Copies each line makes (peers less its sender).
     fanout: u64,
     wake: tokio::sync::Notify,
@@ -98,7 +98,7 @@ struct Flow {
 
 impl Flow {
     fn outstanding(&self) -> u64 {
-        (self.sent.get() * self.fanout).saturating_sub(self.delivered.get())
+        (self.sent.get() * self.fanout).saturating_sub(self.tally.borrow().deliveries)
     }
 }
 
@@ -183,10 +183,9 @@ async fn run(args: Args) -> Result<(), String> {
     let hist: Shared<Histogram<u64>> = Rc::new(RefCell::new(
         Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?,
     ));
-    let sent: Shared<Vec<u64>> = Rc::new(RefCell::new(vec![0; senders]));
     let flow = Rc::new(Flow {
         sent: Default::default(),
-        delivered: Default::default(),
+        tally: tally.clone(),
         fanout: args.peers as u64 - 1,
         wake: tokio::sync::Notify::new(),
     });
@@ -213,7 +212,6 @@ async fn run(args: Args) -> Result<(), String> {
                 size: args.size,
                 rate: args.rate,
                 stop_at,
-                sent: sent.clone(),
                 clock,
                 flow: flow.clone(),
             };
@@ -230,7 +228,7 @@ async fn run(args: Args) -> Result<(), String> {
     for w in writers {
         keep.push(w.await.map_err(|e| e.to_string())?);
     }
-    let sent_total: u64 = sent.borrow().iter().sum();
+    let sent_total = flow.sent.get();
     // Every line goes to every peer but its sender (neither a tchat host nor an IRC
     // server echoes a plain line back).
     let expected = sent_total * (args.peers as u64 - 1);
@@ -386,7 +384,6 @@ struct Sender {
     size: usize,
     rate: f64,
     stop_at: Instant,
-    sent: Shared<Vec<u64>>,
     clock: Instant,
     flow: Rc<Flow>,
 }
@@ -423,7 +420,6 @@ impl Sender {
                 break;
             }
             self.flow.sent.set(self.flow.sent.get() + lines);
-            self.sent.borrow_mut()[self.me] = seq;
             if tick.is_none() {
                 tokio::task::yield_now().await;
             }
@@ -494,13 +490,9 @@ impl Receiver {
             return;
         }
         let now = self.clock.elapsed().as_nanos() as u64;
-        let delivered = self.flow.delivered.get() + 1;
-        self.flow.delivered.set(delivered);
-        if delivered % 1024 == 0 && self.flow.outstanding() <= IN_FLIGHT {
-            self.flow.wake.notify_waiters();
-        }
         let mut t = self.tally.borrow_mut();
         t.deliveries += 1;
+        let deliveries = t.deliveries;
         if now < self.stop_ns {
             t.in_window += 1;
         }
@@ -512,6 +504,10 @@ impl Receiver {
             self.next[from] = seq + 1;
         } else {
             t.duplicated += 1;
+        }
+        drop(t);
+        if deliveries % 1024 == 0 && self.flow.outstanding() <= IN_FLIGHT {
+            self.flow.wake.notify_waiters();
         }
         let micros = now.saturating_sub(sent_at) / 1000;
         let _ = self.hist.borrow_mut().record(micros.max(1));
