@@ -3,33 +3,14 @@
 //! get every line. Memory is read from `/proc` (Linux); the bound is generous, so this
 //! checks that the host does not hold what it cannot deliver, not how fast it is.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{Headless, rss_kb};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tchat");
-
-/// Killed (and reaped) when dropped, so a failing test leaves no host behind.
-struct Host(Child);
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
 
 #[tokio::test]
 async fn a_peer_that_never_reads_costs_the_host_a_bounded_amount_and_is_dropped() {
@@ -37,36 +18,9 @@ async fn a_peer_that_never_reads_costs_the_host_a_bounded_amount_and_is_dropped(
         eprintln!("no /proc here: skipped");
         return;
     }
-    let mut child = Command::new(BIN)
-        .env("TCHAT_CONFIG", "/dev/null")
-        .args(["--host", "--headless", "--bind", "127.0.0.1", "--port", "0"])
-        .args(["--burst", "0", "--max-line", "1024"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the host");
-    let stderr = child.stderr.take().expect("stderr");
-    let host = Host(child);
-    let pid = host.0.id();
-    let mut err = BufReader::new(tokio::process::ChildStderr::from_std(stderr).unwrap()).lines();
-    let first = timeout(Duration::from_secs(10), err.next_line())
-        .await
-        .expect("the host starts")
-        .unwrap()
-        .expect("a line");
-    let addr = first
-        .strip_prefix("tchat: hosting a room at ")
-        .unwrap_or_else(|| panic!("{first:?}"))
-        .to_owned();
-    // Keep reading the log so the host never blocks on it.
-    let log = tokio::spawn(async move {
-        let mut all = Vec::new();
-        while let Ok(Some(l)) = err.next_line().await {
-            all.push(l);
-        }
-        all
-    });
+    let mut host = Headless::start(&["--burst", "0", "--max-line", "1024"]);
+    let pid = host.pid();
+    let addr = host.addr.clone();
 
     // One after another, each in before the next: guest, guest2, guest3.
     let join = |hello: &'static [u8]| {
@@ -147,12 +101,6 @@ async fn a_peer_that_never_reads_costs_the_host_a_bounded_amount_and_is_dropped(
         "host RSS went from {before} kB to {peak} kB"
     );
     eprintln!("host RSS: {before} kB before, {peak} kB at most while relaying 40 MB");
+    host.wait_log(|l| l.contains("guest left (too slow to keep up)"));
     drop(stuck);
-    drop(host);
-    let log = log.await.unwrap();
-    assert!(
-        log.iter().any(|l| l.contains("too slow to keep up")),
-        "{log:?}"
-    );
-    let _ = reader.read_u8().await;
 }

@@ -14,19 +14,17 @@
 //! Loopback only, bounded in peers, rate and time; every wait has a deadline, the whole
 //! run has one too, and the host is killed when the test ends, passing or not.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+
+use common::{Headless, fd_count, rss_kb};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep, timeout};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tchat");
 
 /// The host's flood limit, given on its command line so that nothing else changes it.
 /// A peer at `RATE_MAX` lines a second or less never meets it.
@@ -46,76 +44,6 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 const RSS_REFERENCE_AT: Duration = Duration::from_secs(10);
 /// Open descriptors may differ from the baseline by this many once everyone has left.
 const FD_SLACK: usize = 2;
-
-/// The running host; killed and reaped on drop, so a panic or a timeout leaves nothing.
-struct HostGuard {
-    child: Child,
-}
-
-impl Drop for HostGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Start `tchat --host --headless` on a free loopback port; return it and its address.
-/// Its stderr (the join and leave log) is read to the end on a thread, so that the host
-/// never blocks writing it.
-fn start_host() -> (HostGuard, String) {
-    let mut child = Command::new(BIN)
-        .args(["--host", "--headless", "--bind", "127.0.0.1", "--port", "0"])
-        .args([
-            "--burst",
-            &BURST.to_string(),
-            "--rate",
-            &FLOOD_RATE.to_string(),
-        ])
-        .env("TCHAT_CONFIG", "/dev/null")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the host");
-    let stderr = child.stderr.take().expect("the host's stderr");
-    let guard = HostGuard { child };
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(addr) = line.strip_prefix("tchat: hosting a room at ") {
-                // The first address is the one asked for (there is only one here).
-                let addr = addr.split(", ").next().unwrap_or(addr).to_owned();
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(addr);
-                }
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(STEP)
-        .expect("the host prints the address it is hosting at");
-    (guard, addr)
-}
-
-/// The host's resident memory in KB, from `/proc/PID/status`.
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
-}
-
-/// The host's open file descriptors, from `/proc/PID/fd`.
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("read /proc/PID/fd")
-        .count()
-}
 
 #[derive(Debug, Clone)]
 struct Sample {
@@ -504,8 +432,14 @@ async fn many_plain_peers_talk_for_a_while_and_nothing_is_lost_or_kept() {
     let rate = param("SOAK_RATE", 2, 1, RATE_MAX);
     let secs = param("SOAK_SECS", 60, 1, 1800);
 
-    let (host, addr) = start_host();
-    let pid = host.child.id();
+    let host = Headless::start(&[
+        "--burst",
+        &BURST.to_string(),
+        "--rate",
+        &FLOOD_RATE.to_string(),
+    ]);
+    let pid = host.pid();
+    let addr = host.addr.clone();
     // The whole run, with room for joining, draining and closing.
     let overall = Duration::from_secs(u64::from(secs)) + 3 * STEP + DRAIN + SETTLE;
     let r = timeout(overall, soak(pid, addr, peers, rate, secs))

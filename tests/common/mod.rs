@@ -72,3 +72,80 @@ pub fn lines_of(r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
     });
     rx
 }
+
+/// `tchat --host --headless` on a free loopback port, with an empty config file, plus
+/// `extra` arguments; killed and reaped when dropped, so a failing test leaves nothing
+/// behind. Its log (stderr) is read on a thread, so the host never blocks writing it.
+pub struct Headless {
+    child: std::process::Child,
+    /// Where it hosts, `127.0.0.1:PORT`.
+    pub addr: String,
+    log: mpsc::Receiver<Vec<u8>>,
+}
+
+impl Headless {
+    pub fn start(extra: &[&str]) -> Headless {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tchat"))
+            .args(["--host", "--headless", "--bind", "127.0.0.1", "--port", "0"])
+            .args(extra)
+            .env("TCHAT_CONFIG", "/dev/null")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the host");
+        let log = lines_of(child.stderr.take().expect("the host's stderr"));
+        let mut host = Headless {
+            child,
+            addr: String::new(),
+            log,
+        };
+        let line = host.wait_log(|l| l.starts_with("tchat: hosting a room at "));
+        host.addr = line["tchat: hosting a room at ".len()..].to_owned();
+        host
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait (up to 10 s) for a log line that satisfies `pred`; return it.
+    pub fn wait_log(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self
+                .log
+                .recv_timeout(left)
+                .expect("the host logs the line waited for within 10 s");
+            let line = String::from_utf8_lossy(&line).trim_end().to_owned();
+            if pred(&line) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Headless {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A process's resident memory in KB, from `/proc/PID/status` (Linux).
+pub fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("read /proc/PID/status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// A process's open file descriptors, from `/proc/PID/fd` (Linux).
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc/PID/fd")
+        .count()
+}
