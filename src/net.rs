@@ -270,6 +270,11 @@ pub async fn write_outbox<W: AsyncWrite + Unpin>(
             if closed {
                 break;
             }
+            // Nothing to write: let go of what a burst grew (both queues are empty), but
+            // keep the few slots a chat's one line at a time needs, so that steady
+            // traffic allocates nothing per line.
+            release(&mut batch);
+            release(&mut outbox.lock().lines);
             // `notify_one` keeps a permit when nobody waits: no wake-up is lost.
             outbox.ready.notified().await;
             continue;
@@ -277,13 +282,19 @@ pub async fn write_outbox<W: AsyncWrite + Unpin>(
         let n = write_batch(&mut w, batch.iter()).await?;
         outbox.lock().unsent -= n;
         batch.clear();
-        if batch.capacity() > 64 {
-            // Let go of what a burst grew.
-            batch = std::collections::VecDeque::new();
-        }
     }
     w.shutdown().await
 }
+
+/// Drop an empty queue's slots if a burst grew it past a few.
+fn release(lines: &mut std::collections::VecDeque<Bytes>) {
+    if lines.is_empty() && lines.capacity() > KEEP_SLOTS {
+        *lines = std::collections::VecDeque::new();
+    }
+}
+
+/// Slots an idle connection's queues keep (each a 32-byte handle to shared bytes).
+const KEEP_SLOTS: usize = 4;
 
 /// Writes what arrives on `rx` to `writer`, as many queued lines per write as are
 /// waiting, until `rx` is closed; then shuts the writer down.

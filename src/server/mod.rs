@@ -155,9 +155,11 @@ async fn run_inner(
     config: Config,
     stop: CancellationToken,
 ) {
+    // Shared by every connection task rather than copied into each.
+    let config = Arc::new(config);
     let tracker = TaskTracker::new();
     let (events_tx, events) = mpsc::channel::<Event>(1024);
-    let room_task = tokio::spawn(room_task(events, config.clone(), stop.clone()));
+    let room_task = tokio::spawn(room_task(events, Config::clone(&config), stop.clone()));
     let seats = Arc::new(Semaphore::new(config.max_peers));
     let mut next_id: PeerId = 0;
     loop {
@@ -171,9 +173,12 @@ async fn run_inner(
                     crate::net::keepalive(&stream);
                     match seats.clone().try_acquire_owned() {
                         Ok(seat) => {
-                            let peer = serve_peer(id, stream, events_tx.clone(), config.clone());
+                            let (events, peer_config) = (events_tx.clone(), config.clone());
+                            // The connection's future is made inside the task, not moved
+                            // into it: a future captured and then awaited is stored twice,
+                            // and this one is what every idle peer costs.
                             tracker.spawn(async move {
-                                peer.await;
+                                serve_peer(id, stream, events, peer_config).await;
                                 drop(seat);
                             });
                         }
@@ -221,7 +226,7 @@ async fn turn_away(mut stream: tokio::net::TcpStream, max_peers: usize) {
 }
 
 /// One connection: greet, read lines for the room, write what the room queues.
-async fn serve_peer<S>(id: PeerId, stream: S, events: mpsc::Sender<Event>, config: Config)
+async fn serve_peer<S>(id: PeerId, stream: S, events: mpsc::Sender<Event>, config: Arc<Config>)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
