@@ -311,14 +311,36 @@ async fn room_task(mut events: mpsc::Receiver<Event>, config: Config, stop: Canc
     let epoch = format!("{:016x}", rand::random::<u64>());
     let mut room = Room::new(epoch, config.address.clone(), config.rules.clone());
     let mut conns: HashMap<PeerId, Conn> = HashMap::new();
+    // After a burst (a crowd joining, a flood), once the room has been quiet a while,
+    // hand the memory the burst freed back to the system. Armed only by activity: an
+    // idle room wakes for nothing.
+    let tidy = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(tidy);
+    let mut untidy = false;
+    let mut last_event = tokio::time::Instant::now();
     loop {
         let event = tokio::select! {
             _ = stop.cancelled() => break,
+            () = &mut tidy, if untidy => {
+                let quiet_from = last_event + TIDY_AFTER;
+                if quiet_from <= tokio::time::Instant::now() {
+                    untidy = false;
+                    tokio::task::spawn_blocking(crate::memory::release_free);
+                } else {
+                    tidy.as_mut().reset(quiet_from);
+                }
+                continue;
+            }
             event = events.recv() => match event {
                 Some(event) => event,
                 None => break,
             },
         };
+        last_event = tokio::time::Instant::now();
+        if !untidy {
+            untidy = true;
+            tidy.as_mut().reset(last_event + TIDY_AFTER);
+        }
         let now = now_ms();
         let actions = match event {
             Event::Open { id, out, kill } => {
@@ -347,6 +369,9 @@ async fn room_task(mut events: mpsc::Receiver<Event>, config: Config, stop: Canc
     // Dropping the queues lets each writer flush the goodbye and close.
     conns.clear();
 }
+
+/// How long the room stays quiet before it returns a burst's freed memory.
+const TIDY_AFTER: Duration = Duration::from_secs(2);
 
 /// Carry out the room's actions. Each event is encoded at most once per dialect and the
 /// same bytes are queued for every recipient.
