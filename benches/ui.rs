@@ -72,7 +72,9 @@ fn app_with(n: u64, w: u16, h: u16) -> App {
 
 fn frame(c: &mut Criterion) {
     let mut group = c.benchmark_group("frame");
-    for n in [10u64, 100_000] {
+    // 10 messages fill a third of the pane; from about 30 it is full, and the cost
+    // should stay flat however long the scrollback grows.
+    for n in [10u64, 1_000, 100_000] {
         let app = app_with(n, 120, 40);
         let mut term = Terminal::new(TestBackend::new(120, 40)).expect("a test terminal");
         group.bench_with_input(BenchmarkId::from_parameter(n), &app, |b, app| {

@@ -135,6 +135,8 @@ pub struct Entry {
     pub text: String,
     /// Someone else's line that names you (or is private to you): highlighted.
     pub mention: bool,
+    /// `text` laid out in rows, as last drawn.
+    pub wrapped: text::Wrapped,
 }
 
 /// Where the message pane is scrolled to.
@@ -285,6 +287,7 @@ impl App {
             kind,
             text,
             mention,
+            wrapped: text::Wrapped::default(),
         });
         if self.entries.len() > SCROLLBACK {
             self.entries.pop_front();
@@ -697,6 +700,7 @@ impl App {
                         e.ts = ts;
                         // As the room has it (`//x` was sent as `/x`).
                         e.text = sanitize::text(&text);
+                        e.wrapped.forget();
                         if let Kind::Message { state, from: f, .. } = &mut e.kind {
                             *state = Delivery::Delivered;
                             *f = from;

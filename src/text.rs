@@ -8,6 +8,7 @@
 //! overflow the pane; a view that wraps with one measure and draws with another cuts
 //! characters.
 
+use std::cell::RefCell;
 use std::ops::Range;
 
 use unicode_segmentation::UnicodeSegmentation;
@@ -72,6 +73,70 @@ pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<Range<usize>> {
         para_start = para_end + 1;
     }
     rows
+}
+
+/// One text's rows at one pair of widths, kept so that a text drawn again (every frame
+/// while it is on screen, every step of a scroll) is not measured again. Wrapping walks
+/// every grapheme of the text and was the largest part of drawing a frame.
+///
+/// It sits beside the text it lays out and is filled while drawing, which only reads
+/// the state: hence the `RefCell`. Whoever changes the text calls [`Wrapped::forget`].
+/// It is not part of the value: two texts compare equal whatever either has kept.
+#[derive(Default, Clone)]
+pub struct Wrapped(RefCell<Option<Box<Kept>>>);
+
+#[derive(Clone)]
+struct Kept {
+    first: usize,
+    rest: usize,
+    /// The length of the text laid out: a guard, should a change forget to `forget`.
+    len: usize,
+    rows: Vec<Range<usize>>,
+}
+
+impl Wrapped {
+    /// `f` of the rows of `text` (as [`wrap`] gives them), wrapped only if they were not
+    /// kept for these widths.
+    pub fn with_rows<T>(
+        &self,
+        text: &str,
+        first: usize,
+        rest: usize,
+        f: impl FnOnce(&[Range<usize>]) -> T,
+    ) -> T {
+        let mut kept = self.0.borrow_mut();
+        match kept.as_deref() {
+            Some(k) if k.first == first && k.rest == rest && k.len == text.len() => {}
+            _ => {
+                *kept = Some(Box::new(Kept {
+                    first,
+                    rest,
+                    len: text.len(),
+                    rows: wrap(text, first, rest),
+                }))
+            }
+        }
+        f(kept.as_ref().map_or(&[], |k| &k.rows))
+    }
+
+    /// The text changed: what was kept no longer fits it.
+    pub fn forget(&mut self) {
+        *self.0.get_mut() = None;
+    }
+}
+
+impl PartialEq for Wrapped {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Wrapped {}
+
+impl std::fmt::Debug for Wrapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Wrapped")
+    }
 }
 
 /// Rows `line` takes when wrapped at any grapheme in `width` columns (a character that
@@ -162,6 +227,27 @@ mod tests {
     #[test]
     fn a_wide_char_in_a_one_column_pane_gets_its_own_row() {
         assert_eq!(rows("世界", 1, 1), vec!["世", "界"]);
+    }
+
+    #[test]
+    fn kept_rows_are_the_wrapped_rows_and_follow_the_widths() {
+        let text = "hello brave new world";
+        let kept = Wrapped::default();
+        let rows = |first, rest| kept.with_rows(text, first, rest, <[_]>::to_vec);
+        assert_eq!(rows(11, 11), wrap(text, 11, 11));
+        // Asked again at the same widths: the same rows.
+        assert_eq!(rows(11, 11), wrap(text, 11, 11));
+        // At other widths: wrapped again, not the rows kept for the old ones.
+        assert_eq!(rows(5, 21), wrap(text, 5, 21));
+        assert_ne!(wrap(text, 5, 21), wrap(text, 11, 11));
+    }
+
+    #[test]
+    fn forgotten_rows_are_wrapped_again_for_the_new_text() {
+        let mut kept = Wrapped::default();
+        assert_eq!(kept.with_rows("a b", 1, 1, <[_]>::len), 2);
+        kept.forget();
+        assert_eq!(kept.with_rows("abc def ghi", 1, 1, <[_]>::len), 9);
     }
 
     #[test]

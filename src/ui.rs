@@ -74,7 +74,9 @@ fn columns(entry: &Entry, width: usize) -> (usize, usize, usize) {
 /// How many rows `entry` takes in a pane `width` columns wide.
 pub fn entry_rows(entry: &Entry, width: usize) -> usize {
     let (first, rest, _) = columns(entry, width);
-    text::wrap(&entry.text, first, rest).len()
+    entry
+        .wrapped
+        .with_rows(&entry.text, first, rest, <[_]>::len)
 }
 
 /// A stable colour for a name, from the terminal's own palette.
@@ -191,19 +193,21 @@ fn entry_lines(entry: &Entry, width: usize, utc_offset: i32, color: bool) -> Vec
     } else {
         (body_style, time)
     };
-    let mut lines = Vec::new();
-    for (i, range) in text::wrap(&entry.text, first, rest).into_iter().enumerate() {
-        let body = Span::styled(entry.text[range].to_owned(), body_style);
-        if i == 0 {
-            let mut spans = vec![time.clone()];
-            spans.extend(label_span.iter().cloned());
-            spans.push(body);
-            lines.push(Line::from(spans));
-        } else {
-            lines.push(Line::from(vec![Span::raw(" ".repeat(indent)), body]));
+    entry.wrapped.with_rows(&entry.text, first, rest, |rows| {
+        let mut lines = Vec::with_capacity(rows.len());
+        for (i, range) in rows.iter().enumerate() {
+            let body = Span::styled(entry.text[range.clone()].to_owned(), body_style);
+            if i == 0 {
+                let mut spans = vec![time.clone()];
+                spans.extend(label_span.iter().cloned());
+                spans.push(body);
+                lines.push(Line::from(spans));
+            } else {
+                lines.push(Line::from(vec![Span::raw(" ".repeat(indent)), body]));
+            }
         }
-    }
-    lines
+        lines
+    })
 }
 
 /// The rows that fill the message pane, top to bottom. Only entries that show are laid
@@ -245,7 +249,11 @@ pub fn render(app: &App, frame: &mut Frame) {
 
     let pane = areas.messages;
     let rows = visible_lines(app, pane.width as usize, pane.height as usize);
-    frame.render_widget(Paragraph::new(rows), pane);
+    // Each row is already laid out to fit: drawn as it is, with no second pass of
+    // wrapping or truncating over it (a `Paragraph` would re-measure every grapheme).
+    for (y, row) in (pane.y..pane.bottom()).zip(&rows) {
+        frame.render_widget(row, Rect::new(pane.x, y, pane.width, 1));
+    }
     if app.scroll != Scroll::Live && pane.height > 0 {
         let mentions = match app.unseen_mentions {
             0 => String::new(),

@@ -982,3 +982,42 @@ fn the_marker_counts_mentions_apart() {
         "{shown}"
     );
 }
+
+/// The rows drawn for a line are kept between frames; when the room's echo changes the
+/// line (`//usr` is relayed as `/usr`), the next frame lays out the new text, not the
+/// rows kept for the old one.
+#[test]
+fn an_echo_that_changes_a_drawn_line_is_laid_out_again() {
+    let mut app = in_room(40, 8);
+    type_str(&mut app, "//usr/local/share/a-long-path is where");
+    let fx = update(&mut app, key(KeyCode::Enter), T0);
+    let cid = fx
+        .iter()
+        .find_map(|e| match e {
+            tchat::app::Effect::Send { cid, .. } => Some(cid.clone()),
+            _ => None,
+        })
+        .expect("the line is sent");
+    let before = screen(&app);
+    assert!(before.contains("//usr/local"), "{before}");
+    server(
+        &mut app,
+        ServerMsg::Msg {
+            id: 1,
+            ts: T0,
+            from: "alice".into(),
+            text: "/usr/local/share/a-long-path is where".into(),
+            cid: Some(cid),
+        },
+    );
+    let after = screen(&app);
+    assert!(!after.contains("//usr"), "{after}");
+    // The whole new text shows, in rows of its own: nothing cut at the old rows' byte
+    // offsets, nothing lost off the end.
+    let squeezed: String = after.chars().filter(|c| !c.is_whitespace()).collect();
+    assert!(
+        squeezed.contains("alice:/usr/local/share/a-long-pathiswhere"),
+        "{after}"
+    );
+    assert!(after.contains("h is where"), "{after}");
+}
