@@ -270,16 +270,27 @@ async fn read_peer<R: AsyncRead + Unpin>(
 ) -> Option<String> {
     let mut lines = LineReader::new(reader, protocol::frame_limit(config.rules.max_line))
         .with_cap(config.unterminated_cap());
+    // Until the first line (or a silence) settles how the peer talks, wait to settle;
+    // after it, only a tchat client is pinged when it goes quiet, so a plain peer's
+    // reader waits on its socket alone and an idle one never wakes the host.
+    let mut quiet_after = Some(config.settle_after);
     let mut settled = false;
     loop {
-        let quiet_after = if settled {
-            config.ping_after
-        } else {
-            config.settle_after
-        };
-        let (event, last) = match lines.next(Some(quiet_after)).await {
-            Read::Frame(frame) => (Event::Frame(id, frame), false),
-            Read::Quiet => (Event::Quiet(id), false),
+        let (event, last) = match lines.next(quiet_after).await {
+            Read::Frame(frame) => {
+                if !settled {
+                    let tchat = matches!(&frame, Frame::Line(line)
+                        if protocol::ClientMsg::parse_hello(line).is_some());
+                    quiet_after = tchat.then_some(config.ping_after);
+                }
+                (Event::Frame(id, frame), false)
+            }
+            Read::Quiet => {
+                if !settled {
+                    quiet_after = None;
+                }
+                (Event::Quiet(id), false)
+            }
             Read::Overrun => (Event::Overrun(id), true),
             Read::Closed(reason) => return reason,
         };
