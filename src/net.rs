@@ -90,18 +90,31 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             } else {
                 quiet_after
             };
-            if self.buf.is_empty() && self.buf.capacity() > MAX_CHUNK {
-                // Let go of what a burst grew, rather than keep it while idle.
+            let deadline = wait.map(|d| tokio::time::Instant::now() + d);
+            if self.buf.is_empty() {
+                // Nothing is buffered: wait until the peer sends before making room for
+                // it, so that a connection waiting on a quiet peer holds no buffer.
                 self.buf = BytesMut::new();
+                let ready = readable(&mut self.reader);
+                let ready = match deadline {
+                    None => ready.await,
+                    Some(at) => match tokio::time::timeout_at(at, ready).await {
+                        Ok(ready) => ready,
+                        Err(_) => return Read::Quiet,
+                    },
+                };
+                if let Err(e) = ready {
+                    return Read::Closed(Some(e.to_string()));
+                }
             }
             self.buf.reserve(self.chunk);
             let before = self.buf.len();
             let room = self.buf.capacity() - before;
             // `read_buf` is cancel safe: a timed-out read loses no byte.
             let read = self.reader.read_buf(&mut self.buf);
-            let result = match wait {
+            let result = match deadline {
                 None => read.await,
-                Some(d) => match tokio::time::timeout(d, read).await {
+                Some(at) => match tokio::time::timeout_at(at, read).await {
                     Ok(result) => result,
                     Err(_) if partial => match self.decoder.take_partial(&mut self.buf) {
                         Some(line) => {
@@ -138,6 +151,18 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             }
         }
     }
+}
+
+/// Wait until `reader` has something to read (or has reached its end, or failed),
+/// without reading it: a read into no room at all. A socket answers it when it becomes
+/// readable; a reader that answers at once only costs the caller its buffer while it
+/// waits, as before.
+async fn readable<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<()> {
+    std::future::poll_fn(|cx| {
+        let mut no_room = tokio::io::ReadBuf::new(&mut []);
+        std::pin::Pin::new(&mut *reader).poll_read(cx, &mut no_room)
+    })
+    .await
 }
 
 /// Listen on `addr` with room for many connections arriving at once: a burst of joins
@@ -344,3 +369,44 @@ async fn write_batch<'a, W: AsyncWrite + Unpin>(
 
 /// The most queued lines gathered into one write.
 const MAX_BATCH: usize = 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn lines_around_a_quiet_spell_are_read_whole() {
+        let (mut far, near) = tokio::io::duplex(1024);
+        let mut lines = LineReader::new(near, 1024);
+        far.write_all(b"hello\n").await.unwrap();
+        assert!(matches!(lines.next(None).await, Read::Frame(Frame::Line(l)) if l == "hello"));
+        let quiet = Some(Duration::from_secs(5));
+        assert!(matches!(lines.next(quiet).await, Read::Quiet));
+        // What comes later is read whole, and the end is still seen.
+        far.write_all(b"later\nand a last line").await.unwrap();
+        drop(far);
+        assert!(matches!(lines.next(quiet).await, Read::Frame(Frame::Line(l)) if l == "later"));
+        assert!(
+            matches!(lines.next(quiet).await, Read::Frame(Frame::Line(l)) if l == "and a last line")
+        );
+        assert!(matches!(lines.next(quiet).await, Read::Closed(None)));
+    }
+
+    /// A pipe answers a read with no room at once, so only a socket shows the saving.
+    #[tokio::test]
+    async fn a_socket_reader_waiting_on_a_quiet_peer_holds_no_buffer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (far, near) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let (mut far, near) = (far.unwrap(), near.unwrap().0);
+        let mut lines = LineReader::new(near, 1024);
+        let quiet = Some(Duration::from_millis(50));
+        assert!(matches!(lines.next(quiet).await, Read::Quiet));
+        assert_eq!(lines.buf.capacity(), 0);
+        far.write_all("你好\n".as_bytes()).await.unwrap();
+        assert!(matches!(lines.next(None).await, Read::Frame(Frame::Line(l)) if l == "你好"));
+        drop(far);
+        assert!(matches!(lines.next(None).await, Read::Closed(None)));
+    }
+}
