@@ -258,9 +258,15 @@ impl Outbox {
             return Err(Refused::Full);
         }
         s.unsent += line.len();
+        let was_empty = s.lines.is_empty();
         s.lines.push_back(line);
         drop(s);
-        self.ready.notify_one();
+        // The writer takes everything queued at once, so it needs waking only when the
+        // queue starts to fill: a line added to a queue that already holds some will be
+        // taken with them.
+        if was_empty {
+            self.ready.notify_one();
+        }
         Ok(())
     }
 
@@ -391,6 +397,45 @@ mod tests {
             matches!(lines.next(quiet).await, Read::Frame(Frame::Line(l)) if l == "and a last line")
         );
         assert!(matches!(lines.next(quiet).await, Read::Closed(None)));
+    }
+
+    #[tokio::test]
+    async fn the_writer_sends_every_queued_line_in_order_however_they_were_queued() {
+        use tokio::io::AsyncReadExt;
+        // A small pipe: the writer blocks mid-batch while more lines are queued.
+        let (near, mut far) = tokio::io::duplex(64);
+        let out = Outbox::new();
+        let writer = tokio::spawn(write_outbox(near, out.clone()));
+        let mut expected = String::new();
+        for i in 0..200 {
+            let line = format!("line {i}\n");
+            expected.push_str(&line);
+            out.push(Bytes::from(line), 1 << 20).unwrap();
+            if i % 7 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        out.close();
+        assert_eq!(
+            out.push(Bytes::from_static(b"late\n"), 1 << 20),
+            Err(Refused::Closed)
+        );
+        let mut got = String::new();
+        // A lost wake-up would leave lines queued and this waiting: fail instead.
+        tokio::time::timeout(Duration::from_secs(10), far.read_to_string(&mut got))
+            .await
+            .expect("the writer wrote everything and closed")
+            .unwrap();
+        writer.await.unwrap().unwrap();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_queue_refuses_what_would_take_it_past_its_bound() {
+        let out = Outbox::new();
+        out.push(Bytes::from_static(b"12345"), 8).unwrap();
+        assert_eq!(out.push(Bytes::from_static(b"6789"), 8), Err(Refused::Full));
+        out.push(Bytes::from_static(b"678"), 8).unwrap();
     }
 
     /// A pipe answers a read with no room at once, so only a socket shows the saving.

@@ -305,6 +305,10 @@ async fn read_peer<R: AsyncRead + Unpin>(
     }
 }
 
+/// The room task's connections, by the host's own connection numbers (a fast hash, as
+/// in the room: one look-up per recipient of every line).
+type Conns = HashMap<PeerId, Conn, foldhash::fast::RandomState>;
+
 struct Conn {
     out: Arc<Outbox>,
     kill: CancellationToken,
@@ -321,7 +325,7 @@ impl Drop for Conn {
 async fn room_task(mut events: mpsc::Receiver<Event>, config: Config, stop: CancellationToken) {
     let epoch = format!("{:016x}", rand::random::<u64>());
     let mut room = Room::new(epoch, config.address.clone(), config.rules.clone());
-    let mut conns: HashMap<PeerId, Conn> = HashMap::new();
+    let mut conns = Conns::default();
     // After a burst (a crowd joining, a flood), once the room has been quiet a while,
     // hand the memory the burst freed back to the system. Armed only by activity: an
     // idle room wakes for nothing.
@@ -386,12 +390,7 @@ const TIDY_AFTER: Duration = Duration::from_secs(2);
 
 /// Carry out the room's actions. Each event is encoded at most once per dialect and the
 /// same bytes are queued for every recipient.
-fn apply(
-    room: &mut Room,
-    conns: &mut HashMap<PeerId, Conn>,
-    actions: Vec<Action>,
-    config: &Config,
-) {
+fn apply(room: &mut Room, conns: &mut Conns, actions: Vec<Action>, config: &Config) {
     let mut work: VecDeque<Action> = actions.into();
     while let Some(action) = work.pop_front() {
         match action {

@@ -157,7 +157,9 @@ pub struct Room {
     /// Where people can reach the room, for the greeting.
     address: String,
     rules: Rules,
-    peers: HashMap<PeerId, Peer>,
+    /// Keyed by the host's own connection numbers (no one else picks them), so a fast
+    /// hash serves: it is taken once per recipient of every line.
+    peers: HashMap<PeerId, Peer, foldhash::fast::RandomState>,
     next_event: u64,
     history: VecDeque<Kept>,
     /// `(session, cid)` → event id, for the lines in `history`.
@@ -171,7 +173,7 @@ impl Room {
             epoch,
             address,
             rules,
-            peers: HashMap::new(),
+            peers: HashMap::default(),
             next_event: 1,
             history: VecDeque::new(),
             seen: HashMap::new(),
