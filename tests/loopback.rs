@@ -555,6 +555,59 @@ async fn stuck_reader_is_dropped(config: Config) {
 }
 
 #[tokio::test]
+async fn the_hosts_own_seat_is_not_dropped_for_a_pause_in_a_flood() {
+    // A bound any netcat peer would be dropped at (see the test above), and a host whose
+    // screen stops reading (Ctrl-S) while bob sends far more than that.
+    let server = room(Config {
+        max_backlog: 16 * 1024,
+        ..unlimited()
+    })
+    .await;
+    let mut seat = tokio::io::BufReader::new(server.connect_local().await.unwrap());
+    seat.get_mut().write_all(b"host here\n").await.unwrap();
+    let mut alice = Tchat::join(&server, "alice").await;
+    let bob = Tchat::join(&server, "bob").await;
+    let line = "x".repeat(500);
+    let (rounds, per_round) = (50, 20); // 0.5 MB: thirty times the bound
+    let lines = rounds * per_round;
+    // Bob sends in rounds that alice keeps up with, as a reader that keeps up does; when
+    // she has it all, the room has queued it all for the seat.
+    let mut got = 0;
+    for round in 0..rounds {
+        for i in 0..per_round {
+            let n = round * per_round + i;
+            bob.say(&format!("{n} {line}"), &n.to_string());
+        }
+        while got < (round + 1) * per_round {
+            if let NetEvent::Server(ServerMsg::Msg { from, .. }) = alice.next().await
+                && from == "bob"
+            {
+                got += 1;
+            }
+        }
+    }
+    // The screen reads again: every line, in order, and no word of being too slow.
+    use tokio::io::AsyncBufReadExt;
+    let mut next = 0;
+    let mut text = String::new();
+    while next < lines {
+        text.clear();
+        timeout(DEADLINE, seat.read_line(&mut text))
+            .await
+            .expect("the seat's lines keep coming")
+            .unwrap();
+        assert!(!text.contains("too slow"), "{text}");
+        assert!(!text.is_empty(), "the seat's connection was closed");
+        if let Some(rest) = text.strip_prefix("bob: ") {
+            let n: usize = rest.split(' ').next().unwrap().parse().unwrap();
+            assert_eq!(n, next, "every line, in order");
+            next += 1;
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn tchat_falls_back_to_plain_text_with_a_plain_server() {
     // A plain socket program, like the classic Python chat server: it greets nobody,
     // prints what it receives and sends what its user types, without newlines.

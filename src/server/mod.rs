@@ -69,6 +69,12 @@ impl Default for Config {
 /// The default bound on one peer's unsent bytes.
 pub const DEFAULT_MAX_BACKLOG: usize = 1024 * 1024;
 
+/// The bound on the host's own seat's unsent bytes (when `max_backlog` is lower). A
+/// pause of the host's screen (Ctrl-S, a slow ssh link) while the room is busy must not
+/// throw the host out of its own room; a screen stopped for good must still not take
+/// all the memory there is.
+pub const OWN_SEAT_BACKLOG: usize = 64 * 1024 * 1024;
+
 impl Config {
     /// Bytes without a newline after which a connection is closed.
     pub fn unterminated_cap(&self) -> usize {
@@ -140,6 +146,8 @@ enum Event {
         id: PeerId,
         out: Arc<Outbox>,
         kill: CancellationToken,
+        /// The host's own seat (see [`OWN_SEAT_BACKLOG`]).
+        own_seat: bool,
     },
     Frame(PeerId, Frame),
     /// Nothing arrived for a while.
@@ -178,7 +186,7 @@ async fn run_inner(
                             // into it: a future captured and then awaited is stored twice,
                             // and this one is what every idle peer costs.
                             tracker.spawn(async move {
-                                serve_peer(id, stream, events, peer_config).await;
+                                serve_peer(id, stream, events, peer_config, false).await;
                                 drop(seat);
                             });
                         }
@@ -196,7 +204,8 @@ async fn run_inner(
                 }
             },
             Some(stream) = local.recv() => {
-                tracker.spawn(serve_peer(id, stream, events_tx.clone(), config.clone()));
+                let peer = serve_peer(id, stream, events_tx.clone(), config.clone(), true);
+                tracker.spawn(peer);
             }
         }
     }
@@ -226,8 +235,13 @@ async fn turn_away(mut stream: tokio::net::TcpStream, max_peers: usize) {
 }
 
 /// One connection: greet, read lines for the room, write what the room queues.
-async fn serve_peer<S>(id: PeerId, stream: S, events: mpsc::Sender<Event>, config: Arc<Config>)
-where
+async fn serve_peer<S>(
+    id: PeerId,
+    stream: S,
+    events: mpsc::Sender<Event>,
+    config: Arc<Config>,
+    own_seat: bool,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let out = Outbox::new();
@@ -236,6 +250,7 @@ where
         id,
         out: out.clone(),
         kill: kill.clone(),
+        own_seat,
     };
     if events.send(open).await.is_err() {
         return;
@@ -312,6 +327,8 @@ type Conns = HashMap<PeerId, Conn, foldhash::fast::RandomState>;
 struct Conn {
     out: Arc<Outbox>,
     kill: CancellationToken,
+    /// Unsent bytes past which it counts as not reading and is dropped.
+    backlog: usize,
 }
 
 impl Drop for Conn {
@@ -358,8 +375,18 @@ async fn room_task(mut events: mpsc::Receiver<Event>, config: Config, stop: Canc
         }
         let now = now_ms();
         let actions = match event {
-            Event::Open { id, out, kill } => {
-                conns.insert(id, Conn { out, kill });
+            Event::Open {
+                id,
+                out,
+                kill,
+                own_seat,
+            } => {
+                let backlog = if own_seat {
+                    config.max_backlog.max(OWN_SEAT_BACKLOG)
+                } else {
+                    config.max_backlog
+                };
+                conns.insert(id, Conn { out, kill, backlog });
                 room.connect(id, now)
             }
             Event::Frame(id, frame) => room.receive(id, frame, now),
@@ -414,7 +441,7 @@ fn apply(room: &mut Room, conns: &mut Conns, actions: Vec<Action>, config: &Conf
                     let Some(conn) = conns.get(&id) else { continue };
                     // A closed outbox is a connection already on its way out; it
                     // reports its own close.
-                    if conn.out.push(bytes, config.max_backlog) == Err(Refused::Full) {
+                    if conn.out.push(bytes, conn.backlog) == Err(Refused::Full) {
                         too_slow.push(id);
                     }
                 }
