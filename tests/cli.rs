@@ -578,13 +578,26 @@ fn headless_host_relays_logs_and_stops_on_sigterm() {
     a.send(b"hi\n");
     b.lines.wait_for("guest: hi");
 
-    // A third says `exit`: it is in and out, and the log shows both.
+    // A third says `exit` before anything else: it is closed, and since no one was told
+    // it came, no one is told it went (the line after it shows the room has moved on).
     let mut c = Peer::greeted(addr);
     c.send(b"exit\n");
     c.lines.wait_eof();
+    a.send(b"after\n");
+    b.lines.wait_for("guest: after");
+    assert!(!b.lines.text().contains("guest3"), "{}", b.lines.text());
+    // One who talks first and then says `exit` is in and out, and the log shows both.
+    // It is guest3: the one before never took a seat or a name.
+    let mut d = Peer::greeted(addr);
+    d.send(b"bye all\n");
+    b.lines.wait_for("guest3: bye all");
+    d.send(b"exit\n");
+    d.lines.wait_eof();
     host.err
         .wait("guest3's leaving logged", |l| l.ends_with("* guest3 left"));
     b.lines.wait_for("* guest3 left");
+    let log = host.err.text();
+    assert_eq!(log.matches("* guest3 joined").count(), 1, "{log}");
 
     host.signal("TERM");
     let status = host.finish_within(Duration::from_secs(5));

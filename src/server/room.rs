@@ -325,6 +325,13 @@ impl Room {
                 if let Some(why) = protocol::foreign_protocol(line) {
                     return self.cut(peer, why, "not a chat client", now);
                 }
+                if line.trim() == "exit" || protocol::parse_command(line) == Command::Quit {
+                    // Leaving before saying anything: no one was told it came, so no
+                    // one is told it went.
+                    self.peers.remove(&peer);
+                    out.push(Action::Close(peer));
+                    return out;
+                }
             }
             self.join(peer, Dialect::Plain, None, now, &mut out);
             self.recent(peer, Dialect::Plain, &mut out);
@@ -1175,6 +1182,23 @@ mod tests {
             &a[0],
             Action::Send(Target::One(1), Outgoing::Event(ServerMsg::Notice { .. }))
         ));
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn exit_as_a_first_word_closes_without_a_join_or_a_leave() {
+        let mut r = room();
+        joined(&mut r, 1, "alice");
+        r.connect(2, 0);
+        let a = r.receive(2, Frame::Line("exit".into()), 0);
+        assert_eq!(a, vec![Action::Close(2)]);
+        assert_eq!(r.len(), 1);
+        // Gone: anything later from that connection is ignored.
+        assert!(r.receive(2, Frame::Line("hello".into()), 0).is_empty());
+        // The same for /quit.
+        r.connect(3, 0);
+        let a = r.receive(3, Frame::Line("/quit".into()), 0);
+        assert_eq!(a, vec![Action::Close(3)]);
         assert_eq!(r.len(), 1);
     }
 
