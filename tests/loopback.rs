@@ -608,6 +608,67 @@ async fn the_hosts_own_seat_is_not_dropped_for_a_pause_in_a_flood() {
 }
 
 #[tokio::test]
+async fn a_session_back_on_a_new_connection_takes_its_seat_over_quietly() {
+    use tchat::protocol::ClientMsg;
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let hello = ClientMsg::Hello {
+        v: 1,
+        name: "ann".into(),
+        client: None,
+        session: Some("s-ann".into()),
+        since: None,
+    }
+    .encode();
+    let welcomed = |l: &str| -> Option<String> {
+        match ServerMsg::decode(l) {
+            Ok(ServerMsg::Welcome { name, .. }) => Some(name),
+            _ => None,
+        }
+    };
+    // Ann's first connection; everyone is told she came.
+    let mut first = Plain::connect(&server).await;
+    first.send(hello.as_bytes()).await;
+    let line = first.until_line(|l| welcomed(l).is_some()).await;
+    assert_eq!(welcomed(&line).as_deref(), Some("ann"));
+    alice
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Join { name, .. }) if name == "ann"))
+        .await;
+    // Her network changes: the old connection is still open as far as the host knows,
+    // and the same session says hello on a new one. It gets her seat and her name.
+    let mut second = Plain::connect(&server).await;
+    second.send(hello.as_bytes()).await;
+    let line = second.until_line(|l| welcomed(l).is_some()).await;
+    assert_eq!(
+        welcomed(&line).as_deref(),
+        Some("ann"),
+        "her name, not ann2"
+    );
+    // The old connection is closed.
+    first.until_closed().await;
+    // She talks on; the room sees ann, and was never told she left or came again.
+    let say = ClientMsg::Say {
+        text: "still me".into(),
+        cid: None,
+    }
+    .encode();
+    second.send(say.as_bytes()).await;
+    loop {
+        match alice.next().await {
+            NetEvent::Server(ServerMsg::Msg { from, text, .. }) => {
+                assert_eq!((from.as_str(), text.as_str()), ("ann", "still me"));
+                break;
+            }
+            NetEvent::Server(ServerMsg::Join { name, .. } | ServerMsg::Leave { name, .. }) => {
+                panic!("the room was told of {name} coming or going")
+            }
+            _ => {}
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn tchat_falls_back_to_plain_text_with_a_plain_server() {
     // A plain socket program, like the classic Python chat server: it greets nobody,
     // prints what it receives and sends what its user types, without newlines.
