@@ -511,6 +511,36 @@ async fn a_peer_whose_unsent_bytes_pass_the_bound_is_dropped() {
     .await;
 }
 
+/// Bob says `rounds × per_round` numbered lines of about `size` bytes, a round at a time,
+/// and alice reads each round before the next is sent, as a reader that keeps up does.
+/// Alice must get every one of bob's lines, in order; `other` sees her other events.
+async fn say_in_rounds(
+    bob: &Tchat,
+    alice: &mut Tchat,
+    (rounds, per_round): (usize, usize),
+    size: usize,
+    mut other: impl FnMut(NetEvent),
+) {
+    let pad = "x".repeat(size);
+    let mut got = 0;
+    for round in 0..rounds {
+        for i in 0..per_round {
+            let n = round * per_round + i;
+            bob.say(&format!("{n} {pad}"), &n.to_string());
+        }
+        while got < (round + 1) * per_round {
+            match alice.next().await {
+                NetEvent::Server(ServerMsg::Msg { from, text, .. }) if from == "bob" => {
+                    let n: usize = text.split(' ').next().unwrap().parse().unwrap();
+                    assert_eq!(n, got, "alice gets every line, in order");
+                    got += 1;
+                }
+                e => other(e),
+            }
+        }
+    }
+}
+
 async fn stuck_reader_is_dropped(config: Config) {
     let server = room(config).await;
     let mut alice = Tchat::join(&server, "alice").await;
@@ -522,33 +552,16 @@ async fn stuck_reader_is_dropped(config: Config) {
     let (_, mut bob_events) = tokio::sync::mpsc::channel(1);
     std::mem::swap(&mut bob.h.events, &mut bob_events);
     tokio::spawn(async move { while bob_events.recv().await.is_some() {} });
-    let line = "x".repeat(1000);
-    // 20 MB in all, far more than socket buffers hold. Bob sends in rounds that alice
-    // keeps up with, as a reader that keeps up does; the stuck peer falls behind.
-    let (rounds, per_round) = (100, 200);
+    // 20 MB in all, far more than socket buffers hold; the stuck peer falls behind.
     let mut dropped = false;
-    let mut got = 0;
-    for round in 0..rounds {
-        for i in 0..per_round {
-            let n = round * per_round + i;
-            bob.say(&format!("{n} {line}"), &n.to_string());
+    say_in_rounds(&bob, &mut alice, (100, 200), 1000, |e| {
+        if let NetEvent::Server(ServerMsg::Leave { name, reason, .. }) = e {
+            assert_eq!(name, "guest");
+            assert!(reason.unwrap().contains("too slow"));
+            dropped = true;
         }
-        while got < (round + 1) * per_round {
-            match alice.next().await {
-                NetEvent::Server(ServerMsg::Msg { text, .. }) => {
-                    let n: usize = text.split(' ').next().unwrap().parse().unwrap();
-                    assert_eq!(n, got, "alice gets every line, in order");
-                    got += 1;
-                }
-                NetEvent::Server(ServerMsg::Leave { name, reason, .. }) => {
-                    assert_eq!(name, "guest");
-                    assert!(reason.unwrap().contains("too slow"));
-                    dropped = true;
-                }
-                _ => {}
-            }
-        }
-    }
+    })
+    .await;
     assert!(dropped, "the stuck peer was dropped");
     drop(stuck);
     server.shutdown().await;
@@ -567,25 +580,11 @@ async fn the_hosts_own_seat_is_not_dropped_for_a_pause_in_a_flood() {
     seat.get_mut().write_all(b"host here\n").await.unwrap();
     let mut alice = Tchat::join(&server, "alice").await;
     let bob = Tchat::join(&server, "bob").await;
-    let line = "x".repeat(500);
-    let (rounds, per_round) = (50, 20); // 0.5 MB: thirty times the bound
+    // 0.5 MB, thirty times the bound. When alice has it all, the room has queued it all
+    // for the seat.
+    let (rounds, per_round) = (50, 20);
     let lines = rounds * per_round;
-    // Bob sends in rounds that alice keeps up with, as a reader that keeps up does; when
-    // she has it all, the room has queued it all for the seat.
-    let mut got = 0;
-    for round in 0..rounds {
-        for i in 0..per_round {
-            let n = round * per_round + i;
-            bob.say(&format!("{n} {line}"), &n.to_string());
-        }
-        while got < (round + 1) * per_round {
-            if let NetEvent::Server(ServerMsg::Msg { from, .. }) = alice.next().await
-                && from == "bob"
-            {
-                got += 1;
-            }
-        }
-    }
+    say_in_rounds(&bob, &mut alice, (rounds, per_round), 500, |_| {}).await;
     // The screen reads again: every line, in order, and no word of being too slow.
     use tokio::io::AsyncBufReadExt;
     let mut next = 0;
