@@ -167,7 +167,7 @@ async fn run_inner(
     let config = Arc::new(config);
     let tracker = TaskTracker::new();
     let (events_tx, events) = mpsc::channel::<Event>(1024);
-    let room_task = tokio::spawn(room_task(events, Config::clone(&config), stop.clone()));
+    let room_task = tokio::spawn(room_task(events, config.clone(), stop.clone()));
     let seats = Arc::new(Semaphore::new(config.max_peers));
     let mut next_id: PeerId = 0;
     loop {
@@ -339,27 +339,32 @@ impl Drop for Conn {
     }
 }
 
-async fn room_task(mut events: mpsc::Receiver<Event>, config: Config, stop: CancellationToken) {
+async fn room_task(
+    mut events: mpsc::Receiver<Event>,
+    config: Arc<Config>,
+    stop: CancellationToken,
+) {
     let epoch = format!("{:016x}", rand::random::<u64>());
     let mut room = Room::new(epoch, config.address.clone(), config.rules.clone());
     let mut conns = Conns::default();
-    // After a burst (a crowd joining, a flood), once the room has been quiet a while,
-    // hand the memory the burst freed back to the system. Armed only by activity: an
-    // idle room wakes for nothing.
+    // After a burst (a crowd joining, a flood), once a whole TIDY_AFTER has passed with
+    // no event, hand the memory the burst freed back to the system. The timer is armed
+    // by the first event after a quiet spell and looked at once per TIDY_AFTER, so an
+    // event costs a counter, not a clock read, and an idle room wakes for nothing.
     let tidy = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(tidy);
-    let mut untidy = false;
-    let mut last_event = tokio::time::Instant::now();
+    let mut armed = false;
+    let (mut handled, mut handled_at_arming) = (0u64, 0u64);
     loop {
         let event = tokio::select! {
             _ = stop.cancelled() => break,
-            () = &mut tidy, if untidy => {
-                let quiet_from = last_event + TIDY_AFTER;
-                if quiet_from <= tokio::time::Instant::now() {
-                    untidy = false;
+            () = &mut tidy, if armed => {
+                if handled == handled_at_arming {
+                    armed = false;
                     tokio::task::spawn_blocking(crate::memory::release_free);
                 } else {
-                    tidy.as_mut().reset(quiet_from);
+                    handled_at_arming = handled;
+                    tidy.as_mut().reset(tokio::time::Instant::now() + TIDY_AFTER);
                 }
                 continue;
             }
@@ -368,10 +373,12 @@ async fn room_task(mut events: mpsc::Receiver<Event>, config: Config, stop: Canc
                 None => break,
             },
         };
-        last_event = tokio::time::Instant::now();
-        if !untidy {
-            untidy = true;
-            tidy.as_mut().reset(last_event + TIDY_AFTER);
+        handled += 1;
+        if !armed {
+            armed = true;
+            handled_at_arming = handled;
+            tidy.as_mut()
+                .reset(tokio::time::Instant::now() + TIDY_AFTER);
         }
         let now = now_ms();
         let actions = match event {
@@ -412,8 +419,9 @@ async fn room_task(mut events: mpsc::Receiver<Event>, config: Config, stop: Canc
     conns.clear();
 }
 
-/// How long the room stays quiet before it returns a burst's freed memory.
-const TIDY_AFTER: Duration = Duration::from_secs(2);
+/// How long the room stays quiet before it returns a burst's freed memory (between once
+/// and twice this after the last event).
+const TIDY_AFTER: Duration = Duration::from_secs(1);
 
 /// Carry out the room's actions. Each event is encoded at most once per dialect and the
 /// same bytes are queued for every recipient.
