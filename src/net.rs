@@ -415,19 +415,24 @@ mod tests {
                 tokio::task::yield_now().await;
             }
         }
+        // Everything arrives while the queue is still open: the pushes woke the writer
+        // (closing would wake it too, and hide a lost wake-up). A lost wake-up leaves
+        // lines queued and this waiting: fail instead.
+        let mut got = vec![0u8; expected.len()];
+        tokio::time::timeout(Duration::from_secs(10), far.read_exact(&mut got))
+            .await
+            .expect("the writer wrote every line without being closed")
+            .unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), expected);
         out.close();
         assert_eq!(
             out.push(Bytes::from_static(b"late\n"), 1 << 20),
             Err(Refused::Closed)
         );
-        let mut got = String::new();
-        // A lost wake-up would leave lines queued and this waiting: fail instead.
-        tokio::time::timeout(Duration::from_secs(10), far.read_to_string(&mut got))
-            .await
-            .expect("the writer wrote everything and closed")
-            .unwrap();
+        let mut rest = Vec::new();
+        far.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "nothing after the close");
         writer.await.unwrap().unwrap();
-        assert_eq!(got, expected);
     }
 
     #[test]
