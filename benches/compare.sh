@@ -75,7 +75,8 @@ wait_port() {
 start_tchat() {
     # Limits raised for the benchmark: no flood limit, room for 5000, 16 MiB backlog.
     taskset -c $SERVER_CPU "$TCHAT" --host --headless --bind 127.0.0.1 --port "$TCHAT_PORT" \
-        --burst 0 --max-peers 5000 --max-backlog 16777216 2>/dev/null &
+        --burst 0 --max-peers 5000 --max-backlog 16777216 \
+        --addr-burst 0 --max-per-address 0 --joins-per-minute 0 2>/dev/null &
     SERVER_PID=$!
     wait_port "$TCHAT_PORT"
 }

@@ -774,6 +774,24 @@ impl App {
                 self.push(ts, Kind::Notice, &text);
                 self.members.retain(|m| *m != name);
             }
+            ServerMsg::Crowd {
+                ts, joined, left, ..
+            } => {
+                let left: Vec<String> = left.iter().map(|n| sanitize::line(n)).collect();
+                let joined: Vec<String> = joined.iter().map(|n| sanitize::line(n)).collect();
+                for (names, did) in [(&left, "left"), (&joined, "joined")] {
+                    if !names.is_empty() {
+                        self.push(ts, Kind::Notice, &protocol::crowd_note(names, did));
+                    }
+                }
+                self.members.retain(|m| !left.contains(m));
+                for name in joined {
+                    if !self.members.contains(&name) {
+                        self.members.push(name);
+                    }
+                }
+                self.members.sort_by_key(|n| n.to_lowercase());
+            }
             ServerMsg::Notice { ts, text, cid } => {
                 let text = sanitize::text(&text);
                 // About a line of ours that the room refused: it was not sent.

@@ -14,7 +14,8 @@ use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
 use crate::app::Bell;
 use crate::config::{self, Config};
 use crate::protocol::{DEFAULT_MAX_LINE, DEFAULT_PORT};
-use crate::server::DEFAULT_MAX_BACKLOG;
+use crate::server::session::HELLO_WAIT;
+use crate::server::{DEFAULT_JOINS_PER_MINUTE, DEFAULT_MAX_BACKLOG, DEFAULT_MAX_PER_ADDRESS};
 
 /// The end of `--help`: keys, reconnecting, examples. The config file's place follows.
 const AFTER_HELP: &str = "\
@@ -84,6 +85,43 @@ pub struct Cli {
     /// are refused and they are told (0 turns the flood limit off).
     #[arg(long, default_value_t = 5, value_name = "N", conflicts_with = "join")]
     pub rate: u32,
+
+    /// Most lines in one message; a message with more is refused and the sender told
+    /// (0: no limit). Runs of blank lines are always collapsed to one.
+    #[arg(long, default_value_t = 100, value_name = "N", conflicts_with = "join")]
+    pub max_lines: usize,
+
+    /// Flood limit for one address (all its connections together, and across its
+    /// reconnects): lines in a burst before --addr-rate applies (0: no limit per address).
+    #[arg(long, default_value_t = 40, value_name = "N", conflicts_with = "join")]
+    pub addr_burst: u32,
+
+    /// Flood limit for one address: lines per second all its connections together may
+    /// keep sending (0: no limit per address).
+    #[arg(long, default_value_t = 10, value_name = "N", conflicts_with = "join")]
+    pub addr_rate: u32,
+
+    /// Most connections at once from one address; one more is told so and closed
+    /// (0: no limit).
+    #[arg(long, default_value_t = DEFAULT_MAX_PER_ADDRESS, value_name = "N", conflicts_with = "join")]
+    pub max_per_address: usize,
+
+    /// New connections one address may open in a minute; more are told to wait and
+    /// closed (0: no limit).
+    #[arg(long, default_value_t = DEFAULT_JOINS_PER_MINUTE, value_name = "N", conflicts_with = "join")]
+    pub joins_per_minute: u32,
+
+    /// Bytes of history and catch-up sent to someone coming in; what is older is
+    /// counted, not sent. It never counts against --max-backlog.
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES", conflicts_with = "join")]
+    pub max_catchup: usize,
+
+    /// How long a new connection may stay silent before it joins as a plain peer
+    /// (`nc`), in milliseconds; a tchat client's hello is awaited this long. A plain
+    /// peer gets everything said since it connected, so nothing is lost by waiting.
+    #[arg(long, default_value_t = HELLO_WAIT.as_millis() as u64, value_name = "MS", conflicts_with = "join",
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub hello_wait: u64,
 
     /// A peer whose unsent output passes this many bytes is not reading, and is
     /// disconnected so that it slows nobody else down.

@@ -20,8 +20,11 @@ use crate::net::{LineReader, Read, write_queued};
 use crate::protocol::{self, ClientMsg, Frame, PROTOCOL_VERSION, ServerMsg, Since};
 
 /// How long to wait for a tchat greeting before treating the far side as plain. Long
-/// enough for a slow link; what a person types meanwhile waits, and is not lost.
-pub const GREETING_WAIT: Duration = Duration::from_secs(1);
+/// enough for a slow link (a host greets at once, so this is one trip across it);
+/// what a person types meanwhile waits, and is not lost. A host waits longer for the
+/// answer ([`crate::server::session::HELLO_WAIT`], more than twice this), so a client
+/// that got the greeting in time is never taken for a plain peer.
+pub const GREETING_WAIT: Duration = Duration::from_secs(2);
 
 /// How long to try to reach a host before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -422,8 +425,8 @@ impl Session {
         // The greeting decides the dialect.
         let first = lines.next(Some(GREETING_WAIT)).await;
         let structured = match first {
-            Read::Frame(Frame::Line(line)) if protocol::parse_room_full(&line).is_some() => {
-                let why = protocol::parse_room_full(&line).unwrap_or_default();
+            Read::Frame(Frame::Line(line)) if protocol::parse_refusal(&line).is_some() => {
+                let why = protocol::parse_refusal(&line).unwrap_or_default();
                 return End::Lost(why);
             }
             Read::Frame(Frame::Line(line)) if protocol::parse_banner(&line).is_some() => true,

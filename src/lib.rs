@@ -44,6 +44,7 @@ pub mod config;
 pub mod lineio;
 pub mod log;
 pub mod memory;
+pub mod names;
 pub mod net;
 pub mod protocol;
 pub mod sanitize;

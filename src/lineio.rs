@@ -51,7 +51,7 @@ pub async fn run(
                     NetEvent::Text { text, .. } => Some(format!("{text}\n")),
                     NetEvent::Server(ServerMsg::Msg { cid: Some(cid), .. }) if ours.remove(&cid) => None,
                     NetEvent::Server(ServerMsg::Closing { reason, .. }) => {
-                        write(&mut stdout, &format!("* {reason}\n")).await?;
+                        write(&mut stdout, &format!("{}{reason}\n", crate::protocol::NOTICE_PREFIX)).await?;
                         return Ok(End::Closed(reason));
                     }
                     NetEvent::Lost { reason, retry_in } => Some(format!(

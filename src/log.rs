@@ -223,7 +223,7 @@ mod tests {
         l.record(T0 + 2_000, &msg("bob", "one\ntwo", T0 + 2_000));
         assert_eq!(
             text(l),
-            "2024-01-01 12:01:00 * bob joined\n\
+            "2024-01-01 12:01:00 *** bob joined\n\
              2024-01-01 12:01:01 alice: hello\n\
              2024-01-01 12:01:02 bob: one\n\
              2024-01-01 12:01:02 bob: two\n"
@@ -287,12 +287,12 @@ mod tests {
         l.record(T0, &NetEvent::Plain);
         assert_eq!(
             text(l),
-            "2024-01-01 13:01:00 * you are alice. In the room: alice\n\
+            "2024-01-01 13:01:00 *** you are alice. In the room: alice\n\
              2024-01-01 13:01:00 * connection lost; trying again in 1 s\n\
              2024-01-01 13:01:00 * trying to rejoin (attempt 1)\n\
              2024-01-01 13:01:00 * the host restarted the room: history starts again\n\
-             2024-01-01 13:01:00 * you are alice. In the room: alice\n\
-             2024-01-01 13:01:00 * the host left; the room is closed\n\
+             2024-01-01 13:01:00 *** you are alice. In the room: alice\n\
+             2024-01-01 13:01:00 *** the host left; the room is closed\n\
              2024-01-01 13:01:00 * 10.0.0.2:7878 is not a tchat room: plain text from here on\n"
         );
     }

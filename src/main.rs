@@ -145,15 +145,23 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
     let port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let addresses = addrs::room_addresses(cli.bind, port);
     let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let max_peers = fit_peers_to_files(as_usize(cli.max_peers));
     let config = server::Config {
         rules: Rules {
             max_line: as_usize(cli.max_line),
+            max_lines: cli.max_lines,
             burst: cli.burst,
             rate: cli.rate,
+            addr_burst: cli.addr_burst,
+            addr_rate: cli.addr_rate,
             history: cli.history,
+            max_catchup: cli.max_catchup,
         },
         max_backlog: as_usize(cli.max_backlog),
-        max_peers: as_usize(cli.max_peers),
+        max_peers,
+        max_per_address: cli.max_per_address,
+        joins_per_minute: cli.joins_per_minute,
+        hello_wait: std::time::Duration::from_millis(cli.hello_wait),
         log: cli.headless,
         address: addresses.first().cloned().unwrap_or_default(),
         ..server::Config::default()
@@ -168,9 +176,38 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
     let server = Server::spawn(listener, config).map_err(|e| e.to_string())?;
     let seat = server.connect_local().await.map_err(|e| e.to_string())?;
     let name = cli.name_or("host");
-    let conn = client::start(seat, name.clone());
+    // The host's own seat is never dropped for falling behind (it skips ahead); should
+    // it be cut all the same, it rejoins its room at once, like any joiner would.
+    let retry = client::Retry {
+        first_delay: std::time::Duration::from_millis(100),
+        max_delay: std::time::Duration::from_secs(1),
+        after_closing: false,
+    };
+    let conn = client::start_rejoining(seat, name.clone(), retry, server.local_connector());
     let role = Role::Host { addresses };
     take_part(conn, role, name, part, Some(server)).await
+}
+
+/// Each connection is a file descriptor: raise this process's soft limit on them to
+/// the hard one, and if `--max-peers` still cannot fit, lower it and say so (one line)
+/// rather than fail to accept later with the room half full.
+fn fit_peers_to_files(max_peers: usize) -> usize {
+    // Descriptors the program needs besides its peers: the terminal, the listener,
+    // a log, the runtime's own.
+    const SPARE: u64 = 64;
+    let Ok(limit) = rlimit::increase_nofile_limit(u64::MAX) else {
+        return max_peers;
+    };
+    let fits = usize::try_from(limit.saturating_sub(SPARE))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if max_peers > fits {
+        eprintln!(
+            "tchat: --max-peers lowered from {max_peers} to {fits}: this system allows {limit} open files (raise it with ulimit -n)"
+        );
+        return fits;
+    }
+    max_peers
 }
 
 async fn join(cli: Cli, mut part: Part) -> Result<(), String> {

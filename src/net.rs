@@ -231,6 +231,10 @@ struct OutboxState {
     lines: std::collections::VecDeque<Bytes>,
     /// Bytes queued or being written, not yet on the socket.
     unsent: usize,
+    /// Of those, bytes queued with [`Outbox::push_exempt`] and not yet written: they do
+    /// not count against the bound. They are queued first (on joining), so they are
+    /// taken to be the first written.
+    exempt: usize,
     closed: bool,
 }
 
@@ -254,10 +258,39 @@ impl Outbox {
         if s.closed {
             return Err(Refused::Closed);
         }
-        if s.unsent + line.len() > max {
+        if s.unsent - s.exempt + line.len() > max {
             return Err(Refused::Full);
         }
         s.unsent += line.len();
+        self.enqueue(s, line);
+        Ok(())
+    }
+
+    /// Queue `line` whatever the bound: what the host chose to send (a newcomer's
+    /// history, a catch-up, bounded in bytes where it is made) is not the peer's fault,
+    /// and must not get it cut as too slow while it drains.
+    pub fn push_exempt(&self, line: Bytes) {
+        let mut s = self.lock();
+        if s.closed {
+            return;
+        }
+        s.unsent += line.len();
+        s.exempt += line.len();
+        self.enqueue(s, line);
+    }
+
+    /// Drop every line queued and not yet being written; how many.
+    pub fn skip(&self) -> usize {
+        let mut s = self.lock();
+        let n = s.lines.len();
+        let bytes: usize = s.lines.iter().map(Bytes::len).sum();
+        s.lines.clear();
+        s.unsent -= bytes;
+        s.exempt = s.exempt.min(s.unsent);
+        n
+    }
+
+    fn enqueue(&self, mut s: std::sync::MutexGuard<'_, OutboxState>, line: Bytes) {
         let was_empty = s.lines.is_empty();
         s.lines.push_back(line);
         drop(s);
@@ -267,7 +300,6 @@ impl Outbox {
         if was_empty {
             self.ready.notify_one();
         }
-        Ok(())
     }
 
     /// No more lines: the writer sends what is queued, then shuts the connection down.
@@ -311,7 +343,10 @@ pub async fn write_outbox<W: AsyncWrite + Unpin>(
             continue;
         }
         let n = write_batch(&mut w, batch.iter()).await?;
-        outbox.lock().unsent -= n;
+        let mut s = outbox.lock();
+        s.unsent -= n;
+        s.exempt = s.exempt.saturating_sub(n);
+        drop(s);
         batch.clear();
     }
     w.shutdown().await
@@ -441,6 +476,17 @@ mod tests {
         out.push(Bytes::from_static(b"12345"), 8).unwrap();
         assert_eq!(out.push(Bytes::from_static(b"6789"), 8), Err(Refused::Full));
         out.push(Bytes::from_static(b"678"), 8).unwrap();
+    }
+
+    #[test]
+    fn what_the_host_chose_to_send_does_not_count_against_the_bound() {
+        let out = Outbox::new();
+        out.push_exempt(Bytes::from(vec![b'h'; 100]));
+        out.push(Bytes::from_static(b"12345678"), 8).unwrap();
+        assert_eq!(out.push(Bytes::from_static(b"9"), 8), Err(Refused::Full));
+        // Skipping drops every queued line and what it counted.
+        assert_eq!(out.skip(), 2);
+        out.push(Bytes::from_static(b"12345678"), 8).unwrap();
     }
 
     /// A pipe answers a read with no room at once, so only a socket shows the saving.

@@ -58,36 +58,26 @@ pub fn parse_banner(line: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// The longest name, in characters.
-pub const MAX_NAME_CHARS: usize = 24;
-
-/// A name as a person asked for it, made fit for the room: no controls or bidi marks,
-/// whitespace as `_`, no leading `*` (which would read like a room notice), at most
-/// [`MAX_NAME_CHARS`] characters. `None` when nothing usable is left.
-pub fn clean_name(asked: &str) -> Option<String> {
-    let name: String = asked
-        .trim()
-        .chars()
-        .filter(|c| !crate::sanitize::is_forbidden(*c) || c.is_whitespace())
-        .map(|c| if c.is_whitespace() { '_' } else { c })
-        .skip_while(|c| *c == '*')
-        .take(MAX_NAME_CHARS)
-        .collect();
-    (!name.is_empty()).then_some(name)
-}
+pub use crate::names::MAX_NAME_CHARS;
 
 /// What to tell a person who asked for the name `asked` and got `name`: either the name
-/// was taken, or it was not a usable name as it stood.
+/// was taken (or looks too like a member's), or it was not a usable name, and why.
 pub fn rename_note(asked: &str, name: &str) -> String {
-    let note = if clean_name(asked).as_deref() == Some(name) {
-        format!(
-            "\"{asked}\" is not a usable name (1-{MAX_NAME_CHARS} characters, no spaces or control characters); you are {name}"
-        )
-    } else {
-        format!("the name {asked} is taken; you are {name}")
+    let note = match crate::names::check(asked) {
+        Err(why) => format!("\"{asked}\" is not a usable name: {why}; you are {name}"),
+        Ok(_) => format!("the name {asked} is taken; you are {name}"),
     };
     crate::sanitize::line(&note)
 }
+
+/// The longest `cid` (a client's id for one of its lines) and `session` the host keeps,
+/// in bytes: tchat's own are 16 to 24. Longer ones would let one peer make the host
+/// hold far more per message than the message itself.
+pub const MAX_ID_BYTES: usize = 64;
+
+/// How a plain peer tells the room's own notices (`*** bob joined`) from what people
+/// say and do (`* bob waves`, `bob: hi`): no one can make a line that starts this way.
+pub const NOTICE_PREFIX: &str = "*** ";
 
 /// One framed unit from a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,6 +247,18 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// Many came and went at once: told as one event instead of one each, so that a
+    /// crowd arriving (a class, a script, an attack) cannot bury the conversation.
+    /// `left` happened before `joined` (a name can be in both: someone left, and
+    /// someone else came in under that name).
+    Crowd {
+        id: u64,
+        ts: i64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        joined: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        left: Vec<String>,
+    },
     /// Something only you are told. With `cid`, it is about that line of yours, which
     /// was not relayed (too long, over the flood limit).
     Notice {
@@ -358,6 +360,7 @@ impl ServerMsg {
             | ServerMsg::Nick { ts, .. }
             | ServerMsg::Join { ts, .. }
             | ServerMsg::Leave { ts, .. }
+            | ServerMsg::Crowd { ts, .. }
             | ServerMsg::Notice { ts, .. }
             | ServerMsg::Closing { ts, .. } => Some(*ts),
             _ => None,
@@ -372,7 +375,8 @@ impl ServerMsg {
             | ServerMsg::Private { id, .. }
             | ServerMsg::Nick { id, .. }
             | ServerMsg::Join { id, .. }
-            | ServerMsg::Leave { id, .. } => Some(*id),
+            | ServerMsg::Leave { id, .. }
+            | ServerMsg::Crowd { id, .. } => Some(*id),
             _ => None,
         }
     }
@@ -391,6 +395,7 @@ impl ServerMsg {
     /// ending in `\n`. A message of several lines repeats the sender on each, so that
     /// every line a plain peer sees says who wrote it.
     pub fn to_plain(&self) -> String {
+        let n = NOTICE_PREFIX;
         let mut out = String::new();
         match self {
             ServerMsg::Welcome {
@@ -400,10 +405,10 @@ impl ServerMsg {
                 ..
             } => {
                 match asked {
-                    Some(asked) => out.push_str(&format!("* {}.", rename_note(asked, name))),
-                    None => out.push_str(&format!("* you are {name}.")),
+                    Some(asked) => out.push_str(&format!("{n}{}.", rename_note(asked, name))),
+                    None => out.push_str(&format!("{n}you are {name}.")),
                 }
-                out.push_str(&format!(" In the room: {}\n", members.join(", ")));
+                out.push_str(&format!(" In the room: {}\n", some_names(members)));
             }
             ServerMsg::Msg { from, text, .. } => {
                 for line in text.split('\n') {
@@ -421,32 +426,63 @@ impl ServerMsg {
                 }
             }
             ServerMsg::Nick { old, new, .. } => {
-                out.push_str(&format!("* {old} is now known as {new}\n"))
+                out.push_str(&format!("{n}{old} is now known as {new}\n"))
             }
             ServerMsg::History { count } => out.push_str(&format!(
-                "* {}\n",
+                "{n}{}\n",
                 match count {
                     1 => "the last message before you came:".to_owned(),
                     n => format!("the last {n} messages before you came:"),
                 }
             )),
-            ServerMsg::Join { name, .. } => out.push_str(&format!("* {name} joined\n")),
+            ServerMsg::Join { name, .. } => out.push_str(&format!("{n}{name} joined\n")),
             ServerMsg::Leave { name, reason, .. } => match reason {
-                Some(r) => out.push_str(&format!("* {name} left ({r})\n")),
-                None => out.push_str(&format!("* {name} left\n")),
+                Some(r) => out.push_str(&format!("{n}{name} left ({r})\n")),
+                None => out.push_str(&format!("{n}{name} left\n")),
             },
+            ServerMsg::Crowd { left, joined, .. } => {
+                for (names, did) in [(left, "left"), (joined, "joined")] {
+                    if !names.is_empty() {
+                        out.push_str(&format!("{n}{}\n", crowd_note(names, did)));
+                    }
+                }
+            }
             ServerMsg::Notice { text, .. } | ServerMsg::Closing { reason: text, .. } => {
                 for line in text.split('\n') {
-                    out.push_str(&format!("* {line}\n"));
+                    out.push_str(&format!("{n}{line}\n"));
                 }
             }
             ServerMsg::Catchup { count, lost } => {
-                out.push_str(&format!("* {}\n", catchup_note(*count, *lost)))
+                out.push_str(&format!("{n}{}\n", catchup_note(*count, *lost)))
             }
             // Plain peers are never pinged: the host relies on TCP keepalive for them.
             ServerMsg::Ping => {}
         }
         out
+    }
+}
+
+/// How many names a line that lists people shows before it says how many more.
+pub const NAMES_SHOWN: usize = 10;
+
+/// `names` for a line of text: all of them, or the first [`NAMES_SHOWN`] and how many
+/// more, so that a line about a crowd stays a line.
+pub fn some_names(names: &[String]) -> String {
+    if names.len() <= NAMES_SHOWN {
+        return names.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        names[..NAMES_SHOWN].join(", "),
+        names.len() - NAMES_SHOWN
+    )
+}
+
+/// "bob joined", "3 people joined: a, b, c": one line for a crowd that came or went.
+pub fn crowd_note(names: &[String], did: &str) -> String {
+    match names {
+        [one] => format!("{one} {did}"),
+        _ => format!("{} people {did}: {}", names.len(), some_names(names)),
     }
 }
 
@@ -592,17 +628,24 @@ pub fn foreign_protocol(first_line: &str) -> Option<&'static str> {
 
 /// The line a host sends, instead of its greeting, to a connection it has no room for.
 pub fn room_full_line(max_peers: usize) -> String {
-    format!(
-        "{BANNER_PREFIX}{PROTOCOL_VERSION} room full: it holds {max_peers} people; try again later\n"
-    )
+    refusal_line(&format!(
+        "room full: it holds {max_peers} people; try again later"
+    ))
 }
 
-/// If a host's first line says the room is full, the reason to show.
-pub fn parse_room_full(line: &str) -> Option<String> {
+/// The line a host sends, instead of its greeting, to a connection it turns away
+/// (`why` starts with what went wrong: "room full: …", "busy: …", "slow down: …").
+pub fn refusal_line(why: &str) -> String {
+    format!("{BANNER_PREFIX}{PROTOCOL_VERSION} {why}\n")
+}
+
+/// If a host's first line turns the connection away (room full, too many connections
+/// from one address), the reason to show. A greeting is not a refusal.
+pub fn parse_refusal(line: &str) -> Option<String> {
+    parse_banner(line)?;
     let rest = line.strip_prefix(BANNER_PREFIX)?;
     let (_version, text) = rest.split_once(' ')?;
-    text.starts_with("room full")
-        .then(|| crate::sanitize::line(text))
+    (!text.starts_with("welcome")).then(|| crate::sanitize::line(text))
 }
 
 fn encode_json<T: Serialize>(value: &T) -> String {
@@ -817,8 +860,11 @@ mod tests {
     fn room_full_is_told_apart_from_a_greeting() {
         let line = room_full_line(1000);
         let line = line.trim_end();
-        assert!(parse_room_full(line).unwrap().contains("1000"));
-        assert_eq!(parse_room_full(&banner("h:1")), None);
+        assert!(parse_refusal(line).unwrap().contains("1000"));
+        assert_eq!(parse_refusal(&banner("h:1")), None);
+        let busy = refusal_line("busy: 8 connections from your address already");
+        assert!(parse_refusal(busy.trim_end()).unwrap().starts_with("busy"));
+        assert_eq!(parse_refusal("* tchat/x room full"), None);
     }
 
     #[test]
@@ -884,7 +930,7 @@ mod tests {
             new: "alicia".into(),
             cid: None,
         };
-        assert_eq!(n.to_plain(), "* alice is now known as alicia\n");
+        assert_eq!(n.to_plain(), "*** alice is now known as alicia\n");
         for m in [me, p, n, ServerMsg::History { count: 2 }] {
             assert_eq!(ServerMsg::decode(m.encode().trim_end()).unwrap(), m);
         }
@@ -893,6 +939,17 @@ mod tests {
             text: "a\nb".into(),
             cid: None,
         };
-        assert_eq!(help.to_plain(), "* a\n* b\n");
+        assert_eq!(help.to_plain(), "*** a\n*** b\n");
+        let crowd = ServerMsg::Crowd {
+            id: 4,
+            ts: 0,
+            joined: (0..12).map(|i| format!("g{i}")).collect(),
+            left: vec!["bob".into()],
+        };
+        assert_eq!(
+            crowd.to_plain(),
+            "*** bob left\n*** 12 people joined: g0, g1, g2, g3, g4, g5, g6, g7, g8, g9 and 2 more\n"
+        );
+        assert_eq!(ServerMsg::decode(crowd.encode().trim_end()).unwrap(), crowd);
     }
 }

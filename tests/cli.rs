@@ -26,7 +26,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(10);
 
 /// What a headless host, or a joiner, is told when the room closes.
-const CLOSED: &str = "* the host left; the room is closed";
+const CLOSED: &str = "*** the host left; the room is closed";
 
 // ---------------------------------------------------------------------------------------
 // Helpers.
@@ -563,16 +563,16 @@ fn headless_host_relays_logs_and_stops_on_sigterm() {
     // The first peer says nothing, as `nc` does, and is let in after a moment.
     let mut a = Peer::greeted(addr);
     a.lines
-        .wait("a's welcome", |l| l.starts_with("* you are guest."));
+        .wait("a's welcome", |l| l.starts_with("*** you are guest."));
     host.err
-        .wait("guest's join logged", |l| l.ends_with("* guest joined"));
+        .wait("guest's join logged", |l| l.ends_with("*** guest joined"));
 
     // The second speaks first, which lets it in at once.
     let mut b = Peer::greeted(addr);
     b.send(b"here too\n");
     b.lines
-        .wait("b's welcome", |l| l.starts_with("* you are guest2."));
-    a.lines.wait_for("* guest2 joined");
+        .wait("b's welcome", |l| l.starts_with("*** you are guest2."));
+    a.lines.wait_for("*** guest2 joined");
     a.lines.wait_for("guest2: here too");
 
     a.send(b"hi\n");
@@ -593,11 +593,12 @@ fn headless_host_relays_logs_and_stops_on_sigterm() {
     b.lines.wait_for("guest3: bye all");
     d.send(b"exit\n");
     d.lines.wait_eof();
-    host.err
-        .wait("guest3's leaving logged", |l| l.ends_with("* guest3 left"));
-    b.lines.wait_for("* guest3 left");
+    host.err.wait("guest3's leaving logged", |l| {
+        l.ends_with("*** guest3 left")
+    });
+    b.lines.wait_for("*** guest3 left");
     let log = host.err.text();
-    assert_eq!(log.matches("* guest3 joined").count(), 1, "{log}");
+    assert_eq!(log.matches("*** guest3 joined").count(), 1, "{log}");
 
     host.signal("TERM");
     let status = host.finish_within(Duration::from_secs(5));
@@ -622,9 +623,9 @@ fn headless_host_stops_on_sigint_and_a_line_mode_joiner_is_told() {
     let (mut host, addr) = headless("127.0.0.1");
     let mut dora = Tchat::spawn("dora", &["--join", &addr.to_string(), "--name", "dora"]);
     dora.out
-        .wait("dora's welcome", |l| l.starts_with("* you are dora."));
+        .wait("dora's welcome", |l| l.starts_with("*** you are dora."));
     host.err
-        .wait("dora's join logged", |l| l.ends_with("* dora joined"));
+        .wait("dora's join logged", |l| l.ends_with("*** dora joined"));
 
     host.signal("INT");
     let status = host.finish_within(Duration::from_secs(5));
@@ -649,16 +650,16 @@ fn line_mode_sends_lines_and_leaves_at_exit() {
     let mut obs = Peer::greeted(addr);
     obs.send(b"watching\n");
     obs.lines.wait("the observer's welcome", |l| {
-        l.starts_with("* you are guest.")
+        l.starts_with("*** you are guest.")
     });
 
     let mut carol = Tchat::spawn("carol", &["--join", &addr.to_string(), "--name", "carol"]);
     carol.write("hello\nexit\nnot sent\n");
     carol.close_stdin();
 
-    obs.lines.wait_for("* carol joined");
+    obs.lines.wait_for("*** carol joined");
     obs.lines.wait_for("carol: hello");
-    obs.lines.wait_for("* carol left");
+    obs.lines.wait_for("*** carol left");
     let status = carol.finish();
     assert_eq!(status.code(), Some(0), "stderr:\n{}", carol.err.text());
     assert_eq!(carol.err.text(), "");
@@ -675,12 +676,12 @@ fn line_mode_shows_the_room_as_text_without_escapes() {
     let mut carol = Tchat::spawn("carol", &["--join", &addr.to_string(), "--name", "carol"]);
     carol
         .out
-        .wait("carol's welcome", |l| l.starts_with("* you are carol."));
+        .wait("carol's welcome", |l| l.starts_with("*** you are carol."));
 
     // A plain peer clears the screen, rings the bell and reverses text, if it can.
     let mut mallory = Peer::greeted(addr);
     mallory.send("\x1b[2J wiped? \u{202E}txet desrever\u{202C} \x07\x1b]0;title\x07\n".as_bytes());
-    carol.out.wait_for("* guest joined");
+    carol.out.wait_for("*** guest joined");
     let line = carol
         .out
         .wait("mallory's line", |l| l.starts_with("guest: "));
@@ -697,7 +698,7 @@ fn line_mode_shows_the_room_as_text_without_escapes() {
     carol.write("exit\nnot sent\n");
     let status = carol.finish();
     assert_eq!(status.code(), Some(0), "stderr:\n{}", carol.err.text());
-    mallory.lines.wait_for("* carol left");
+    mallory.lines.wait_for("*** carol left");
     assert!(!mallory.lines.text().contains("not sent"));
 
     let out = carol.out.bytes();
@@ -724,9 +725,9 @@ fn a_joiner_rejoins_a_restarted_host_and_sends_what_was_typed_meanwhile() {
     let room = addr.to_string();
     let mut bob = Tchat::spawn("bob", &["--join", &room, "--name", "bob"]);
     bob.out
-        .wait("bob's welcome", |l| l.starts_with("* you are bob."));
+        .wait("bob's welcome", |l| l.starts_with("*** you are bob."));
     host.err
-        .wait("bob's join logged", |l| l.ends_with("* bob joined"));
+        .wait("bob's join logged", |l| l.ends_with("*** bob joined"));
 
     host.child.kill().expect("kill the host");
     host.wait_exit_within(DEADLINE);
@@ -747,13 +748,13 @@ fn a_joiner_rejoins_a_restarted_host_and_sends_what_was_typed_meanwhile() {
     let mut obs = Peer::greeted(addr);
     obs.send(b"watching\n");
     obs.lines.wait("the observer's welcome", |l| {
-        l.starts_with("* you are guest.")
+        l.starts_with("*** you are guest.")
     });
 
     bob.out.wait("the restart", |l| {
         l == "* the host restarted the room: history starts again"
     });
-    obs.lines.wait_for("* bob joined");
+    obs.lines.wait_for("*** bob joined");
     obs.lines.wait_for("bob: typed while the host was down");
 
     bob.write("and after\n");
@@ -774,7 +775,7 @@ fn a_joiner_rejoins_a_restarted_host_and_sends_what_was_typed_meanwhile() {
     bob.close_stdin();
     let status = bob.finish();
     assert_eq!(status.code(), Some(0), "stderr:\n{}", bob.err.text());
-    obs.lines.wait_for("* bob left");
+    obs.lines.wait_for("*** bob left");
     assert_no_panic("bob's stderr", &bob.err.text());
     assert_no_escape("bob's stdout", &bob.out.bytes());
 }
@@ -809,13 +810,13 @@ fn a_line_sent_before_the_welcome_is_relayed_once_even_without_history() {
     let mut obs = Peer::greeted(addr);
     obs.send(b"watching\n");
     obs.lines.wait("the observer's welcome", |l| {
-        l.starts_with("* you are guest.")
+        l.starts_with("*** you are guest.")
     });
 
     let mut ci = Tchat::spawn("ci", &["--join", &addr.to_string(), "--name", "ci"]);
     ci.write("build done\n");
     ci.out
-        .wait("ci's welcome", |l| l.starts_with("* you are ci."));
+        .wait("ci's welcome", |l| l.starts_with("*** you are ci."));
     ci.write("and after\n");
     obs.lines.wait_for("ci: and after");
     let seen = obs.lines.text();
@@ -832,27 +833,34 @@ fn names_are_cleaned_and_made_unique() {
     let mut obs = Peer::greeted(addr);
     obs.send(b"watching\n");
     obs.lines.wait("the observer's welcome", |l| {
-        l.starts_with("* you are guest.")
+        l.starts_with("*** you are guest.")
     });
 
+    // A name that is not usable is never quietly rewritten: its owner is told why, and
+    // comes in as a guest.
     let mut bad = Tchat::spawn("bad name", &["--join", &room, "--name", "bad name"]);
-    obs.lines.wait_for("* bad_name joined");
-    bad.out
-        .wait("the cleaned name", |l| l.contains("you are bad_name."));
+    obs.lines.wait_for("*** guest2 joined");
+    let told = bad
+        .out
+        .wait("the refused name", |l| l.contains("you are guest2."));
+    assert!(
+        told.contains("not a usable name: a name has no spaces"),
+        "{told:?}"
+    );
 
     let mut alice = Tchat::spawn("alice", &["--join", &room, "--name", "alice"]);
     alice
         .out
-        .wait("alice's welcome", |l| l.starts_with("* you are alice."));
-    obs.lines.wait_for("* alice joined");
+        .wait("alice's welcome", |l| l.starts_with("*** you are alice."));
+    obs.lines.wait_for("*** alice joined");
 
     let mut alice2 = Tchat::spawn("alice2", &["--join", &room, "--name", "alice"]);
     let told = alice2.out.wait("the second alice's welcome", |l| {
         l.contains("you are alice2.")
     });
     assert!(told.contains("alice is taken"), "{told:?}");
-    obs.lines.wait_for("* alice2 joined");
-    alice.out.wait_for("* alice2 joined");
+    obs.lines.wait_for("*** alice2 joined");
+    alice.out.wait_for("*** alice2 joined");
 
     for t in [&mut bad, &mut alice, &mut alice2] {
         t.close_stdin();
@@ -861,10 +869,7 @@ fn names_are_cleaned_and_made_unique() {
     }
 }
 
-/// A name that was only cleaned (`bad name` → `bad_name`) is reported as taken:
-/// "* the name bad name is taken; you are bad_name." (src/server/room.rs:270 sets
-/// `asked` whenever the result differs; src/protocol.rs:261 words every difference as
-/// "is taken").
+/// A name that is not usable is reported as such, with the reason, never as taken.
 #[test]
 fn a_cleaned_name_is_not_called_taken() {
     let (_host, addr) = headless("127.0.0.1");
@@ -874,9 +879,9 @@ fn a_cleaned_name_is_not_called_taken() {
     );
     let told = bad
         .out
-        .wait("the cleaned name", |l| l.contains("you are bad_name."));
+        .wait("the refused name", |l| l.contains("you are guest."));
     assert!(
-        !told.contains("taken"),
+        !told.contains("taken") && told.contains("not a usable name"),
         "nobody else is in the room: {told:?}"
     );
 }
@@ -960,14 +965,14 @@ fn ipv6_loopback_host_and_join() {
     let mut obs = Peer::greeted(addr);
     obs.send(b"watching\n");
     obs.lines.wait("the observer's welcome", |l| {
-        l.starts_with("* you are guest.")
+        l.starts_with("*** you are guest.")
     });
 
     let mut six = Tchat::spawn("six", &["--join", &room, "--name", "six"]);
     six.write("over v6\n");
     six.close_stdin();
     obs.lines.wait_for("six: over v6");
-    obs.lines.wait_for("* six left");
+    obs.lines.wait_for("*** six left");
     let status = six.finish();
     assert_eq!(status.code(), Some(0), "stderr:\n{}", six.err.text());
 }
@@ -1019,15 +1024,15 @@ fn the_config_file_sets_name_port_and_bell_and_flags_override_it() {
     let file = file.to_str().expect("a UTF-8 path");
     let mut zoe = Tchat::spawn("zoe", &["--join", "127.0.0.1", "--config", file]);
     zoe.out
-        .wait("zoe's welcome", |l| l.starts_with("* you are zoe."));
+        .wait("zoe's welcome", |l| l.starts_with("*** you are zoe."));
     let mut yan = Tchat::spawn_env(
         "yan",
         &["--join", "127.0.0.1", "--name", "yan", "--bell", "all"],
         &[("TCHAT_CONFIG", Some(file))],
     );
     yan.out
-        .wait("yan's welcome", |l| l.starts_with("* you are yan."));
-    zoe.out.wait_for("* yan joined");
+        .wait("yan's welcome", |l| l.starts_with("*** you are yan."));
+    zoe.out.wait_for("*** yan joined");
     // A port in the address wins over the file's.
     let addr = format!("127.0.0.1:{}", free_port());
     let t = run_env(&["--join", &addr], &[("TCHAT_CONFIG", Some(file))]);
@@ -1065,12 +1070,12 @@ fn the_usual_config_file_is_read_and_help_says_where() {
     // No file yet: defaults.
     let mut pat = Tchat::spawn_env("pat", &["--join", &addr, "--name", "pat"], &env);
     pat.out
-        .wait("pat's welcome", |l| l.starts_with("* you are pat."));
+        .wait("pat's welcome", |l| l.starts_with("*** you are pat."));
     dir.file("config/tchat/config.toml", "name = \"una\"\n");
     let mut una = Tchat::spawn_env("una", &["--join", &addr], &env);
     una.out
-        .wait("una's welcome", |l| l.starts_with("* you are una."));
-    pat.out.wait_for("* una joined");
+        .wait("una's welcome", |l| l.starts_with("*** you are una."));
+    pat.out.wait_for("*** una joined");
 }
 
 #[test]
@@ -1132,11 +1137,11 @@ fn log_appends_the_conversation_as_sanitised_text() {
     let room = addr.to_string();
     let mut lou = Tchat::spawn("lou", &["--join", &room, "--name", "lou", "--log", &log]);
     lou.out
-        .wait("lou's welcome", |l| l.starts_with("* you are lou."));
+        .wait("lou's welcome", |l| l.starts_with("*** you are lou."));
 
     let mut peer = Peer::greeted(addr);
     peer.send(b"hi \x1b[31mred\n");
-    lou.out.wait_for("* guest joined");
+    lou.out.wait_for("*** guest joined");
     lou.out.wait_for("guest: hi \u{241b}[31mred");
     lou.write("hello\n");
     peer.lines.wait_for("lou: hello");
@@ -1157,9 +1162,9 @@ fn log_appends_the_conversation_as_sanitised_text() {
         "unstamped lines:\n{text}"
     );
     let said: Vec<&str> = lines.iter().map(|l| &l[20..]).collect();
-    assert!(said[0].starts_with("* you are lou."), "{text}");
+    assert!(said[0].starts_with("*** you are lou."), "{text}");
     for line in [
-        "* guest joined",
+        "*** guest joined",
         "guest: hi \u{241b}[31mred",
         "lou: hello",
         "guest: bye now",
@@ -1174,11 +1179,11 @@ fn log_appends_the_conversation_as_sanitised_text() {
     // A second session appends.
     let mut lou = Tchat::spawn("lou", &["--join", &room, "--name", "lou", "--log", &log]);
     lou.out
-        .wait("lou's welcome", |l| l.starts_with("* you are lou."));
+        .wait("lou's welcome", |l| l.starts_with("*** you are lou."));
     lou.close_stdin();
     lou.finish();
     let text = std::fs::read_to_string(&log).expect("the log");
-    assert_eq!(text.matches("* you are lou.").count(), 2, "{text}");
+    assert_eq!(text.matches("*** you are lou.").count(), 2, "{text}");
     assert!(text.starts_with(lines[0]), "{text}");
 }
 
@@ -1190,14 +1195,14 @@ fn a_log_that_cannot_be_opened_is_one_line_before_anything_starts() {
     let mut obs = Peer::greeted(addr);
     obs.send(b"watching\n");
     obs.lines.wait("the observer's welcome", |l| {
-        l.starts_with("* you are guest.")
+        l.starts_with("*** you are guest.")
     });
     let t = run(&["--join", &addr.to_string(), "--name", "lou", "--log", &log]);
     assert_clean_failure(&t, &[&format!("log {log}: "), "no such file"]);
     // Anyone joining after lou failed comes after lou would have.
     let mut later = Peer::greeted(addr);
     later.send(b"here\n");
-    obs.lines.wait_for("* guest2 joined");
+    obs.lines.wait_for("*** guest2 joined");
     assert!(!obs.lines.text().contains("lou"), "{}", obs.lines.text());
 }
 

@@ -297,7 +297,7 @@ async fn the_host_pings_a_silent_tchat_peer_and_drops_it_when_it_stays_silent() 
         ..Config::default()
     };
     let ping_after = config.ping_after;
-    let settle = config.settle_after;
+    let settle = config.hello_wait;
     let server = Server::spawn(listener, config).unwrap();
 
     // A plain peer watches (plain peers are never pinged).
@@ -337,7 +337,7 @@ async fn the_host_pings_a_silent_tchat_peer_and_drops_it_when_it_stays_silent() 
     assert_eq!(Instant::now().duration_since(joined_at), ping_after * 2);
     loop {
         let line = watcher.next_line().await.unwrap().unwrap();
-        if line.starts_with("* ghost left") {
+        if line.starts_with("*** ghost left") {
             assert!(line.contains("timed out"), "{line}");
             break;
         }

@@ -22,21 +22,31 @@ async fn room(config: Config) -> Server {
 
 fn quick() -> Config {
     Config {
-        settle_after: Duration::from_millis(200),
+        hello_wait: Duration::from_millis(200),
         address: "127.0.0.1:test".into(),
+        // Every peer here comes from 127.0.0.1; the limits per address have tests of
+        // their own, from several addresses.
+        max_per_address: 0,
+        joins_per_minute: 0,
+        rules: Rules {
+            addr_burst: 0,
+            addr_rate: 0,
+            ..Rules::default()
+        },
         ..Config::default()
     }
 }
 
 /// [`quick`] without the flood limit, for tests that send in bulk.
 fn unlimited() -> Config {
+    let quick = quick();
     Config {
         rules: Rules {
             burst: 0,
             rate: 0,
-            ..Rules::default()
+            ..quick.rules
         },
-        ..quick()
+        ..quick
     }
 }
 
@@ -214,7 +224,7 @@ async fn netcat_peer_talks_both_ways() {
         alice.message().await,
         ("guest".into(), "hi from nc".into(), None)
     );
-    nc.until_line(|l| l.starts_with("* you are guest")).await;
+    nc.until_line(|l| l.starts_with("*** you are guest")).await;
     alice.say("hello nc", "x");
     assert_eq!(
         nc.until_line(|l| l.contains("hello")).await,
@@ -233,7 +243,7 @@ async fn a_quiet_netcat_peer_joins_and_hears_the_room() {
     let mut alice = Tchat::join(&server, "alice").await;
     let mut nc = Plain::connect(&server).await;
     // It says nothing; after a moment it is in the room anyway.
-    nc.until_line(|l| l.starts_with("* you are guest")).await;
+    nc.until_line(|l| l.starts_with("*** you are guest")).await;
     alice
         .until(|e| matches!(e, NetEvent::Server(ServerMsg::Join { name, .. }) if name == "guest"))
         .await;
@@ -289,7 +299,7 @@ async fn hostile_bytes_never_reach_a_terminal() {
     let mut alice = Tchat::join(&server, "alice").await;
     let mut evil = Plain::connect(&server).await;
     let mut watcher = Plain::connect(&server).await;
-    watcher.until_line(|l| l.starts_with("* you are")).await;
+    watcher.until_line(|l| l.starts_with("*** you are")).await;
     evil.send(b"\x1b]0;pwned\x07\x1b[2J\x1b[31mred \xc2\x9b31m csi \xe2\x80\xaeevil\xe2\x81\xa6 \x7f del \xff\xfe bad\n")
         .await;
     let (_, text, _) = alice.message().await;
@@ -309,7 +319,7 @@ async fn hostile_bytes_never_reach_a_terminal() {
 async fn hostile_names_are_cleaned() {
     let server = room(quick()).await;
     let mut watcher = Plain::connect(&server).await;
-    watcher.until_line(|l| l.starts_with("* you are")).await;
+    watcher.until_line(|l| l.starts_with("*** you are")).await;
     let evil = Tchat::join(&server, "\u{1b}[2Jmal\u{202e}lory\u{7}").await;
     assert!(
         !evil.name.chars().any(sanitize::is_forbidden),
@@ -410,11 +420,11 @@ async fn when_the_host_leaves_everyone_is_told_at_once() {
     let server = room(quick()).await;
     let mut alice = Tchat::join(&server, "alice").await;
     let mut nc = Plain::connect(&server).await;
-    nc.until_line(|l| l.starts_with("* you are")).await;
+    nc.until_line(|l| l.starts_with("*** you are")).await;
     server.shutdown().await;
     let rest = nc.until_closed().await;
     assert!(
-        rest.contains("* the host left; the room is closed"),
+        rest.contains("*** the host left; the room is closed"),
         "{rest:?}"
     );
     let closing = alice
@@ -467,7 +477,7 @@ async fn many_peers_each_get_every_line_in_order() {
     for _ in 0..peers {
         let mut p = Plain::connect(&server).await;
         p.send(b"ready\n").await;
-        p.until_line(|l| l.starts_with("* you are")).await;
+        p.until_line(|l| l.starts_with("*** you are")).await;
         plains.push(p);
     }
     let mut watcher = Tchat::join(&server, "watcher").await;
@@ -787,7 +797,7 @@ async fn one_more_than_the_room_holds_is_told_the_room_is_full() {
     let _ = timeout(DEADLINE, &mut alice.h.task).await;
     let mut again = Plain::connect(&server).await;
     again.send(b"in at last\n").await;
-    again.until_line(|l| l.starts_with("* you are")).await;
+    again.until_line(|l| l.starts_with("*** you are")).await;
     server.shutdown().await;
 }
 
@@ -898,7 +908,7 @@ async fn chaos_a_joiner_cut_off_mid_conversation_rejoins_and_nothing_is_lost_or_
         .await;
     let mut bob = Tchat::join(&server, "bob").await;
     let mut nc = Plain::connect(&server).await;
-    nc.until_line(|l| l.starts_with("* you are")).await;
+    nc.until_line(|l| l.starts_with("*** you are")).await;
 
     // Everything alice is told, whenever it comes, is kept.
     let mut got: Vec<NetEvent> = Vec::new();
@@ -1018,12 +1028,12 @@ async fn commands_work_the_same_from_tchat_and_plain_peers() {
     let mut alice = Tchat::join(&server, "alice").await;
     let mut bob = Tchat::join(&server, "bob").await;
     let mut nc = Plain::connect(&server).await;
-    nc.until_line(|l| l.starts_with("* you are guest")).await;
+    nc.until_line(|l| l.starts_with("*** you are guest")).await;
 
     // /nick: a taken name is refused with a reason; a free one is announced.
     nc.send(b"/nick Alice\n").await;
     let refused = nc.until_line(|l| l.contains("taken")).await;
-    assert_eq!(refused, "* the name Alice is taken; you are still guest");
+    assert_eq!(refused, "*** the name Alice is taken; you are still guest");
     nc.send(b"/nick carol\n").await;
     let renamed = alice
         .until(|e| matches!(e, NetEvent::Server(ServerMsg::Nick { .. })))
@@ -1032,7 +1042,7 @@ async fn commands_work_the_same_from_tchat_and_plain_peers() {
         matches!(&renamed, NetEvent::Server(ServerMsg::Nick { old, new, .. }) if old == "guest" && new == "carol"),
         "{renamed:?}"
     );
-    nc.until_line(|l| l == "* guest is now known as carol")
+    nc.until_line(|l| l == "*** guest is now known as carol")
         .await;
     bob.say("/nick carol", "n1");
     let no = bob
@@ -1045,7 +1055,7 @@ async fn commands_work_the_same_from_tchat_and_plain_peers() {
 
     // /who
     nc.send(b"/who\n").await;
-    nc.until_line(|l| l == "* in the room (3): alice, bob, carol")
+    nc.until_line(|l| l == "*** in the room (3): alice, bob, carol")
         .await;
 
     // /me, from both kinds of peer.
@@ -1089,7 +1099,7 @@ async fn commands_work_the_same_from_tchat_and_plain_peers() {
 
     // Unknown commands are answered and never relayed; // sends a literal slash.
     nc.send(b"/frobnicate\n//not a command\n").await;
-    nc.until_line(|l| l.starts_with("* there is no command /frobnicate"))
+    nc.until_line(|l| l.starts_with("*** there is no command /frobnicate"))
         .await;
     let (_, text, _) = alice.message().await;
     assert_eq!(text, "/not a command");
@@ -1139,13 +1149,13 @@ async fn someone_who_joins_late_gets_the_recent_history_in_order() {
     assert_eq!(bob.message().await.1, "live now");
     // A plain peer: the last 20, between marker lines.
     let mut nc = Plain::connect(&server).await;
-    nc.until_line(|l| l.starts_with("* you are")).await;
-    nc.until_line(|l| l == "* the last 20 messages before you came:")
+    nc.until_line(|l| l.starts_with("*** you are")).await;
+    nc.until_line(|l| l == "*** the last 20 messages before you came:")
         .await;
     let mut got = Vec::new();
     loop {
         let l = nc.until_line(|_| true).await;
-        if l == "* end of history" {
+        if l == "*** end of history" {
             break;
         }
         got.push(l);
@@ -1163,7 +1173,7 @@ async fn a_pasted_block_is_one_message_for_tchat_and_lines_for_nc() {
     let alice = Tchat::join(&server, "alice").await;
     let mut bob = Tchat::join(&server, "bob").await;
     let mut nc = Plain::connect(&server).await;
-    nc.until_line(|l| l.starts_with("* you are")).await;
+    nc.until_line(|l| l.starts_with("*** you are")).await;
     // Thirty lines in one message: more than the flood limit's burst of 20 lines, but one
     // message, so it is counted once and not cut.
     let block: Vec<String> = (0..30).map(|i| format!("line {i} of the paste")).collect();

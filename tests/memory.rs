@@ -18,7 +18,7 @@ async fn a_peer_that_never_reads_costs_the_host_a_bounded_amount_and_is_dropped(
         eprintln!("no /proc here: skipped");
         return;
     }
-    let mut host = Headless::start(&["--burst", "0", "--max-line", "1024"]);
+    let mut host = Headless::start(&["--burst", "0", "--addr-burst", "0", "--max-line", "1024"]);
     let pid = host.pid();
     let addr = host.addr.clone();
 
@@ -29,7 +29,7 @@ async fn a_peer_that_never_reads_costs_the_host_a_bounded_amount_and_is_dropped(
             let mut s = BufReader::new(TcpStream::connect(&addr).await.unwrap());
             s.get_mut().write_all(hello).await.unwrap();
             let mut line = String::new();
-            while !line.starts_with("* you are") {
+            while !line.starts_with("*** you are") {
                 line.clear();
                 timeout(Duration::from_secs(10), s.read_line(&mut line))
                     .await

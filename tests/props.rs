@@ -8,7 +8,8 @@ use unicode_segmentation::UnicodeSegmentation;
 
 use tchat::protocol::{ClientMsg, Frame, LineDecoder, ServerMsg, Since};
 use tchat::sanitize;
-use tchat::server::room::{Action, Outgoing, Room, Rules};
+use tchat::server::room::{Action, Arrival, Outgoing, Room, Rules};
+use tchat::server::session::{self, Greeted};
 use tchat::text;
 
 /// Decode `input` fed to the decoder in pieces cut at `cuts`.
@@ -135,14 +136,11 @@ proptest! {
     fn the_room_survives_any_frames_and_relays_nothing_forbidden(
         events in prop::collection::vec((0u64..4, any::<u8>(), ".{0,40}"), 0..60),
     ) {
-        let mut room = Room::new("e".into(), "x".into(), Rules { max_line: 32, ..Rules::default() });
-        for id in 0..4 {
-            room.connect(id, 0);
-        }
+        let mut room = Room::new("e".into(), Rules { max_line: 32, ..Rules::default() });
         for (peer, kind, s) in events {
             let now = i64::from(kind);
             let actions = match kind % 9 {
-                0 => room.receive(peer, Frame::Line(s), now),
+                0 => deliver(&mut room, peer, Frame::Line(s), now),
                 6 => room.quiet(peer, now),
                 7 => room.cut(peer, &s, "cut", now),
                 8 => {
@@ -155,17 +153,17 @@ proptest! {
                         session: Some(format!("s{}", kind % 2)),
                         since: Some(Since { room: if kind % 3 == 0 { "other".into() } else { "e".into() }, id: u64::from(kind / 4) }),
                     };
-                    room.receive(peer, Frame::Line(hello.encode().trim_end().into()), now)
+                    deliver(&mut room, peer, Frame::Line(hello.encode().trim_end().into()), now)
                 }
-                1 => room.receive(peer, Frame::TooLong, 1),
-                2 => room.receive(peer, Frame::Line(ClientMsg::Hello { v: 1, name: s, client: None, session: None, since: None }.encode().trim_end().into()), 1),
-                3 => room.receive(peer, Frame::Line(ClientMsg::Say { text: s, cid: Some(format!("c{}", kind % 5)) }.encode().trim_end().into()), now),
-                4 => room.settle(peer, 1),
-                _ => {
-                    let a = room.disconnect(peer, None, 1);
-                    room.connect(peer, 0);
-                    a
+                1 => deliver(&mut room, peer, Frame::TooLong, 1),
+                2 => deliver(&mut room, peer, Frame::Line(ClientMsg::Hello { v: 1, name: s, client: None, session: None, since: None }.encode().trim_end().into()), 1),
+                3 => deliver(&mut room, peer, Frame::Line(ClientMsg::Say { text: s, cid: Some(format!("c{}", kind % 5)) }.encode().trim_end().into()), now),
+                4 if room.dialect(peer).is_none() => {
+                    let mark = room.next_event();
+                    room.seat(peer, Arrival { mark, ..Arrival::default() }, 1)
                 }
+                4 => room.tick(now + 5_000),
+                _ => room.disconnect(peer, None, 1),
             };
             for a in actions {
                 if let Action::Send(target, Outgoing::Event(msg)) = a {
@@ -177,14 +175,50 @@ proptest! {
                     }
                 }
             }
-            // Names stay unique (ignoring case) and within the limit.
+            // Names stay unique (ignoring case and look-alikes) and within the limit.
             let names = room.names();
-            let mut lower: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
+            let mut lower: Vec<String> = names.iter().map(|n| tchat::names::fold(n)).collect();
             lower.sort();
             lower.dedup();
             prop_assert_eq!(lower.len(), names.len());
             prop_assert!(names.iter().all(|n| (1..=24).contains(&n.chars().count())));
             prop_assert!(names.iter().all(|n| !n.chars().any(|c| c.is_whitespace() || sanitize::is_forbidden(c))));
         }
+    }
+}
+
+/// What the host does with a frame from a connection: the first one settles its
+/// handshake (and a plain peer's first line is then its first line in the room); later
+/// ones go to the room.
+fn deliver(room: &mut Room, peer: u64, frame: Frame, now: i64) -> Vec<Action> {
+    if room.dialect(peer).is_some() {
+        return room.receive(peer, frame, now);
+    }
+    let mark = room.next_event();
+    match session::greeted(Some(frame)) {
+        Greeted::Tchat(hello) => room.seat(
+            peer,
+            Arrival {
+                hello: Some(hello),
+                addr: None,
+                mark,
+            },
+            now,
+        ),
+        Greeted::Plain(first) => {
+            let mut a = room.seat(
+                peer,
+                Arrival {
+                    mark,
+                    ..Arrival::default()
+                },
+                now,
+            );
+            if let Some(f) = first {
+                a.extend(room.receive(peer, f, now));
+            }
+            a
+        }
+        Greeted::Refuse(_) | Greeted::Gone => Vec::new(),
     }
 }

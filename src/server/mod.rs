@@ -1,6 +1,8 @@
 //! The host's side: accepting connections and running the room.
 //!
 //! * [`room`] holds the rules (pure).
+//! * [`limits`] keeps the per-address limits at the door (pure).
+//! * [`session`] settles each connection (greeting, dialect) before the room hears of it.
 //! * One task per connection reads lines and writes a bounded queue of outgoing bytes
 //!   ([`serve_peer`], generic over any stream, so tests and the host's own seat can use
 //!   an in-memory pipe).
@@ -8,11 +10,14 @@
 //!   changes. It never waits on a peer: a full queue means the peer is not reading, and
 //!   it is dropped rather than slowing everyone else down.
 
+pub mod limits;
 pub mod room;
+pub mod session;
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,7 +29,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::net::{LineReader, Outbox, Read, Refused, write_outbox};
 use crate::protocol::{self, Frame, ServerMsg};
-use room::{Action, Dialect, Outgoing, PeerId, Room, Rules, Target};
+use limits::PerAddress;
+use room::{Action, Arrival, Dialect, Outgoing, PeerId, Room, Rules, Target};
+use session::Greeted;
 
 /// How the host runs its room.
 #[derive(Debug, Clone)]
@@ -34,14 +41,20 @@ pub struct Config {
     /// Connections at once (the host's own seat not counted); one more is told the room
     /// is full and closed.
     pub max_peers: usize,
+    /// Connections at once from one address (0: no limit); one more is told so and
+    /// closed.
+    pub max_per_address: usize,
+    /// New connections one address may open in a minute (0: no limit).
+    pub joins_per_minute: u32,
     /// Bytes a connection may send without a newline before it is closed. At least one
     /// whole line of `rules.max_line` is always allowed.
     pub max_unterminated: usize,
     /// How long a tchat client may say nothing before it is pinged; if it stays silent
     /// that long again, it is gone (a half-open connection) and is removed.
     pub ping_after: Duration,
-    /// How long a new connection may stay silent before it joins as a plain peer.
-    pub settle_after: Duration,
+    /// How long a new connection may stay silent before it joins as a plain peer
+    /// (see [`session::HELLO_WAIT`]).
+    pub hello_wait: Duration,
     /// Bytes queued for one peer (not yet written to its socket) before it counts as
     /// not reading and is dropped. Bounds the host's memory per peer.
     pub max_backlog: usize,
@@ -56,15 +69,25 @@ impl Default for Config {
         Config {
             rules: Rules::default(),
             max_peers: 1000,
+            max_per_address: DEFAULT_MAX_PER_ADDRESS,
+            joins_per_minute: DEFAULT_JOINS_PER_MINUTE,
             max_unterminated: 64 * 1024,
             ping_after: Duration::from_secs(20),
-            settle_after: Duration::from_millis(700),
+            hello_wait: session::HELLO_WAIT,
             max_backlog: DEFAULT_MAX_BACKLOG,
             log: false,
             address: String::new(),
         }
     }
 }
+
+/// The default for [`Config::max_per_address`]: a household or an office behind one
+/// address fits; one machine cannot fill the room.
+pub const DEFAULT_MAX_PER_ADDRESS: usize = 16;
+
+/// The default for [`Config::joins_per_minute`]: far above what reconnecting with
+/// backoff needs, far below a reconnect flood.
+pub const DEFAULT_JOINS_PER_MINUTE: u32 = 30;
 
 /// The default bound on one peer's unsent bytes.
 pub const DEFAULT_MAX_BACKLOG: usize = 1024 * 1024;
@@ -122,6 +145,26 @@ impl Server {
         Ok(ours)
     }
 
+    /// A way to open the host's own seat again, for a host whose seat was cut (it then
+    /// rejoins like any joiner: [`crate::client::start_rejoining`]).
+    pub fn local_connector(
+        &self,
+    ) -> impl FnMut() -> futures::future::BoxFuture<'static, Result<DuplexStream, String>> + Send + 'static
+    {
+        let local = self.local.clone();
+        move || {
+            let local = local.clone();
+            Box::pin(async move {
+                let (ours, theirs) = tokio::io::duplex(64 * 1024);
+                local
+                    .send(theirs)
+                    .await
+                    .map_err(|_| "the room has stopped".to_owned())?;
+                Ok(ours)
+            })
+        }
+    }
+
     /// Tell everyone the host is leaving, close every connection, and wait (briefly) for
     /// the goodbyes to be written.
     pub async fn shutdown(self) {
@@ -142,12 +185,16 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Ou
 
 /// What connection tasks tell the room task.
 enum Event {
+    /// A connection finished its handshake and takes a seat.
     Open {
         id: PeerId,
         out: Arc<Outbox>,
         kill: CancellationToken,
         /// The host's own seat (see [`OWN_SEAT_BACKLOG`]).
         own_seat: bool,
+        arrival: Arrival,
+        /// A plain peer's first line, which came with its handshake.
+        first: Option<Frame>,
     },
     Frame(PeerId, Frame),
     /// Nothing arrived for a while.
@@ -157,6 +204,36 @@ enum Event {
     Closed(PeerId, Option<String>),
 }
 
+/// What every connection task shares.
+struct Shared {
+    config: Config,
+    /// The room's next event id, published by the room task after every event: where
+    /// a connection opening now starts (see [`Arrival::mark`]).
+    next_event: AtomicU64,
+    door: std::sync::Mutex<PerAddress>,
+}
+
+impl Shared {
+    fn door(&self) -> std::sync::MutexGuard<'_, PerAddress> {
+        // Nothing panics while holding it; if something did, the table is still sound.
+        self.door
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A connection counted against its address until it is dropped.
+struct AddrSeat {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for AddrSeat {
+    fn drop(&mut self) {
+        self.shared.door().close(self.ip, std::time::Instant::now());
+    }
+}
+
 async fn run_inner(
     listener: TcpListener,
     mut local: mpsc::Receiver<DuplexStream>,
@@ -164,10 +241,18 @@ async fn run_inner(
     stop: CancellationToken,
 ) {
     // Shared by every connection task rather than copied into each.
-    let config = Arc::new(config);
+    let shared = Arc::new(Shared {
+        door: std::sync::Mutex::new(PerAddress::new(
+            config.max_per_address,
+            config.joins_per_minute,
+        )),
+        next_event: AtomicU64::new(1),
+        config,
+    });
+    let config = &shared.config;
     let tracker = TaskTracker::new();
     let (events_tx, events) = mpsc::channel::<Event>(1024);
-    let room_task = tokio::spawn(room_task(events, config.clone(), stop.clone()));
+    let room_task = tokio::spawn(room_task(events, shared.clone(), stop.clone()));
     let seats = Arc::new(Semaphore::new(config.max_peers));
     let mut next_id: PeerId = 0;
     loop {
@@ -176,22 +261,32 @@ async fn run_inner(
         tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, from)) => {
                     let _ = stream.set_nodelay(true);
                     crate::net::keepalive(&stream);
+                    let ip = canonical(from.ip());
+                    let at_door = shared.door().open(ip, std::time::Instant::now());
+                    if let Err(refusal) = at_door {
+                        let line = protocol::refusal_line(&refusal.text());
+                        tracker.spawn(turn_away(stream, line));
+                        continue;
+                    }
+                    let addr_seat = AddrSeat { shared: shared.clone(), ip };
                     match seats.clone().try_acquire_owned() {
                         Ok(seat) => {
-                            let (events, peer_config) = (events_tx.clone(), config.clone());
+                            let (events, peer_shared) = (events_tx.clone(), shared.clone());
                             // The connection's future is made inside the task, not moved
                             // into it: a future captured and then awaited is stored twice,
                             // and this one is what every idle peer costs.
                             tracker.spawn(async move {
-                                serve_peer(id, stream, events, peer_config, false).await;
-                                drop(seat);
+                                serve_peer(id, stream, events, peer_shared, Some(ip)).await;
+                                drop((seat, addr_seat));
                             });
                         }
                         Err(_) => {
-                            tracker.spawn(turn_away(stream, config.max_peers));
+                            drop(addr_seat);
+                            let line = protocol::room_full_line(config.max_peers);
+                            tracker.spawn(turn_away(stream, line));
                         }
                     }
                 }
@@ -204,7 +299,7 @@ async fn run_inner(
                 }
             },
             Some(stream) = local.recv() => {
-                let peer = serve_peer(id, stream, events_tx.clone(), config.clone(), true);
+                let peer = serve_peer(id, stream, events_tx.clone(), shared.clone(), None);
                 tracker.spawn(peer);
             }
         }
@@ -217,11 +312,19 @@ async fn run_inner(
     let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
 }
 
-/// Tell a connection the room is full, and close it once it has read that (or after a
-/// second).
-async fn turn_away(mut stream: tokio::net::TcpStream, max_peers: usize) {
+/// An IPv4 peer reaching a dual-stack socket shows as `::ffff:a.b.c.d`: it is the same
+/// address as `a.b.c.d`, and is limited as one.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Tell a connection why it is turned away (`line`), and close it once it has read
+/// that (or after a second).
+async fn turn_away(mut stream: tokio::net::TcpStream, line: String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let line = protocol::room_full_line(max_peers);
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         stream.write_all(line.as_bytes()).await?;
         stream.shutdown().await?;
@@ -234,16 +337,39 @@ async fn turn_away(mut stream: tokio::net::TcpStream, max_peers: usize) {
     .await;
 }
 
-/// One connection: greet, read lines for the room, write what the room queues.
+/// One connection: its handshake, then lines for the room, and what the room queues
+/// written back.
 async fn serve_peer<S>(
     id: PeerId,
     stream: S,
     events: mpsc::Sender<Event>,
-    config: Arc<Config>,
-    own_seat: bool,
+    shared: Arc<Shared>,
+    addr: Option<IpAddr>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let config = &shared.config;
+    let own_seat = addr.is_none();
+    // Where this connection starts in the room's story: it is sent what is said from
+    // now on, even while its handshake lasts.
+    let mark = shared.next_event.load(Ordering::Relaxed);
+    let (r, mut w) = tokio::io::split(stream);
+    let mut lines = LineReader::new(r, protocol::frame_limit(config.rules.max_line))
+        .with_cap(config.unterminated_cap());
+    let banner = protocol::banner(&config.address);
+    let cap = config.unterminated_cap();
+    let Some(greeted) =
+        session::handshake(&mut lines, &mut w, &banner, config.hello_wait, cap).await
+    else {
+        lines.drain(Duration::from_secs(1)).await;
+        return;
+    };
+    let (hello, first) = match greeted {
+        Greeted::Tchat(hello) => (Some(hello), None),
+        Greeted::Plain(first) => (None, first),
+        Greeted::Refuse(_) | Greeted::Gone => return,
+    };
+    let structured = hello.is_some();
     let out = Outbox::new();
     let kill = CancellationToken::new();
     let open = Event::Open {
@@ -251,12 +377,13 @@ async fn serve_peer<S>(
         out: out.clone(),
         kill: kill.clone(),
         own_seat,
+        arrival: Arrival { hello, addr, mark },
+        first,
     };
     if events.send(open).await.is_err() {
         return;
     }
-    let (r, w) = tokio::io::split(stream);
-    let reading = read_peer(id, r, &events, &config);
+    let reading = read_peer(id, lines, &events, config, structured);
     let writing = write_outbox(w, out);
     tokio::pin!(reading, writing);
     tokio::select! {
@@ -276,40 +403,24 @@ async fn serve_peer<S>(
     }
 }
 
-/// Read lines until the peer closes; returns why, when it was not a clean close.
+/// Read lines until the peer closes; returns why, when it was not a clean close. Only
+/// a tchat client is pinged when it goes quiet, so a plain peer's reader waits on its
+/// socket alone and an idle one never wakes the host.
 async fn read_peer<R: AsyncRead + Unpin>(
     id: PeerId,
-    reader: R,
+    mut lines: LineReader<R>,
     events: &mpsc::Sender<Event>,
     config: &Config,
+    structured: bool,
 ) -> Option<String> {
-    let mut lines = LineReader::new(reader, protocol::frame_limit(config.rules.max_line))
-        .with_cap(config.unterminated_cap());
-    // Until the first line (or a silence) settles how the peer talks, wait to settle;
-    // after it, only a tchat client is pinged when it goes quiet, so a plain peer's
-    // reader waits on its socket alone and an idle one never wakes the host.
-    let mut quiet_after = Some(config.settle_after);
-    let mut settled = false;
+    let quiet_after = structured.then_some(config.ping_after);
     loop {
         let (event, last) = match lines.next(quiet_after).await {
-            Read::Frame(frame) => {
-                if !settled {
-                    let tchat = matches!(&frame, Frame::Line(line)
-                        if protocol::ClientMsg::parse_hello(line).is_some());
-                    quiet_after = tchat.then_some(config.ping_after);
-                }
-                (Event::Frame(id, frame), false)
-            }
-            Read::Quiet => {
-                if !settled {
-                    quiet_after = None;
-                }
-                (Event::Quiet(id), false)
-            }
+            Read::Frame(frame) => (Event::Frame(id, frame), false),
+            Read::Quiet => (Event::Quiet(id), false),
             Read::Overrun => (Event::Overrun(id), true),
             Read::Closed(reason) => return reason,
         };
-        settled = true;
         if events.send(event).await.is_err() {
             return None;
         }
@@ -329,6 +440,8 @@ struct Conn {
     kill: CancellationToken,
     /// Unsent bytes past which it counts as not reading and is dropped.
     backlog: usize,
+    /// The host's own seat: never dropped for falling behind; it skips ahead instead.
+    own_seat: bool,
 }
 
 impl Drop for Conn {
@@ -341,11 +454,12 @@ impl Drop for Conn {
 
 async fn room_task(
     mut events: mpsc::Receiver<Event>,
-    config: Arc<Config>,
+    shared: Arc<Shared>,
     stop: CancellationToken,
 ) {
+    let config = &shared.config;
     let epoch = format!("{:016x}", rand::random::<u64>());
-    let mut room = Room::new(epoch, config.address.clone(), config.rules.clone());
+    let mut room = Room::new(epoch, config.rules.clone());
     let mut conns = Conns::default();
     // After a burst (a crowd joining, a flood), once a whole TIDY_AFTER has passed with
     // no event, hand the memory the burst freed back to the system. The timer is armed
@@ -355,6 +469,10 @@ async fn room_task(
     tokio::pin!(tidy);
     let mut armed = false;
     let (mut handled, mut handled_at_arming) = (0u64, 0u64);
+    // When the room has a crowd to tell (see `Room::tick`).
+    let crowd = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(crowd);
+    let mut crowd_due: Option<i64> = None;
     loop {
         let event = tokio::select! {
             _ = stop.cancelled() => break,
@@ -366,6 +484,13 @@ async fn room_task(
                     handled_at_arming = handled;
                     tidy.as_mut().reset(tokio::time::Instant::now() + TIDY_AFTER);
                 }
+                continue;
+            }
+            () = &mut crowd, if crowd_due.is_some() => {
+                let actions = room.tick(now_ms());
+                apply(&mut room, &mut conns, actions, config);
+                crowd_due = None;
+                rearm(&room, &mut crowd_due, crowd.as_mut());
                 continue;
             }
             event = events.recv() => match event {
@@ -387,14 +512,28 @@ async fn room_task(
                 out,
                 kill,
                 own_seat,
+                arrival,
+                first,
             } => {
                 let backlog = if own_seat {
                     config.max_backlog.max(OWN_SEAT_BACKLOG)
                 } else {
                     config.max_backlog
                 };
-                conns.insert(id, Conn { out, kill, backlog });
-                room.connect(id, now)
+                conns.insert(
+                    id,
+                    Conn {
+                        out,
+                        kill,
+                        backlog,
+                        own_seat,
+                    },
+                );
+                let mut actions = room.seat(id, arrival, now);
+                if let Some(frame) = first {
+                    actions.extend(room.receive(id, frame, now));
+                }
+                actions
             }
             Event::Frame(id, frame) => room.receive(id, frame, now),
             Event::Quiet(id) => room.quiet(id, now),
@@ -411,12 +550,29 @@ async fn room_task(
                 room.disconnect(id, reason, now)
             }
         };
-        apply(&mut room, &mut conns, actions, &config);
+        apply(&mut room, &mut conns, actions, config);
+        shared
+            .next_event
+            .store(room.next_event(), Ordering::Relaxed);
+        rearm(&room, &mut crowd_due, crowd.as_mut());
     }
     let actions = room.shutdown("the host left; the room is closed", now_ms());
-    apply(&mut room, &mut conns, actions, &config);
+    apply(&mut room, &mut conns, actions, config);
     // Dropping the queues lets each writer flush the goodbye and close.
     conns.clear();
+}
+
+/// Point the crowd timer at the room's next tick, when that changed.
+fn rearm(room: &Room, due: &mut Option<i64>, timer: std::pin::Pin<&mut tokio::time::Sleep>) {
+    let next = room.next_tick();
+    if next == *due {
+        return;
+    }
+    *due = next;
+    if let Some(at) = next {
+        let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+        timer.reset(tokio::time::Instant::now() + Duration::from_millis(wait));
+    }
 }
 
 /// How long the room stays quiet before it returns a burst's freed memory (between once
@@ -436,6 +592,7 @@ fn apply(room: &mut Room, conns: &mut Conns, actions: Vec<Action>, config: &Conf
                 let mut plain: Option<Bytes> = None;
                 let mut structured: Option<Bytes> = None;
                 let mut too_slow = Vec::new();
+                let backfill = matches!(target, Target::Backfill(_));
                 for (id, dialect) in room.recipients(target) {
                     let bytes = match (&out, dialect) {
                         (Outgoing::Raw(line), _) => Bytes::from(format!("{line}\n")),
@@ -447,9 +604,18 @@ fn apply(room: &mut Room, conns: &mut Conns, actions: Vec<Action>, config: &Conf
                             .clone(),
                     };
                     let Some(conn) = conns.get(&id) else { continue };
+                    if backfill {
+                        conn.out.push_exempt(bytes);
+                        continue;
+                    }
                     // A closed outbox is a connection already on its way out; it
                     // reports its own close.
-                    if conn.out.push(bytes, conn.backlog) == Err(Refused::Full) {
+                    if conn.out.push(bytes.clone(), conn.backlog) != Err(Refused::Full) {
+                        continue;
+                    }
+                    if conn.own_seat {
+                        skip_ahead(conn, bytes);
+                    } else {
                         too_slow.push(id);
                     }
                 }
@@ -468,11 +634,30 @@ fn apply(room: &mut Room, conns: &mut Conns, actions: Vec<Action>, config: &Conf
     }
 }
 
+/// The host's own screen fell `backlog` bytes behind (paused, or swamped): rather than
+/// leave its own room, it drops what it has not yet been sent, is told how much, and
+/// goes on from `line`.
+fn skip_ahead(conn: &Conn, line: Bytes) {
+    let skipped = conn.out.skip();
+    let notice = ServerMsg::Notice {
+        ts: now_ms(),
+        text: format!(
+            "your screen fell behind the room: {skipped} lines were skipped (the others in the room got them)"
+        ),
+        cid: None,
+    };
+    conn.out.push_exempt(Bytes::from(notice.encode()));
+    conn.out.push_exempt(line);
+}
+
 fn log_event(target: Target, out: &Outgoing) {
     if !matches!(target, Target::Room | Target::RoomExcept(_)) {
         return;
     }
-    if let Outgoing::Event(msg @ (ServerMsg::Join { .. } | ServerMsg::Leave { .. })) = out {
+    if let Outgoing::Event(
+        msg @ (ServerMsg::Join { .. } | ServerMsg::Leave { .. } | ServerMsg::Crowd { .. }),
+    ) = out
+    {
         eprint!("{} {}", clock(), msg.to_plain());
     }
 }

@@ -1,27 +1,43 @@
 //! The room's rules, with no I/O: who is in, under what name, and who is told what.
 //!
 //! [`Room`] is driven by the connection layer (`server::run`) with what happened — a
-//! connection opened, a line arrived, a connection closed — and answers with
-//! [`Action`]s: lines to send and connections to close. Time comes in as an argument, so
-//! every rule can be tested without a socket or a clock.
+//! connection was seated (its handshake is over, see [`super::session`]), a line
+//! arrived, a connection closed — and answers with [`Action`]s: lines to send and
+//! connections to close. Time comes in as an argument, so every rule can be tested
+//! without a socket or a clock.
+//!
+//! What a seat may see is decided by the seat: its session (bound here, when it said
+//! hello) and the name the room gave it, never by a name a client asks for.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
 
-use crate::protocol::{self, ClientMsg, Command, Frame, PROTOCOL_VERSION, ServerMsg};
+use crate::names;
+use crate::protocol::{self, ClientMsg, Command, Frame, Hello, PROTOCOL_VERSION, ServerMsg};
 use crate::sanitize;
 
 /// A connection, numbered by the server.
 pub type PeerId = u64;
 
-pub use crate::protocol::{MAX_NAME_CHARS, clean_name};
+pub use crate::names::MAX_NAME_CHARS;
 
 /// How many recent messages someone who just came in is shown: a tchat screen, and a
-/// plain peer (whose screen is a terminal scrolling by).
+/// plain peer (whose screen is a terminal scrolling by). Messages said while it was
+/// connecting come on top of these.
 pub const HISTORY_FOR_TCHAT: usize = 100;
 pub const HISTORY_FOR_PLAIN: usize = 20;
 
 /// The name a peer gets when it did not ask for one (netcat) or asked for nothing usable.
 pub const GUEST_NAME: &str = "guest";
+
+/// Joins and leaves announced one by one before a crowd is told as one line: this many
+/// at once, then [`ANNOUNCE_PER_SEC`] a second. A class arriving together, or a script
+/// opening a hundred connections, then costs the conversation a line every two seconds.
+pub const ANNOUNCE_BURST: u32 = 10;
+pub const ANNOUNCE_PER_SEC: u32 = 1;
+/// How long joins and leaves are gathered before the crowd is told.
+pub const CROWD_AFTER_MS: i64 = 2_000;
 
 /// Which dialect a connection speaks (see [`crate::protocol`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +49,7 @@ pub enum Dialect {
 /// What goes out on a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outgoing {
-    /// A line of text sent as is to any peer (the greeting).
+    /// A line of text sent as is to any peer.
     Raw(String),
     /// An event, shown to each peer in its own dialect.
     Event(ServerMsg),
@@ -43,9 +59,13 @@ pub enum Outgoing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     One(PeerId),
-    /// Everyone who has joined.
+    /// One peer, and part of what the host chose to send it on coming in (history, a
+    /// catch-up): it does not count against the slow-reader bound while it drains, so
+    /// that a newcomer is never cut for what the room sent it unasked.
+    Backfill(PeerId),
+    /// Everyone in the room.
     Room,
-    /// Everyone who has joined but this one.
+    /// Everyone in the room but this one.
     RoomExcept(PeerId),
     /// A connection the room has already let go of, told one last thing before it is
     /// closed (why it was cut off).
@@ -65,59 +85,98 @@ pub enum Action {
 pub struct Rules {
     /// The longest message text, in bytes, that is relayed.
     pub max_line: usize,
+    /// The most lines one message may have (0: no limit).
+    pub max_lines: usize,
     /// Lines a peer may send in a burst before `rate` applies (0: no flood limit).
     pub burst: u32,
     /// Lines per second a peer may keep sending (0: no flood limit).
     pub rate: u32,
+    /// The same for all connections from one address together, and across its
+    /// reconnects (0: no limit per address).
+    pub addr_burst: u32,
+    pub addr_rate: u32,
     /// Events kept for catching up clients that rejoin.
     pub history: usize,
+    /// Bytes of history and catch-up sent to one peer as it comes in (older events
+    /// beyond it are counted as lost rather than sent).
+    pub max_catchup: usize,
 }
 
 impl Default for Rules {
     fn default() -> Self {
         Rules {
             max_line: protocol::DEFAULT_MAX_LINE,
+            max_lines: 100,
             burst: 20,
             rate: 5,
+            addr_burst: 40,
+            addr_rate: 10,
             history: 1000,
+            max_catchup: 1024 * 1024,
         }
     }
 }
 
-/// A token bucket in thousandths of a line, refilled by the room's clock.
+/// A token bucket in thousandths of a token, refilled by the room's clock.
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     milli: u64,
     at: i64,
 }
 
+/// A bucket's size and refill: `burst` tokens, then `per_sec` a second (either 0: no
+/// limit).
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    burst: u32,
+    per_sec: u32,
+}
+
+impl Rate {
+    fn unlimited(self) -> bool {
+        self.burst == 0 || self.per_sec == 0
+    }
+
+    /// How long an emptied bucket takes to be full again, in ms.
+    fn refill_ms(self) -> i64 {
+        if self.unlimited() {
+            return 0;
+        }
+        i64::from(self.burst) * 1000 / i64::from(self.per_sec)
+    }
+}
+
 impl Bucket {
-    fn full(rules: &Rules, now: i64) -> Self {
+    fn full(rate: Rate, now: i64) -> Self {
         Bucket {
-            milli: u64::from(rules.burst) * 1000,
+            milli: u64::from(rate.burst) * 1000,
             at: now,
         }
     }
 
-    /// Take one line's worth, if there is one.
-    fn take(&mut self, rules: &Rules, now: i64) -> bool {
-        if rules.burst == 0 || rules.rate == 0 {
-            return true;
-        }
+    fn refill(&mut self, rate: Rate, now: i64) {
         // A clock that steps back refills nothing (and is not trusted to step forward
         // from the earlier reading either).
         let elapsed = u64::try_from(now.saturating_sub(self.at)).unwrap_or(0);
         self.at = self.at.max(now);
-        let cap = u64::from(rules.burst) * 1000;
         self.milli = self
             .milli
-            .saturating_add(elapsed.saturating_mul(u64::from(rules.rate)))
-            .min(cap);
-        if self.milli >= 1000 {
-            self.milli -= 1000;
-            true
-        } else {
-            false
+            .saturating_add(elapsed.saturating_mul(u64::from(rate.per_sec)))
+            .min(u64::from(rate.burst) * 1000);
+    }
+
+    /// Is there a whole token (after refilling to `now`)?
+    fn has(&mut self, rate: Rate, now: i64) -> bool {
+        if rate.unlimited() {
+            return true;
+        }
+        self.refill(rate, now);
+        self.milli >= 1000
+    }
+
+    fn spend(&mut self, rate: Rate) {
+        if !rate.unlimited() {
+            self.milli = self.milli.saturating_sub(1000);
         }
     }
 }
@@ -125,12 +184,11 @@ impl Bucket {
 #[derive(Debug)]
 struct Peer {
     dialect: Dialect,
-    /// `None` until the peer has joined: a fresh connection first gets the greeting, and
-    /// joins when it says hello (tchat), says anything else, or has been quiet a moment
-    /// (netcat). That way a tchat client is announced once, under its own name.
-    name: Option<String>,
-    /// A tchat client's own id, the same across its reconnects.
-    session: Option<String>,
+    name: String,
+    /// A tchat client's own id, the same across its reconnects: what this seat is.
+    session: Option<Arc<str>>,
+    /// Where it connected from (`None`: the host's own seat).
+    addr: Option<IpAddr>,
     bucket: Bucket,
     /// A ping went out and nothing has come back since.
     pinged: bool,
@@ -139,13 +197,50 @@ struct Peer {
     warned: bool,
 }
 
-/// An event kept for catching up, with who sent it when it is a tchat client's message.
+/// What the room remembers of an address while connections from it come and go: its
+/// share of the flood limit, so that reconnecting does not start it afresh.
+#[derive(Debug)]
+struct Address {
+    bucket: Bucket,
+    /// Seats from it now.
+    seats: u32,
+    /// When its last seat went (it is forgotten once its bucket would be full again).
+    idle_since: i64,
+}
+
+/// A message kept for catching up: who sent it, and for a private one, who may see it.
 #[derive(Debug)]
 struct Kept {
     id: u64,
     event: ServerMsg,
     /// `(session, cid)` of the line, for recognising a resend.
-    origin: Option<(String, String)>,
+    origin: Option<(Arc<str>, Box<str>)>,
+    /// A private message is shown again only to the seats it was between: their
+    /// sessions (a plain peer has none, and is never sent a replay).
+    audience: Option<[Option<Arc<str>>; 2]>,
+    /// About what it costs to send (for bounding a catch-up in bytes).
+    size: usize,
+}
+
+/// Joins and leaves gathered to be told as one event.
+#[derive(Debug, Default)]
+struct Crowd {
+    joined: Vec<String>,
+    left: Vec<String>,
+    due: i64,
+}
+
+/// How a connection comes into the room, as its handshake settled it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Arrival {
+    /// A tchat client's hello; `None` for a plain peer.
+    pub hello: Option<Hello>,
+    /// Where it connected from (`None`: the host's own seat, which no address limit
+    /// applies to).
+    pub addr: Option<IpAddr>,
+    /// The room's next event id when the connection opened ([`Room::next_event`]): a
+    /// newcomer is sent everything said since, as well as the recent history.
+    pub mark: u64,
 }
 
 /// The room: its members, their names, the numbering of its events, and its recent
@@ -154,50 +249,72 @@ struct Kept {
 pub struct Room {
     /// Tells this room (and this run of it) apart from others; see `docs/PROTOCOL.md`.
     epoch: String,
-    /// Where people can reach the room, for the greeting.
-    address: String,
     rules: Rules,
     /// Keyed by the host's own connection numbers (no one else picks them), so a fast
     /// hash serves: it is taken once per recipient of every line.
     peers: HashMap<PeerId, Peer, foldhash::fast::RandomState>,
+    /// Every member by the key its name clashes under ([`names::fold`]): a join, a
+    /// rename and a `/msg` look a name up here rather than among all members.
+    by_name: HashMap<String, PeerId>,
+    /// The members' names in the order `/who` and `welcome` list them.
+    sorted: BTreeSet<(String, String)>,
+    /// For each name a crowd asked for (folded), the suffix to try first next time, so
+    /// that the hundredth `guest` does not try `guest2` … `guest99` first.
+    suffix_hint: HashMap<String, u64>,
+    addrs: HashMap<IpAddr, Address>,
+    /// Addresses that lost their last seat, oldest first, to forget once their share
+    /// of the flood limit is full again.
+    idle_addrs: VecDeque<(i64, IpAddr)>,
+    announce: Bucket,
+    crowd: Option<Crowd>,
     next_event: u64,
     history: VecDeque<Kept>,
     /// `(session, cid)` → event id, for the lines in `history`.
-    seen: HashMap<(String, String), u64>,
+    seen: HashMap<(Arc<str>, Box<str>), u64>,
 }
+
+/// The budget for announcing joins and leaves one by one.
+const ANNOUNCE: Rate = Rate {
+    burst: ANNOUNCE_BURST,
+    per_sec: ANNOUNCE_PER_SEC,
+};
 
 impl Room {
     /// An empty room. `epoch` should differ between runs of the host.
-    pub fn new(epoch: String, address: String, rules: Rules) -> Self {
+    pub fn new(epoch: String, rules: Rules) -> Self {
         Room {
             epoch,
-            address,
             rules,
             peers: HashMap::default(),
+            by_name: HashMap::new(),
+            sorted: BTreeSet::new(),
+            suffix_hint: HashMap::new(),
+            addrs: HashMap::new(),
+            idle_addrs: VecDeque::new(),
+            announce: Bucket::full(ANNOUNCE, 0),
+            crowd: None,
             next_event: 1,
             history: VecDeque::new(),
             seen: HashMap::new(),
         }
     }
 
-    /// How many have joined.
+    /// How many are in the room.
     pub fn len(&self) -> usize {
-        self.peers.values().filter(|p| p.name.is_some()).count()
+        self.peers.len()
     }
 
-    /// True when nobody has joined.
+    /// True when nobody is in the room.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.peers.is_empty()
     }
 
-    /// The names of those who have joined, sorted.
+    /// The names of those in the room, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.peers.values().filter_map(|p| p.name.clone()).collect();
-        names.sort_by_key(|n| n.to_lowercase());
-        names
+        self.sorted.iter().map(|(_, n)| n.clone()).collect()
     }
 
-    /// The dialect of a connection, if it is known to the room.
+    /// The dialect of a connection, if it is in the room.
     pub fn dialect(&self, peer: PeerId) -> Option<Dialect> {
         self.peers.get(&peer).map(|p| p.dialect)
     }
@@ -207,60 +324,72 @@ impl Room {
         self.history.len()
     }
 
+    /// The id the next event will get: where a connection opening now starts.
+    pub fn next_event(&self) -> u64 {
+        self.next_event
+    }
+
+    /// When [`Room::tick`] has something to do (a crowd to tell), if ever.
+    pub fn next_tick(&self) -> Option<i64> {
+        self.crowd.as_ref().map(|c| c.due)
+    }
+
+    /// Addresses remembered (for tests and the hostile-peer suite: it stays bounded).
+    pub fn addresses_kept(&self) -> usize {
+        self.addrs.len()
+    }
+
     /// The peers a target names, with their dialects. An iterator, not a list: the
     /// room walks it once per event, for every event it relays.
     pub fn recipients(&self, target: Target) -> impl Iterator<Item = (PeerId, Dialect)> + '_ {
         let (one, room) = match target {
-            Target::One(id) => (self.peers.get(&id).map(|p| (id, p.dialect)), None),
+            Target::One(id) | Target::Backfill(id) => {
+                (self.peers.get(&id).map(|p| (id, p.dialect)), None)
+            }
             Target::Last(id, dialect) => (Some((id, dialect)), None),
             Target::Room | Target::RoomExcept(_) => (None, Some(self.peers.iter())),
         };
         let joined = room
             .into_iter()
             .flatten()
-            .filter(move |(id, p)| p.name.is_some() && Target::RoomExcept(**id) != target)
+            .filter(move |(id, _)| Target::RoomExcept(**id) != target)
             .map(|(id, p)| (*id, p.dialect));
         one.into_iter().chain(joined)
     }
 
-    /// A connection opened: greet it.
-    pub fn connect(&mut self, peer: PeerId, now: i64) -> Vec<Action> {
-        self.peers.insert(
-            peer,
-            Peer {
-                dialect: Dialect::Plain,
-                name: None,
-                session: None,
-                bucket: Bucket::full(&self.rules, now),
-                pinged: false,
-                warned: false,
-            },
-        );
-        vec![Action::Send(
-            Target::One(peer),
-            Outgoing::Raw(protocol::banner(&self.address)),
-        )]
-    }
-
-    /// A connection has been quiet since it was greeted: if it has not joined yet, it is
-    /// a plain peer (netcat) waiting for others to talk; let it in.
-    pub fn settle(&mut self, peer: PeerId, now: i64) -> Vec<Action> {
+    /// A connection has finished its handshake: give it a seat. A tchat client gets the
+    /// name it asked for (or one like it), a plain peer `guest`; either is welcomed,
+    /// shown what it missed, and announced.
+    pub fn seat(&mut self, peer: PeerId, arrival: Arrival, now: i64) -> Vec<Action> {
+        self.expire(now);
         let mut out = Vec::new();
-        if self.is_pending(peer) {
-            self.join(peer, Dialect::Plain, None, now, &mut out);
-            self.recent(peer, Dialect::Plain, &mut out);
+        let Arrival { hello, addr, mark } = arrival;
+        match hello {
+            Some(hello) => self.hello(peer, hello, addr, mark, now, &mut out),
+            None => {
+                let name = self.seat_as(peer, Dialect::Plain, None, None, addr, now, &mut out);
+                self.recent(peer, Dialect::Plain, mark, &mut out);
+                self.announce(peer, name, now, &mut out);
+            }
         }
         out
     }
 
-    /// A connection has sent nothing for a while. One that has not joined yet joins (see
-    /// [`Room::settle`]). A tchat client is pinged; if it is still silent the next time,
-    /// it is gone without having said so (a half-open connection) and is removed. A plain
-    /// peer may stay silent for ever: TCP keepalive finds it if it vanishes.
-    pub fn quiet(&mut self, peer: PeerId, now: i64) -> Vec<Action> {
-        if self.is_pending(peer) {
-            return self.settle(peer, now);
+    /// Time passed: tell a crowd that came or went, once it is due.
+    pub fn tick(&mut self, now: i64) -> Vec<Action> {
+        self.expire(now);
+        let mut out = Vec::new();
+        if self.crowd.as_ref().is_some_and(|c| c.due <= now) {
+            self.tell_crowd(now, &mut out);
         }
+        out
+    }
+
+    /// A connection has sent nothing for a while. A tchat client is pinged; if it is
+    /// still silent the next time, it is gone without having said so (a half-open
+    /// connection) and is removed. A plain peer may stay silent for ever: TCP keepalive
+    /// finds it if it vanishes.
+    pub fn quiet(&mut self, peer: PeerId, now: i64) -> Vec<Action> {
         let mut out = Vec::new();
         let Some(p) = self.peers.get_mut(&peer) else {
             return out;
@@ -283,59 +412,33 @@ impl Room {
     /// Close a connection for misbehaving: tell it why (`tell`), tell the room (`reason`).
     pub fn cut(&mut self, peer: PeerId, tell: &str, reason: &str, now: i64) -> Vec<Action> {
         let mut out = Vec::new();
-        match self.peers.get(&peer) {
-            None => return out,
-            Some(p) if p.name.is_none() => {
-                self.peers.remove(&peer);
-                out.push(Action::Send(
-                    Target::Last(peer, Dialect::Plain),
-                    Outgoing::Raw(format!("* {tell}")),
-                ));
-                out.push(Action::Close(peer));
-            }
-            Some(p) => {
-                let last = Target::Last(peer, p.dialect);
-                out.extend(self.disconnect(peer, Some(reason), now));
-                // Told after the room has let go of it, before the close.
-                let notice = ServerMsg::Notice {
-                    ts: now,
-                    text: sanitize::line(tell),
-                    cid: None,
-                };
-                out.push(Action::Send(last, Outgoing::Event(notice)));
-                out.push(Action::Close(peer));
-            }
-        }
+        let Some(dialect) = self.dialect(peer) else {
+            return out;
+        };
+        out.extend(self.disconnect(peer, Some(reason), now));
+        // Told after the room has let go of it, before the close.
+        let notice = ServerMsg::Notice {
+            ts: now,
+            text: sanitize::line(tell),
+            cid: None,
+        };
+        out.push(Action::Send(
+            Target::Last(peer, dialect),
+            Outgoing::Event(notice),
+        ));
+        out.push(Action::Close(peer));
         out
     }
 
-    /// A line (or an over-long line) arrived from a connection.
+    /// A line (or an over-long line) arrived from a seated connection.
     pub fn receive(&mut self, peer: PeerId, frame: Frame, now: i64) -> Vec<Action> {
+        self.expire(now);
         let mut out = Vec::new();
         let Some(p) = self.peers.get_mut(&peer) else {
             return out;
         };
         p.pinged = false;
-        if self.is_pending(peer) {
-            if let Frame::Line(line) = &frame {
-                if let Some(hello) = ClientMsg::parse_hello(line) {
-                    self.hello(peer, hello, now, &mut out);
-                    return out;
-                }
-                if let Some(why) = protocol::foreign_protocol(line) {
-                    return self.cut(peer, why, "not a chat client", now);
-                }
-                if line.trim() == "exit" || protocol::parse_command(line) == Command::Quit {
-                    // Leaving before saying anything: no one was told it came, so no
-                    // one is told it went.
-                    self.peers.remove(&peer);
-                    out.push(Action::Close(peer));
-                    return out;
-                }
-            }
-            self.join(peer, Dialect::Plain, None, now, &mut out);
-            self.recent(peer, Dialect::Plain, &mut out);
-        }
+        let dialect = p.dialect;
         let line = match frame {
             Frame::TooLong => {
                 self.too_long(peer, None, now, &mut out);
@@ -343,17 +446,29 @@ impl Room {
             }
             Frame::Line(line) => line,
         };
-        match self.dialect(peer) {
-            Some(Dialect::Plain) => {
+        match dialect {
+            Dialect::Plain => {
                 if line.trim() == "exit" {
                     self.leave(peer, None, now, &mut out);
                 } else if line.len() > self.rules.max_line {
                     self.too_long(peer, None, now, &mut out);
+                } else if ClientMsg::parse_hello(&line).is_some() {
+                    // Never relayed: a hello carries the session, which takes a seat
+                    // over. Too late here: this connection joined as plain text.
+                    let text = "that was a tchat hello, but this connection already joined as plain text; it was not sent";
+                    self.notice(peer, text, None, now, &mut out);
                 } else {
                     self.typed(peer, &line, None, now, &mut out);
                 }
             }
-            Some(Dialect::Structured) => match ClientMsg::decode(&line) {
+            Dialect::Structured => match ClientMsg::decode(&line) {
+                Ok(ClientMsg::Say { cid: Some(cid), .. }) if cid.len() > protocol::MAX_ID_BYTES => {
+                    let text = format!(
+                        "your line was not sent: its id is longer than {} bytes",
+                        protocol::MAX_ID_BYTES
+                    );
+                    self.notice(peer, &text, None, now, &mut out);
+                }
                 Ok(ClientMsg::Say { text, cid }) => {
                     if self.resent(peer, cid.as_deref(), &mut out) {
                     } else if text.len() > self.rules.max_line {
@@ -369,26 +484,16 @@ impl Room {
                 }
                 Err(e) => self.notice(peer, &format!("ignored a line: {e}"), None, now, &mut out),
             },
-            None => {}
         }
         out
     }
 
     /// A connection closed (or was dropped by the server, with a reason).
     pub fn disconnect(&mut self, peer: PeerId, reason: Option<&str>, now: i64) -> Vec<Action> {
+        self.expire(now);
         let mut out = Vec::new();
-        if let Some(p) = self.peers.remove(&peer)
-            && let Some(name) = p.name
-        {
-            let id = self.next_id();
-            let event = ServerMsg::Leave {
-                id,
-                ts: now,
-                name,
-                reason: reason.map(str::to_owned),
-            };
-            self.keep(id, event.clone(), None);
-            out.push(Action::Send(Target::Room, Outgoing::Event(event)));
+        if let Some(name) = self.unseat(peer, now) {
+            self.tell_leave(name, reason, now, &mut out);
         }
         out
     }
@@ -412,25 +517,71 @@ impl Room {
         out
     }
 
-    fn is_pending(&self, peer: PeerId) -> bool {
-        self.peers.get(&peer).is_some_and(|p| p.name.is_none())
-    }
-
     fn next_id(&mut self) -> u64 {
         let id = self.next_event;
         self.next_event += 1;
         id
     }
 
+    fn addr_rate(&self) -> Rate {
+        Rate {
+            burst: self.rules.addr_burst,
+            per_sec: self.rules.addr_rate,
+        }
+    }
+
+    fn peer_rate(&self) -> Rate {
+        Rate {
+            burst: self.rules.burst,
+            per_sec: self.rules.rate,
+        }
+    }
+
+    /// Forget the addresses whose share of the flood limit is full again: a reconnect
+    /// from one of them would start no better off. Each is looked at once per time it
+    /// lost its last seat, so this costs O(1) per event over time.
+    fn expire(&mut self, now: i64) {
+        let keep_for = self.addr_rate().refill_ms();
+        while let Some(&(since, ip)) = self.idle_addrs.front() {
+            if now < since.saturating_add(keep_for) {
+                break;
+            }
+            self.idle_addrs.pop_front();
+            if let Some(a) = self.addrs.get(&ip)
+                && a.seats == 0
+                && now >= a.idle_since.saturating_add(keep_for)
+            {
+                self.addrs.remove(&ip);
+            }
+        }
+    }
+
     /// Remember an event for catching up; forget the oldest beyond the limit.
-    fn keep(&mut self, id: u64, event: ServerMsg, origin: Option<(String, String)>) {
+    fn keep(&mut self, id: u64, event: ServerMsg, origin: Option<(Arc<str>, Box<str>)>) {
+        self.keep_private(id, event, origin, None);
+    }
+
+    fn keep_private(
+        &mut self,
+        id: u64,
+        event: ServerMsg,
+        origin: Option<(Arc<str>, Box<str>)>,
+        audience: Option<[Option<Arc<str>>; 2]>,
+    ) {
         if self.rules.history == 0 {
             return;
         }
-        if let Some(o) = &origin {
-            self.seen.insert(o.clone(), id);
+        if let Some((s, c)) = &origin {
+            self.seen.insert((s.clone(), c.clone()), id);
         }
-        self.history.push_back(Kept { id, event, origin });
+        let size = size_of_event(&event);
+        self.history.push_back(Kept {
+            id,
+            event,
+            origin,
+            audience,
+            size,
+        });
         while self.history.len() > self.rules.history {
             if let Some(old) = self.history.pop_front()
                 && let Some(o) = old.origin
@@ -443,52 +594,64 @@ impl Room {
     /// A tchat client says hello. If its session is still in the room on an older
     /// connection (one that broke without the host noticing yet), the new connection
     /// takes that seat over quietly: same name, nobody told of a leave and a join.
-    fn hello(&mut self, peer: PeerId, hello: protocol::Hello, now: i64, out: &mut Vec<Action>) {
-        let session = hello.session.filter(|s| !s.is_empty() && s.len() <= 64);
+    fn hello(
+        &mut self,
+        peer: PeerId,
+        hello: Hello,
+        addr: Option<IpAddr>,
+        mark: u64,
+        now: i64,
+        out: &mut Vec<Action>,
+    ) {
+        let session: Option<Arc<str>> = hello
+            .session
+            .filter(|s| !s.is_empty() && s.len() <= protocol::MAX_ID_BYTES)
+            .map(Arc::from);
         let stale = session.as_ref().and_then(|s| {
             self.peers
                 .iter()
-                .find(|(id, p)| **id != peer && p.name.is_some() && p.session.as_ref() == Some(s))
+                .find(|(id, p)| **id != peer && p.session.as_ref() == Some(s))
                 .map(|(id, _)| *id)
         });
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.session = session.clone();
-        }
         // What was missed is worked out before this join, which is not part of it.
         let mut missed = Vec::new();
         if let Some(since) = &hello.since {
-            self.replay(peer, since, session.as_deref(), &hello.name, &mut missed);
+            self.replay(peer, since, session.as_ref(), &mut missed);
         }
-        match stale.and_then(|old| self.peers.remove(&old).map(|p| (old, p))) {
-            Some((old, old_peer)) => {
+        match stale {
+            Some(old) => {
+                let (name, bucket) = match self.peers.get(&old) {
+                    Some(p) => (p.name.clone(), p.bucket),
+                    None => return,
+                };
+                self.unseat(old, now);
                 out.push(Action::Close(old));
-                let name = old_peer.name.unwrap_or_else(|| GUEST_NAME.to_owned());
+                self.place(peer, Dialect::Structured, name.clone(), session, addr, now);
                 if let Some(p) = self.peers.get_mut(&peer) {
-                    p.dialect = Dialect::Structured;
-                    p.name = Some(name.clone());
-                    p.bucket = old_peer.bucket;
+                    p.bucket = bucket;
                 }
                 self.welcome(peer, &name, None, out);
                 out.extend(missed);
             }
             None => {
-                let name = self.seat(peer, Dialect::Structured, Some(&hello.name), out);
+                let asked = Some(hello.name.as_str());
+                let name = self.seat_as(peer, Dialect::Structured, asked, session, addr, now, out);
                 out.extend(missed);
-                self.announce(peer, name, now, out);
                 if hello.since.is_none() {
-                    self.recent(peer, Dialect::Structured, out);
+                    self.recent(peer, Dialect::Structured, mark, out);
                 }
+                self.announce(peer, name, now, out);
             }
         }
     }
 
-    /// Send a rejoining client what it missed since `since`, if it was in this room.
+    /// Send a rejoining client what it missed since `since`, if it was in this room:
+    /// the newest events that fit in the catch-up's bytes, the rest counted as lost.
     fn replay(
         &self,
         peer: PeerId,
         since: &protocol::Since,
-        session: Option<&str>,
-        viewer: &str,
+        session: Option<&Arc<str>>,
         out: &mut Vec<Action>,
     ) {
         if since.room != self.epoch || since.id >= self.next_event {
@@ -496,33 +659,42 @@ impl Room {
             return;
         }
         let first_kept = self.history.front().map_or(self.next_event, |k| k.id);
-        let lost = first_kept.saturating_sub(since.id.saturating_add(1));
-        // Private messages only for the two people they were between.
-        let viewer = viewer.to_lowercase();
-        let visible = |k: &&Kept| match &k.event {
-            ServerMsg::Private { from, to, .. } => {
-                from.to_lowercase() == viewer || to.to_lowercase() == viewer
-            }
-            _ => true,
+        let mut lost = first_kept.saturating_sub(since.id.saturating_add(1));
+        // A private message only for the two seats it was between.
+        let visible = |k: &Kept| match &k.audience {
+            Some(seats) => session.is_some_and(|me| seats.iter().flatten().any(|s| s == me)),
+            None => true,
         };
-        let missed: Vec<&Kept> = self
-            .history
-            .iter()
-            .filter(|k| k.id > since.id)
-            .filter(visible)
-            .collect();
+        let mut budget = self.rules.max_catchup;
+        let mut missed: Vec<&Kept> = Vec::new();
+        for k in self.history.iter().rev().take_while(|k| k.id > since.id) {
+            if !visible(k) {
+                continue;
+            }
+            if k.size > budget {
+                // Everything older than this is not sent either: count it.
+                lost += self
+                    .history
+                    .iter()
+                    .take_while(|o| o.id <= k.id)
+                    .filter(|o| o.id > since.id && visible(o))
+                    .count() as u64;
+                break;
+            }
+            budget -= k.size;
+            missed.push(k);
+        }
+        missed.reverse();
+        let to = Target::Backfill(peer);
         out.push(Action::Send(
-            Target::One(peer),
+            to,
             Outgoing::Event(ServerMsg::Catchup {
                 count: missed.len() as u64,
                 lost,
             }),
         ));
         for k in missed {
-            out.push(Action::Send(
-                Target::One(peer),
-                Outgoing::Event(own_echo(k, session)),
-            ));
+            out.push(Action::Send(to, Outgoing::Event(own_echo(k, session))));
         }
     }
 
@@ -530,13 +702,12 @@ impl Room {
     /// reconnect: do not relay it twice; echo the original so the sender marks it
     /// delivered.
     fn resent(&self, peer: PeerId, cid: Option<&str>, out: &mut Vec<Action>) -> bool {
-        let (Some(cid), Some(session)) = (
-            cid,
-            self.peers.get(&peer).and_then(|p| p.session.as_deref()),
-        ) else {
+        let (Some(cid), Some(session)) =
+            (cid, self.peers.get(&peer).and_then(|p| p.session.as_ref()))
+        else {
             return false;
         };
-        let Some(&id) = self.seen.get(&(session.to_owned(), cid.to_owned())) else {
+        let Some(&id) = self.seen.get(&(session.clone(), Box::from(cid))) else {
             return false;
         };
         let first = self.history.front().map_or(0, |k| k.id);
@@ -553,20 +724,38 @@ impl Room {
         true
     }
 
-    /// The flood limit: may this peer send a line now? If not, tell it.
+    /// The flood limit: may this peer send a line now? Its own share and its address's
+    /// must both allow it. If not, tell it.
     fn admit(&mut self, peer: PeerId, cid: Option<&str>, now: i64, out: &mut Vec<Action>) -> bool {
-        let rules = self.rules.clone();
+        let (peer_rate, addr_rate) = (self.peer_rate(), self.addr_rate());
         let Some(p) = self.peers.get_mut(&peer) else {
             return false;
         };
-        if p.bucket.take(&rules, now) {
+        let address = p.addr.and_then(|ip| self.addrs.get_mut(&ip));
+        let addr_ok = match address {
+            Some(a) => a.bucket.has(addr_rate, now),
+            None => true,
+        };
+        let peer_ok = p.bucket.has(peer_rate, now);
+        if peer_ok && addr_ok {
+            p.bucket.spend(peer_rate);
+            if let Some(a) = p.addr.and_then(|ip| self.addrs.get_mut(&ip)) {
+                a.bucket.spend(addr_rate);
+            }
             p.warned = false;
             return true;
         }
-        let limit = format!(
-            "over the flood limit ({} lines at once, then {} a second)",
-            rules.burst, rules.rate
-        );
+        let limit = if peer_ok {
+            format!(
+                "over the flood limit for your address ({} lines at once, then {} a second, for all its connections together)",
+                addr_rate.burst, addr_rate.per_sec
+            )
+        } else {
+            format!(
+                "over the flood limit ({} lines at once, then {} a second)",
+                peer_rate.burst, peer_rate.per_sec
+            )
+        };
         match p.dialect {
             // A tchat client shows each refused line as not sent, so it hears of each.
             Dialect::Structured => {
@@ -583,40 +772,94 @@ impl Room {
         false
     }
 
-    fn join(
+    /// Put a connection in the room under `name` (which must be free).
+    fn place(
         &mut self,
         peer: PeerId,
         dialect: Dialect,
-        asked: Option<&str>,
+        name: String,
+        session: Option<Arc<str>>,
+        addr: Option<IpAddr>,
         now: i64,
-        out: &mut Vec<Action>,
     ) {
-        let name = self.seat(peer, dialect, asked, out);
-        self.announce(peer, name, now, out);
+        let addr_rate = self.addr_rate();
+        let addr = addr.filter(|_| !addr_rate.unlimited());
+        if let Some(ip) = addr {
+            let a = self.addrs.entry(ip).or_insert_with(|| Address {
+                bucket: Bucket::full(addr_rate, now),
+                seats: 0,
+                idle_since: now,
+            });
+            a.seats += 1;
+        }
+        self.by_name.insert(names::fold(&name), peer);
+        self.sorted.insert((name.to_lowercase(), name.clone()));
+        let bucket = Bucket::full(self.peer_rate(), now);
+        self.peers.insert(
+            peer,
+            Peer {
+                dialect,
+                name,
+                session,
+                addr,
+                bucket,
+                pinged: false,
+                warned: false,
+            },
+        );
+    }
+
+    /// Take a connection out of the room; its name, if it was in.
+    fn unseat(&mut self, peer: PeerId, now: i64) -> Option<String> {
+        let p = self.peers.remove(&peer)?;
+        self.by_name.remove(&names::fold(&p.name));
+        self.sorted.remove(&(p.name.to_lowercase(), p.name.clone()));
+        if let Some(ip) = p.addr
+            && let Some(a) = self.addrs.get_mut(&ip)
+        {
+            a.seats = a.seats.saturating_sub(1);
+            if a.seats == 0 {
+                a.idle_since = now;
+                self.idle_addrs.push_back((now, ip));
+            }
+        }
+        Some(p.name)
     }
 
     /// Give a connection its name in the room and welcome it; the name.
-    fn seat(
+    #[allow(clippy::too_many_arguments)]
+    fn seat_as(
         &mut self,
         peer: PeerId,
         dialect: Dialect,
         asked: Option<&str>,
+        session: Option<Arc<str>>,
+        addr: Option<IpAddr>,
+        now: i64,
         out: &mut Vec<Action>,
     ) -> String {
-        let base = asked.and_then(clean_name);
+        let base = asked.and_then(|a| names::check(a).ok());
         let name = self.unique_name(base.as_deref().unwrap_or(GUEST_NAME));
         // Tell the person when they did not get the name they asked for.
         let renamed = asked.filter(|a| *a != name).map(sanitize::line);
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.dialect = dialect;
-            p.name = Some(name.clone());
-        }
+        self.place(peer, dialect, name.clone(), session, addr, now);
         self.welcome(peer, &name, renamed, out);
         name
     }
 
-    /// Tell everyone else that `name` came in.
+    /// Tell everyone else that `name` came in: at once, or with a crowd.
     fn announce(&mut self, peer: PeerId, name: String, now: i64, out: &mut Vec<Action>) {
+        if self.crowd.is_some() || !self.announce.has(ANNOUNCE, now) {
+            self.crowd
+                .get_or_insert_with(|| Crowd {
+                    due: now.saturating_add(CROWD_AFTER_MS),
+                    ..Crowd::default()
+                })
+                .joined
+                .push(name);
+            return;
+        }
+        self.announce.spend(ANNOUNCE);
         let id = self.next_id();
         let event = ServerMsg::Join { id, ts: now, name };
         self.keep(id, event.clone(), None);
@@ -624,6 +867,53 @@ impl Room {
             Target::RoomExcept(peer),
             Outgoing::Event(event),
         ));
+    }
+
+    /// Tell everyone that `name` left: at once, or with a crowd.
+    fn tell_leave(&mut self, name: String, reason: Option<&str>, now: i64, out: &mut Vec<Action>) {
+        if let Some(c) = &mut self.crowd {
+            // Came and went within one crowd: nobody was told it came.
+            if let Some(i) = c.joined.iter().rposition(|n| *n == name) {
+                c.joined.remove(i);
+            } else {
+                c.left.push(name);
+            }
+            return;
+        }
+        if !self.announce.has(ANNOUNCE, now) {
+            self.crowd = Some(Crowd {
+                left: vec![name],
+                due: now.saturating_add(CROWD_AFTER_MS),
+                ..Crowd::default()
+            });
+            return;
+        }
+        self.announce.spend(ANNOUNCE);
+        let id = self.next_id();
+        let event = ServerMsg::Leave {
+            id,
+            ts: now,
+            name,
+            reason: reason.map(str::to_owned),
+        };
+        self.keep(id, event.clone(), None);
+        out.push(Action::Send(Target::Room, Outgoing::Event(event)));
+    }
+
+    fn tell_crowd(&mut self, now: i64, out: &mut Vec<Action>) {
+        let Some(c) = self.crowd.take() else { return };
+        if c.joined.is_empty() && c.left.is_empty() {
+            return;
+        }
+        let id = self.next_id();
+        let event = ServerMsg::Crowd {
+            id,
+            ts: now,
+            joined: c.joined,
+            left: c.left,
+        };
+        self.keep(id, event.clone(), None);
+        out.push(Action::Send(Target::Room, Outgoing::Event(event)));
     }
 
     fn welcome(&self, peer: PeerId, name: &str, asked: Option<String>, out: &mut Vec<Action>) {
@@ -657,6 +947,15 @@ impl Room {
             self.leave(peer, None, now, out);
             return;
         }
+        let lines = text.split('\n').count();
+        if self.rules.max_lines > 0 && lines > self.rules.max_lines {
+            let text = format!(
+                "your message was not sent: it has {lines} lines, and the most is {}",
+                self.rules.max_lines
+            );
+            self.notice(peer, &text, cid, now, out);
+            return;
+        }
         if !self.admit(peer, cid.as_deref(), now, out) {
             return;
         }
@@ -675,7 +974,7 @@ impl Room {
             }),
             Command::Me("") => tell(
                 self,
-                "say what you do: /me waves (shows as \"* you waves\")",
+                "say what you do: /me waves (shows as \"* alice waves\" when you are alice)",
             ),
             Command::Me(action) => self.relay(peer, action, cid, now, out, |id, ts, from, text| {
                 ServerMsg::Me {
@@ -720,17 +1019,15 @@ impl Room {
         out: &mut Vec<Action>,
         make: impl Fn(u64, i64, String, String) -> ServerMsg,
     ) {
-        let text = sanitize::text(text.trim_end());
+        let text = collapse_blank_lines(&sanitize::text(text.trim_end()));
         if text.trim().is_empty() {
             return;
         }
         let Some(p) = self.peers.get(&peer) else {
             return;
         };
-        let (Some(from), dialect) = (p.name.clone(), p.dialect) else {
-            return;
-        };
-        let origin = p.session.clone().zip(cid.clone());
+        let (from, dialect) = (p.name.clone(), p.dialect);
+        let origin = p.session.clone().zip(cid.as_deref().map(Box::from));
         let id = self.next_id();
         let relayed = make(id, now, from, text);
         // A structured sender gets its own line back, with the room's id and time and its
@@ -757,30 +1054,23 @@ impl Room {
         now: i64,
         out: &mut Vec<Action>,
     ) {
-        let target = self
-            .peers
-            .iter()
-            .find(|(_, p)| {
-                p.name
-                    .as_deref()
-                    .is_some_and(|n| n.to_lowercase() == to.to_lowercase())
-            })
-            .map(|(id, p)| (*id, p.name.clone().unwrap_or_default()));
-        let Some((target, to_name)) = target else {
+        let target = self.by_name.get(&names::fold(to)).and_then(|id| {
+            self.peers
+                .get(id)
+                .map(|p| (*id, p.name.clone(), p.session.clone()))
+        });
+        let Some((target, to_name, to_session)) = target else {
             let to = sanitize::line(to);
             let text = format!("nobody called {to} is here (/who lists who is)");
             self.notice(peer, &text, cid, now, out);
             return;
         };
-        let text = sanitize::text(text.trim_end());
-        let Some(from) = self.peers.get(&peer).and_then(|p| p.name.clone()) else {
+        let text = collapse_blank_lines(&sanitize::text(text.trim_end()));
+        let Some(p) = self.peers.get(&peer) else {
             return;
         };
-        let origin = self
-            .peers
-            .get(&peer)
-            .and_then(|p| p.session.clone())
-            .zip(cid.clone());
+        let (from, from_session) = (p.name.clone(), p.session.clone());
+        let origin = from_session.clone().zip(cid.as_deref().map(Box::from));
         let id = self.next_id();
         let event = ServerMsg::Private {
             id,
@@ -790,7 +1080,7 @@ impl Room {
             text,
             cid: None,
         };
-        self.keep(id, event.clone(), origin);
+        self.keep_private(id, event.clone(), origin, Some([from_session, to_session]));
         if target != peer {
             out.push(Action::Send(
                 Target::One(target),
@@ -804,7 +1094,8 @@ impl Room {
         ));
     }
 
-    /// `/nick NAME`.
+    /// `/nick NAME`: a name that is not usable, or clashes with a member's, is refused
+    /// with the reason; nothing is ever quietly rewritten.
     fn nick(
         &mut self,
         peer: PeerId,
@@ -813,41 +1104,52 @@ impl Room {
         now: i64,
         out: &mut Vec<Action>,
     ) {
-        let Some(old) = self.peers.get(&peer).and_then(|p| p.name.clone()) else {
+        let Some(old) = self.peers.get(&peer).map(|p| p.name.clone()) else {
             return;
         };
         let refuse = |room: &mut Room, text: String, out: &mut Vec<Action>| {
             room.notice(peer, &text, cid.clone(), now, out)
         };
-        let Some(new) = clean_name(asked) else {
-            let text = if asked.is_empty() {
-                format!("take another name with: /nick NAME (you are {old})")
-            } else {
-                format!(
-                    "\"{}\" is not a usable name (1-{MAX_NAME_CHARS} characters, no spaces or control characters); you are still {old}",
+        if asked.is_empty() {
+            return refuse(
+                self,
+                format!("take another name with: /nick NAME (you are {old})"),
+                out,
+            );
+        }
+        let new = match names::check(asked) {
+            Ok(new) => new,
+            Err(why) => {
+                let text = format!(
+                    "\"{}\" is not a usable name: {why}; you are still {old}",
                     sanitize::line(asked)
-                )
-            };
-            return refuse(self, text, out);
+                );
+                return refuse(self, text, out);
+            }
         };
         if new == old {
             return refuse(self, format!("you are already {old}"), out);
         }
-        let taken = self.peers.iter().any(|(id, p)| {
-            *id != peer
-                && p.name
-                    .as_deref()
-                    .is_some_and(|n| n.to_lowercase() == new.to_lowercase())
-        });
-        if taken {
-            return refuse(
-                self,
-                format!("the name {new} is taken; you are still {old}"),
-                out,
-            );
+        let holder = self.by_name.get(&names::fold(&new)).copied();
+        if let Some(holder) = holder.filter(|h| *h != peer) {
+            let member = self
+                .peers
+                .get(&holder)
+                .map(|p| p.name.clone())
+                .unwrap_or_default();
+            let text = if member.to_lowercase() == new.to_lowercase() {
+                format!("the name {new} is taken; you are still {old}")
+            } else {
+                format!("the name {new} is too like {member}'s; you are still {old}")
+            };
+            return refuse(self, text, out);
         }
+        self.by_name.remove(&names::fold(&old));
+        self.sorted.remove(&(old.to_lowercase(), old.clone()));
+        self.by_name.insert(names::fold(&new), peer);
+        self.sorted.insert((new.to_lowercase(), new.clone()));
         if let Some(p) = self.peers.get_mut(&peer) {
-            p.name = Some(new.clone());
+            p.name = new.clone();
         }
         let id = self.next_id();
         let event = ServerMsg::Nick {
@@ -868,25 +1170,38 @@ impl Room {
         ));
     }
 
-    /// The room's recent messages, for someone who just came in (not for a rejoin,
-    /// which catches up instead).
-    fn recent(&self, peer: PeerId, dialect: Dialect, out: &mut Vec<Action>) {
+    /// The room's messages for someone who just came in (not for a rejoin, which
+    /// catches up instead): the last few from before it connected, and every one said
+    /// since (`mark`), within the catch-up's bytes.
+    fn recent(&self, peer: PeerId, dialect: Dialect, mark: u64, out: &mut Vec<Action>) {
         let limit = match dialect {
             Dialect::Structured => HISTORY_FOR_TCHAT,
             Dialect::Plain => HISTORY_FOR_PLAIN,
         };
-        let mut shown: Vec<&Kept> = self
-            .history
-            .iter()
-            .rev()
-            .filter(|k| matches!(k.event, ServerMsg::Msg { .. } | ServerMsg::Me { .. }))
-            .take(limit)
-            .collect();
+        let mut before = 0;
+        let mut budget = self.rules.max_catchup;
+        let mut shown: Vec<&Kept> = Vec::new();
+        for k in self.history.iter().rev() {
+            if !matches!(k.event, ServerMsg::Msg { .. } | ServerMsg::Me { .. }) {
+                continue;
+            }
+            if k.id < mark {
+                if before == limit {
+                    break;
+                }
+                before += 1;
+            }
+            if k.size > budget {
+                break;
+            }
+            budget -= k.size;
+            shown.push(k);
+        }
         if shown.is_empty() {
             return;
         }
         shown.reverse();
-        let to = Target::One(peer);
+        let to = Target::Backfill(peer);
         let count = shown.len() as u64;
         out.push(Action::Send(
             to,
@@ -896,7 +1211,8 @@ impl Room {
             out.push(Action::Send(to, Outgoing::Event(k.event.clone())));
         }
         if dialect == Dialect::Plain {
-            out.push(Action::Send(to, Outgoing::Raw("* end of history".into())));
+            let end = format!("{}end of history", protocol::NOTICE_PREFIX);
+            out.push(Action::Send(to, Outgoing::Raw(end)));
         }
     }
 
@@ -925,40 +1241,83 @@ impl Room {
             Target::One(peer),
             Outgoing::Event(ServerMsg::Notice {
                 ts: now,
-                // Parse errors may quote what the peer sent.
-                text: sanitize::line(text),
+                // Parse errors may quote what the peer sent. A notice of several
+                // lines (`/help`) keeps them: a plain peer gets one line each.
+                text: sanitize::text(text),
                 cid,
             }),
         ));
     }
 
-    fn unique_name(&self, base: &str) -> String {
-        let taken = |n: &str| {
-            self.peers
-                .values()
-                .filter_map(|p| p.name.as_deref())
-                .any(|m| m.to_lowercase() == n.to_lowercase())
-        };
-        if !taken(base) {
+    /// `base` if no member's name clashes with it, else `base2`, `base3`, … (within the
+    /// length limit). A look-up per try, and the tries for a name many ask for start
+    /// where the last one ended: joining costs O(1), not O(members).
+    fn unique_name(&mut self, base: &str) -> String {
+        let key = names::fold(base);
+        if !self.by_name.contains_key(&key) {
             return base.to_owned();
         }
-        (2u64..)
-            .map(|i| {
-                let suffix = i.to_string();
-                let keep = MAX_NAME_CHARS - suffix.len();
-                let stem: String = base.chars().take(keep).collect();
-                stem + &suffix
-            })
-            .find(|n| !taken(n))
-            .unwrap_or_else(|| GUEST_NAME.to_owned())
+        let start = self.suffix_hint.get(&key).copied().unwrap_or(2);
+        for i in start.. {
+            let suffix = i.to_string();
+            let keep = MAX_NAME_CHARS.saturating_sub(suffix.len());
+            let stem: String = base.chars().take(keep).collect();
+            let candidate = stem + &suffix;
+            if !self.by_name.contains_key(&names::fold(&candidate)) {
+                // A crowd of one name stops being remembered once it has gone.
+                if self.suffix_hint.len() > 4096 {
+                    self.suffix_hint.clear();
+                }
+                self.suffix_hint.insert(key, i + 1);
+                return candidate;
+            }
+        }
+        GUEST_NAME.to_owned()
     }
+}
+
+/// Runs of blank lines become one, and blank lines at either end go: a message of 8,000
+/// newlines must not become 8,000 lines on every screen.
+pub fn collapse_blank_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank_run = false;
+    for line in text.trim_matches('\n').split('\n') {
+        let blank = line.trim().is_empty();
+        if blank && blank_run {
+            continue;
+        }
+        blank_run = blank;
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(if blank { "" } else { line });
+    }
+    out
+}
+
+/// About how many bytes an event takes on the wire (its texts plus the JSON around
+/// them): enough to bound a catch-up, without encoding it.
+fn size_of_event(event: &ServerMsg) -> usize {
+    let texts = match event {
+        ServerMsg::Msg { from, text, .. } | ServerMsg::Me { from, text, .. } => {
+            from.len() + text.len()
+        }
+        ServerMsg::Private { from, to, text, .. } => from.len() + to.len() + text.len(),
+        ServerMsg::Nick { old, new, .. } => old.len() + new.len(),
+        ServerMsg::Join { name, .. } | ServerMsg::Leave { name, .. } => name.len(),
+        ServerMsg::Crowd { joined, left, .. } => {
+            joined.iter().chain(left).map(|n| n.len() + 3).sum()
+        }
+        _ => 0,
+    };
+    texts + 80
 }
 
 /// A kept event as a given session should see it again: its own lines carry their
 /// `cid`, so that it can mark them delivered.
-fn own_echo(kept: &Kept, session: Option<&str>) -> ServerMsg {
+fn own_echo(kept: &Kept, session: Option<&Arc<str>>) -> ServerMsg {
     match (&kept.origin, session) {
-        (Some((s, cid)), Some(me)) if s == me => kept.event.clone().with_cid(Some(cid.clone())),
+        (Some((s, cid)), Some(me)) if s == me => kept.event.clone().with_cid(Some(cid.to_string())),
         _ => kept.event.clone(),
     }
 }
@@ -997,7 +1356,6 @@ mod tests {
     fn room() -> Room {
         Room::new(
             "e1".into(),
-            "127.0.0.1:7878".into(),
             Rules {
                 max_line: 100,
                 ..Rules::default()
@@ -1006,8 +1364,37 @@ mod tests {
     }
 
     fn joined(room: &mut Room, peer: PeerId, name: &str) -> Vec<Action> {
-        room.connect(peer, 0);
-        room.receive(peer, hello(name), 0)
+        let arrival = Arrival {
+            mark: room.next_event(),
+            ..arrive(hello(name))
+        };
+        room.seat(peer, arrival, 0)
+    }
+
+    /// A plain peer's arrival, connected just now.
+    fn fresh(room: &Room) -> Arrival {
+        Arrival {
+            mark: room.next_event(),
+            ..Arrival::default()
+        }
+    }
+
+    /// How the handshake hands the room a connection whose first line was `frame`.
+    fn arrive(frame: Frame) -> Arrival {
+        match super::super::session::greeted(Some(frame)) {
+            super::super::session::Greeted::Tchat(hello) => Arrival {
+                hello: Some(hello),
+                ..Arrival::default()
+            },
+            other => panic!("not a hello: {other:?}"),
+        }
+    }
+
+    /// A plain peer whose first line was `frame`: seated, then the line.
+    fn plain_first(room: &mut Room, peer: PeerId, frame: Frame, now: i64) -> Vec<Action> {
+        let mut a = room.seat(peer, fresh(room), now);
+        a.extend(room.receive(peer, frame, now));
+        a
     }
 
     fn welcome_name(actions: &[Action]) -> (String, Option<String>) {
@@ -1020,17 +1407,6 @@ mod tests {
                 _ => None,
             })
             .expect("a welcome")
-    }
-
-    #[test]
-    fn connect_greets_with_banner_and_announces_nothing() {
-        let mut r = room();
-        let a = r.connect(1, 0);
-        assert_eq!(a.len(), 1);
-        assert!(
-            matches!(&a[0], Action::Send(Target::One(1), Outgoing::Raw(b)) if protocol::parse_banner(b).is_some())
-        );
-        assert_eq!(r.len(), 0);
     }
 
     #[test]
@@ -1067,7 +1443,7 @@ mod tests {
     #[test]
     fn suffixed_names_stay_within_the_limit() {
         let mut r = room();
-        let long = "x".repeat(30);
+        let long = "x".repeat(MAX_NAME_CHARS);
         joined(&mut r, 1, &long);
         let a = joined(&mut r, 2, &long);
         let name = welcome_name(&a).0;
@@ -1076,23 +1452,69 @@ mod tests {
     }
 
     #[test]
-    fn names_are_cleaned() {
-        assert_eq!(clean_name("  alice smith "), Some("alice_smith".into()));
-        assert_eq!(clean_name("\u{1b}[31mred"), Some("[31mred".into()));
-        assert_eq!(clean_name("ev\u{202E}il"), Some("evil".into()));
-        assert_eq!(clean_name("** bob"), Some("_bob".into()));
-        assert_eq!(clean_name("\u{7}\u{7}"), None);
-        assert_eq!(clean_name(""), None);
-        assert_eq!(clean_name("世界"), Some("世界".into()));
-        assert_eq!(clean_name(&"é".repeat(40)).unwrap().chars().count(), 24);
+    fn a_look_alike_or_invisible_name_is_not_given_next_to_a_member() {
+        let mut r = room();
+        joined(&mut r, 1, "alice");
+        // Cyrillic а, a capital I for the l: the same name to a reader.
+        for (peer, asked) in [(2, "\u{430}lice"), (3, "aIice"), (4, "ALICE")] {
+            let (name, told) = welcome_name(&joined(&mut r, peer, asked));
+            assert_ne!(name, asked, "{asked:?} was given as it was");
+            assert!(name.ends_with(char::is_numeric), "{name:?}");
+            assert_eq!(told.as_deref(), Some(asked));
+        }
+        // Invisible or format characters: not a usable name at all.
+        for (peer, asked) in [
+            (5, "al\u{200B}ice"),
+            (6, "alice\u{FEFF}"),
+            (7, "a\u{AD}lice"),
+            (8, "\u{3164}"),
+            (9, "\u{200B}"),
+        ] {
+            let (name, told) = welcome_name(&joined(&mut r, peer, asked));
+            assert!(name.starts_with(GUEST_NAME), "{asked:?} became {name:?}");
+            assert!(told.is_some());
+        }
+        assert_eq!(r.names().iter().filter(|n| n.starts_with("al")).count(), 1);
+    }
+
+    #[test]
+    fn nick_refuses_a_bad_or_look_alike_name_with_the_reason_and_rewrites_nothing() {
+        let mut r = room();
+        joined(&mut r, 1, "alice");
+        joined(&mut r, 2, "bob");
+        let nick = |r: &mut Room, to: &str| notices(&r.receive(2, say(&format!("/nick {to}")), 0));
+        let n = nick(&mut r, "has space");
+        assert!(
+            n[0].0.contains("not a usable name") && n[0].0.contains("space"),
+            "{n:?}"
+        );
+        let n = nick(&mut r, "\u{430}lice");
+        assert!(n[0].0.contains("too like alice"), "{n:?}");
+        let n = nick(&mut r, "b\u{200B}ob2");
+        assert!(n[0].0.contains("not a usable name"), "{n:?}");
+        assert_eq!(r.names(), vec!["alice", "bob"]);
+    }
+
+    #[test]
+    fn ten_thousand_joins_cost_a_look_up_each() {
+        let mut r = Room::new("e1".into(), Rules::default());
+        for peer in 0..10_000 {
+            r.seat(peer, fresh(&r), 0);
+        }
+        assert_eq!(r.len(), 10_000);
+        let names = r.names();
+        assert!(names.contains(&"guest".to_owned()) && names.contains(&"guest10000".to_owned()));
+        // Names freed in the middle are taken again without trying every suffix.
+        r.disconnect(5, None, 0);
+        let a = r.seat(10_000, fresh(&r), 0);
+        assert_eq!(welcome_name(&a).0, "guest10001");
     }
 
     #[test]
     fn a_plain_peer_joins_as_guest_on_its_first_line_and_is_not_echoed() {
         let mut r = room();
         joined(&mut r, 1, "alice");
-        r.connect(2, 0);
-        let a = r.receive(2, Frame::Line("hi there".into()), 5);
+        let a = plain_first(&mut r, 2, Frame::Line("hi there".into()), 5);
         assert_eq!(welcome_name(&a).0, "guest");
         let msg = a
             .iter()
@@ -1114,14 +1536,12 @@ mod tests {
     }
 
     #[test]
-    fn a_quiet_plain_peer_joins_when_it_settles() {
+    fn a_quiet_plain_peer_is_seated_as_guest() {
         let mut r = room();
-        r.connect(2, 0);
-        assert_eq!(r.len(), 0);
-        let a = r.settle(2, 0);
+        let a = r.seat(2, fresh(&r), 0);
         assert_eq!(welcome_name(&a).0, "guest");
         assert_eq!(r.len(), 1);
-        assert!(r.settle(2, 0).is_empty(), "settling twice does nothing");
+        assert_eq!(r.dialect(2), Some(Dialect::Plain));
     }
 
     #[test]
@@ -1149,8 +1569,12 @@ mod tests {
     fn hostile_text_is_sanitised_before_relay() {
         let mut r = room();
         joined(&mut r, 1, "alice");
-        r.connect(2, 0);
-        let a = r.receive(2, Frame::Line("\u{1b}]0;owned\u{7}x\u{202E}y".into()), 0);
+        let a = plain_first(
+            &mut r,
+            2,
+            Frame::Line("\u{1b}]0;owned\u{7}x\u{202E}y".into()),
+            0,
+        );
         let text = a
             .iter()
             .find_map(|x| match x {
@@ -1186,28 +1610,10 @@ mod tests {
     }
 
     #[test]
-    fn exit_as_a_first_word_closes_without_a_join_or_a_leave() {
-        let mut r = room();
-        joined(&mut r, 1, "alice");
-        r.connect(2, 0);
-        let a = r.receive(2, Frame::Line("exit".into()), 0);
-        assert_eq!(a, vec![Action::Close(2)]);
-        assert_eq!(r.len(), 1);
-        // Gone: anything later from that connection is ignored.
-        assert!(r.receive(2, Frame::Line("hello".into()), 0).is_empty());
-        // The same for /quit.
-        r.connect(3, 0);
-        let a = r.receive(3, Frame::Line("/quit".into()), 0);
-        assert_eq!(a, vec![Action::Close(3)]);
-        assert_eq!(r.len(), 1);
-    }
-
-    #[test]
     fn exit_from_a_plain_peer_leaves_and_closes() {
         let mut r = room();
         joined(&mut r, 1, "alice");
-        r.connect(2, 0);
-        r.settle(2, 0);
+        r.seat(2, fresh(&r), 0);
         let a = r.receive(2, Frame::Line("exit\r".trim_end().into()), 0);
         assert_eq!(
             a,
@@ -1246,17 +1652,10 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_connection_that_closes_is_not_announced() {
-        let mut r = room();
-        r.connect(1, 0);
-        assert!(r.disconnect(1, None, 0).is_empty());
-    }
-
-    #[test]
-    fn shutdown_tells_everyone_including_pending_then_closes_all() {
+    fn shutdown_tells_everyone_then_closes_all() {
         let mut r = room();
         joined(&mut r, 1, "alice");
-        r.connect(2, 0);
+        r.seat(2, fresh(&r), 0);
         let a = r.shutdown("the host left", 0);
         assert_eq!(a.len(), 4);
         assert!(a.contains(&Action::Close(1)) && a.contains(&Action::Close(2)));
@@ -1345,7 +1744,6 @@ mod tests {
     fn limited(burst: u32, rate: u32) -> Room {
         Room::new(
             "e1".into(),
-            "a".into(),
             Rules {
                 burst,
                 rate,
@@ -1382,8 +1780,7 @@ mod tests {
     #[test]
     fn a_flooding_plain_peer_is_told_once_per_spell() {
         let mut r = limited(2, 1);
-        r.connect(1, 0);
-        r.settle(1, 0);
+        r.seat(1, fresh(&r), 0);
         let mut told = 0;
         let mut sent = 0;
         for _ in 0..10 {
@@ -1416,8 +1813,7 @@ mod tests {
         let mut r = room();
         joined(&mut r, 1, "alice");
         joined(&mut r, 2, "bob");
-        r.connect(3, 0);
-        r.settle(3, 0);
+        r.seat(3, fresh(&r), 0);
         let a = r.quiet(1, 0);
         assert_eq!(
             a,
@@ -1443,29 +1839,10 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_http_are_turned_away_without_joining() {
-        let mut r = room();
-        joined(&mut r, 1, "alice");
-        r.connect(2, 0);
-        let tls =
-            String::from_utf8_lossy(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03").into_owned();
-        let a = r.receive(2, Frame::Line(tls), 0);
-        assert!(
-            matches!(&a[0], Action::Send(Target::Last(2, Dialect::Plain), Outgoing::Raw(t)) if t.contains("not TLS"))
-        );
-        assert_eq!(a[1], Action::Close(2));
-        r.connect(3, 0);
-        let a = r.receive(3, Frame::Line("GET / HTTP/1.1".into()), 0);
-        assert_eq!(a.len(), 2);
-        assert_eq!(r.names(), vec!["alice"], "nobody joined, nobody was told");
-    }
-
-    #[test]
     fn a_cut_peer_is_told_why_after_the_room_lets_go() {
         let mut r = room();
         joined(&mut r, 1, "alice");
-        r.connect(2, 0);
-        r.settle(2, 0);
+        r.seat(2, fresh(&r), 0);
         let a = r.cut(2, "too much", "flooding", 0);
         assert_eq!(a.len(), 3);
         assert!(matches!(
@@ -1485,7 +1862,7 @@ mod tests {
             .iter()
             .filter_map(|a| match a {
                 Action::Send(
-                    Target::One(p),
+                    Target::One(p) | Target::Backfill(p),
                     Outgoing::Event(
                         ServerMsg::Msg { id, .. }
                         | ServerMsg::Join { id, .. }
@@ -1500,24 +1877,21 @@ mod tests {
     #[test]
     fn a_rejoin_catches_up_on_exactly_what_was_missed() {
         let mut r = room();
-        r.connect(1, 0);
-        r.receive(1, hello_again("alice", "s-a", None), 0); // join: id 1
+        r.seat(1, arrive(hello_again("alice", "s-a", None)), 0); // join: id 1
         joined(&mut r, 2, "bob"); // id 2
         r.receive(1, say_cid("seen", "a1"), 0); // id 3
         r.disconnect(1, Some("connection lost"), 0); // id 4
         r.receive(2, say_cid("missed one", "b1"), 0); // id 5
         r.receive(2, say_cid("missed two", "b2"), 0); // id 6
-        r.connect(3, 0);
-        let a = r.receive(3, hello_again("alice", "s-a", Some(("e1", 3))), 0);
+        let a = r.seat(3, arrive(hello_again("alice", "s-a", Some(("e1", 3)))), 0);
         assert_eq!(welcome_name(&a).0, "alice");
         assert!(a.contains(&Action::Send(
-            Target::One(3),
+            Target::Backfill(3),
             Outgoing::Event(ServerMsg::Catchup { count: 3, lost: 0 })
         )));
         assert_eq!(ids_to(&a, 3), vec![4, 5, 6]);
         // From another run of the room: nothing replayed, the client sees the new epoch.
-        r.connect(4, 0);
-        let a = r.receive(4, hello_again("carol", "s-c", Some(("old", 3))), 0);
+        let a = r.seat(4, arrive(hello_again("carol", "s-c", Some(("old", 3)))), 0);
         assert!(ids_to(&a, 4).is_empty());
         assert!(!a.iter().any(|x| matches!(
             x,
@@ -1529,7 +1903,6 @@ mod tests {
     fn a_gap_larger_than_the_history_is_counted() {
         let mut r = Room::new(
             "e1".into(),
-            "a".into(),
             Rules {
                 history: 5,
                 burst: 0,
@@ -1541,10 +1914,9 @@ mod tests {
             r.receive(1, say_cid("x", &i.to_string()), 0); // ids 2..=11
         }
         assert_eq!(r.history_len(), 5);
-        r.connect(2, 0);
-        let a = r.receive(2, hello_again("alice", "s", Some(("e1", 2))), 0);
+        let a = r.seat(2, arrive(hello_again("alice", "s", Some(("e1", 2)))), 0);
         assert!(a.contains(&Action::Send(
-            Target::One(2),
+            Target::Backfill(2),
             Outgoing::Event(ServerMsg::Catchup { count: 5, lost: 4 })
         )));
         assert_eq!(ids_to(&a, 2), vec![7, 8, 9, 10, 11]);
@@ -1553,17 +1925,15 @@ mod tests {
     #[test]
     fn a_resent_line_is_relayed_once_and_its_echo_repeated() {
         let mut r = room();
-        r.connect(1, 0);
-        r.receive(1, hello_again("alice", "s-a", None), 0);
+        r.seat(1, arrive(hello_again("alice", "s-a", None)), 0);
         joined(&mut r, 2, "bob");
         let first = r.receive(1, say_cid("only once", "a1"), 0);
         assert_eq!(relayed(&first), vec!["only once"]);
         // The connection broke before the echo arrived; the client rejoins and resends.
         r.disconnect(1, None, 0);
-        r.connect(3, 0);
-        let a = r.receive(3, hello_again("alice", "s-a", Some(("e1", 2))), 0);
+        let a = r.seat(3, arrive(hello_again("alice", "s-a", Some(("e1", 2)))), 0);
         // The catch-up carries the line with its cid, so the client marks it delivered…
-        assert!(a.iter().any(|x| matches!(x, Action::Send(Target::One(3), Outgoing::Event(ServerMsg::Msg { cid: Some(c), .. })) if c == "a1")));
+        assert!(a.iter().any(|x| matches!(x, Action::Send(Target::Backfill(3), Outgoing::Event(ServerMsg::Msg { cid: Some(c), .. })) if c == "a1")));
         // …and the resend is not relayed again.
         let again = r.receive(3, say_cid("only once", "a1"), 0);
         assert!(relayed(&again).is_empty());
@@ -1571,8 +1941,7 @@ mod tests {
             matches!(&again[..], [Action::Send(Target::One(3), Outgoing::Event(ServerMsg::Msg { cid: Some(c), id: 3, .. }))] if c == "a1")
         );
         // The same cid from another session is another line.
-        r.connect(4, 0);
-        r.receive(4, hello_again("carol", "s-c", None), 0);
+        r.seat(4, arrive(hello_again("carol", "s-c", None)), 0);
         assert_eq!(
             relayed(&r.receive(4, say_cid("mine", "a1"), 0)),
             vec!["mine"]
@@ -1582,12 +1951,10 @@ mod tests {
     #[test]
     fn a_rejoin_over_a_stale_connection_takes_the_seat_quietly() {
         let mut r = room();
-        r.connect(1, 0);
-        r.receive(1, hello_again("alice", "s-a", None), 0);
+        r.seat(1, arrive(hello_again("alice", "s-a", None)), 0);
         joined(&mut r, 2, "bob");
         // The old connection is half-open: the host has not noticed it is gone.
-        r.connect(3, 0);
-        let a = r.receive(3, hello_again("alice", "s-a", Some(("e1", 2))), 0);
+        let a = r.seat(3, arrive(hello_again("alice", "s-a", Some(("e1", 2)))), 0);
         assert!(a.contains(&Action::Close(1)));
         assert_eq!(
             welcome_name(&a),
@@ -1607,8 +1974,7 @@ mod tests {
     }
 
     fn plain_joined(r: &mut Room, peer: PeerId) {
-        r.connect(peer, 0);
-        r.settle(peer, 0);
+        r.seat(peer, fresh(r), 0);
     }
 
     fn plain_line(r: &mut Room, peer: PeerId, line: &str) -> Vec<Action> {
@@ -1621,7 +1987,7 @@ mod tests {
         for a in actions {
             if let Action::Send(t, o) = a {
                 let to_peer = match t {
-                    Target::One(p) | Target::Last(p, _) => *p == peer,
+                    Target::One(p) | Target::Backfill(p) | Target::Last(p, _) => *p == peer,
                     Target::Room => true,
                     Target::RoomExcept(p) => *p != peer,
                 };
@@ -1671,7 +2037,7 @@ mod tests {
         joined(&mut r, 1, "alice");
         plain_joined(&mut r, 2);
         let a = plain_line(&mut r, 2, "/who");
-        assert_eq!(plain_text(&r, &a, 2), "* in the room (2): alice, guest\n");
+        assert_eq!(plain_text(&r, &a, 2), "*** in the room (2): alice, guest\n");
         assert!(plain_text(&r, &a, 1).is_empty(), "only the asker is told");
         let a = plain_line(&mut r, 2, "/me waves");
         assert_eq!(plain_text(&r, &a, 1), "* guest waves\n");
@@ -1692,7 +2058,8 @@ mod tests {
             help.contains("/nick NAME") && help.contains("/msg NAME TEXT"),
             "{help}"
         );
-        assert!(help.lines().all(|l| l.starts_with("* ")), "{help}");
+        assert!(help.lines().all(|l| l.starts_with("*** ")), "{help}");
+        assert!(help.lines().count() > 5, "one line a command: {help}");
         let a = plain_line(&mut r, 2, "/frob");
         assert!(relayed(&a).is_empty());
         assert!(plain_text(&r, &a, 2).contains("there is no command /frob"));
@@ -1735,8 +2102,7 @@ mod tests {
         let a = plain_line(&mut r, 3, "/msg alice");
         assert!(plain_text(&r, &a, 3).contains("/msg NAME TEXT"));
         // A third person catching up never sees it.
-        r.connect(4, 0);
-        let a = r.receive(4, hello_again("dave", "s-d", Some(("e1", 0))), 0);
+        let a = r.seat(4, arrive(hello_again("dave", "s-d", Some(("e1", 0)))), 0);
         assert!(!a.iter().any(|x| matches!(
             x,
             Action::Send(_, Outgoing::Event(ServerMsg::Private { .. }))
@@ -1770,7 +2136,7 @@ mod tests {
             .iter()
             .filter_map(|x| match x {
                 Action::Send(
-                    Target::One(2),
+                    Target::Backfill(2),
                     Outgoing::Event(ServerMsg::Msg { text, .. } | ServerMsg::Me { text, .. }),
                 ) => Some(text.clone()),
                 _ => None,
@@ -1780,20 +2146,18 @@ mod tests {
         assert_eq!(texts[0], "m51");
         assert_eq!(texts[99], "is done");
         // A plain peer: the last 20, between two marker lines.
-        r.connect(3, 0);
-        let a = r.settle(3, 0);
+        let a = r.seat(3, fresh(&r), 0);
         let shown = plain_text(&r, &a, 3);
         assert!(
-            shown.contains("* the last 20 messages before you came:\nalice: m131\n"),
+            shown.contains("*** the last 20 messages before you came:\nalice: m131\n"),
             "{shown}"
         );
         assert!(
-            shown.ends_with("* alice is done\n* end of history\n"),
+            shown.ends_with("* alice is done\n*** end of history\n"),
             "{shown}"
         );
         // A rejoin catches up instead.
-        r.connect(4, 0);
-        let a = r.receive(4, hello_again("carol", "s-c", Some(("e1", 150))), 0);
+        let a = r.seat(4, arrive(hello_again("carol", "s-c", Some(("e1", 150)))), 0);
         assert!(!a.iter().any(|x| matches!(
             x,
             Action::Send(_, Outgoing::Event(ServerMsg::History { .. }))
