@@ -2167,4 +2167,279 @@ mod tests {
         let a = joined(&mut empty, 1, "alice");
         assert_eq!(a.len(), 2, "{a:?}");
     }
+
+    // ---- Attacks: each of these worked against the room before it had seats,
+    // addresses and bounds (see docs/PROTOCOL.md, "Bad input and limits").
+
+    fn seat_session(r: &mut Room, peer: PeerId, name: &str, session: &str) -> Vec<Action> {
+        let arrival = Arrival {
+            mark: r.next_event(),
+            ..arrive(hello_again(name, session, None))
+        };
+        r.seat(peer, arrival, 0)
+    }
+
+    fn privates(actions: &[Action]) -> usize {
+        actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Send(_, Outgoing::Event(ServerMsg::Private { .. }))
+                )
+            })
+            .count()
+    }
+
+    #[test]
+    fn attack_a_hello_asking_for_a_name_never_replays_that_names_private_messages() {
+        let mut r = room();
+        seat_session(&mut r, 1, "alice", "s-alice");
+        seat_session(&mut r, 2, "bob", "s-bob");
+        r.receive(1, say_cid("/msg bob the code is 1234", "p1"), 0);
+        // Mallory asks to be bob, from the start of this room's history.
+        let a = r.seat(
+            3,
+            arrive(hello_again("bob", "s-mallory", Some(("e1", 0)))),
+            0,
+        );
+        assert_eq!(welcome_name(&a).0, "bob2");
+        assert_eq!(privates(&a), 0, "{a:?}");
+        // Even with bob gone and his name free, the seat is not bob's.
+        r.disconnect(2, None, 0);
+        let a = r.seat(
+            4,
+            arrive(hello_again("bob", "s-mallory2", Some(("e1", 0)))),
+            0,
+        );
+        assert_eq!(welcome_name(&a).0, "bob");
+        assert_eq!(privates(&a), 0, "{a:?}");
+        // Bob's own session, coming back, gets it.
+        r.disconnect(4, None, 0);
+        let a = r.seat(5, arrive(hello_again("bob", "s-bob", Some(("e1", 0)))), 0);
+        assert_eq!(privates(&a), 1, "{a:?}");
+    }
+
+    #[test]
+    fn attack_reconnecting_does_not_refill_the_flood_limit_of_an_address() {
+        let mut r = Room::new("e1".into(), Rules::default());
+        seat_session(&mut r, 1000, "watcher", "s-w");
+        let ip: IpAddr = [10, 0, 0, 9].into();
+        let mut relayed_lines = 0;
+        for cycle in 0..100u64 {
+            let arrival = Arrival {
+                addr: Some(ip),
+                mark: r.next_event(),
+                ..Arrival::default()
+            };
+            r.seat(cycle, arrival, 0);
+            for i in 0..20 {
+                let a = r.receive(cycle, Frame::Line(format!("spam {cycle} {i}")), 0);
+                relayed_lines += relayed(&a).len();
+            }
+            r.disconnect(cycle, None, 0);
+        }
+        assert_eq!(relayed_lines, Rules::default().addr_burst as usize);
+        // Another address is not affected.
+        let other = Arrival {
+            addr: Some([10, 0, 0, 10].into()),
+            mark: r.next_event(),
+            ..Arrival::default()
+        };
+        r.seat(500, other, 0);
+        assert_eq!(
+            relayed(&r.receive(500, Frame::Line("hi".into()), 0)).len(),
+            1
+        );
+        // The address is forgotten once its share would be whole again, not before.
+        r.disconnect(500, None, 0);
+        assert_eq!(r.addresses_kept(), 2);
+        r.tick(60_000);
+        assert_eq!(r.addresses_kept(), 0);
+    }
+
+    #[test]
+    fn attack_a_crowd_joining_and_leaving_is_told_as_one_line_not_one_each() {
+        let mut r = Room::new("e1".into(), Rules::default());
+        seat_session(&mut r, 1000, "watcher", "s-w");
+        let mut told = Vec::new();
+        for peer in 0..200 {
+            let arrival = fresh(&r);
+            told.extend(r.seat(peer, arrival, 0));
+        }
+        for peer in 0..150 {
+            told.extend(r.disconnect(peer, None, 0));
+        }
+        let one_by_one = told
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Send(
+                        _,
+                        Outgoing::Event(ServerMsg::Join { .. } | ServerMsg::Leave { .. })
+                    )
+                )
+            })
+            .count();
+        assert!(
+            one_by_one <= ANNOUNCE_BURST as usize,
+            "{one_by_one} told one by one"
+        );
+        let due = r.next_tick().expect("a crowd to tell");
+        assert!(r.tick(due - 1).is_empty());
+        let a = r.tick(due);
+        let Some(Action::Send(
+            Target::Room,
+            Outgoing::Event(ServerMsg::Crowd { joined, left, .. }),
+        )) = a.first()
+        else {
+            panic!("{a:?}")
+        };
+        // Those who came and went within the crowd are in neither list.
+        assert_eq!(
+            joined.len() + left.len(),
+            200 - 150 + (ANNOUNCE_BURST as usize - 1)
+        );
+        assert!(r.next_tick().is_none());
+        let plain = a[0].clone();
+        let Action::Send(_, Outgoing::Event(msg)) = plain else {
+            unreachable!()
+        };
+        assert!(msg.to_plain().lines().count() <= 2, "{}", msg.to_plain());
+    }
+
+    #[test]
+    fn attack_newlines_do_not_amplify() {
+        let mut r = room();
+        seat_session(&mut r, 1, "alice", "s-a");
+        seat_session(&mut r, 2, "bob", "s-b");
+        // 99 newlines (within max_line 100): collapsed to nothing.
+        let a = r.receive(1, say_cid(&"\n".repeat(99), "n1"), 0);
+        assert!(relayed(&a).is_empty());
+        // Blank runs inside a message become one blank line.
+        let a = r.receive(1, say_cid("a\n\n\n\n\nb\n\n", "n2"), 0);
+        assert_eq!(relayed(&a), vec!["a\n\nb"]);
+        // More lines than --max-lines: refused with the reason.
+        let mut r = Room::new(
+            "e1".into(),
+            Rules {
+                max_lines: 5,
+                ..Rules::default()
+            },
+        );
+        seat_session(&mut r, 1, "alice", "s-a");
+        let a = r.receive(1, say_cid("1\n2\n3\n4\n5\n6", "n3"), 0);
+        assert!(relayed(&a).is_empty());
+        let n = notices(&a);
+        assert!(
+            n[0].0.contains("6 lines") && n[0].0.contains("most is 5"),
+            "{n:?}"
+        );
+        assert_eq!(n[0].1.as_deref(), Some("n3"));
+    }
+
+    #[test]
+    fn attack_a_long_cid_is_refused_and_never_kept() {
+        let mut r = room();
+        seat_session(&mut r, 1, "alice", "s-a");
+        let long = "c".repeat(40_000);
+        let a = r.receive(1, say_cid("hi", &long), 0);
+        assert!(relayed(&a).is_empty());
+        let n = notices(&a);
+        assert!(n[0].0.contains("64 bytes") && n[0].1.is_none(), "{n:?}");
+        assert_eq!(r.history_len(), 1, "only alice's join is kept");
+        let ok = "c".repeat(64);
+        assert_eq!(relayed(&r.receive(1, say_cid("hi", &ok), 0)).len(), 1);
+    }
+
+    #[test]
+    fn attack_a_pretend_notice_reads_differently_from_a_real_one_on_a_plain_screen() {
+        let mut r = room();
+        seat_session(&mut r, 1, "bob", "s-b");
+        let watcher = 2;
+        let mut a = r.seat(watcher, fresh(&r), 0);
+        a.extend(r.receive(1, say_cid("/me joined", "m1"), 0));
+        a.extend(seat_session(&mut r, 3, "carol", "s-c"));
+        let shown = plain_text(&r, &a, watcher);
+        assert!(shown.contains("\n* bob joined\n"), "{shown}");
+        assert!(shown.contains("\n*** carol joined\n"), "{shown}");
+        // Nobody's own words can start with the room's prefix.
+        for line in shown.lines().filter(|l| l.starts_with("*** ")) {
+            assert!(!line.contains("bob joined"), "{line}");
+        }
+    }
+
+    #[test]
+    fn attack_a_plain_peer_gets_what_was_said_while_it_connected() {
+        let mut r = limited(0, 0);
+        seat_session(&mut r, 1, "alice", "s-a");
+        for i in 0..30 {
+            r.receive(1, say_cid(&format!("before {i}"), &format!("b{i}")), 0);
+        }
+        let mark = r.next_event();
+        // Its handshake lasts; meanwhile 30 more lines.
+        for i in 0..30 {
+            r.receive(1, say_cid(&format!("during {i}"), &format!("d{i}")), 0);
+        }
+        let a = r.seat(
+            2,
+            Arrival {
+                mark,
+                ..Arrival::default()
+            },
+            0,
+        );
+        let shown = plain_text(&r, &a, 2);
+        assert!(
+            shown.contains("alice: during 0\n") && shown.contains("alice: during 29\n"),
+            "{shown}"
+        );
+        // And the usual few from before it came.
+        assert!(
+            shown.contains("alice: before 29\n") && !shown.contains("alice: before 9\n"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn attack_a_big_history_is_bounded_in_bytes_and_sent_as_backfill() {
+        let mut r = Room::new(
+            "e1".into(),
+            Rules {
+                max_catchup: 10_000,
+                burst: 0,
+                ..Rules::default()
+            },
+        );
+        seat_session(&mut r, 1, "alice", "s-a");
+        let big = "x".repeat(4000);
+        for i in 0..50 {
+            r.receive(1, say_cid(&big, &format!("c{i}")), 0);
+        }
+        let a = joined(&mut r, 2, "bob");
+        let backfill: usize = a
+            .iter()
+            .filter_map(|x| match x {
+                Action::Send(Target::Backfill(2), Outgoing::Event(m)) => Some(m.encode().len()),
+                Action::Send(Target::One(2), Outgoing::Event(ServerMsg::Msg { .. })) => {
+                    panic!("history counted against the backlog: {x:?}")
+                }
+                _ => None,
+            })
+            .sum();
+        assert!(backfill > 4000 && backfill <= 10_000, "{backfill}");
+        // A catch-up the same way: what does not fit is counted as lost.
+        let a = r.seat(3, arrive(hello_again("carol", "s-c", Some(("e1", 1)))), 0);
+        let Some(ServerMsg::Catchup { count, lost }) = a.iter().find_map(|x| match x {
+            Action::Send(Target::Backfill(3), Outgoing::Event(m @ ServerMsg::Catchup { .. })) => {
+                Some(m.clone())
+            }
+            _ => None,
+        }) else {
+            panic!("{a:?}")
+        };
+        assert_eq!(count + lost, 51, "50 messages and bob's join");
+        assert!(count >= 2 && lost > 40, "{count} {lost}");
+    }
 }
