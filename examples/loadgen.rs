@@ -326,14 +326,16 @@ async fn join(args: &Args, i: usize) -> Result<(OwnedReadHalf, OwnedWriteHalf), 
     let mut line = String::new();
     match args.mode {
         Mode::Tchat => {
-            // A plain peer joins on its first line or after a short silence; say nothing
-            // and wait for the welcome.
+            // A plain peer joins on its first line (or after the host's wait for a
+            // hello): a blank line, which says nothing to the room, and wait for the
+            // welcome.
+            w.write_all(b"\n").await.map_err(|e| e.to_string())?;
             loop {
                 line.clear();
                 if r.read_line(&mut line).await.map_err(|e| e.to_string())? == 0 {
                     return Err(format!("peer {i}: the server closed: {line}"));
                 }
-                if line.starts_with("* you are") {
+                if line.starts_with("*** you are") {
                     break;
                 }
             }
