@@ -1,6 +1,9 @@
-//! `Room` driven by a sequence of connection events decoded from the input: peers 0-3
-//! connect, say raw lines, `/commands` and structured `hello`/`say`/`bye`/`pong`, go
-//! quiet, get cut off, disconnect; the clock moves (and sometimes steps back).
+//! `Room` driven by a sequence of connection events decoded from the input, through the
+//! handshake stage as the host does it (`session::greeted`): peers 0-3 connect from a
+//! few addresses, say raw lines, `/commands` and structured `hello`/`say`/`bye`/`pong`
+//! (the first frame of a connection settles its dialect), stay silent until seated, go
+//! quiet, get cut off, disconnect; the clock moves (and sometimes steps back), and
+//! crowds are told when due.
 //!
 //! Checked after every call: no panic; every event renders for a plain peer without a
 //! forbidden character (other than the newlines between its lines) and survives a JSON
@@ -14,7 +17,38 @@
 use libfuzzer_sys::fuzz_target;
 use tchat::protocol::{ClientMsg, Frame, MAX_NAME_CHARS, ServerMsg, Since};
 use tchat::sanitize::is_forbidden;
-use tchat::server::room::{Action, Outgoing, PeerId, Room, Rules, Target};
+use tchat::server::room::{Action, Arrival, Outgoing, PeerId, Room, Rules, Target};
+use tchat::server::session::{Greeted, greeted};
+
+/// What the host does with a frame: a connection's first settles its handshake (a
+/// plain peer's first line is then its first line in the room); later ones go to the
+/// room. `pending` holds the connections still in their handshake, with their address
+/// and the room's mark when they opened.
+fn deliver(
+    room: &mut Room,
+    pending: &mut [Option<Arrival>; 4],
+    peer: PeerId,
+    frame: Option<Frame>,
+    now: i64,
+) -> Vec<Action> {
+    let Some(arrival) = pending[peer as usize].take() else {
+        return match frame {
+            Some(f) => room.receive(peer, f, now),
+            None => Vec::new(),
+        };
+    };
+    match greeted(frame) {
+        Greeted::Tchat(hello) => room.seat(peer, Arrival { hello: Some(hello), ..arrival }, now),
+        Greeted::Plain(first) => {
+            let mut a = room.seat(peer, arrival, now);
+            if let Some(f) = first {
+                a.extend(room.receive(peer, f, now));
+            }
+            a
+        }
+        Greeted::Refuse(_) | Greeted::Gone => Vec::new(),
+    }
+}
 
 const EPOCH: &str = "e1";
 
@@ -113,10 +147,13 @@ impl Checker {
             }
         }
         let names = room.names();
-        let mut folded: Vec<String> = names.iter().map(|n| n.to_lowercase()).collect();
+        let mut folded: Vec<String> = names.iter().map(|n| tchat::names::fold(n)).collect();
         folded.sort();
         folded.dedup();
-        assert_eq!(folded.len(), names.len(), "names not unique ignoring case: {names:?}");
+        assert_eq!(folded.len(), names.len(), "names not unique ignoring case and look-alikes: {names:?}");
+        for n in &names {
+            assert_eq!(tchat::names::check(n).as_deref(), Ok(n.as_str()), "name {n:?} is not a usable name");
+        }
         assert_eq!(room.len(), names.len());
         for n in &names {
             assert!(!n.is_empty() && n.chars().count() <= MAX_NAME_CHARS, "name {n:?}");
@@ -139,15 +176,20 @@ fuzz_target!(|data: &[u8]| {
     let b = input.byte();
     let rules = Rules {
         max_line,
+        max_lines: usize::from(b & 7),
         burst: u32::from(b & 3),
         rate: u32::from((b >> 2) & 3),
+        addr_burst: u32::from((b >> 3) & 3),
+        addr_rate: u32::from((b >> 5) & 1),
         history: if b & 0x80 != 0 { 1000 } else { usize::from((b >> 4) & 7) },
+        max_catchup: if b & 0x40 != 0 { 1 << 20 } else { 300 },
     };
     let mut checker = Checker {
         last_room_id: 0,
         history: rules.history,
     };
-    let mut room = Room::new(EPOCH.into(), "127.0.0.1:7878".into(), rules);
+    let mut room = Room::new(EPOCH.into(), rules);
+    let mut pending: [Option<Arrival>; 4] = Default::default();
     let mut now: i64 = 0;
 
     let mut steps = 0;
@@ -159,17 +201,24 @@ fuzz_target!(|data: &[u8]| {
             0 | 1 => {
                 // The server numbers connections afresh; an id is reused only once the
                 // room has let go of it.
-                if room.dialect(peer).is_some() {
+                if room.dialect(peer).is_some() || pending[peer as usize].is_some() {
                     continue;
                 }
-                room.connect(peer, now)
+                let addr = match input.byte() % 3 {
+                    0 => None,
+                    1 => Some([10, 0, 0, 1].into()),
+                    _ => Some([10, 0, 0, 2].into()),
+                };
+                pending[peer as usize] = Some(Arrival { hello: None, addr, mark: room.next_event() });
+                continue;
             }
-            2 => room.settle(peer, now),
+            // Silent through the whole wait: a plain peer.
+            2 => deliver(&mut room, &mut pending, peer, None, now),
             3 => room.quiet(peer, now),
             4 => {
                 // A line as the decoder hands it over: anything but a newline.
                 let line = input.text().replace('\n', "");
-                room.receive(peer, Frame::Line(line), now)
+                deliver(&mut room, &mut pending, peer, Some(Frame::Line(line)), now)
             }
             5 | 14 => {
                 const HEADS: &[&str] = &[
@@ -187,11 +236,11 @@ fuzz_target!(|data: &[u8]| {
                 }
                 line.push_str(&input.text());
                 if op % 16 == 5 {
-                    room.receive(peer, Frame::Line(line.replace('\n', "")), now)
+                    deliver(&mut room, &mut pending, peer, Some(Frame::Line(line.replace('\n', ""))), now)
                 } else {
                     let cid = input.pick(&["", "c0", "c1"]);
                     let cid = (!cid.is_empty()).then(|| cid.to_owned());
-                    room.receive(peer, json(&ClientMsg::Say { text: line, cid }), now)
+                    deliver(&mut room, &mut pending, peer, Some(json(&ClientMsg::Say { text: line, cid })), now)
                 }
             }
             6 => {
@@ -215,22 +264,23 @@ fuzz_target!(|data: &[u8]| {
                     session,
                     since,
                 };
-                room.receive(peer, json(&hello), now)
+                deliver(&mut room, &mut pending, peer, Some(json(&hello)), now)
             }
             7 => {
                 let text = input.text();
                 let cid = input.pick(&["", "c0", "c1", "c2"]);
                 let cid = (!cid.is_empty()).then(|| cid.to_owned());
-                room.receive(peer, json(&ClientMsg::Say { text, cid }), now)
+                deliver(&mut room, &mut pending, peer, Some(json(&ClientMsg::Say { text, cid })), now)
             }
-            8 => room.receive(peer, json(&ClientMsg::Bye), now),
-            9 => room.receive(peer, json(&ClientMsg::Pong), now),
-            10 => room.receive(peer, Frame::TooLong, now),
+            8 => deliver(&mut room, &mut pending, peer, Some(json(&ClientMsg::Bye)), now),
+            9 => deliver(&mut room, &mut pending, peer, Some(json(&ClientMsg::Pong)), now),
+            10 => deliver(&mut room, &mut pending, peer, Some(Frame::TooLong), now),
             11 => {
                 let tell = "closing this connection: more than 8 bytes arrived without a newline";
                 room.cut(peer, tell, "sent too much without a newline", now)
             }
             12 => {
+                pending[peer as usize] = None;
                 let reason = input.pick(&["-", "connection lost", "too slow to keep up"]);
                 room.disconnect(peer, (reason != "-").then_some(reason), now)
             }
@@ -242,7 +292,7 @@ fuzz_target!(|data: &[u8]| {
                     d if d & 0x80 != 0 => now.saturating_sub(i64::from(d & 0x7F)),
                     d => now.saturating_add(i64::from(d) * 37),
                 };
-                continue;
+                room.tick(now)
             }
             _ => {
                 // Structured-looking junk: parse errors, wrong shapes, a `hello` twice.
@@ -250,7 +300,7 @@ fuzz_target!(|data: &[u8]| {
                     .pick(&["{", "{\"t\":\"say\",\"text\":", "{\"t\":\"hello\",\"v\":1,\"name\":\"", "[", ""])
                     .to_owned();
                 line.push_str(&input.text().replace('\n', ""));
-                room.receive(peer, Frame::Line(line), now)
+                deliver(&mut room, &mut pending, peer, Some(Frame::Line(line)), now)
             }
         };
         checker.check(&room, &actions);
