@@ -354,10 +354,9 @@ async fn serve_peer<S>(
     // now on, even while its handshake lasts.
     let mark = shared.next_event.load(Ordering::Relaxed);
     let (r, mut w) = tokio::io::split(stream);
-    let mut lines = LineReader::new(r, protocol::frame_limit(config.rules.max_line))
-        .with_cap(config.unterminated_cap());
-    let banner = protocol::banner(&config.address);
     let cap = config.unterminated_cap();
+    let mut lines = LineReader::new(r, protocol::frame_limit(config.rules.max_line)).with_cap(cap);
+    let banner = protocol::banner(&config.address);
     let Some(greeted) =
         session::handshake(&mut lines, &mut w, &banner, config.hello_wait, cap).await
     else {
@@ -608,14 +607,11 @@ fn apply(room: &mut Room, conns: &mut Conns, actions: Vec<Action>, config: &Conf
                         conn.out.push_exempt(bytes);
                         continue;
                     }
+                    if conn.own_seat {
+                        push_to_own_seat(conn, bytes);
                     // A closed outbox is a connection already on its way out; it
                     // reports its own close.
-                    if conn.out.push(bytes.clone(), conn.backlog) != Err(Refused::Full) {
-                        continue;
-                    }
-                    if conn.own_seat {
-                        skip_ahead(conn, bytes);
-                    } else {
+                    } else if conn.out.push(bytes, conn.backlog) == Err(Refused::Full) {
                         too_slow.push(id);
                     }
                 }
@@ -634,10 +630,13 @@ fn apply(room: &mut Room, conns: &mut Conns, actions: Vec<Action>, config: &Conf
     }
 }
 
-/// The host's own screen fell `backlog` bytes behind (paused, or swamped): rather than
-/// leave its own room, it drops what it has not yet been sent, is told how much, and
-/// goes on from `line`.
-fn skip_ahead(conn: &Conn, line: Bytes) {
+/// Queue `line` for the host's own screen. If it has fallen `backlog` bytes behind
+/// (paused, or swamped), rather than leave its own room it drops what it has not yet
+/// been sent, is told how much, and goes on from `line`.
+fn push_to_own_seat(conn: &Conn, line: Bytes) {
+    if conn.out.push(line.clone(), conn.backlog) != Err(Refused::Full) {
+        return;
+    }
     let skipped = conn.out.skip();
     let notice = ServerMsg::Notice {
         ts: now_ms(),

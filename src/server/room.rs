@@ -432,7 +432,6 @@ impl Room {
 
     /// A line (or an over-long line) arrived from a seated connection.
     pub fn receive(&mut self, peer: PeerId, frame: Frame, now: i64) -> Vec<Action> {
-        self.expire(now);
         let mut out = Vec::new();
         let Some(p) = self.peers.get_mut(&peer) else {
             return out;
@@ -490,7 +489,6 @@ impl Room {
 
     /// A connection closed (or was dropped by the server, with a reason).
     pub fn disconnect(&mut self, peer: PeerId, reason: Option<&str>, now: i64) -> Vec<Action> {
-        self.expire(now);
         let mut out = Vec::new();
         if let Some(name) = self.unseat(peer, now) {
             self.tell_leave(name, reason, now, &mut out);
@@ -539,7 +537,8 @@ impl Room {
 
     /// Forget the addresses whose share of the flood limit is full again: a reconnect
     /// from one of them would start no better off. Each is looked at once per time it
-    /// lost its last seat, so this costs O(1) per event over time.
+    /// lost its last seat, so this costs O(1) per seat over time. Called where the table
+    /// grows (a seat) and on every tick, not per line.
     fn expire(&mut self, now: i64) {
         let keep_for = self.addr_rate().refill_ms();
         while let Some(&(since, ip)) = self.idle_addrs.front() {
