@@ -256,6 +256,9 @@ pub struct Room {
     /// Every member by the key its name clashes under ([`names::fold`]): a join, a
     /// rename and a `/msg` look a name up here rather than among all members.
     by_name: HashMap<String, PeerId>,
+    /// Every seat that said hello with a session, by that session: a rejoin finds the
+    /// seat it takes over with a look-up, not a search.
+    by_session: HashMap<Arc<str>, PeerId>,
     /// The members' names in the order `/who` and `welcome` list them.
     sorted: BTreeSet<(String, String)>,
     /// For each name a crowd asked for (folded), the suffix to try first next time, so
@@ -287,6 +290,7 @@ impl Room {
             rules,
             peers: HashMap::default(),
             by_name: HashMap::new(),
+            by_session: HashMap::new(),
             sorted: BTreeSet::new(),
             suffix_hint: HashMap::new(),
             addrs: HashMap::new(),
@@ -606,12 +610,10 @@ impl Room {
             .session
             .filter(|s| !s.is_empty() && s.len() <= protocol::MAX_ID_BYTES)
             .map(Arc::from);
-        let stale = session.as_ref().and_then(|s| {
-            self.peers
-                .iter()
-                .find(|(id, p)| **id != peer && p.session.as_ref() == Some(s))
-                .map(|(id, _)| *id)
-        });
+        let stale = session
+            .as_ref()
+            .and_then(|s| self.by_session.get(s).copied())
+            .filter(|old| *old != peer);
         // What was missed is worked out before this join, which is not part of it.
         let mut missed = Vec::new();
         if let Some(since) = &hello.since {
@@ -793,6 +795,9 @@ impl Room {
         }
         self.by_name.insert(names::fold(&name), peer);
         self.sorted.insert((name.to_lowercase(), name.clone()));
+        if let Some(s) = &session {
+            self.by_session.insert(s.clone(), peer);
+        }
         let bucket = Bucket::full(self.peer_rate(), now);
         self.peers.insert(
             peer,
@@ -812,6 +817,11 @@ impl Room {
     fn unseat(&mut self, peer: PeerId, now: i64) -> Option<String> {
         let p = self.peers.remove(&peer)?;
         self.by_name.remove(&names::fold(&p.name));
+        if let Some(s) = &p.session
+            && self.by_session.get(s) == Some(&peer)
+        {
+            self.by_session.remove(s);
+        }
         self.sorted.remove(&(p.name.to_lowercase(), p.name.clone()));
         if let Some(ip) = p.addr
             && let Some(a) = self.addrs.get_mut(&ip)
@@ -1970,6 +1980,14 @@ mod tests {
             r.disconnect(1, None, 0).is_empty(),
             "the old connection's close says nothing"
         );
+        // The seat moved: taken over again, it is the newest connection that closes.
+        let a = r.seat(4, arrive(hello_again("alice", "s-a", Some(("e1", 2)))), 0);
+        assert!(a.contains(&Action::Close(3)) && !a.contains(&Action::Close(1)));
+        // Gone for good, the session takes over nothing: it joins like anyone.
+        r.disconnect(4, None, 0);
+        let a = r.seat(5, arrive(hello_again("alice", "s-a", None)), 0);
+        assert!(!a.iter().any(|x| matches!(x, Action::Close(_))), "{a:?}");
+        assert_eq!(r.names(), vec!["alice", "bob"]);
     }
 
     fn plain_joined(r: &mut Room, peer: PeerId) {
