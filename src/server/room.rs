@@ -226,8 +226,31 @@ struct Kept {
 #[derive(Debug, Default)]
 struct Crowd {
     joined: Vec<String>,
+    /// Where each name is in `joined`, so that one who leaves again is taken out with
+    /// a look-up: a crowd can be the whole room.
+    joined_at: HashMap<String, usize>,
     left: Vec<String>,
     due: i64,
+}
+
+impl Crowd {
+    fn join(&mut self, name: String) {
+        self.joined_at.insert(name.clone(), self.joined.len());
+        self.joined.push(name);
+    }
+
+    /// `name` left: if it came with this crowd, nobody was told it came, so it is
+    /// simply taken out; otherwise it is one who left.
+    fn leave(&mut self, name: String) {
+        let Some(i) = self.joined_at.remove(&name) else {
+            self.left.push(name);
+            return;
+        };
+        self.joined.swap_remove(i);
+        if let Some(moved) = self.joined.get(i) {
+            self.joined_at.insert(moved.clone(), i);
+        }
+    }
 }
 
 /// How a connection comes into the room, as its handshake settled it.
@@ -859,13 +882,7 @@ impl Room {
     /// Tell everyone else that `name` came in: at once, or with a crowd.
     fn announce(&mut self, peer: PeerId, name: String, now: i64, out: &mut Vec<Action>) {
         if self.crowd.is_some() || !self.announce.has(ANNOUNCE, now) {
-            self.crowd
-                .get_or_insert_with(|| Crowd {
-                    due: now.saturating_add(CROWD_AFTER_MS),
-                    ..Crowd::default()
-                })
-                .joined
-                .push(name);
+            self.crowd(now).join(name);
             return;
         }
         self.announce.spend(ANNOUNCE);
@@ -880,21 +897,8 @@ impl Room {
 
     /// Tell everyone that `name` left: at once, or with a crowd.
     fn tell_leave(&mut self, name: String, reason: Option<&str>, now: i64, out: &mut Vec<Action>) {
-        if let Some(c) = &mut self.crowd {
-            // Came and went within one crowd: nobody was told it came.
-            if let Some(i) = c.joined.iter().rposition(|n| *n == name) {
-                c.joined.remove(i);
-            } else {
-                c.left.push(name);
-            }
-            return;
-        }
-        if !self.announce.has(ANNOUNCE, now) {
-            self.crowd = Some(Crowd {
-                left: vec![name],
-                due: now.saturating_add(CROWD_AFTER_MS),
-                ..Crowd::default()
-            });
+        if self.crowd.is_some() || !self.announce.has(ANNOUNCE, now) {
+            self.crowd(now).leave(name);
             return;
         }
         self.announce.spend(ANNOUNCE);
@@ -907,6 +911,14 @@ impl Room {
         };
         self.keep(id, event.clone(), None);
         out.push(Action::Send(Target::Room, Outgoing::Event(event)));
+    }
+
+    /// The crowd being gathered, begun now if there is none.
+    fn crowd(&mut self, now: i64) -> &mut Crowd {
+        self.crowd.get_or_insert_with(|| Crowd {
+            due: now.saturating_add(CROWD_AFTER_MS),
+            ..Crowd::default()
+        })
     }
 
     fn tell_crowd(&mut self, now: i64, out: &mut Vec<Action>) {
