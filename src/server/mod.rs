@@ -459,6 +459,7 @@ async fn room_task(
     let config = &shared.config;
     let epoch = format!("{:016x}", rand::random::<u64>());
     let mut room = Room::new(epoch, config.rules.clone());
+    let clock = RoomClock::start();
     let mut conns = Conns::default();
     // After a burst (a crowd joining, a flood), once a whole TIDY_AFTER has passed with
     // no event, hand the memory the burst freed back to the system. The timer is armed
@@ -486,10 +487,11 @@ async fn room_task(
                 continue;
             }
             () = &mut crowd, if crowd_due.is_some() => {
-                let actions = room.tick(now_ms());
-                apply(&mut room, &mut conns, actions, config);
+                let now = clock.now(&mut room);
+                let actions = room.tick(now);
+                apply(&mut room, &mut conns, actions, config, now);
                 crowd_due = None;
-                rearm(&room, &mut crowd_due, crowd.as_mut());
+                rearm(&room, now, &mut crowd_due, crowd.as_mut());
                 continue;
             }
             event = events.recv() => match event {
@@ -504,7 +506,7 @@ async fn room_task(
             tidy.as_mut()
                 .reset(tokio::time::Instant::now() + TIDY_AFTER);
         }
-        let now = now_ms();
+        let now = clock.now(&mut room);
         let actions = match event {
             Event::Open {
                 id,
@@ -549,28 +551,57 @@ async fn room_task(
                 room.disconnect(id, reason, now)
             }
         };
-        apply(&mut room, &mut conns, actions, config);
+        apply(&mut room, &mut conns, actions, config, now);
         shared
             .next_event
             .store(room.next_event(), Ordering::Relaxed);
-        rearm(&room, &mut crowd_due, crowd.as_mut());
+        rearm(&room, now, &mut crowd_due, crowd.as_mut());
     }
-    let actions = room.shutdown("the host left; the room is closed", now_ms());
-    apply(&mut room, &mut conns, actions, config);
+    let now = clock.now(&mut room);
+    let actions = room.shutdown("the host left; the room is closed", now);
+    apply(&mut room, &mut conns, actions, config, now);
     // Dropping the queues lets each writer flush the goodbye and close.
     conns.clear();
 }
 
-/// Point the crowd timer at the room's next tick, when that changed.
-fn rearm(room: &Room, due: &mut Option<i64>, timer: std::pin::Pin<&mut tokio::time::Sleep>) {
+/// Point the crowd timer at the room's next tick (on the room's clock, where it is now
+/// `now`), when that changed.
+fn rearm(
+    room: &Room,
+    now: i64,
+    due: &mut Option<i64>,
+    timer: std::pin::Pin<&mut tokio::time::Sleep>,
+) {
     let next = room.next_tick();
     if next == *due {
         return;
     }
     *due = next;
     if let Some(at) = next {
-        let wait = u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0);
+        let wait = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
         timer.reset(tokio::time::Instant::now() + Duration::from_millis(wait));
+    }
+}
+
+/// The clock the room's rules run on: milliseconds since the room began, on the
+/// monotonic clock, so that a wall clock that steps (NTP, a VM resumed) moves no limit
+/// and no timer. The room is told the wall clock's offset at every reading, for the
+/// times people see.
+struct RoomClock {
+    started: tokio::time::Instant,
+}
+
+impl RoomClock {
+    fn start() -> Self {
+        RoomClock {
+            started: tokio::time::Instant::now(),
+        }
+    }
+
+    fn now(&self, room: &mut Room) -> i64 {
+        let now = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        room.set_wall_offset(now_ms().saturating_sub(now));
+        now
     }
 }
 
@@ -580,7 +611,7 @@ const TIDY_AFTER: Duration = Duration::from_secs(1);
 
 /// Carry out the room's actions. Each event is encoded at most once per dialect and the
 /// same bytes are queued for every recipient.
-fn apply(room: &mut Room, conns: &mut Conns, actions: Vec<Action>, config: &Config) {
+fn apply(room: &mut Room, conns: &mut Conns, actions: Vec<Action>, config: &Config, now: i64) {
     let mut work: VecDeque<Action> = actions.into();
     while let Some(action) = work.pop_front() {
         match action {
@@ -619,7 +650,7 @@ fn apply(room: &mut Room, conns: &mut Conns, actions: Vec<Action>, config: &Conf
                     if let Some(conn) = conns.remove(&id) {
                         conn.kill.cancel();
                     }
-                    work.extend(room.disconnect(id, Some("too slow to keep up"), now_ms()));
+                    work.extend(room.disconnect(id, Some("too slow to keep up"), now));
                 }
             }
             Action::Close(id) => {
@@ -661,7 +692,8 @@ fn log_event(target: Target, out: &Outgoing) {
     }
 }
 
-/// Milliseconds since the Unix epoch, the room's clock.
+/// Milliseconds since the Unix epoch: the wall clock, for the times people see (never
+/// for a limit or a timer; see `RoomClock`).
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

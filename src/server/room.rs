@@ -4,7 +4,8 @@
 //! connection was seated (its handshake is over, see [`super::session`]), a line
 //! arrived, a connection closed — and answers with [`Action`]s: lines to send and
 //! connections to close. Time comes in as an argument, so every rule can be tested
-//! without a socket or a clock.
+//! without a socket or a clock: `now` is a monotonic clock, which every limit and timer
+//! runs on, and [`Room::set_wall_offset`] turns it into the times people see.
 //!
 //! What a seat may see is decided by the seat: its session (bound here, when it said
 //! hello) and the name the room gave it, never by a name a client asks for.
@@ -293,6 +294,10 @@ pub struct Room {
     idle_addrs: VecDeque<(i64, IpAddr)>,
     announce: Bucket,
     crowd: Option<Crowd>,
+    /// Wall time minus the room's clock, in ms: the room's rules and timers run on a
+    /// monotonic clock (`now` in every call), and this turns it into the time people
+    /// see (`ts`). Set by the host as the wall clock goes; 0 in tests.
+    wall_offset: i64,
     next_event: u64,
     history: VecDeque<Kept>,
     /// `(session, cid)` → event id, for the lines in `history`.
@@ -320,10 +325,23 @@ impl Room {
             idle_addrs: VecDeque::new(),
             announce: Bucket::full(ANNOUNCE, 0),
             crowd: None,
+            wall_offset: 0,
             next_event: 1,
             history: VecDeque::new(),
             seen: HashMap::new(),
         }
+    }
+
+    /// Tell the room how far the wall clock is from the clock it is driven by (see
+    /// `wall_offset`): a wall clock that steps (NTP, a VM resumed) moves the times
+    /// people see, never a limit or a timer.
+    pub fn set_wall_offset(&mut self, wall_minus_now_ms: i64) {
+        self.wall_offset = wall_minus_now_ms;
+    }
+
+    /// The time people are shown for an event at `now`.
+    fn ts(&self, now: i64) -> i64 {
+        now.saturating_add(self.wall_offset)
     }
 
     /// How many are in the room.
@@ -445,7 +463,7 @@ impl Room {
         out.extend(self.disconnect(peer, Some(reason), now));
         // Told after the room has let go of it, before the close.
         let notice = ServerMsg::Notice {
-            ts: now,
+            ts: self.ts(now),
             text: sanitize::line(tell),
             cid: None,
         };
@@ -533,7 +551,7 @@ impl Room {
             out.push(Action::Send(
                 Target::One(id),
                 Outgoing::Event(ServerMsg::Closing {
-                    ts: now,
+                    ts: self.ts(now),
                     reason: reason.to_owned(),
                 }),
             ));
@@ -887,7 +905,11 @@ impl Room {
         }
         self.announce.spend(ANNOUNCE);
         let id = self.next_id();
-        let event = ServerMsg::Join { id, ts: now, name };
+        let event = ServerMsg::Join {
+            id,
+            ts: self.ts(now),
+            name,
+        };
         self.keep(id, event.clone(), None);
         out.push(Action::Send(
             Target::RoomExcept(peer),
@@ -905,7 +927,7 @@ impl Room {
         let id = self.next_id();
         let event = ServerMsg::Leave {
             id,
-            ts: now,
+            ts: self.ts(now),
             name,
             reason: reason.map(str::to_owned),
         };
@@ -929,7 +951,7 @@ impl Room {
         let id = self.next_id();
         let event = ServerMsg::Crowd {
             id,
-            ts: now,
+            ts: self.ts(now),
             joined: c.joined,
             left: c.left,
         };
@@ -1050,7 +1072,7 @@ impl Room {
         let (from, dialect) = (p.name.clone(), p.dialect);
         let origin = p.session.clone().zip(cid.as_deref().map(Box::from));
         let id = self.next_id();
-        let relayed = make(id, now, from, text);
+        let relayed = make(id, self.ts(now), from, text);
         // A structured sender gets its own line back, with the room's id and time and its
         // own `cid`: that is how it knows the line was delivered. The `cid` is the
         // sender's business only. A plain sender already sees what it typed.
@@ -1095,7 +1117,7 @@ impl Room {
         let id = self.next_id();
         let event = ServerMsg::Private {
             id,
-            ts: now,
+            ts: self.ts(now),
             from,
             to: to_name,
             text,
@@ -1175,7 +1197,7 @@ impl Room {
         let id = self.next_id();
         let event = ServerMsg::Nick {
             id,
-            ts: now,
+            ts: self.ts(now),
             old,
             new,
             cid: None,
@@ -1261,7 +1283,7 @@ impl Room {
         out.push(Action::Send(
             Target::One(peer),
             Outgoing::Event(ServerMsg::Notice {
-                ts: now,
+                ts: self.ts(now),
                 // Parse errors may quote what the peer sent. A notice of several
                 // lines (`/help`) keeps them: a plain peer gets one line each.
                 text: sanitize::text(text),
@@ -2470,5 +2492,36 @@ mod tests {
         };
         assert_eq!(count + lost, 51, "50 messages and bob's join");
         assert!(count >= 2 && lost > 40, "{count} {lost}");
+    }
+
+    #[test]
+    fn a_wall_clock_stepped_back_refuses_no_one_and_moves_only_the_times_shown() {
+        let mut r = limited(2, 1);
+        joined(&mut r, 1, "alice");
+        joined(&mut r, 2, "bob");
+        assert_eq!(relayed(&r.receive(1, say_cid("a", "c1"), 0)).len(), 1);
+        assert_eq!(relayed(&r.receive(1, say_cid("b", "c2"), 0)).len(), 1);
+        // The wall clock steps back an hour (NTP, a VM resumed); the room's own clock,
+        // which its limits run on, goes on.
+        let hour = 3_600_000;
+        r.set_wall_offset(-hour);
+        let a = r.receive(1, say_cid("c", "c3"), 1_000);
+        assert_eq!(relayed(&a), vec!["c"], "one line a second, a second later");
+        let shown = a.iter().find_map(|x| match x {
+            Action::Send(Target::RoomExcept(1), Outgoing::Event(m)) => m.ts(),
+            _ => None,
+        });
+        assert_eq!(
+            shown,
+            Some(1_000 - hour),
+            "people see the wall clock's time"
+        );
+        // And a crowd is told when the room's clock says, whatever the wall says.
+        for peer in 10..30 {
+            let arrival = fresh(&r);
+            r.seat(peer, arrival, 1_000);
+        }
+        let due = r.next_tick().expect("a crowd");
+        assert!(due > 1_000 && due <= 1_000 + CROWD_AFTER_MS, "{due}");
     }
 }
