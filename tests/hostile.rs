@@ -15,7 +15,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
 
-use common::{Headless, rss_kb};
+use common::{Headless, fd_count, rss_kb};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -453,4 +453,29 @@ async fn look_alike_and_invisible_names_are_not_given() {
         !who.contains('\u{200b}') && !who.contains('\u{feff}'),
         "{who:?}"
     );
+}
+
+#[tokio::test]
+async fn connections_turned_away_in_a_flood_cost_the_host_a_bounded_number_of_files() {
+    let host = host(&[]);
+    let addr = host.addr.clone();
+    let cost = Cost::start(&host);
+    let before = fd_count(host.pid());
+    let mut honest = Honest::new(&addr).await;
+    // 600 connections from one address that never read and never close: 16 are let
+    // in, the rest are told "busy" and must not each hold a file open while the host
+    // waits for them to read it.
+    let mut held = Vec::new();
+    for _ in 0..600 {
+        held.push(connect_from(21, &addr).await);
+    }
+    honest.measure().await;
+    let during = fd_count(host.pid());
+    println!("hostile: turn-away flood: host files {before} before, {during} with 600 held");
+    assert!(
+        during < before + 16 + 2 + 100,
+        "{during} files open (from {before})"
+    );
+    drop(held);
+    cost.report("600 connections turned away at once", honest.worst);
 }

@@ -254,6 +254,7 @@ async fn run_inner(
     let (events_tx, events) = mpsc::channel::<Event>(1024);
     let room_task = tokio::spawn(room_task(events, shared.clone(), stop.clone()));
     let seats = Arc::new(Semaphore::new(config.max_peers));
+    let turning_away = Arc::new(Semaphore::new(TURN_AWAY_AT_ONCE));
     let mut next_id: PeerId = 0;
     loop {
         next_id += 1;
@@ -268,7 +269,7 @@ async fn run_inner(
                     let at_door = shared.door().open(ip, std::time::Instant::now());
                     if let Err(refusal) = at_door {
                         let line = protocol::refusal_line(&refusal.text());
-                        tracker.spawn(turn_away(stream, line));
+                        turn_away(&tracker, &turning_away, stream, line);
                         continue;
                     }
                     let addr_seat = AddrSeat { shared: shared.clone(), ip };
@@ -286,7 +287,7 @@ async fn run_inner(
                         Err(_) => {
                             drop(addr_seat);
                             let line = protocol::room_full_line(config.max_peers);
-                            tracker.spawn(turn_away(stream, line));
+                            turn_away(&tracker, &turning_away, stream, line);
                         }
                     }
                 }
@@ -321,9 +322,36 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Tell a connection why it is turned away (`line`), and close it once it has read
-/// that (or after a second).
-async fn turn_away(mut stream: tokio::net::TcpStream, line: String) {
+/// Connections being turned away that the host waits on (up to a second each, for them
+/// to read why). A flood of refused connections beyond this is told as best it can be
+/// and closed at once, so that it cannot hold the host's files open.
+const TURN_AWAY_AT_ONCE: usize = 64;
+
+/// Tell a connection why it is turned away (`line`) and close it: gracefully while few
+/// are being turned away, at once in a flood.
+fn turn_away(
+    tracker: &TaskTracker,
+    at_once: &Arc<Semaphore>,
+    stream: tokio::net::TcpStream,
+    line: String,
+) {
+    match at_once.clone().try_acquire_owned() {
+        Ok(permit) => {
+            tracker.spawn(async move {
+                say_and_close(stream, line).await;
+                drop(permit);
+            });
+        }
+        // The line fits a fresh socket's buffer; whether it is read before the close
+        // is the flood's business.
+        Err(_) => {
+            let _ = stream.try_write(line.as_bytes());
+        }
+    }
+}
+
+/// Tell a connection `line`, and close it once it has read that (or after a second).
+async fn say_and_close(mut stream: tokio::net::TcpStream, line: String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         stream.write_all(line.as_bytes()).await?;
