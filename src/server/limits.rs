@@ -10,6 +10,23 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+/// The address a connection counts against. An IPv4 peer reaching a dual-stack socket
+/// shows as `::ffff:a.b.c.d`: it is `a.b.c.d`. An IPv6 host is given a whole /64 to
+/// pick its addresses from, so an IPv6 address counts as its /64: otherwise one machine
+/// could take a fresh address for every connection, past every limit here, and make
+/// this table grow without bound.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+                v6.to_bits() & !u128::from(u64::MAX),
+            )),
+        },
+        v4 => v4,
+    }
+}
+
 /// Why a connection was turned away at the door.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -211,6 +228,20 @@ mod tests {
         assert_eq!(door.len(), 100);
         door.open(ip(200), t + Duration::from_secs(61)).unwrap();
         assert_eq!(door.len(), 1, "only the address with a connection is kept");
+    }
+
+    #[test]
+    fn one_machine_is_one_address_however_it_connects() {
+        let v4: IpAddr = [192, 168, 1, 5].into();
+        let mapped: IpAddr = "::ffff:192.168.1.5".parse().unwrap();
+        assert_eq!(address_key(mapped), v4);
+        assert_eq!(address_key(v4), v4);
+        // An IPv6 host has a whole /64 to pick addresses from: it is one address here.
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:fffe".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(other));
     }
 
     #[test]

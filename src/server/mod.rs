@@ -265,7 +265,7 @@ async fn run_inner(
                 Ok((stream, from)) => {
                     let _ = stream.set_nodelay(true);
                     crate::net::keepalive(&stream);
-                    let ip = canonical(from.ip());
+                    let ip = limits::address_key(from.ip());
                     let at_door = shared.door().open(ip, std::time::Instant::now());
                     if let Err(refusal) = at_door {
                         let line = protocol::refusal_line(&refusal.text());
@@ -311,15 +311,6 @@ async fn run_inner(
     let _ = room_task.await;
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
-}
-
-/// An IPv4 peer reaching a dual-stack socket shows as `::ffff:a.b.c.d`: it is the same
-/// address as `a.b.c.d`, and is limited as one.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 /// Connections being turned away that the host waits on (up to a second each, for them
