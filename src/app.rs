@@ -784,9 +784,13 @@ impl App {
                         self.push(ts, Kind::Notice, &protocol::crowd_note(names, did));
                     }
                 }
+                // A crowd can be the whole room: sets, not a search per name.
+                let left: std::collections::HashSet<String> = left.into_iter().collect();
                 self.members.retain(|m| !left.contains(m));
+                let mut here: std::collections::HashSet<String> =
+                    self.members.iter().cloned().collect();
                 for name in joined {
-                    if !self.members.contains(&name) {
+                    if here.insert(name.clone()) {
                         self.members.push(name);
                     }
                 }

@@ -1230,6 +1230,44 @@ fn joins_and_leaves_keep_the_member_list() {
 }
 
 #[test]
+fn a_crowd_is_one_line_each_way_and_keeps_the_member_list() {
+    let mut app = in_room(80, 24);
+    let before = texts(&app).len();
+    let joined: Vec<String> = (0..12).map(|i| format!("g{i}")).collect();
+    server(
+        &mut app,
+        ServerMsg::Crowd {
+            id: 1,
+            ts: T0,
+            joined,
+            left: vec!["bob".into(), "nobody".into()],
+        },
+    );
+    let shown = texts(&app);
+    assert_eq!(
+        shown[before..],
+        [
+            "2 people left: bob, nobody",
+            "12 people joined: g0, g1, g2, g3, g4, g5, g6, g7, g8, g9 and 2 more"
+        ]
+    );
+    assert_eq!(last_kind(&app), Kind::Notice);
+    assert_eq!(app.members.len(), 13, "{:?}", app.members);
+    assert!(!app.members.contains(&"bob".to_owned()) && app.members.contains(&"g11".to_owned()));
+    // Someone who left, and someone else under that name who joined, in one crowd.
+    server(
+        &mut app,
+        ServerMsg::Crowd {
+            id: 2,
+            ts: T0,
+            joined: vec!["g0".into()],
+            left: vec!["g0".into()],
+        },
+    );
+    assert_eq!(app.members.iter().filter(|m| *m == "g0").count(), 1);
+}
+
+#[test]
 fn closing_says_why_and_closes() {
     let mut app = in_room(80, 24);
     server(
