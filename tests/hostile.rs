@@ -56,6 +56,25 @@ impl Peer {
         p
     }
 
+    /// Connect as a tchat client would, saying hello as `name` (a JSON string's
+    /// contents, escapes allowed); the welcome's name.
+    async fn tchat(last: u8, to: &str, name: &str) -> (Peer, String) {
+        let mut p = Peer::from(last, to).await;
+        p.until(|l| l.starts_with("* tchat/1 ")).await;
+        p.send(&format!(
+            "{{\"t\":\"hello\",\"v\":1,\"name\":\"{name}\"}}\n"
+        ))
+        .await;
+        let welcome = p.until(|l| l.contains("\"t\":\"welcome\"")).await;
+        let name = welcome
+            .split("\"name\":\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        (p, name)
+    }
+
     async fn send(&mut self, text: &str) {
         let _ = self.w.write_all(text.as_bytes()).await;
     }
@@ -310,19 +329,12 @@ async fn a_big_history_never_cuts_a_newcomer_as_too_slow() {
     let cost = Cost::start(&host);
     let mut honest = Honest::new(&addr).await;
     // Twenty messages of 4 KB each: 80 KB of history, five times the backlog bound.
-    let mut talker = connect_from(5, &addr).await;
-    let mut r = BufReader::new(&mut talker);
-    let mut greeting = String::new();
-    r.read_line(&mut greeting).await.unwrap();
-    talker
-        .write_all(b"{\"t\":\"hello\",\"v\":1,\"name\":\"talker\"}\n")
-        .await
-        .unwrap();
+    let (mut talker, _) = Peer::tchat(5, &addr, "talker").await;
     let line = "y".repeat(60);
     let text = vec![line.as_str(); 60].join("\\n");
     for i in 0..20 {
         let say = format!("{{\"t\":\"say\",\"text\":\"{i} {text}\",\"cid\":\"h{i}\"}}\n");
-        talker.write_all(say.as_bytes()).await.unwrap();
+        talker.send(&say).await;
         // The honest members keep up (each message is 4 KB of a 16 KB backlog).
         let head = format!("talker: {i} ");
         honest.ear.until(|l| l.starts_with(&head)).await;
@@ -357,29 +369,16 @@ async fn a_newline_bomb_is_one_line_on_every_screen() {
     let addr = host.addr.clone();
     let cost = Cost::start(&host);
     let mut honest = Honest::new(&addr).await;
-    let mut bomber = connect_from(7, &addr).await;
-    let mut r = BufReader::new(&mut bomber);
-    let mut greeting = String::new();
-    r.read_line(&mut greeting).await.unwrap();
-    let hello = "{\"t\":\"hello\",\"v\":1,\"name\":\"bomber\"}\n";
-    bomber.write_all(hello.as_bytes()).await.unwrap();
+    let (mut bomber, _) = Peer::tchat(7, &addr, "bomber").await;
     // Over --max-lines: refused, and the bomber is told why.
     let bomb = |n: usize, cid: &str| {
         let blank = "\\n".repeat(n);
         format!("{{\"t\":\"say\",\"text\":\"boom{blank}boom\",\"cid\":\"{cid}\"}}\n")
     };
-    bomber.write_all(bomb(4000, "b1").as_bytes()).await.unwrap();
+    bomber.send(&bomb(4000, "b1")).await;
     // Within it: the blank lines collapse to one.
-    bomber.write_all(bomb(90, "b2").as_bytes()).await.unwrap();
-    let mut r = BufReader::new(&mut bomber);
-    let mut told = String::new();
-    while !told.contains("\"cid\":\"b1\"") {
-        told.clear();
-        timeout(DEADLINE, r.read_line(&mut told))
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    bomber.send(&bomb(90, "b2")).await;
+    let told = bomber.until(|l| l.contains("\"cid\":\"b1\"")).await;
     assert!(told.contains("4001 lines"), "{told}");
     honest.ear.until(|l| l == "bomber: boom").await;
     honest.measure().await;
@@ -395,14 +394,22 @@ async fn a_newline_bomb_is_one_line_on_every_screen() {
 
 #[tokio::test]
 async fn a_plain_peer_hears_what_was_said_while_it_was_connecting() {
-    let host = Headless::start(&["--hello-wait", "1500"]);
+    let host = Headless::start(&["--hello-wait", "1500", "--burst", "0", "--addr-burst", "0"]);
     let addr = host.addr.clone();
     let mut alice = Peer::joined(1, &addr, "alice here").await;
     let mut quiet = Peer::from(8, &addr).await;
     quiet.until(|l| l.starts_with("* tchat/1 ")).await;
-    alice.send("said while you were connecting\n").await;
+    // More than the 20 messages of history a newcomer is shown: only what was said
+    // since it connected brings it the first of them.
+    let said: String = (0..30)
+        .map(|i| format!("while you connected {i}\n"))
+        .collect();
+    alice.send(&said).await;
     quiet
-        .until(|l| l.ends_with(": said while you were connecting"))
+        .until(|l| l.ends_with(": while you connected 0"))
+        .await;
+    quiet
+        .until(|l| l.ends_with(": while you connected 29"))
         .await;
 }
 
@@ -411,8 +418,8 @@ async fn look_alike_and_invisible_names_are_not_given() {
     let host = host(&[]);
     let addr = host.addr.clone();
     let mut watcher = Peer::joined(1, &addr, "watching").await;
-    let hello = |name: &str| format!("{{\"t\":\"hello\",\"v\":1,\"name\":\"{name}\"}}\n");
     let mut names = Vec::new();
+    let mut peers = Vec::new();
     for (i, name) in [
         "alice",
         "\u{430}lice",
@@ -423,26 +430,13 @@ async fn look_alike_and_invisible_names_are_not_given() {
     .iter()
     .enumerate()
     {
-        let mut p = Peer::from(10 + i as u8, &addr).await;
-        p.line(DEADLINE).await;
-        p.send(&hello(name)).await;
-        let welcome = p.until(|l| l.contains("\"t\":\"welcome\"")).await;
-        let got = welcome
-            .split("\"name\":\"")
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .unwrap_or_default()
-            .to_owned();
+        let (p, got) = Peer::tchat(10 + i as u8, &addr, name).await;
         names.push(got);
-        std::mem::forget(p);
+        peers.push(p);
     }
-    assert_eq!(names[0], "alice");
-    assert!(
-        names[1..]
-            .iter()
-            .all(|n| n != "alice" && !n.contains("lice") || n.ends_with(char::is_numeric)),
-        "{names:?}"
-    );
+    // The Cyrillic look-alike is taken (it gets a number); the invisible ones are not
+    // names at all.
+    assert_eq!(names[..2], ["alice", "\u{430}lice2"], "{names:?}");
     assert!(
         names[2..].iter().all(|n| n.starts_with("guest")),
         "{names:?}"
