@@ -34,6 +34,17 @@ def rss_kb(pid):
     return 0
 
 
+def read_ready(sel, pending, timeout):
+    """Read every connection that has something; a welcomed one is done (buffer None)."""
+    for key, _ in sel.select(timeout=timeout):
+        sock, buf = pending[key.fd]
+        buf += sock.recv(65536)
+        if b"*** you are" in buf:
+            sel.unregister(sock)
+            buf = None
+        pending[key.fd] = (sock, buf)
+
+
 def main():
     import resource
 
@@ -61,23 +72,9 @@ def main():
         pending[s.fileno()] = (s, b"")
         sel.register(s, selectors.EVENT_READ)
         # Keep the kernel's accept queue from overflowing: read what is ready.
-        for key, _ in sel.select(timeout=0):
-            sock, buf = pending[key.fd]
-            buf += sock.recv(65536)
-            if b"*** you are" in buf:
-                sel.unregister(sock)
-                pending[key.fd] = (sock, None)
-            else:
-                pending[key.fd] = (sock, buf)
+        read_ready(sel, pending, 0)
     while any(buf is not None for _, buf in pending.values()):
-        for key, _ in sel.select(timeout=30):
-            sock, buf = pending[key.fd]
-            buf += sock.recv(65536)
-            if b"*** you are" in buf:
-                sel.unregister(sock)
-                pending[key.fd] = (sock, None)
-            else:
-                pending[key.fd] = (sock, buf)
+        read_ready(sel, pending, 30)
     took = time.monotonic() - started
     print(f"joins={N} seconds={took:.2f} host_cpu_s={cpu_seconds(host.pid) - cpu0:.2f} "
           f"host_rss_kb={rss_kb(host.pid)}")
