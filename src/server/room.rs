@@ -890,8 +890,11 @@ impl Room {
     ) -> String {
         let base = asked.and_then(|a| names::check(a).ok());
         let name = self.unique_name(base.as_deref().unwrap_or(GUEST_NAME));
-        // Tell the person when they did not get the name they asked for.
-        let renamed = asked.filter(|a| *a != name).map(sanitize::line);
+        // Tell the person when they did not get the name they asked for (as it reads
+        // once normalised: a stray space or a decomposed accent is the same name).
+        let renamed = asked
+            .filter(|_| base.as_deref() != Some(name.as_str()))
+            .map(sanitize::line);
         self.place(peer, dialect, name.clone(), session, addr, now);
         self.welcome(peer, &name, renamed, out);
         name
@@ -2523,5 +2526,18 @@ mod tests {
         }
         let due = r.next_tick().expect("a crowd");
         assert!(due > 1_000 && due <= 1_000 + CROWD_AFTER_MS, "{due}");
+    }
+
+    #[test]
+    fn a_name_given_as_asked_once_normalised_is_not_called_taken() {
+        let mut r = room();
+        // Typed with a stray space, or with the accent as a separate character: the
+        // name is the same one, and nobody has it.
+        assert_eq!(
+            welcome_name(&joined(&mut r, 1, " alice ")),
+            ("alice".into(), None)
+        );
+        let a = joined(&mut r, 2, "jose\u{301}");
+        assert_eq!(welcome_name(&a), ("jos\u{e9}".into(), None));
     }
 }
