@@ -617,6 +617,56 @@ async fn the_hosts_own_seat_is_not_dropped_for_a_pause_in_a_flood() {
 }
 
 #[tokio::test]
+async fn the_hosts_own_seat_past_its_allowance_skips_ahead_and_stays_in_the_room() {
+    // The seat may fall 32 KiB behind; bob sends 0.5 MB while it does not read.
+    let server = room(Config {
+        max_backlog: 16 * 1024,
+        own_seat_backlog: 32 * 1024,
+        ..unlimited()
+    })
+    .await;
+    let mut seat = tokio::io::BufReader::new(server.connect_local().await.unwrap());
+    seat.get_mut().write_all(b"host here\n").await.unwrap();
+    let mut alice = Tchat::join(&server, "alice").await;
+    let bob = Tchat::join(&server, "bob").await;
+    say_in_rounds(&bob, &mut alice, (50, 20), 500, |_| {}).await;
+    bob.say("after the flood", "last");
+    use tokio::io::AsyncBufReadExt;
+    let mut skipped = None;
+    let mut text = String::new();
+    loop {
+        text.clear();
+        timeout(DEADLINE, seat.read_line(&mut text))
+            .await
+            .expect("the seat's lines keep coming")
+            .unwrap();
+        assert!(!text.is_empty(), "the seat's connection was closed");
+        assert!(!text.contains("too slow"), "{text}");
+        if text.contains("your screen fell behind the room") {
+            skipped = Some(text.clone());
+        }
+        if text.trim_end() == "bob: after the flood" {
+            break;
+        }
+    }
+    let skipped = skipped.expect("the seat is told it skipped lines");
+    assert!(
+        skipped.starts_with("*** ") && skipped.contains("lines were skipped"),
+        "{skipped}"
+    );
+    // Still in the room, under its name.
+    alice
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Msg { text, .. }) if text == "after the flood"))
+        .await;
+    alice.say("/who", "who");
+    let who = alice
+        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Notice { text, .. }) if text.starts_with("in the room")))
+        .await;
+    assert!(format!("{who:?}").contains("guest"), "{who:?}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_session_back_on_a_new_connection_takes_its_seat_over_quietly() {
     use tchat::protocol::ClientMsg;
     let server = room(quick()).await;

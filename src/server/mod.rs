@@ -58,6 +58,9 @@ pub struct Config {
     /// Bytes queued for one peer (not yet written to its socket) before it counts as
     /// not reading and is dropped. Bounds the host's memory per peer.
     pub max_backlog: usize,
+    /// Unsent bytes the host's own seat may fall behind before it skips ahead (the
+    /// larger of this and `max_backlog` applies; see [`OWN_SEAT_BACKLOG`]).
+    pub own_seat_backlog: usize,
     /// Log joins and leaves to stderr (the headless host).
     pub log: bool,
     /// What the greeting calls the room's address.
@@ -75,6 +78,7 @@ impl Default for Config {
             ping_after: Duration::from_secs(20),
             hello_wait: session::HELLO_WAIT,
             max_backlog: DEFAULT_MAX_BACKLOG,
+            own_seat_backlog: OWN_SEAT_BACKLOG,
             log: false,
             address: String::new(),
         }
@@ -536,7 +540,7 @@ async fn room_task(
                 first,
             } => {
                 let backlog = if own_seat {
-                    config.max_backlog.max(OWN_SEAT_BACKLOG)
+                    config.max_backlog.max(config.own_seat_backlog)
                 } else {
                     config.max_backlog
                 };
@@ -658,7 +662,7 @@ fn apply(room: &mut Room, conns: &mut Conns, actions: Vec<Action>, config: &Conf
                         continue;
                     }
                     if conn.own_seat {
-                        push_to_own_seat(conn, bytes);
+                        push_to_own_seat(conn, dialect, bytes);
                     // A closed outbox is a connection already on its way out; it
                     // reports its own close.
                     } else if conn.out.push(bytes, conn.backlog) == Err(Refused::Full) {
@@ -683,7 +687,7 @@ fn apply(room: &mut Room, conns: &mut Conns, actions: Vec<Action>, config: &Conf
 /// Queue `line` for the host's own screen. If it has fallen `backlog` bytes behind
 /// (paused, or swamped), rather than leave its own room it drops what it has not yet
 /// been sent, is told how much, and goes on from `line`.
-fn push_to_own_seat(conn: &Conn, line: Bytes) {
+fn push_to_own_seat(conn: &Conn, dialect: Dialect, line: Bytes) {
     if conn.out.push(line.clone(), conn.backlog) != Err(Refused::Full) {
         return;
     }
@@ -695,7 +699,11 @@ fn push_to_own_seat(conn: &Conn, line: Bytes) {
         ),
         cid: None,
     };
-    conn.out.push_exempt(Bytes::from(notice.encode()));
+    let notice = match dialect {
+        Dialect::Structured => notice.encode(),
+        Dialect::Plain => notice.to_plain(),
+    };
+    conn.out.push_exempt(Bytes::from(notice));
     conn.out.push_exempt(line);
 }
 
