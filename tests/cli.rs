@@ -1242,3 +1242,36 @@ fn completions_and_the_man_page_print_and_exit() {
     assert!(header.starts_with(".TH tchat 1"), "{header:?}\n{page}");
     assert!(page.contains("\\-\\-join"), "{page}");
 }
+
+/// A system that allows few open files: the host lowers `--max-peers` to what fits and
+/// says so in one line, rather than fail to accept with the room half full.
+#[test]
+fn max_peers_is_lowered_to_the_open_files_the_system_allows() {
+    let script = format!(
+        "ulimit -n 200 && exec '{BIN}' --host --headless --bind 127.0.0.1 --port 0 --max-peers 1000"
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .env("TCHAT_CONFIG", "/dev/null")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the host under sh");
+    let lines = lines_of(child.stderr.take().expect("stderr"));
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("hosting a room at"))
+    {
+        let line = lines.recv_timeout(DEADLINE).expect("the host starts");
+        seen.push(String::from_utf8_lossy(&line).trim_end().to_owned());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        seen[0],
+        "tchat: --max-peers lowered from 1000 to 136: this system allows 200 open files (raise it with ulimit -n)",
+        "{seen:?}"
+    );
+}
