@@ -31,7 +31,6 @@ use crate::net::{LineReader, Outbox, Read, Refused, write_outbox};
 use crate::protocol::{self, Frame, ServerMsg};
 use limits::PerAddress;
 use room::{Action, Arrival, Dialect, Outgoing, PeerId, Room, Rules, Target};
-use session::Greeted;
 
 /// How the host runs its room.
 #[derive(Debug, Clone)]
@@ -380,16 +379,11 @@ async fn serve_peer<S>(
     let cap = config.unterminated_cap();
     let mut lines = LineReader::new(r, protocol::frame_limit(config.rules.max_line)).with_cap(cap);
     let banner = protocol::banner(&config.address);
-    let Some(greeted) =
+    let Some(session::Decided { hello, first }) =
         session::handshake(&mut lines, &mut w, &banner, config.hello_wait, cap).await
     else {
         lines.drain(Duration::from_secs(1)).await;
         return;
-    };
-    let (hello, first) = match greeted {
-        Greeted::Tchat(hello) => (Some(hello), None),
-        Greeted::Plain(first) => (None, first),
-        Greeted::Refuse(_) | Greeted::Gone => return,
     };
     let structured = hello.is_some();
     let out = Outbox::new();

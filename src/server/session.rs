@@ -56,6 +56,15 @@ pub fn greeted(first: Option<Frame>) -> Greeted {
     Greeted::Plain(Some(Frame::Line(line)))
 }
 
+/// A connection that is to take a seat, as its handshake settled it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    /// A tchat client's hello; `None` for a plain peer.
+    pub hello: Option<Hello>,
+    /// A plain peer's first line (or too-long line), if it sent one.
+    pub first: Option<Frame>,
+}
+
 /// Greet a connection and wait for what it is. `None` when it is over before it took a
 /// seat (refused, gone, closed, or it sent too much without a newline); it has then
 /// been told why, where there is something to tell.
@@ -65,7 +74,7 @@ pub async fn handshake<R, W>(
     banner: &str,
     wait: Duration,
     cap: usize,
-) -> Option<Greeted>
+) -> Option<Decided>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -97,7 +106,11 @@ where
             let _ = w.shutdown().await;
             None
         }
-        decided => Some(decided),
+        Greeted::Tchat(hello) => Some(Decided {
+            hello: Some(hello),
+            first: None,
+        }),
+        Greeted::Plain(first) => Some(Decided { hello: None, first }),
     }
 }
 
@@ -187,7 +200,7 @@ mod tests {
             far
         });
         let got = handshake(&mut lines, &mut w, "* tchat/1 welcome", HELLO_WAIT, 1 << 16).await;
-        assert!(matches!(got, Some(Greeted::Tchat(h)) if h.name == "slow"));
+        assert!(matches!(got, Some(Decided { hello: Some(h), first: None }) if h.name == "slow"));
         drop(client.await.unwrap());
     }
 
@@ -198,7 +211,13 @@ mod tests {
         let mut lines = LineReader::new(r, 1 << 16);
         let started = tokio::time::Instant::now();
         let got = handshake(&mut lines, &mut w, "* tchat/1 welcome", HELLO_WAIT, 1 << 16).await;
-        assert_eq!(got, Some(Greeted::Plain(None)));
+        assert_eq!(
+            got,
+            Some(Decided {
+                hello: None,
+                first: None
+            })
+        );
         assert_eq!(started.elapsed(), HELLO_WAIT);
     }
 }
