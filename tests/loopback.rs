@@ -577,24 +577,39 @@ async fn stuck_reader_is_dropped(config: Config) {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn the_hosts_own_seat_is_not_dropped_for_a_pause_in_a_flood() {
-    // A bound any netcat peer would be dropped at (see the test above), and a host whose
-    // screen stops reading (Ctrl-S) while bob sends far more than that.
-    let server = room(Config {
-        max_backlog: 16 * 1024,
-        ..unlimited()
-    })
-    .await;
+/// Lines [`a_flood_past_a_paused_seat`] sends: 0.5 MB in all.
+const FLOOD_LINES: usize = 50 * 20;
+
+/// A room on `config` whose host's seat (a plain reader here) stops reading while bob
+/// sends [`FLOOD_LINES`] of 500 bytes; when alice has them all, the room has queued
+/// them all for the seat. The server, the seat, alice and bob.
+async fn a_flood_past_a_paused_seat(
+    config: Config,
+) -> (
+    Server,
+    tokio::io::BufReader<tokio::io::DuplexStream>,
+    Tchat,
+    Tchat,
+) {
+    let server = room(config).await;
     let mut seat = tokio::io::BufReader::new(server.connect_local().await.unwrap());
     seat.get_mut().write_all(b"host here\n").await.unwrap();
     let mut alice = Tchat::join(&server, "alice").await;
     let bob = Tchat::join(&server, "bob").await;
-    // 0.5 MB, thirty times the bound. When alice has it all, the room has queued it all
-    // for the seat.
-    let (rounds, per_round) = (50, 20);
-    let lines = rounds * per_round;
-    say_in_rounds(&bob, &mut alice, (rounds, per_round), 500, |_| {}).await;
+    say_in_rounds(&bob, &mut alice, (50, 20), 500, |_| {}).await;
+    (server, seat, alice, bob)
+}
+
+#[tokio::test]
+async fn the_hosts_own_seat_is_not_dropped_for_a_pause_in_a_flood() {
+    // A bound any netcat peer would be dropped at (see the test above), and a host whose
+    // screen stops reading (Ctrl-S) while bob sends far more than that.
+    let (server, mut seat, _, _) = a_flood_past_a_paused_seat(Config {
+        max_backlog: 16 * 1024,
+        ..unlimited()
+    })
+    .await;
+    let lines = FLOOD_LINES;
     // The screen reads again: every line, in order, and no word of being too slow.
     use tokio::io::AsyncBufReadExt;
     let mut next = 0;
@@ -619,17 +634,12 @@ async fn the_hosts_own_seat_is_not_dropped_for_a_pause_in_a_flood() {
 #[tokio::test]
 async fn the_hosts_own_seat_past_its_allowance_skips_ahead_and_stays_in_the_room() {
     // The seat may fall 32 KiB behind; bob sends 0.5 MB while it does not read.
-    let server = room(Config {
+    let (server, mut seat, mut alice, bob) = a_flood_past_a_paused_seat(Config {
         max_backlog: 16 * 1024,
         own_seat_backlog: 32 * 1024,
         ..unlimited()
     })
     .await;
-    let mut seat = tokio::io::BufReader::new(server.connect_local().await.unwrap());
-    seat.get_mut().write_all(b"host here\n").await.unwrap();
-    let mut alice = Tchat::join(&server, "alice").await;
-    let bob = Tchat::join(&server, "bob").await;
-    say_in_rounds(&bob, &mut alice, (50, 20), 500, |_| {}).await;
     bob.say("after the flood", "last");
     use tokio::io::AsyncBufReadExt;
     let mut skipped = None;

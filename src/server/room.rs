@@ -902,11 +902,10 @@ impl Room {
 
     /// Tell everyone else that `name` came in: at once, or with a crowd.
     fn announce(&mut self, peer: PeerId, name: String, now: i64, out: &mut Vec<Action>) {
-        if self.crowd.is_some() || !self.announce.has(ANNOUNCE, now) {
+        if !self.told_alone(now) {
             self.crowd(now).join(name);
             return;
         }
-        self.announce.spend(ANNOUNCE);
         let id = self.next_id();
         let event = ServerMsg::Join {
             id,
@@ -922,11 +921,10 @@ impl Room {
 
     /// Tell everyone that `name` left: at once, or with a crowd.
     fn tell_leave(&mut self, name: String, reason: Option<&str>, now: i64, out: &mut Vec<Action>) {
-        if self.crowd.is_some() || !self.announce.has(ANNOUNCE, now) {
+        if !self.told_alone(now) {
             self.crowd(now).leave(name);
             return;
         }
-        self.announce.spend(ANNOUNCE);
         let id = self.next_id();
         let event = ServerMsg::Leave {
             id,
@@ -936,6 +934,16 @@ impl Room {
         };
         self.keep(id, event.clone(), None);
         out.push(Action::Send(Target::Room, Outgoing::Event(event)));
+    }
+
+    /// May a join or a leave be told on its own now? It may while no crowd is being
+    /// gathered and the budget allows (which it then spends); else it goes with a crowd.
+    fn told_alone(&mut self, now: i64) -> bool {
+        if self.crowd.is_some() || !self.announce.has(ANNOUNCE, now) {
+            return false;
+        }
+        self.announce.spend(ANNOUNCE);
+        true
     }
 
     /// The crowd being gathered, begun now if there is none.
