@@ -15,7 +15,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
 
-use common::{Headless, fd_count, rss_kb};
+use common::{Headless, cpu_seconds, fd_count, rss_kb};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -144,15 +144,6 @@ impl Cost {
             self.rss_before
         );
     }
-}
-
-/// A process's user + system CPU time, from `/proc/PID/stat` (Linux).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
-    let after = &stat[stat.rfind(')').expect("a stat line") + 2..];
-    let f: Vec<&str> = after.split(' ').collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
-    ticks / 100.0
 }
 
 /// Two honest members, on their own address: `probe` says a numbered line, `ear`

@@ -149,3 +149,12 @@ pub fn fd_count(pid: u32) -> usize {
         .expect("read /proc/PID/fd")
         .count()
 }
+
+/// A process's user + system CPU time, from `/proc/PID/stat` (Linux).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    let after = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
+    ticks / 100.0
+}
