@@ -1,9 +1,10 @@
-//! What `names::check` accepts is a usable name, accepted again unchanged, and
-//! `names::fold` never fails.
+//! What `names::check` accepts is a usable name, accepted again unchanged, whose key
+//! (`names::fold`) does not depend on how its accents were typed; `fold` never fails.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use unicode_normalization::UnicodeNormalization;
 use tchat::names::{self, MAX_NAME_CHARS};
 
 /// A few characters that show nothing, listed here independently of `names`.
@@ -45,10 +46,11 @@ fuzz_target!(|data: &[u8]| {
             for c in name.chars() {
                 assert!(names::check(&format!("x{c}")).is_ok(), "{c:?} of {name:?}");
             }
-            // Every name has a key, always the same one.
+            // Every name has a key, whichever way its accents were typed.
             let key = names::fold(&name);
             assert!(!key.is_empty(), "{name:?} folds to nothing");
-            assert_eq!(names::fold(&name), key, "fold is not deterministic");
+            let decomposed: String = name.nfd().collect();
+            assert_eq!(names::fold(&decomposed), key, "{name:?} and its NFD differ");
         }
         Err(why) => {
             // The reason is plain text: it quotes code points, never the characters.
@@ -60,6 +62,6 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    // Any text at all folds without panicking, the same way twice.
-    assert_eq!(names::fold(&asked), names::fold(&asked));
+    // Any text at all folds without panicking.
+    let _ = names::fold(&asked);
 });
