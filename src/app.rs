@@ -811,7 +811,17 @@ impl App {
             ServerMsg::Catchup { count, lost } => {
                 self.push(self.now, Kind::Notice, &protocol::catchup_note(count, lost));
             }
-            ServerMsg::Ping => {}
+            ServerMsg::Ack { cid, .. } => {
+                // A line of ours the room had relayed before a rejoin: delivered.
+                if let Some(seq) = self.pending.remove(&cid)
+                    && let Some(i) = seq.checked_sub(self.first_seq)
+                    && let Some(e) = self.entries.get_mut(i as usize)
+                    && let Kind::Message { state, .. } = &mut e.kind
+                {
+                    *state = Delivery::Delivered;
+                }
+            }
+            ServerMsg::Ping | ServerMsg::Pong => {}
             ServerMsg::Closing { ts, reason } => {
                 let reason = sanitize::line(&reason);
                 self.push(ts, Kind::Error, &format!("{reason}. Press Esc to leave."));

@@ -30,9 +30,14 @@ pub const GREETING_WAIT: Duration = Duration::from_secs(2);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a tchat host may send nothing at all before the connection counts as lost.
-/// A host pings a quiet client every 20 s, so this only passes when the host or the
-/// path to it is gone without a word (a half-open connection).
+/// Only what arrives counts, whatever the joiner sends meanwhile. A client that has
+/// heard nothing for [`PING_AFTER`] pings the host (and a host pings a quiet client
+/// every 20 s), so this only passes when the host or the path to it is gone without a
+/// word (a half-open connection, a frozen host).
 pub const HOST_SILENCE: Duration = Duration::from_secs(45);
+
+/// How long a joiner hears nothing from a tchat host before it asks whether it is there.
+pub const PING_AFTER: Duration = Duration::from_secs(15);
 
 /// What the program asks of the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -422,8 +427,10 @@ impl Session {
         let (out, out_rx) = mpsc::channel::<Bytes>(256);
         let mut writer = tokio::spawn(write_queued(w, out_rx));
 
-        // The greeting decides the dialect.
+        // The greeting decides the dialect. One split by a stall is waited for whole.
+        lines.set_hold(Some(looks_like_banner));
         let first = lines.next(Some(GREETING_WAIT)).await;
+        lines.set_hold(None);
         let structured = match first {
             Read::Frame(Frame::Line(line)) if protocol::parse_refusal(&line).is_some() => {
                 let why = protocol::parse_refusal(&line).unwrap_or_default();
@@ -447,6 +454,8 @@ impl Session {
             }
         };
         if structured {
+            // From here on a line ends at its newline, however long the path stalls.
+            lines.set_strict();
             let hello = ClientMsg::Hello {
                 v: PROTOCOL_VERSION,
                 name: self.name.clone(),
@@ -462,13 +471,26 @@ impl Session {
         let silence = structured.then_some(HOST_SILENCE);
 
         let mut closing: Option<String> = None;
+        // The arrival our last ping asked about: one ping per quiet spell.
+        let mut pinged: Option<tokio::time::Instant> = None;
         loop {
+            let heard = lines.last_arrival();
+            let ping_at = heard + PING_AFTER;
             tokio::select! {
+                () = tokio::time::sleep_until(ping_at), if structured && pinged != Some(heard) => {
+                    pinged = Some(heard);
+                    if out.send(Bytes::from(ClientMsg::Ping.encode())).await.is_err() {
+                        return End::Lost("connection lost".into());
+                    }
+                }
                 read = lines.next(silence) => match read {
                     Read::Frame(Frame::Line(line)) if structured => {
                         let Ok(msg) = ServerMsg::decode(&line) else {
-                            // Not for us to understand (a newer host?): show it as text.
-                            self.emit(text(line)).await;
+                            // An event this version does not know (a newer host) is
+                            // protocol, never shown; a line of text is.
+                            if !looks_like_json(&line) {
+                                self.emit(text(line)).await;
+                            }
                             continue;
                         };
                         if let ServerMsg::Closing { reason, .. } = &msg {
@@ -479,7 +501,7 @@ impl Session {
                                 return End::Lost("connection lost".into());
                             }
                         }
-                        if !matches!(msg, ServerMsg::Ping) && !self.is_repeat(&msg) {
+                        if !matches!(msg, ServerMsg::Ping | ServerMsg::Pong) && !self.is_repeat(&msg) {
                             self.note_id(&msg);
                             self.emit(NetEvent::Server(msg)).await;
                         }
@@ -616,6 +638,18 @@ impl Session {
             self.last_id = id;
         }
     }
+}
+
+/// The start of a tchat host's greeting (or all of one).
+fn looks_like_banner(buffered: &[u8]) -> bool {
+    let prefix = protocol::BANNER_PREFIX.as_bytes();
+    let n = buffered.len().min(prefix.len());
+    buffered[..n] == prefix[..n]
+}
+
+/// A structured message (every host event is a JSON object), as opposed to text.
+fn looks_like_json(line: &str) -> bool {
+    line.trim_start().starts_with('{')
 }
 
 fn text(line: String) -> NetEvent {

@@ -25,8 +25,15 @@ pub enum Read {
     Closed(Option<String>),
 }
 
-/// Reads framed lines. Text that arrives without a newline is taken as a line once the
-/// sender has paused for [`IDLE_FLUSH`]: the classic `s.send(b"hello")` shows as a message.
+/// Reads framed lines.
+///
+/// Framing depends on the dialect. The structured dialect is strictly newline-framed
+/// ([`LineReader::strict`]): a line split by a stall on the path (a retransmission, a
+/// slow link) waits for its newline, however long it takes. A plain peer may send text
+/// without a newline (the classic `s.send(b"hello")`): until it has ended a line with a
+/// newline, text it leaves unterminated is taken as a line once it has paused for
+/// [`IDLE_FLUSH`]. A peer that has shown it ends its lines (`nc`, telnet) is then read
+/// strictly too, so a stall cannot split its lines either.
 ///
 /// The read loop is written out (rather than `FramedRead`) because the pause rule needs
 /// to restart its timer on every read that leaves text without a newline behind, and
@@ -45,6 +52,15 @@ pub struct LineReader<R> {
     /// How much room the next read gets: small while a peer chats (an idle connection
     /// should cost next to nothing), doubled while reads keep filling it.
     chunk: usize,
+    /// Never take a partial line on a pause (the structured dialect).
+    strict: bool,
+    /// A line has ended with a newline: the peer ends its lines, so the pause rule is off.
+    ended_a_line: bool,
+    /// While this says the buffered text looks like the start of a structured line (a
+    /// `hello` in the making, a host's greeting), the pause rule waits for its newline.
+    hold: Option<fn(&[u8]) -> bool>,
+    /// When the last byte arrived: a sign of life, whatever this side sent meanwhile.
+    last_arrival: tokio::time::Instant,
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
@@ -59,7 +75,37 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             unterminated: 0,
             cap: usize::MAX,
             chunk: MIN_CHUNK,
+            strict: false,
+            ended_a_line: false,
+            hold: None,
+            last_arrival: tokio::time::Instant::now(),
         }
+    }
+
+    /// From now on, lines end at a newline and nowhere else (the structured dialect).
+    pub fn set_strict(&mut self) {
+        self.strict = true;
+        self.hold = None;
+    }
+
+    /// While `looks_structured` holds for the buffered text, wait for its newline rather
+    /// than take it as a line on a pause; `None` ends that.
+    pub fn set_hold(&mut self, looks_structured: Option<fn(&[u8]) -> bool>) {
+        self.hold = looks_structured;
+    }
+
+    /// When the far side last sent anything (or when reading began).
+    pub fn last_arrival(&self) -> tokio::time::Instant {
+        self.last_arrival
+    }
+
+    /// Does the pause rule apply to what is buffered now?
+    fn pause_rule(&self) -> bool {
+        !self.strict
+            && !self.ended_a_line
+            && !self.held
+            && !self.buf.is_empty()
+            && !self.hold.is_some_and(|looks| looks(&self.buf))
     }
 
     /// Give up on a peer that sends more than `cap` bytes without a newline: an over-long
@@ -69,8 +115,9 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         self
     }
 
-    /// The next line. With `quiet_after`, gives up and returns [`Read::Quiet`] when
-    /// nothing at all arrives for that long.
+    /// The next line. With `quiet_after`, gives up and returns [`Read::Quiet`] once
+    /// nothing at all has arrived for that long (counted from the last byte that came,
+    /// so a caller that stops waiting and waits again does not restart the count).
     pub async fn next(&mut self, quiet_after: Option<Duration>) -> Read {
         loop {
             let decoded = if self.eof {
@@ -79,18 +126,20 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 self.decoder.decode(&mut self.buf)
             };
             match decoded {
-                Ok(Some(frame)) => return Read::Frame(frame),
+                Ok(Some(frame)) => {
+                    self.ended_a_line |= !self.eof;
+                    return Read::Frame(frame);
+                }
                 Ok(None) if self.eof => return Read::Closed(None),
                 Ok(None) => {}
                 Err(e) => return Read::Closed(Some(e.to_string())),
             }
-            let partial = !self.buf.is_empty() && !self.held;
-            let wait = if partial {
-                Some(IDLE_FLUSH)
+            let partial = self.pause_rule();
+            let deadline = if partial {
+                Some(tokio::time::Instant::now() + IDLE_FLUSH)
             } else {
-                quiet_after
+                quiet_after.map(|d| self.last_arrival + d)
             };
-            let deadline = wait.map(|d| tokio::time::Instant::now() + d);
             if self.buf.is_empty() {
                 // Nothing is buffered: wait until the peer sends before making room for
                 // it, so that a connection waiting on a quiet peer holds no buffer.
@@ -133,6 +182,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 Ok(0) => self.eof = true,
                 Ok(n) => {
                     self.held = false;
+                    self.last_arrival = tokio::time::Instant::now();
                     self.chunk = if n >= room {
                         (self.chunk * 2).min(MAX_CHUNK)
                     } else {
@@ -432,6 +482,68 @@ mod tests {
             matches!(lines.next(quiet).await, Read::Frame(Frame::Line(l)) if l == "and a last line")
         );
         assert!(matches!(lines.next(quiet).await, Read::Closed(None)));
+    }
+
+    fn is_line(r: &Read, want: &str) -> bool {
+        matches!(r, Read::Frame(Frame::Line(l)) if l == want)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_strict_reader_waits_out_a_stall_inside_a_line() {
+        let (mut far, near) = tokio::io::duplex(1024);
+        let mut lines = LineReader::new(near, 1024);
+        lines.set_strict();
+        let writer = tokio::spawn(async move {
+            far.write_all(b"{\"t\":\"say\",").await.unwrap();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            far.write_all(b"\"text\":\"hi\"}\n").await.unwrap();
+            far
+        });
+        assert!(is_line(
+            &lines.next(None).await,
+            "{\"t\":\"say\",\"text\":\"hi\"}"
+        ));
+        drop(writer.await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pause_rule_holds_only_until_a_peer_ends_a_line() {
+        let (mut far, near) = tokio::io::duplex(1024);
+        let mut lines = LineReader::new(near, 1024);
+        // A script that sends without newlines: each pause ends a line.
+        far.write_all(b"no newline").await.unwrap();
+        assert!(is_line(&lines.next(None).await, "no newline"));
+        // Once it ends a line with a newline, a pause no longer cuts one.
+        far.write_all(b"ended\nhalf ").await.unwrap();
+        assert!(is_line(&lines.next(None).await, "ended"));
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(IDLE_FLUSH * 4).await;
+            far.write_all(b"and the rest\n").await.unwrap();
+            far
+        });
+        assert!(is_line(&lines.next(None).await, "half and the rest"));
+        drop(writer.await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quiet_counts_from_the_last_byte_however_often_the_wait_restarts() {
+        let (mut far, near) = tokio::io::duplex(1024);
+        let mut lines = LineReader::new(near, 1024);
+        far.write_all(b"hi\n").await.unwrap();
+        assert!(is_line(&lines.next(None).await, "hi"));
+        let heard = tokio::time::Instant::now();
+        // A caller that gives up waiting every second (as a select loop does whenever
+        // something else happens) still sees the quiet after 5 s, not never.
+        let quiet = Some(Duration::from_secs(5));
+        loop {
+            match tokio::time::timeout(Duration::from_secs(1), lines.next(quiet)).await {
+                Err(_) => continue,
+                Ok(Read::Quiet) => break,
+                Ok(other) => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(heard.elapsed(), Duration::from_secs(5));
+        drop(far);
     }
 
     #[tokio::test]

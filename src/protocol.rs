@@ -277,6 +277,11 @@ pub enum ServerMsg {
     },
     /// Are you still there? A structured peer answers with `pong`.
     Ping,
+    /// The answer to a client's `ping`.
+    Pong,
+    /// A line the client sent again (after a rejoin) was relayed before, as event `id`,
+    /// and is no longer in the history to be echoed: it is delivered; not relayed again.
+    Ack { cid: String, id: u64 },
     /// The host is going away; the connection closes after this.
     Closing { ts: i64, reason: String },
 }
@@ -309,6 +314,9 @@ pub enum ClientMsg {
     Bye,
     /// The answer to `ping`.
     Pong,
+    /// Are you still there? The host answers with `pong` (a client that has heard
+    /// nothing for a while asks, so that a dead host is noticed).
+    Ping,
 }
 
 /// Where a rejoining client left off: the last event `id` it saw in room epoch `room`.
@@ -456,7 +464,8 @@ impl ServerMsg {
                 out.push_str(&format!("{n}{}\n", catchup_note(*count, *lost)))
             }
             // Plain peers are never pinged: the host relies on TCP keepalive for them.
-            ServerMsg::Ping => {}
+            // Nor are they sent what only a tchat client asks for.
+            ServerMsg::Ping | ServerMsg::Pong | ServerMsg::Ack { .. } => {}
         }
         out
     }

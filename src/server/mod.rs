@@ -429,11 +429,20 @@ async fn read_peer<R: AsyncRead + Unpin>(
     config: &Config,
     structured: bool,
 ) -> Option<String> {
-    let quiet_after = structured.then_some(config.ping_after);
+    // Counted from the last byte that came: after a ping, the wait for its answer is
+    // one more `ping_after`.
+    let mut spells = 1;
     loop {
+        let quiet_after = structured.then(|| config.ping_after.saturating_mul(spells));
         let (event, last) = match lines.next(quiet_after).await {
-            Read::Frame(frame) => (Event::Frame(id, frame), false),
-            Read::Quiet => (Event::Quiet(id), false),
+            Read::Frame(frame) => {
+                spells = 1;
+                (Event::Frame(id, frame), false)
+            }
+            Read::Quiet => {
+                spells += 1;
+                (Event::Quiet(id), false)
+            }
             Read::Overrun => (Event::Overrun(id), true),
             Read::Closed(reason) => return reason,
         };

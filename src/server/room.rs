@@ -523,6 +523,12 @@ impl Room {
                 }
                 Ok(ClientMsg::Bye) => self.leave(peer, None, now, &mut out),
                 Ok(ClientMsg::Pong) => {}
+                Ok(ClientMsg::Ping) => {
+                    out.push(Action::Send(
+                        Target::One(peer),
+                        Outgoing::Event(ServerMsg::Pong),
+                    ));
+                }
                 Ok(ClientMsg::Hello { .. }) => {
                     self.notice(peer, "you are already in", None, now, &mut out)
                 }

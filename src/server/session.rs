@@ -85,7 +85,12 @@ where
         .await
         .ok()?
         .ok()?;
-    let first = match lines.next(Some(wait)).await {
+    // A `hello` split by a stall on the path is waited for whole, not taken as a plain
+    // peer's first line on the pause.
+    lines.set_hold(Some(looks_like_json));
+    let first = lines.next(Some(wait)).await;
+    lines.set_hold(None);
+    let first = match first {
         Read::Frame(frame) => Some(frame),
         Read::Quiet => None,
         Read::Overrun => {
@@ -106,12 +111,20 @@ where
             let _ = w.shutdown().await;
             None
         }
-        Greeted::Tchat(hello) => Some(Decided {
-            hello: Some(hello),
-            first: None,
-        }),
+        Greeted::Tchat(hello) => {
+            lines.set_strict();
+            Some(Decided {
+                hello: Some(hello),
+                first: None,
+            })
+        }
         Greeted::Plain(first) => Some(Decided { hello: None, first }),
     }
+}
+
+/// The start of a structured line (every client message is a JSON object).
+fn looks_like_json(buffered: &[u8]) -> bool {
+    buffered.first() == Some(&b'{')
 }
 
 /// Write a last line and close our side (the caller drains what still arrives, so that
@@ -201,6 +214,40 @@ mod tests {
         });
         let got = handshake(&mut lines, &mut w, "* tchat/1 welcome", HELLO_WAIT, 1 << 16).await;
         assert!(matches!(got, Some(Decided { hello: Some(h), first: None }) if h.name == "slow"));
+        drop(client.await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hello_split_by_a_stall_is_still_a_hello_and_then_lines_are_strict() {
+        let (near, mut far) = tokio::io::duplex(4096);
+        let (r, mut w) = tokio::io::split(near);
+        let mut lines = LineReader::new(r, 1 << 16);
+        let hello = ClientMsg::Hello {
+            v: 1,
+            name: "far".into(),
+            client: None,
+            session: None,
+            since: None,
+        }
+        .encode();
+        let client = tokio::spawn(async move {
+            let (a, b) = hello.as_bytes().split_at(10);
+            far.write_all(a).await.unwrap();
+            // A retransmission's worth of stall, longer than the pause rule.
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            far.write_all(b).await.unwrap();
+            far.write_all(b"{\"t\":\"say\",").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            far.write_all(b"\"text\":\"x\"}\n").await.unwrap();
+            far
+        });
+        let got = handshake(&mut lines, &mut w, "* tchat/1 welcome", HELLO_WAIT, 1 << 16).await;
+        assert!(matches!(got, Some(Decided { hello: Some(h), .. }) if h.name == "far"));
+        let next = lines.next(None).await;
+        assert!(
+            matches!(&next, Read::Frame(Frame::Line(l)) if l == "{\"t\":\"say\",\"text\":\"x\"}"),
+            "{next:?}"
+        );
         drop(client.await.unwrap());
     }
 

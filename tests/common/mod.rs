@@ -158,3 +158,4 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     let ticks: f64 = f[11].parse::<f64>().unwrap_or(0.0) + f[12].parse::<f64>().unwrap_or(0.0);
     ticks / 100.0
 }
+pub mod impair;
