@@ -14,6 +14,7 @@ use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
 use crate::app::Bell;
 use crate::config::{self, Config};
 use crate::protocol::{DEFAULT_MAX_LINE, DEFAULT_PORT};
+use crate::server::room::{DEFAULT_RESEND_MEMORY, DEFAULT_RESEND_MEMORY_SECS};
 use crate::server::session::HELLO_WAIT;
 use crate::server::{DEFAULT_JOINS_PER_MINUTE, DEFAULT_MAX_BACKLOG, DEFAULT_MAX_PER_ADDRESS};
 
@@ -143,6 +144,17 @@ pub struct Cli {
         conflicts_with = "join"
     )]
     pub history: usize,
+
+    /// Lines relayed that the host remembers by their sender's id, so that a line sent
+    /// again after a rejoin is never shown twice, however long ago the history let go
+    /// of it (about 100 bytes each; 0: only what is in the history).
+    #[arg(long, default_value_t = DEFAULT_RESEND_MEMORY, value_name = "N", conflicts_with = "join")]
+    pub resend_memory: usize,
+
+    /// How long each of those is remembered, in seconds.
+    #[arg(long, default_value_t = DEFAULT_RESEND_MEMORY_SECS as u64, value_name = "SECS", conflicts_with = "join",
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub resend_memory_secs: u64,
 
     /// When the terminal bell rings for an arriving message [default: the config
     /// file's, else mention].

@@ -623,6 +623,11 @@ impl Session {
                 self.unacked.retain(|u| u.cid != *c);
                 vec![]
             }
+            ServerMsg::Ack { cid, .. } => {
+                // Relayed on an earlier connection: delivered.
+                self.unacked.retain(|u| u.cid != *cid);
+                vec![]
+            }
             ServerMsg::Ping => vec![Bytes::from(ClientMsg::Pong.encode())],
             _ => vec![],
         }

@@ -156,6 +156,8 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
             addr_rate: cli.addr_rate,
             history: cli.history,
             max_catchup: cli.max_catchup,
+            resend_memory: cli.resend_memory,
+            resend_memory_ms: (cli.resend_memory_secs as i64).saturating_mul(1000),
         },
         max_backlog: as_usize(cli.max_backlog),
         max_peers,

@@ -299,6 +299,48 @@ async fn a_joiner_that_keeps_typing_still_notices_a_dead_host() {
 /// What a phase does to the link.
 type Phase = Box<dyn Fn(&Proxy)>;
 
+/// A line relayed whose echo was lost in a reset, sent again long after the history let
+/// go of it: shown once, and acknowledged to its sender.
+#[tokio::test]
+async fn a_resend_long_after_the_history_forgot_the_line_is_not_shown_twice() {
+    let server = room(Config {
+        rules: Rules {
+            history: 20,
+            burst: 0,
+            rate: 0,
+            ..quick().rules
+        },
+        ..quick()
+    })
+    .await;
+    let proxy = Proxy::start(server.local_addr(), Impair::default(), Impair::default()).await;
+    let mut far = Joiner::join(proxy.addr, "far").await;
+    let mut near = Joiner::join(server.local_addr(), "near").await;
+    // What the host sends the far side now takes 3 s: the echo is still on its way...
+    proxy.set_down(Impair::latency(3_000));
+    far.say("only once", "f1");
+    near.until(Duration::from_secs(10), |e| msg_text(e, "only once"))
+        .await;
+    // ...while the room moves on past its history...
+    for i in 0..30 {
+        near.say(&format!("busy {i}"), &format!("n{i}"));
+    }
+    near.until(Duration::from_secs(10), |e| msg_text(e, "busy 29"))
+        .await;
+    // ...and the link is reset before the echo arrives.
+    proxy.reset_all();
+    proxy.set_down(Impair::default());
+    far.until(
+        Duration::from_secs(10),
+        |e| matches!(e, NetEvent::Server(ServerMsg::Ack { cid, .. }) if cid == "f1"),
+    )
+    .await;
+    far.say("and then", "f2");
+    near.until(Duration::from_secs(10), |e| msg_text(e, "and then"))
+        .await;
+    assert_eq!(near.texts_from(&far.name), ["only once", "and then"]);
+}
+
 /// Everything the proxy can do to a link, one after another, on a busy conversation:
 /// each line arrives exactly once, in order, and no protocol byte is shown.
 #[tokio::test]

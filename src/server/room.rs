@@ -40,6 +40,12 @@ pub const ANNOUNCE_PER_SEC: u32 = 1;
 /// How long joins and leaves are gathered before the crowd is told.
 pub const CROWD_AFTER_MS: i64 = 2_000;
 
+/// The default for [`Rules::resend_memory`]: far more lines than a client can have
+/// waiting for their echo (about 100 bytes each, so at most ~10 MB).
+pub const DEFAULT_RESEND_MEMORY: usize = 100_000;
+/// The default for [`Rules::resend_memory_ms`], in seconds: a day.
+pub const DEFAULT_RESEND_MEMORY_SECS: i64 = 24 * 60 * 60;
+
 /// Which dialect a connection speaks (see [`crate::protocol`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -101,6 +107,12 @@ pub struct Rules {
     /// Bytes of history and catch-up sent to one peer as it comes in (older events
     /// beyond it are counted as lost rather than sent).
     pub max_catchup: usize,
+    /// Lines relayed whose `(session, cid)` is remembered, so that a client that sends
+    /// one again after a rejoin does not have it relayed twice; independent of
+    /// `history` (0: none remembered beyond the history).
+    pub resend_memory: usize,
+    /// How long (ms, on the room's clock) each is remembered.
+    pub resend_memory_ms: i64,
 }
 
 impl Default for Rules {
@@ -114,6 +126,8 @@ impl Default for Rules {
             addr_rate: 10,
             history: 1000,
             max_catchup: 1024 * 1024,
+            resend_memory: DEFAULT_RESEND_MEMORY,
+            resend_memory_ms: DEFAULT_RESEND_MEMORY_SECS * 1000,
         }
     }
 }
@@ -214,8 +228,11 @@ struct Address {
 struct Kept {
     id: u64,
     event: ServerMsg,
-    /// `(session, cid)` of the line, for recognising a resend.
+    /// `(session, cid)` of the line, for echoing it to its sender on a catch-up.
     origin: Option<(Arc<str>, Box<str>)>,
+    /// For a join or a leave, the session it was about: a rejoiner is not shown its
+    /// own coming and going.
+    about: Option<Arc<str>>,
     /// A private message is shown again only to the seats it was between: their
     /// sessions (a plain peer has none, and is never sent a replay).
     audience: Option<[Option<Arc<str>>; 2]>,
@@ -300,8 +317,61 @@ pub struct Room {
     wall_offset: i64,
     next_event: u64,
     history: VecDeque<Kept>,
-    /// `(session, cid)` → event id, for the lines in `history`.
-    seen: HashMap<(Arc<str>, Box<str>), u64>,
+    /// The lines relayed, by `(session, cid)`, for recognising a resend.
+    relayed: Relayed,
+}
+
+/// `(session, cid)`: a line as its sender names it.
+type Origin = (Arc<str>, Box<str>);
+
+/// The lines relayed, remembered by their sender's `(session, cid)` for as long as the
+/// sender may send one again (bounded in count and age, oldest forgotten first), so
+/// that exactly-once does not depend on how much history is kept.
+#[derive(Debug, Default)]
+struct Relayed {
+    ids: HashMap<Origin, u64>,
+    /// Oldest first, with when each was relayed (the room's clock).
+    order: VecDeque<(i64, Origin)>,
+}
+
+impl Relayed {
+    fn remember(&mut self, origin: Origin, id: u64, now: i64, rules: &Rules) {
+        if rules.resend_memory == 0 {
+            return;
+        }
+        self.ids.insert(origin.clone(), id);
+        self.order.push_back((now, origin));
+        self.forget(now, rules);
+    }
+
+    /// Forget beyond the count, and what is older than the age.
+    fn forget(&mut self, now: i64, rules: &Rules) {
+        while let Some((at, _)) = self.order.front() {
+            let too_many = self.order.len() > rules.resend_memory;
+            if !too_many && now < at.saturating_add(rules.resend_memory_ms) {
+                break;
+            }
+            if let Some((_, origin)) = self.order.pop_front() {
+                self.ids.remove(&origin);
+            }
+        }
+    }
+
+    fn get(&self, session: &Arc<str>, cid: &str) -> Option<u64> {
+        // A borrowed key would need a second map type; the key is a few bytes.
+        self.ids.get(&(session.clone(), Box::from(cid))).copied()
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+}
+
+impl Room {
+    /// Lines remembered for recognising a resend (for tests: it stays bounded).
+    pub fn resends_remembered(&self) -> usize {
+        self.relayed.len()
+    }
 }
 
 /// The budget for announcing joins and leaves one by one.
@@ -328,7 +398,7 @@ impl Room {
             wall_offset: 0,
             next_event: 1,
             history: VecDeque::new(),
-            seen: HashMap::new(),
+            relayed: Relayed::default(),
         }
     }
 
@@ -541,8 +611,8 @@ impl Room {
     /// A connection closed (or was dropped by the server, with a reason).
     pub fn disconnect(&mut self, peer: PeerId, reason: Option<&str>, now: i64) -> Vec<Action> {
         let mut out = Vec::new();
-        if let Some(name) = self.unseat(peer, now) {
-            self.tell_leave(name, reason, now, &mut out);
+        if let Some(gone) = self.unseat(peer, now) {
+            self.tell_leave(gone, reason, now, &mut out);
         }
         out
     }
@@ -591,6 +661,7 @@ impl Room {
     /// lost its last seat, so this costs O(1) per seat over time. Called where the table
     /// grows (a seat) and on every tick, not per line.
     fn expire(&mut self, now: i64) {
+        self.relayed.forget(now, &self.rules);
         let keep_for = self.addr_rate().refill_ms();
         while let Some(&(since, ip)) = self.idle_addrs.front() {
             if now < since.saturating_add(keep_for) {
@@ -607,37 +678,59 @@ impl Room {
     }
 
     /// Remember an event for catching up; forget the oldest beyond the limit.
-    fn keep(&mut self, id: u64, event: ServerMsg, origin: Option<(Arc<str>, Box<str>)>) {
-        self.keep_private(id, event, origin, None);
+    fn keep(&mut self, id: u64, event: ServerMsg) {
+        self.keep_kept(Kept {
+            id,
+            size: size_of_event(&event),
+            event,
+            origin: None,
+            about: None,
+            audience: None,
+        });
     }
 
-    fn keep_private(
+    /// Remember a line someone sent: for catching up, and (by its origin) for
+    /// recognising it if its sender sends it again.
+    fn keep_line(
         &mut self,
         id: u64,
         event: ServerMsg,
-        origin: Option<(Arc<str>, Box<str>)>,
+        origin: Option<Origin>,
         audience: Option<[Option<Arc<str>>; 2]>,
+        now: i64,
     ) {
+        if let Some(o) = &origin {
+            self.relayed.remember(o.clone(), id, now, &self.rules);
+        }
+        self.keep_kept(Kept {
+            id,
+            size: size_of_event(&event),
+            event,
+            origin,
+            about: None,
+            audience,
+        });
+    }
+
+    /// Remember a join or a leave, and whose.
+    fn keep_about(&mut self, id: u64, event: ServerMsg, about: Option<Arc<str>>) {
+        self.keep_kept(Kept {
+            id,
+            size: size_of_event(&event),
+            event,
+            origin: None,
+            about,
+            audience: None,
+        });
+    }
+
+    fn keep_kept(&mut self, kept: Kept) {
         if self.rules.history == 0 {
             return;
         }
-        if let Some((s, c)) = &origin {
-            self.seen.insert((s.clone(), c.clone()), id);
-        }
-        let size = size_of_event(&event);
-        self.history.push_back(Kept {
-            id,
-            event,
-            origin,
-            audience,
-            size,
-        });
+        self.history.push_back(kept);
         while self.history.len() > self.rules.history {
-            if let Some(old) = self.history.pop_front()
-                && let Some(o) = old.origin
-            {
-                self.seen.remove(&o);
-            }
+            self.history.pop_front();
         }
     }
 
@@ -708,10 +801,15 @@ impl Room {
         }
         let first_kept = self.history.front().map_or(self.next_event, |k| k.id);
         let mut lost = first_kept.saturating_sub(since.id.saturating_add(1));
-        // A private message only for the two seats it was between.
-        let visible = |k: &Kept| match &k.audience {
-            Some(seats) => session.is_some_and(|me| seats.iter().flatten().any(|s| s == me)),
-            None => true,
+        // A private message only for the two seats it was between; and not the
+        // rejoiner's own leaving and coming back.
+        let visible = |k: &Kept| {
+            let own = k.about.is_some() && k.about.as_ref() == session;
+            let allowed = match &k.audience {
+                Some(seats) => session.is_some_and(|me| seats.iter().flatten().any(|s| s == me)),
+                None => true,
+            };
+            allowed && !own
         };
         let mut budget = self.rules.max_catchup;
         let mut missed: Vec<&Kept> = Vec::new();
@@ -747,28 +845,30 @@ impl Room {
     }
 
     /// A line this session sent before (and the room relayed) came again after a
-    /// reconnect: do not relay it twice; echo the original so the sender marks it
-    /// delivered.
+    /// reconnect: do not relay it twice; echo the original (or, once the history has
+    /// let go of it, acknowledge it) so the sender marks it delivered.
     fn resent(&self, peer: PeerId, cid: Option<&str>, out: &mut Vec<Action>) -> bool {
         let (Some(cid), Some(session)) =
             (cid, self.peers.get(&peer).and_then(|p| p.session.as_ref()))
         else {
             return false;
         };
-        let Some(&id) = self.seen.get(&(session.clone(), Box::from(cid))) else {
+        let Some(id) = self.relayed.get(session, cid) else {
             return false;
         };
         let first = self.history.front().map_or(0, |k| k.id);
-        let Some(kept) = id
+        let kept = id
             .checked_sub(first)
-            .and_then(|i| self.history.get(usize::try_from(i).ok()?))
-        else {
-            return false;
+            .and_then(|i| self.history.get(usize::try_from(i).ok()?));
+        let answer = match kept {
+            Some(kept) => own_echo(kept, Some(session)),
+            // No longer in the history: say it was delivered.
+            None => ServerMsg::Ack {
+                cid: cid.to_owned(),
+                id,
+            },
         };
-        out.push(Action::Send(
-            Target::One(peer),
-            Outgoing::Event(own_echo(kept, Some(session))),
-        ));
+        out.push(Action::Send(Target::One(peer), Outgoing::Event(answer)));
         true
     }
 
@@ -860,8 +960,8 @@ impl Room {
         );
     }
 
-    /// Take a connection out of the room; its name, if it was in.
-    fn unseat(&mut self, peer: PeerId, now: i64) -> Option<String> {
+    /// Take a connection out of the room; its name and session, if it was in.
+    fn unseat(&mut self, peer: PeerId, now: i64) -> Option<(String, Option<Arc<str>>)> {
         let p = self.peers.remove(&peer)?;
         self.by_name.remove(&names::fold(&p.name));
         if let Some(s) = &p.session
@@ -879,7 +979,7 @@ impl Room {
                 self.idle_addrs.push_back((now, ip));
             }
         }
-        Some(p.name)
+        Some((p.name, p.session))
     }
 
     /// Give a connection its name in the room and welcome it; the name.
@@ -918,7 +1018,8 @@ impl Room {
             ts: self.ts(now),
             name,
         };
-        self.keep(id, event.clone(), None);
+        let about = self.peers.get(&peer).and_then(|p| p.session.clone());
+        self.keep_about(id, event.clone(), about);
         out.push(Action::Send(
             Target::RoomExcept(peer),
             Outgoing::Event(event),
@@ -926,7 +1027,13 @@ impl Room {
     }
 
     /// Tell everyone that `name` left: at once, or with a crowd.
-    fn tell_leave(&mut self, name: String, reason: Option<&str>, now: i64, out: &mut Vec<Action>) {
+    fn tell_leave(
+        &mut self,
+        (name, session): (String, Option<Arc<str>>),
+        reason: Option<&str>,
+        now: i64,
+        out: &mut Vec<Action>,
+    ) {
         if !self.told_alone(now) {
             self.crowd(now).leave(name);
             return;
@@ -938,7 +1045,7 @@ impl Room {
             name,
             reason: reason.map(str::to_owned),
         };
-        self.keep(id, event.clone(), None);
+        self.keep_about(id, event.clone(), session);
         out.push(Action::Send(Target::Room, Outgoing::Event(event)));
     }
 
@@ -972,7 +1079,7 @@ impl Room {
             joined: c.joined,
             left: c.left,
         };
-        self.keep(id, event.clone(), None);
+        self.keep(id, event.clone());
         out.push(Action::Send(Target::Room, Outgoing::Event(event)));
     }
 
@@ -1097,7 +1204,7 @@ impl Room {
             let echo = relayed.clone().with_cid(cid);
             out.push(Action::Send(Target::One(peer), Outgoing::Event(echo)));
         }
-        self.keep(id, relayed.clone(), origin);
+        self.keep_line(id, relayed.clone(), origin, None, now);
         out.push(Action::Send(
             Target::RoomExcept(peer),
             Outgoing::Event(relayed),
@@ -1140,7 +1247,13 @@ impl Room {
             text,
             cid: None,
         };
-        self.keep_private(id, event.clone(), origin, Some([from_session, to_session]));
+        self.keep_line(
+            id,
+            event.clone(),
+            origin,
+            Some([from_session, to_session]),
+            now,
+        );
         if target != peer {
             out.push(Action::Send(
                 Target::One(target),
@@ -1219,7 +1332,7 @@ impl Room {
             new,
             cid: None,
         };
-        self.keep(id, event.clone(), None);
+        self.keep(id, event.clone());
         out.push(Action::Send(
             Target::RoomExcept(peer),
             Outgoing::Event(event.clone()),
@@ -1945,11 +2058,12 @@ mod tests {
         r.receive(2, say_cid("missed two", "b2"), 0); // id 6
         let a = r.seat(3, arrive(hello_again("alice", "s-a", Some(("e1", 3)))), 0);
         assert_eq!(welcome_name(&a).0, "alice");
+        // Its own leaving (4) is not news to it.
         assert!(a.contains(&Action::Send(
             Target::Backfill(3),
-            Outgoing::Event(ServerMsg::Catchup { count: 3, lost: 0 })
+            Outgoing::Event(ServerMsg::Catchup { count: 2, lost: 0 })
         )));
-        assert_eq!(ids_to(&a, 3), vec![4, 5, 6]);
+        assert_eq!(ids_to(&a, 3), vec![5, 6]);
         // From another run of the room: nothing replayed, the client sees the new epoch.
         let a = r.seat(4, arrive(hello_again("carol", "s-c", Some(("old", 3)))), 0);
         assert!(ids_to(&a, 4).is_empty());
@@ -2006,6 +2120,112 @@ mod tests {
             relayed(&r.receive(4, say_cid("mine", "a1"), 0)),
             vec!["mine"]
         );
+    }
+
+    #[test]
+    fn a_resend_is_recognised_after_the_history_let_go_of_it() {
+        let mut r = Room::new(
+            "e1".into(),
+            Rules {
+                history: 5,
+                burst: 0,
+                rate: 0,
+                ..Rules::default()
+            },
+        );
+        r.seat(1, arrive(hello_again("alice", "s-a", None)), 0);
+        joined(&mut r, 2, "bob");
+        let first = r.receive(1, say_cid("only once", "a1"), 0);
+        let id = ids_to(&first, 1)[0];
+        r.disconnect(1, None, 0);
+        for i in 0..20 {
+            r.receive(2, say_cid("busy", &format!("b{i}")), 0);
+        }
+        let back = r.seat(
+            3,
+            arrive(hello_again("alice", "s-a", Some(("e1", id - 1)))),
+            0,
+        );
+        assert!(back.iter().any(|a| matches!(a, Action::Send(_, Outgoing::Event(ServerMsg::Catchup { lost, .. })) if *lost > 0)));
+        // The resend: not relayed again, and acknowledged so the client stops waiting.
+        let again = r.receive(3, say_cid("only once", "a1"), 0);
+        assert!(relayed(&again).is_empty(), "{again:?}");
+        assert_eq!(
+            again,
+            vec![Action::Send(
+                Target::One(3),
+                Outgoing::Event(ServerMsg::Ack {
+                    cid: "a1".into(),
+                    id
+                })
+            )]
+        );
+    }
+
+    #[test]
+    fn the_memory_of_relayed_lines_is_bounded_by_count_and_age() {
+        let mut r = Room::new(
+            "e1".into(),
+            Rules {
+                burst: 0,
+                rate: 0,
+                resend_memory: 3,
+                resend_memory_ms: 60_000,
+                ..Rules::default()
+            },
+        );
+        r.seat(1, arrive(hello_again("alice", "s-a", None)), 0);
+        for i in 0..5 {
+            r.receive(1, say_cid("x", &format!("a{i}")), 0);
+        }
+        assert_eq!(r.resends_remembered(), 3);
+        // The oldest went first: a0 is a new line again, a4 is not.
+        assert_eq!(relayed(&r.receive(1, say_cid("x", "a0"), 1)).len(), 1);
+        assert!(relayed(&r.receive(1, say_cid("x", "a4"), 1)).is_empty());
+        // Past the age, all are forgotten (looked at when the room next seats someone).
+        joined(&mut r, 2, "bob");
+        r.seat(3, fresh(&r), 60_002);
+        assert_eq!(r.resends_remembered(), 0);
+    }
+
+    #[test]
+    fn a_rejoiner_is_not_shown_its_own_leaving() {
+        let mut r = room();
+        r.seat(1, arrive(hello_again("alice", "s-a", None)), 0);
+        joined(&mut r, 2, "bob");
+        let gone = r.disconnect(1, Some("connection lost"), 0);
+        assert!(gone.iter().any(|a| matches!(
+            a,
+            Action::Send(Target::Room, Outgoing::Event(ServerMsg::Leave { .. }))
+        )));
+        r.receive(2, say_cid("while you were away", "b1"), 0);
+        let since = r.next_event() - 3;
+        let back = r.seat(
+            3,
+            arrive(hello_again("alice", "s-a", Some(("e1", since)))),
+            0,
+        );
+        let replayed: Vec<&ServerMsg> = back
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(Target::Backfill(3), Outgoing::Event(m)) => Some(m),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            !replayed
+                .iter()
+                .any(|m| matches!(m, ServerMsg::Leave { name, .. } if name == "alice")),
+            "{replayed:?}"
+        );
+        assert!(
+            replayed
+                .iter()
+                .any(|m| matches!(m, ServerMsg::Msg { text, .. } if text == "while you were away"))
+        );
+        // Someone else who missed it is still told alice left.
+        let bob_back = r.seat(4, arrive(hello_again("bob", "s-b", Some(("e1", since)))), 0);
+        assert!(bob_back.iter().any(|a| matches!(a, Action::Send(Target::Backfill(4), Outgoing::Event(ServerMsg::Leave { name, .. })) if name == "alice")));
     }
 
     #[test]
