@@ -183,6 +183,8 @@ fuzz_target!(|data: &[u8]| {
         addr_rate: u32::from((b >> 5) & 1),
         history: if b & 0x80 != 0 { 1000 } else { usize::from((b >> 4) & 7) },
         max_catchup: if b & 0x40 != 0 { 1 << 20 } else { 300 },
+        resend_memory: usize::from(b & 0x0f),
+        resend_memory_ms: i64::from(b & 0x30) * 10,
     };
     let mut checker = Checker {
         last_room_id: 0,
