@@ -61,6 +61,7 @@ fn app_with(n: u64, w: u16, h: u16) -> App {
             asked: None,
             members: vec!["alice".into(), "bob".into()],
             max_line: 8192,
+            pace: None,
         })),
         T0,
     );

@@ -62,6 +62,7 @@ fn conversation() -> App {
             asked: None,
             members: vec!["alice".into()],
             max_line: 8192,
+            pace: None,
         },
     );
     s.join(0, "bob");

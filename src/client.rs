@@ -264,6 +264,7 @@ where
         epoch: None,
         last_id: 0,
         unacked: VecDeque::new(),
+        pacer: None,
         welcomed: false,
         commands: cmd_rx,
         events: ev_tx,
@@ -310,6 +311,8 @@ struct Session {
     /// current connection go out after its welcome; the host drops any it already
     /// relayed on an earlier one.
     unacked: VecDeque<Unacked>,
+    /// The room's flood limit, as the last welcome told it: lines go out no faster.
+    pacer: Option<Pacer>,
     /// The current connection got as far as a welcome.
     welcomed: bool,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -476,7 +479,17 @@ impl Session {
         loop {
             let heard = lines.last_arrival();
             let ping_at = heard + PING_AFTER;
+            // Lines waiting for the room's flood limit to allow them.
+            let waiting = self.unacked.back().is_some_and(|u| !u.sent);
+            let paced_at = self.pacer.as_ref().map(Pacer::next_at);
             tokio::select! {
+                () = sleep_until_some(paced_at), if structured && waiting => {
+                    for line in self.due() {
+                        if out.send(line).await.is_err() {
+                            return End::Lost("connection lost".into());
+                        }
+                    }
+                }
                 () = tokio::time::sleep_until(ping_at), if structured && pinged != Some(heard) => {
                     pinged = Some(heard);
                     if out.send(Bytes::from(ClientMsg::Ping.encode())).await.is_err() {
@@ -531,21 +544,20 @@ impl Session {
                 },
                 cmd = self.commands.recv() => match cmd {
                     Some(Command::Say { text, cid }) => {
-                        let bytes = if structured {
-                            // Lines still waiting from before this connection go out
-                            // after its welcome; a new one waits behind them, so that
-                            // all go out in the order they were typed.
-                            let sent = self.unacked.iter().all(|u| u.sent);
-                            let line = ClientMsg::Say { text: text.clone(), cid: Some(cid.clone()) }.encode();
-                            self.unacked.push_back(Unacked { cid, text, sent });
-                            if !sent {
+                        if structured {
+                            // Behind any line still waiting (from before this
+                            // connection, or for the flood limit), so that all go out
+                            // in the order they were typed.
+                            self.unacked.push_back(Unacked { cid, text, sent: false });
+                            if !self.welcomed && self.unacked.len() > 1 {
                                 continue;
                             }
-                            line
-                        } else {
-                            plain_lines(&text)
-                        };
-                        if out.send(Bytes::from(bytes)).await.is_err() {
+                            for line in self.due() {
+                                if out.send(line).await.is_err() {
+                                    return End::Lost("connection lost".into());
+                                }
+                            }
+                        } else if out.send(Bytes::from(plain_lines(&text))).await.is_err() {
                             return End::Lost("connection lost".into());
                         }
                     }
@@ -582,7 +594,9 @@ impl Session {
     /// Keep the session's state up to date with a host's message; what to send back.
     fn on_server(&mut self, msg: &ServerMsg) -> Vec<Bytes> {
         match msg {
-            ServerMsg::Welcome { room, name, .. } => {
+            ServerMsg::Welcome {
+                room, name, pace, ..
+            } => {
                 if self.epoch.as_ref() != Some(room) {
                     // A new room (or the host restarted): its ids start again.
                     self.epoch = Some(room.clone());
@@ -590,20 +604,16 @@ impl Session {
                 }
                 self.name = name.clone();
                 self.welcomed = true;
-                // Lines the room may not have: again, in order. Any it already relayed,
-                // it recognises by `cid` and does not relay twice.
-                self.unacked
-                    .iter_mut()
-                    .filter(|u| !u.sent)
-                    .map(|u| {
-                        u.sent = true;
-                        let say = ClientMsg::Say {
-                            text: u.text.clone(),
-                            cid: Some(u.cid.clone()),
-                        };
-                        Bytes::from(say.encode())
-                    })
-                    .collect()
+                self.pacer = match (pace, self.pacer.take()) {
+                    (None, _) => None,
+                    // The same limit as before: what was spent is still spent.
+                    (Some(p), Some(old)) if old.pace == *p => Some(old),
+                    (Some(p), _) => Some(Pacer::new(*p, tokio::time::Instant::now())),
+                };
+                // Lines the room may not have: again, in order, as fast as the room
+                // takes them. Any it already relayed, it recognises by `cid` and does
+                // not relay twice.
+                self.due()
             }
             ServerMsg::Nick { old, new, cid, .. } => {
                 // Renamed (`/nick`): a rejoin asks for the new name.
@@ -633,6 +643,27 @@ impl Session {
         }
     }
 
+    /// The lines not yet sent on this connection that the flood limit allows now, in
+    /// order (marked sent).
+    fn due(&mut self) -> Vec<Bytes> {
+        let now = tokio::time::Instant::now();
+        let mut lines = Vec::new();
+        for u in self.unacked.iter_mut().skip_while(|u| u.sent) {
+            if let Some(p) = &mut self.pacer
+                && !p.take(now)
+            {
+                break;
+            }
+            u.sent = true;
+            let say = ClientMsg::Say {
+                text: u.text.clone(),
+                cid: Some(u.cid.clone()),
+            };
+            lines.push(Bytes::from(say.encode()));
+        }
+        lines
+    }
+
     /// An event already passed on (replayed again after a rejoin, or a resend's echo).
     fn is_repeat(&self, msg: &ServerMsg) -> bool {
         msg.id().is_some_and(|id| id <= self.last_id)
@@ -642,6 +673,65 @@ impl Session {
         if let Some(id) = msg.id() {
             self.last_id = id;
         }
+    }
+}
+
+/// The room's flood limit as a joiner keeps to it: a token bucket like the host's, with
+/// a margin of [`PACE_MARGIN`] lines, so that lines sent evenly and bunched up on the way
+/// (jitter) are still within the limit when they arrive.
+#[derive(Debug, Clone)]
+struct Pacer {
+    pace: protocol::Pace,
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+/// Lines of the host's burst a joiner leaves unused.
+const PACE_MARGIN: u32 = 2;
+
+impl Pacer {
+    fn new(pace: protocol::Pace, now: tokio::time::Instant) -> Self {
+        let mut p = Pacer {
+            pace,
+            tokens: 0.0,
+            at: now,
+        };
+        p.tokens = p.cap();
+        p
+    }
+
+    fn cap(&self) -> f64 {
+        f64::from(self.pace.burst.saturating_sub(PACE_MARGIN).max(1))
+    }
+
+    fn refill(&mut self, now: tokio::time::Instant) {
+        let secs = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + secs * f64::from(self.pace.rate)).min(self.cap());
+        self.at = now;
+    }
+
+    /// Spend a line's worth, if there is one.
+    fn take(&mut self, now: tokio::time::Instant) -> bool {
+        self.refill(now);
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+
+    /// When the next line's worth is there.
+    fn next_at(&self) -> tokio::time::Instant {
+        let short = (1.0 - self.tokens).max(0.0);
+        self.at + Duration::from_secs_f64(short / f64::from(self.pace.rate.max(1)))
+    }
+}
+
+/// Sleep until `at`; for ever when there is no `at`.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -705,6 +795,24 @@ mod tests {
         assert_eq!(plain_io_error(&e), "connection refused");
         let e = std::io::Error::from_raw_os_error(111);
         assert!(!plain_io_error(&e).contains("os error"));
+    }
+
+    #[test]
+    fn the_pacer_keeps_a_margin_below_the_hosts_burst_then_goes_at_its_rate() {
+        let t0 = tokio::time::Instant::now();
+        let mut p = Pacer::new(protocol::Pace { burst: 5, rate: 2 }, t0);
+        assert!(
+            (0..3).all(|_| p.take(t0)),
+            "5 at once, less the margin of 2"
+        );
+        assert!(!p.take(t0));
+        assert_eq!(p.next_at(), t0 + Duration::from_millis(500));
+        assert!(!p.take(t0 + Duration::from_millis(499)));
+        assert!(p.take(t0 + Duration::from_millis(500)));
+        // A long wait fills it to the capped burst again, no more.
+        let later = t0 + Duration::from_secs(60);
+        assert!((0..3).all(|_| p.take(later)));
+        assert!(!p.take(later));
     }
 
     #[test]

@@ -259,6 +259,7 @@ mod tests {
                 asked: None,
                 members: vec!["alice".into()],
                 max_line: 8192,
+                pace: None,
             })
         };
         l.record(T0, &welcome("r1"));

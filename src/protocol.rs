@@ -194,6 +194,10 @@ pub enum ServerMsg {
         asked: Option<String>,
         members: Vec<String>,
         max_line: usize,
+        /// The flood limit a client's lines are held to, so that it can send what
+        /// waited while it was offline no faster than the room takes it. Absent: none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pace: Option<Pace>,
     },
     /// Someone said something. `cid` is the sender's own id for it, echoed back so the
     /// sender can match its pending line.
@@ -284,6 +288,13 @@ pub enum ServerMsg {
     Ack { cid: String, id: u64 },
     /// The host is going away; the connection closes after this.
     Closing { ts: i64, reason: String },
+}
+
+/// A flood limit: `burst` lines at once, then `rate` a second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pace {
+    pub burst: u32,
+    pub rate: u32,
 }
 
 /// What a structured peer sends to the host.
@@ -765,6 +776,7 @@ mod tests {
                 asked: Some("alice".into()),
                 members: vec!["alice".into(), "alice2".into()],
                 max_line: 8192,
+                pace: None,
             },
             ServerMsg::Msg {
                 id: 7,

@@ -66,6 +66,7 @@ fn welcome(app: &mut App, name: &str, asked: Option<&str>, members: &[&str]) {
             asked: asked.map(str::to_owned),
             members: members.iter().map(|m| (*m).to_owned()).collect(),
             max_line: 8192,
+            pace: None,
         },
     );
 }
@@ -357,6 +358,7 @@ fn a_line_over_the_rooms_limit_is_kept_in_the_box_and_not_sent() {
             asked: None,
             members: vec!["alice".into()],
             max_line: 10,
+            pace: None,
         },
     );
     let fx = say(&mut app, "this is far too long");
@@ -1348,6 +1350,7 @@ fn rejoin(app: &mut App, room: &str, members: &[&str]) {
             asked: None,
             members: members.iter().map(|m| (*m).to_owned()).collect(),
             max_line: 8192,
+            pace: None,
         },
     );
 }
@@ -1715,6 +1718,7 @@ fn escapes_and_bidi_overrides_from_the_network_are_stored_sanitized() {
             asked: Some(format!("asked{evil}")),
             members: vec![format!("m{evil}"), "bob".into()],
             max_line: 8192,
+            pace: None,
         },
     );
     server(
@@ -1881,6 +1885,7 @@ fn arb_server() -> impl Strategy<Value = ServerMsg> {
                 asked,
                 members,
                 max_line,
+                pace: None,
             }),
         (
             any::<u64>(),

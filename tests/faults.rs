@@ -59,6 +59,7 @@ impl FakeHost {
             asked: None,
             members: vec!["alice".into()],
             max_line: 8192,
+            pace: None,
         })
         .await;
         hello

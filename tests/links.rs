@@ -268,6 +268,7 @@ async fn a_joiner_that_keeps_typing_still_notices_a_dead_host() {
         asked: None,
         members: vec!["alice".into()],
         max_line: 8192,
+        pace: None,
     };
     w.write_all(welcome.encode().as_bytes()).await.unwrap();
     let started = Instant::now();
@@ -339,6 +340,41 @@ async fn a_resend_long_after_the_history_forgot_the_line_is_not_shown_twice() {
     near.until(Duration::from_secs(10), |e| msg_text(e, "and then"))
         .await;
     assert_eq!(near.texts_from(&far.name), ["only once", "and then"]);
+}
+
+/// Lines typed while the host could not be reached go out after the rejoin no faster
+/// than the room's flood limit (told in `welcome`): none is refused.
+#[tokio::test]
+async fn lines_typed_offline_are_resent_within_the_flood_limit() {
+    let server = room(quick()).await; // the default limit: 20 at once, then 5 a second
+    let proxy = Proxy::start(server.local_addr(), Impair::default(), Impair::default()).await;
+    let mut far = Joiner::join(proxy.addr, "far").await;
+    let mut near = Joiner::join(server.local_addr(), "near").await;
+    proxy.set_refusing(true);
+    proxy.reset_all();
+    far.until(Duration::from_secs(10), |e| {
+        matches!(e, NetEvent::Lost { .. })
+    })
+    .await;
+    let n = 30;
+    for i in 1..=n {
+        far.say(&format!("offline {i}"), &format!("f{i}"));
+    }
+    proxy.set_refusing(false);
+    let last = format!("offline {n}");
+    near.until(Duration::from_secs(20), |e| msg_text(e, &last))
+        .await;
+    let want: Vec<String> = (1..=n).map(|i| format!("offline {i}")).collect();
+    assert_eq!(near.texts_from(&far.name), want);
+    if !far.texts_from(&far.name).contains(&last) {
+        far.until(Duration::from_secs(10), |e| msg_text(e, &last))
+            .await;
+    }
+    assert!(
+        !far.notices().iter().any(|n| n.contains("slow down")),
+        "{:?}",
+        far.notices()
+    );
 }
 
 /// Everything the proxy can do to a link, one after another, on a busy conversation:

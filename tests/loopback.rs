@@ -8,7 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
 use tchat::client::{self, Command, NetEvent};
-use tchat::protocol::ServerMsg;
+use tchat::protocol::{ClientMsg, ServerMsg};
 use tchat::sanitize;
 use tchat::server::room::Rules;
 use tchat::server::{Config, Server};
@@ -794,16 +794,39 @@ async fn a_flooding_peer_is_refused_and_told_while_others_are_not_slowed() {
     nc.send(burst.as_bytes()).await;
     let told = nc.until_line(|l| l.contains("flood")).await;
     assert!(told.contains("20 lines at once, then 5 a second"), "{told}");
-    // A tchat sender is told of each refused line, by its cid.
-    let mut bob = Tchat::join(&server, "bob").await;
-    for i in 0..22 {
-        bob.say(&format!("bob {i}"), &format!("b{i}"));
+    // A structured sender is told of each refused line, by its cid. (tchat itself
+    // keeps to the pace its welcome gives; this one sends all at once.)
+    let bob = TcpStream::connect(server.local_addr()).await.unwrap();
+    let (r, mut w) = bob.into_split();
+    let mut bob = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(r));
+    let mut said = ClientMsg::Hello {
+        v: 1,
+        name: "bob".into(),
+        client: None,
+        session: None,
+        since: None,
     }
-    let refused = bob
-        .until(|e| matches!(e, NetEvent::Server(ServerMsg::Notice { cid: Some(_), .. })))
-        .await;
+    .encode();
+    for i in 0..22 {
+        let say = ClientMsg::Say {
+            text: format!("bob {i}"),
+            cid: Some(format!("b{i}")),
+        };
+        said.push_str(&say.encode());
+    }
+    w.write_all(said.as_bytes()).await.unwrap();
+    let refused = loop {
+        let line = timeout(DEADLINE, bob.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Ok(notice @ ServerMsg::Notice { cid: Some(_), .. }) = ServerMsg::decode(&line) {
+            break notice;
+        }
+    };
     assert!(
-        matches!(&refused, NetEvent::Server(ServerMsg::Notice { cid: Some(c), text, .. }) if c == "b20" && text.contains("flood")),
+        matches!(&refused, ServerMsg::Notice { cid: Some(c), text, .. } if c == "b20" && text.contains("flood")),
         "{refused:?}"
     );
     // Alice got exactly what was let through, in order, and bob's lines were not held

@@ -37,6 +37,7 @@ fn welcome(app: &mut App, members: &[&str]) {
             asked: None,
             members: members.iter().map(|m| (*m).to_owned()).collect(),
             max_line: 8192,
+            pace: None,
         },
     );
 }

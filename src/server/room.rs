@@ -1093,6 +1093,10 @@ impl Room {
                 asked,
                 members: self.names(),
                 max_line: self.rules.max_line,
+                pace: (!self.peer_rate().unlimited()).then_some(protocol::Pace {
+                    burst: self.rules.burst,
+                    rate: self.rules.rate,
+                }),
             }),
         ));
     }

@@ -62,6 +62,8 @@ struct Control {
     resets: watch::Sender<u64>,
     /// Connections accepted so far.
     accepted: Mutex<u64>,
+    /// Close every new connection at once (the host is down).
+    refusing: std::sync::atomic::AtomicBool,
 }
 
 /// A running proxy to one upstream address. Dropping it stops accepting; connections
@@ -92,11 +94,16 @@ impl Proxy {
             mode: watch::channel(Mode::Pass).0,
             resets: watch::channel(0).0,
             accepted: Mutex::new(0),
+            refusing: std::sync::atomic::AtomicBool::new(false),
         });
         let c = ctl.clone();
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 *c.accepted.lock().unwrap() += 1;
+                if c.refusing.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+                    continue;
+                }
                 let c = c.clone();
                 tokio::spawn(async move {
                     if let Ok(host) = TcpStream::connect(upstream).await {
@@ -118,6 +125,13 @@ impl Proxy {
 
     pub fn set_down(&self, impair: Impair) {
         *self.ctl.down.lock().unwrap() = impair;
+    }
+
+    /// While `true`, every new connection is reset at once, as a host that is down.
+    pub fn set_refusing(&self, refusing: bool) {
+        self.ctl
+            .refusing
+            .store(refusing, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Reset (RST, both ends) every connection open now.
