@@ -377,6 +377,68 @@ async fn lines_typed_offline_are_resent_within_the_flood_limit() {
     );
 }
 
+/// A rejoiner on a slow link with a big catch-up to read is not cut as too slow while
+/// it drains (the catch-up is the host's choice, not a backlog), and gets all of it
+/// and what is said meanwhile, once each.
+#[tokio::test]
+async fn a_big_catch_up_over_a_slow_link_is_not_cut_as_too_slow() {
+    let server = room(Config {
+        max_backlog: 64 * 1024,
+        rules: Rules {
+            history: 2000,
+            burst: 0,
+            rate: 0,
+            ..quick().rules
+        },
+        ..quick()
+    })
+    .await;
+    let proxy = Proxy::start(server.local_addr(), Impair::default(), Impair::default()).await;
+    let mut far = Joiner::join(proxy.addr, "far").await;
+    let mut near = Joiner::join(server.local_addr(), "near").await;
+    proxy.set_refusing(true);
+    proxy.reset_all();
+    far.until(Duration::from_secs(10), |e| {
+        matches!(e, NetEvent::Lost { .. })
+    })
+    .await;
+    // 1,000 lines of 200 bytes while it is away: 200 KB to catch up on, three times the
+    // backlog allowed...
+    let pad = "x".repeat(180);
+    for i in 0..1000 {
+        near.say(&format!("{i:04} {pad}"), &format!("n{i}"));
+    }
+    near.until(Duration::from_secs(20), |e| {
+        msg_text(e, &format!("0999 {pad}"))
+    })
+    .await;
+    // ...over a link of 100 KB/s, while the room goes on talking.
+    proxy.set_down(Impair {
+        bytes_per_sec: Some(100_000),
+        ..Impair::default()
+    });
+    proxy.set_refusing(false);
+    for i in 1000..1010 {
+        near.say(&format!("{i:04} live"), &format!("n{i}"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    far.until(Duration::from_secs(30), |e| msg_text(e, "1009 live"))
+        .await;
+    let got = far.texts_from(&near.name);
+    let mut want: Vec<String> = (0..1000).map(|i| format!("{i:04} {pad}")).collect();
+    want.extend((1000..1010).map(|i| format!("{i:04} live")));
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got, want);
+    assert_eq!(
+        far.seen
+            .iter()
+            .filter(|e| matches!(e, NetEvent::Lost { .. }))
+            .count(),
+        1,
+        "cut only by the test"
+    );
+}
+
 /// Everything the proxy can do to a link, one after another, on a busy conversation:
 /// each line arrives exactly once, in order, and no protocol byte is shown.
 #[tokio::test]
