@@ -145,6 +145,12 @@ pub struct Cli {
     )]
     pub history: usize,
 
+    /// Keep the room in FILE (an SQLite database, made if missing): its history, its
+    /// numbering and the lines it relayed. A host restarted with the same FILE goes on
+    /// with the same room, and those who rejoin catch up exactly once.
+    #[arg(long, value_name = "FILE", conflicts_with = "join")]
+    pub keep: Option<PathBuf>,
+
     /// Lines relayed that the host remembers by their sender's id, so that a line sent
     /// again after a rejoin is never shown twice, however long ago the history let go
     /// of it (about 100 bytes each; 0: only what is in the history).

@@ -166,16 +166,18 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
         hello_wait: std::time::Duration::from_millis(cli.hello_wait),
         log: cli.headless,
         address: addresses.first().cloned().unwrap_or_default(),
+        keep: cli.keep.clone(),
         ..server::Config::default()
     };
+    let server = Server::spawn(listener, config).map_err(|e| e.to_string())?;
     if cli.headless || line_mode {
         eprintln!("tchat: hosting a room at {}", addresses.join(", "));
     }
     if cli.headless {
-        server::run(listener, config, stop_signal()).await;
+        stop_signal().await;
+        server.shutdown().await;
         return Ok(());
     }
-    let server = Server::spawn(listener, config).map_err(|e| e.to_string())?;
     let seat = server.connect_local().await.map_err(|e| e.to_string())?;
     let name = cli.name_or("host");
     // The host's own seat is never dropped for falling behind (it skips ahead); should

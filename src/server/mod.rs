@@ -13,8 +13,9 @@
 pub mod limits;
 pub mod room;
 pub mod session;
+pub mod store;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +65,9 @@ pub struct Config {
     pub log: bool,
     /// What the greeting calls the room's address.
     pub address: String,
+    /// Keep the room in this file (a durable room, see [`store`]): a host restarted
+    /// with it goes on with the same room.
+    pub keep: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -80,6 +84,7 @@ impl Default for Config {
             own_seat_backlog: OWN_SEAT_BACKLOG,
             log: false,
             address: String::new(),
+            keep: None,
         }
     }
 }
@@ -121,9 +126,10 @@ impl Server {
     /// Start serving the room on `listener`.
     pub fn spawn(listener: TcpListener, config: Config) -> std::io::Result<Server> {
         let addr = listener.local_addr()?;
+        let kept = open_kept(&config)?;
         let stop = CancellationToken::new();
         let (local, local_rx) = mpsc::channel(4);
-        let done = tokio::spawn(run_inner(listener, local_rx, config, stop.clone()));
+        let done = tokio::spawn(run_inner(listener, local_rx, config, kept, stop.clone()));
         Ok(Server {
             addr,
             local,
@@ -176,14 +182,29 @@ impl Server {
     }
 }
 
-/// Serve the room on `listener` until `shutdown` completes; then say goodbye to everyone.
-pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()>) {
-    let stop = CancellationToken::new();
-    let (_local, local_rx) = mpsc::channel(1);
-    let task = tokio::spawn(run_inner(listener, local_rx, config, stop.clone()));
-    shutdown.await;
-    stop.cancel();
-    let _ = task.await;
+/// The room as it starts: from its file (`--keep`), or new.
+struct Start {
+    room: Room,
+    store: Option<store::Store>,
+}
+
+fn open_kept(config: &Config) -> std::io::Result<Start> {
+    let epoch = format!("{:016x}", rand::random::<u64>());
+    let Some(path) = &config.keep else {
+        return Ok(Start {
+            room: Room::new(epoch, config.rules.clone()),
+            store: None,
+        });
+    };
+    let (store, saved) = store::Store::open(path, &epoch, &config.rules).map_err(|e| {
+        std::io::Error::other(format!("cannot keep the room in {}: {e}", path.display()))
+    })?;
+    let mut room = Room::restore(saved, config.rules.clone());
+    room.keep_journal();
+    Ok(Start {
+        room,
+        store: Some(store),
+    })
 }
 
 /// What connection tasks tell the room task.
@@ -241,6 +262,7 @@ async fn run_inner(
     listener: TcpListener,
     mut local: mpsc::Receiver<DuplexStream>,
     config: Config,
+    start: Start,
     stop: CancellationToken,
 ) {
     // Shared by every connection task rather than copied into each.
@@ -249,13 +271,13 @@ async fn run_inner(
             config.max_per_address,
             config.joins_per_minute,
         )),
-        next_event: AtomicU64::new(1),
+        next_event: AtomicU64::new(start.room.next_event()),
         config,
     });
     let config = &shared.config;
     let tracker = TaskTracker::new();
     let (events_tx, events) = mpsc::channel::<Event>(1024);
-    let room_task = tokio::spawn(room_task(events, shared.clone(), stop.clone()));
+    let room_task = tokio::spawn(room_task(events, shared.clone(), start, stop.clone()));
     let seats = Arc::new(Semaphore::new(config.max_peers));
     let turning_away = Arc::new(Semaphore::new(TURN_AWAY_AT_ONCE));
     let mut next_id: PeerId = 0;
@@ -480,11 +502,15 @@ impl Drop for Conn {
 async fn room_task(
     mut events: mpsc::Receiver<Event>,
     shared: Arc<Shared>,
+    start: Start,
     stop: CancellationToken,
 ) {
     let config = &shared.config;
-    let epoch = format!("{:016x}", rand::random::<u64>());
-    let mut room = Room::new(epoch, config.rules.clone());
+    let Start { mut room, store } = start;
+    let mut turn = Turn {
+        steps: Vec::new(),
+        store,
+    };
     let clock = RoomClock::start();
     let mut conns = Conns::default();
     // After a burst (a crowd joining, a flood), once a whole TIDY_AFTER has passed with
@@ -515,7 +541,7 @@ async fn room_task(
             () = &mut crowd, if crowd_due.is_some() => {
                 let now = clock.now(&mut room);
                 let actions = room.tick(now);
-                apply(&mut room, &mut conns, actions, config, now);
+                turn.settle(&mut room, &mut conns, actions, config, now);
                 crowd_due = None;
                 rearm(&room, now, &mut crowd_due, crowd.as_mut());
                 continue;
@@ -525,69 +551,95 @@ async fn room_task(
                 None => break,
             },
         };
-        handled += 1;
         if !armed {
             armed = true;
             handled_at_arming = handled;
             tidy.as_mut()
                 .reset(tokio::time::Instant::now() + TIDY_AFTER);
         }
+        // One turn: this event and those already waiting behind it (a few, so that a
+        // busy room's turns stay short), then one write to the room's file if it is
+        // kept, then what they send goes out.
         let now = clock.now(&mut room);
-        let actions = match event {
-            Event::Open {
-                id,
-                out,
-                kill,
-                own_seat,
-                arrival,
-                first,
-            } => {
-                let backlog = if own_seat {
-                    config.max_backlog.max(config.own_seat_backlog)
-                } else {
-                    config.max_backlog
-                };
-                conns.insert(
-                    id,
-                    Conn {
-                        out,
-                        kill,
-                        backlog,
-                        own_seat,
-                    },
-                );
-                let mut actions = room.seat(id, arrival, now);
-                if let Some(frame) = first {
-                    actions.extend(room.receive(id, frame, now));
-                }
-                actions
+        let mut next = Some(event);
+        let mut taken = 0;
+        while let Some(event) = next.take() {
+            handled += 1;
+            taken += 1;
+            let actions = on_event(&mut room, &mut conns, event, config, now);
+            turn.resolve(&room, &conns, actions, config);
+            shared
+                .next_event
+                .store(room.next_event(), Ordering::Relaxed);
+            if taken < TURN_EVENTS && turn.steps.len() < TURN_STEPS {
+                next = events.try_recv().ok();
             }
-            Event::Frame(id, frame) => room.receive(id, frame, now),
-            Event::Quiet(id) => room.quiet(id, now),
-            Event::Overrun(id) => {
-                let cap = config.unterminated_cap();
-                let tell = format!(
-                    "closing this connection: more than {cap} bytes arrived without a newline"
-                );
-                room.cut(id, &tell, "sent too much without a newline", now)
-            }
-            Event::Closed(id, reason) => {
-                conns.remove(&id);
-                let reason = reason.map(|_| "connection lost");
-                room.disconnect(id, reason, now)
-            }
-        };
-        apply(&mut room, &mut conns, actions, config, now);
-        shared
-            .next_event
-            .store(room.next_event(), Ordering::Relaxed);
+        }
+        turn.finish(&mut room, &mut conns, config, now);
         rearm(&room, now, &mut crowd_due, crowd.as_mut());
     }
     let now = clock.now(&mut room);
     let actions = room.shutdown("the host left; the room is closed", now);
-    apply(&mut room, &mut conns, actions, config, now);
+    turn.settle(&mut room, &mut conns, actions, config, now);
     // Dropping the queues lets each writer flush the goodbye and close.
     conns.clear();
+}
+
+/// The most events, and the most sends they make, taken in one turn of the room.
+const TURN_EVENTS: usize = 64;
+const TURN_STEPS: usize = 16 * 1024;
+
+/// What the room makes of one event.
+fn on_event(
+    room: &mut Room,
+    conns: &mut Conns,
+    event: Event,
+    config: &Config,
+    now: i64,
+) -> Vec<Action> {
+    match event {
+        Event::Open {
+            id,
+            out,
+            kill,
+            own_seat,
+            arrival,
+            first,
+        } => {
+            let backlog = if own_seat {
+                config.max_backlog.max(config.own_seat_backlog)
+            } else {
+                config.max_backlog
+            };
+            conns.insert(
+                id,
+                Conn {
+                    out,
+                    kill,
+                    backlog,
+                    own_seat,
+                },
+            );
+            let mut actions = room.seat(id, arrival, now);
+            if let Some(frame) = first {
+                actions.extend(room.receive(id, frame, now));
+            }
+            actions
+        }
+        Event::Frame(id, frame) => room.receive(id, frame, now),
+        Event::Quiet(id) => room.quiet(id, now),
+        Event::Overrun(id) => {
+            let cap = config.unterminated_cap();
+            let tell =
+                format!("closing this connection: more than {cap} bytes arrived without a newline");
+            room.cut(id, &tell, "sent too much without a newline", now)
+        }
+        Event::Closed(id, reason) => {
+            conns.remove(&id);
+            let reason = reason.map(|_| "connection lost");
+            room.disconnect(id, reason, now)
+        }
+    }
 }
 
 /// Point the crowd timer at the room's next tick (on the room's clock, where it is now
@@ -635,55 +687,150 @@ impl RoomClock {
 /// and twice this after the last event).
 const TIDY_AFTER: Duration = Duration::from_secs(1);
 
-/// Carry out the room's actions. Each event is encoded at most once per dialect and the
-/// same bytes are queued for every recipient.
-fn apply(room: &mut Room, conns: &mut Conns, actions: Vec<Action>, config: &Config, now: i64) {
-    let mut work: VecDeque<Action> = actions.into();
-    while let Some(action) = work.pop_front() {
-        match action {
-            Action::Send(target, out) => {
-                if config.log {
-                    log_event(target, &out);
+/// One turn of the room: what its events send, resolved to connections as each event
+/// happened, held until the turn is written down (a durable room) and then queued.
+struct Turn {
+    steps: Vec<Step>,
+    store: Option<store::Store>,
+}
+
+/// One thing to do on a connection.
+enum Step {
+    Push {
+        id: PeerId,
+        dialect: Dialect,
+        bytes: Bytes,
+        /// Part of what the host chose to send it on coming in (see [`Target::Backfill`]).
+        backfill: bool,
+    },
+    /// Close once what was queued is written.
+    Close(PeerId),
+}
+
+impl Turn {
+    /// Resolve the room's actions to the connections they name now. Each event is
+    /// encoded at most once per dialect and the same bytes go to every recipient.
+    fn resolve(&mut self, room: &Room, conns: &Conns, actions: Vec<Action>, config: &Config) {
+        for action in actions {
+            match action {
+                Action::Send(target, out) => {
+                    if config.log {
+                        log_event(target, &out);
+                    }
+                    let mut plain: Option<Bytes> = None;
+                    let mut structured: Option<Bytes> = None;
+                    let backfill = matches!(target, Target::Backfill(_));
+                    for (id, dialect) in room.recipients(target) {
+                        if !conns.contains_key(&id) {
+                            continue;
+                        }
+                        let bytes = match (&out, dialect) {
+                            (Outgoing::Raw(line), _) => Bytes::from(format!("{line}\n")),
+                            (Outgoing::Event(msg), Dialect::Plain) => plain
+                                .get_or_insert_with(|| Bytes::from(msg.to_plain()))
+                                .clone(),
+                            (Outgoing::Event(msg), Dialect::Structured) => structured
+                                .get_or_insert_with(|| Bytes::from(msg.encode()))
+                                .clone(),
+                        };
+                        self.steps.push(Step::Push {
+                            id,
+                            dialect,
+                            bytes,
+                            backfill,
+                        });
+                    }
                 }
-                let mut plain: Option<Bytes> = None;
-                let mut structured: Option<Bytes> = None;
-                let mut too_slow = Vec::new();
-                let backfill = matches!(target, Target::Backfill(_));
-                for (id, dialect) in room.recipients(target) {
-                    let bytes = match (&out, dialect) {
-                        (Outgoing::Raw(line), _) => Bytes::from(format!("{line}\n")),
-                        (Outgoing::Event(msg), Dialect::Plain) => plain
-                            .get_or_insert_with(|| Bytes::from(msg.to_plain()))
-                            .clone(),
-                        (Outgoing::Event(msg), Dialect::Structured) => structured
-                            .get_or_insert_with(|| Bytes::from(msg.encode()))
-                            .clone(),
-                    };
+                Action::Close(id) => self.steps.push(Step::Close(id)),
+            }
+        }
+    }
+
+    /// End the turn: write down what it changed (a durable room), then queue what it
+    /// sends. Peers found too slow on the way are let go of, which the room tells in
+    /// another such round.
+    fn finish(&mut self, room: &mut Room, conns: &mut Conns, config: &Config, now: i64) {
+        loop {
+            self.write_down(room, config);
+            let actions = self.deliver(room, conns, now);
+            if actions.is_empty() {
+                return;
+            }
+            self.resolve(room, conns, actions, config);
+        }
+    }
+
+    /// Resolve `actions` and finish the turn with them.
+    fn settle(
+        &mut self,
+        room: &mut Room,
+        conns: &mut Conns,
+        actions: Vec<Action>,
+        config: &Config,
+        now: i64,
+    ) {
+        self.resolve(room, conns, actions, config);
+        self.finish(room, conns, config, now);
+    }
+
+    /// Write what the room changed to its file before anyone is sent any of it: no one
+    /// is ever shown an event the file does not have.
+    fn write_down(&mut self, room: &mut Room, config: &Config) {
+        let Some(store) = &mut self.store else { return };
+        let Some(journal) = room.take_journal() else {
+            return;
+        };
+        if let Err(e) = store.write(&journal) {
+            // The room goes on; it is no longer kept.
+            let path = config.keep.as_deref().unwrap_or(std::path::Path::new("?"));
+            eprintln!(
+                "{} tchat: cannot write the room to {}: {e}; it goes on, but is no longer kept",
+                clock(),
+                path.display()
+            );
+            self.store = None;
+        }
+    }
+
+    /// Queue every step; the room's actions for the peers that turned out too slow.
+    fn deliver(&mut self, room: &mut Room, conns: &mut Conns, now: i64) -> Vec<Action> {
+        let mut too_slow = Vec::new();
+        for step in self.steps.drain(..) {
+            match step {
+                Step::Push {
+                    id,
+                    dialect,
+                    bytes,
+                    backfill,
+                } => {
                     let Some(conn) = conns.get(&id) else { continue };
                     if backfill {
                         conn.out.push_exempt(bytes);
-                        continue;
-                    }
-                    if conn.own_seat {
+                    } else if conn.own_seat {
                         push_to_own_seat(conn, dialect, bytes);
                     // A closed outbox is a connection already on its way out; it
                     // reports its own close.
                     } else if conn.out.push(bytes, conn.backlog) == Err(Refused::Full) {
+                        if let Some(conn) = conns.remove(&id) {
+                            conn.kill.cancel();
+                        }
                         too_slow.push(id);
                     }
                 }
-                for id in too_slow {
-                    if let Some(conn) = conns.remove(&id) {
-                        conn.kill.cancel();
-                    }
-                    work.extend(room.disconnect(id, Some("too slow to keep up"), now));
+                // The writer sends what is queued, then closes.
+                Step::Close(id) => {
+                    conns.remove(&id);
                 }
             }
-            Action::Close(id) => {
-                // The writer sends what is queued, then closes.
-                conns.remove(&id);
-            }
         }
+        if self.steps.capacity() > TURN_STEPS {
+            self.steps = Vec::new();
+        }
+        let mut actions = Vec::new();
+        for id in too_slow {
+            actions.extend(room.disconnect(id, Some("too slow to keep up"), now));
+        }
+        actions
     }
 }
 

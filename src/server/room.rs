@@ -1,6 +1,6 @@
 //! The room's rules, with no I/O: who is in, under what name, and who is told what.
 //!
-//! [`Room`] is driven by the connection layer (`server::run`) with what happened — a
+//! [`Room`] is driven by the connection layer (the server's room task) with what happened — a
 //! connection was seated (its handshake is over, see [`super::session`]), a line
 //! arrived, a connection closed — and answers with [`Action`]s: lines to send and
 //! connections to close. Time comes in as an argument, so every rule can be tested
@@ -224,20 +224,58 @@ struct Address {
 }
 
 /// A message kept for catching up: who sent it, and for a private one, who may see it.
-#[derive(Debug)]
-struct Kept {
-    id: u64,
-    event: ServerMsg,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub id: u64,
+    pub event: ServerMsg,
     /// `(session, cid)` of the line, for echoing it to its sender on a catch-up.
-    origin: Option<(Arc<str>, Box<str>)>,
+    pub origin: Option<Origin>,
     /// For a join or a leave, the session it was about: a rejoiner is not shown its
     /// own coming and going.
-    about: Option<Arc<str>>,
+    pub about: Option<Arc<str>>,
     /// A private message is shown again only to the seats it was between: their
     /// sessions (a plain peer has none, and is never sent a replay).
-    audience: Option<[Option<Arc<str>>; 2]>,
+    pub audience: Option<[Option<Arc<str>>; 2]>,
     /// About what it costs to send (for bounding a catch-up in bytes).
     size: usize,
+}
+
+impl Kept {
+    /// An event as kept, with `origin`, `about` and `audience` to be filled in.
+    pub fn new(id: u64, event: ServerMsg) -> Kept {
+        Kept {
+            id,
+            size: size_of_event(&event),
+            event,
+            origin: None,
+            about: None,
+            audience: None,
+        }
+    }
+}
+
+/// What a durable room must write down after a turn of the room (see
+/// [`super::store`]): the events it kept, the lines it relayed, and where its numbering
+/// and its history now stand.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Journal {
+    pub kept: Vec<Kept>,
+    /// `(origin, id)` of each line relayed.
+    pub relayed: Vec<(Origin, u64)>,
+    /// The oldest event id the history still holds (older ones may go).
+    pub first_kept: u64,
+    pub next_event: u64,
+}
+
+/// A room as a durable room left it (see [`super::store`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Saved {
+    pub epoch: String,
+    pub next_event: u64,
+    /// Its history, oldest first.
+    pub kept: Vec<Kept>,
+    /// The lines it relayed, oldest first.
+    pub relayed: Vec<(Origin, u64)>,
 }
 
 /// Joins and leaves gathered to be told as one event.
@@ -319,10 +357,12 @@ pub struct Room {
     history: VecDeque<Kept>,
     /// The lines relayed, by `(session, cid)`, for recognising a resend.
     relayed: Relayed,
+    /// What changed since it was last taken, for a durable room (`None`: not kept).
+    journal: Option<Journal>,
 }
 
 /// `(session, cid)`: a line as its sender names it.
-type Origin = (Arc<str>, Box<str>);
+pub type Origin = (Arc<str>, Box<str>);
 
 /// The lines relayed, remembered by their sender's `(session, cid)` for as long as the
 /// sender may send one again (bounded in count and age, oldest forgotten first), so
@@ -399,7 +439,47 @@ impl Room {
             next_event: 1,
             history: VecDeque::new(),
             relayed: Relayed::default(),
+            journal: None,
         }
+    }
+
+    /// A room as a durable room left it: the same epoch, its numbering going on from
+    /// where it stopped, its history and the lines it relayed. Nobody is in it.
+    pub fn restore(saved: Saved, rules: Rules) -> Self {
+        let mut room = Room::new(saved.epoch, rules);
+        room.next_event = saved.next_event.max(1);
+        for kept in saved.kept {
+            room.keep_kept(kept);
+        }
+        for (origin, id) in saved.relayed {
+            room.relayed.remember(origin, id, 0, &room.rules);
+        }
+        room
+    }
+
+    /// Start noting what a durable room must write down (see [`Room::take_journal`]).
+    pub fn keep_journal(&mut self) {
+        self.journal = Some(Journal::default());
+    }
+
+    /// What changed since the last call (the events kept, the lines relayed), and
+    /// where the numbering and history stand; `None` when nothing did or no journal is
+    /// kept.
+    pub fn take_journal(&mut self) -> Option<Journal> {
+        let j = self.journal.as_mut()?;
+        if j.kept.is_empty() && j.relayed.is_empty() && j.next_event == self.next_event {
+            return None;
+        }
+        let mut taken = std::mem::take(j);
+        j.next_event = self.next_event;
+        taken.next_event = self.next_event;
+        taken.first_kept = self.history.front().map_or(self.next_event, |k| k.id);
+        Some(taken)
+    }
+
+    /// The room's epoch.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
     }
 
     /// Tell the room how far the wall clock is from the clock it is driven by (see
@@ -679,14 +759,7 @@ impl Room {
 
     /// Remember an event for catching up; forget the oldest beyond the limit.
     fn keep(&mut self, id: u64, event: ServerMsg) {
-        self.keep_kept(Kept {
-            id,
-            size: size_of_event(&event),
-            event,
-            origin: None,
-            about: None,
-            audience: None,
-        });
+        self.keep_kept(Kept::new(id, event));
     }
 
     /// Remember a line someone sent: for catching up, and (by its origin) for
@@ -701,32 +774,33 @@ impl Room {
     ) {
         if let Some(o) = &origin {
             self.relayed.remember(o.clone(), id, now, &self.rules);
+            if let Some(j) = &mut self.journal
+                && self.rules.resend_memory > 0
+            {
+                j.relayed.push((o.clone(), id));
+            }
         }
         self.keep_kept(Kept {
-            id,
-            size: size_of_event(&event),
-            event,
             origin,
-            about: None,
             audience,
+            ..Kept::new(id, event)
         });
     }
 
     /// Remember a join or a leave, and whose.
     fn keep_about(&mut self, id: u64, event: ServerMsg, about: Option<Arc<str>>) {
         self.keep_kept(Kept {
-            id,
-            size: size_of_event(&event),
-            event,
-            origin: None,
             about,
-            audience: None,
+            ..Kept::new(id, event)
         });
     }
 
     fn keep_kept(&mut self, kept: Kept) {
         if self.rules.history == 0 {
             return;
+        }
+        if let Some(j) = &mut self.journal {
+            j.kept.push(kept.clone());
         }
         self.history.push_back(kept);
         while self.history.len() > self.rules.history {
@@ -778,7 +852,10 @@ impl Room {
                 let asked = Some(hello.name.as_str());
                 let name = self.seat_as(peer, Dialect::Structured, asked, session, addr, now, out);
                 out.extend(missed);
-                if hello.since.is_none() {
+                // Someone new, or back from another run of the room (a host restarted
+                // without its file): shown what this run has said, as a newcomer is.
+                let this_run = hello.since.as_ref().is_some_and(|s| s.room == self.epoch);
+                if !this_run {
                     self.recent(peer, Dialect::Structured, mark, out);
                 }
                 self.announce(peer, name, now, out);
@@ -2068,13 +2145,18 @@ mod tests {
             Outgoing::Event(ServerMsg::Catchup { count: 2, lost: 0 })
         )));
         assert_eq!(ids_to(&a, 3), vec![5, 6]);
-        // From another run of the room: nothing replayed, the client sees the new epoch.
+        // From another run of the room: no catch-up (the client sees the new epoch), but
+        // what this run said, as a newcomer gets it.
         let a = r.seat(4, arrive(hello_again("carol", "s-c", Some(("old", 3)))), 0);
-        assert!(ids_to(&a, 4).is_empty());
         assert!(!a.iter().any(|x| matches!(
             x,
             Action::Send(_, Outgoing::Event(ServerMsg::Catchup { .. }))
         )));
+        assert!(a.iter().any(|x| matches!(
+            x,
+            Action::Send(_, Outgoing::Event(ServerMsg::History { .. }))
+        )));
+        assert!(ids_to(&a, 4).contains(&6), "{a:?}");
     }
 
     #[test]

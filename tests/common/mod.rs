@@ -85,8 +85,21 @@ pub struct Headless {
 
 impl Headless {
     pub fn start(extra: &[&str]) -> Headless {
+        Headless::start_at(0, extra)
+    }
+
+    /// A host on `127.0.0.1:port` (0: any free port).
+    pub fn start_at(port: u16, extra: &[&str]) -> Headless {
+        let port = port.to_string();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tchat"))
-            .args(["--host", "--headless", "--bind", "127.0.0.1", "--port", "0"])
+            .args([
+                "--host",
+                "--headless",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port,
+            ])
             .args(extra)
             .env("TCHAT_CONFIG", "/dev/null")
             .stdin(std::process::Stdio::null())
