@@ -222,3 +222,89 @@ fn deliver(room: &mut Room, peer: u64, frame: Frame, now: i64) -> Vec<Action> {
         Greeted::Refuse(_) | Greeted::Gone => Vec::new(),
     }
 }
+
+/// Feed `lines` (each ended by `\n`) to a [`LineReader`] in pieces cut at `cuts`, with
+/// the pause after each piece taken from `pauses` (ms, on tokio's paused clock), and
+/// read back every line.
+fn read_through_stalls(
+    lines: &[String],
+    cuts: &[usize],
+    pauses: &[u64],
+    strict: bool,
+) -> Vec<String> {
+    use tchat::net::{LineReader, Read};
+    use tokio::io::AsyncWriteExt;
+    let input: Vec<u8> = lines
+        .iter()
+        .flat_map(|l| format!("{l}\n").into_bytes())
+        .collect();
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    points.push(input.len());
+    points.sort_unstable();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (mut far, near) = tokio::io::duplex(1 << 16);
+        let pauses = pauses.to_vec();
+        let writer = tokio::spawn(async move {
+            let mut at = 0;
+            for (i, p) in points.into_iter().enumerate() {
+                far.write_all(&input[at..p]).await.unwrap();
+                at = p;
+                let pause = pauses.get(i % pauses.len().max(1)).copied().unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
+        });
+        let mut reader = LineReader::new(near, 1 << 16);
+        if strict {
+            reader.set_strict();
+        }
+        let mut got = Vec::new();
+        loop {
+            match reader.next(None).await {
+                Read::Frame(Frame::Line(l)) => got.push(l),
+                Read::Frame(Frame::TooLong) => got.push("<too long>".into()),
+                Read::Closed(_) | Read::Overrun => break,
+                Read::Quiet => {}
+            }
+        }
+        writer.await.unwrap();
+        got
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The structured dialect: however a line is cut and however long the stalls
+    /// between the pieces, each line is read whole.
+    #[test]
+    fn strict_lines_survive_any_cuts_and_stalls(
+        lines in prop::collection::vec("[a-z{}\":,é你👋 ]{0,40}", 1..6),
+        cuts in prop::collection::vec(any::<usize>(), 0..12),
+        pauses in prop::collection::vec(0u64..2_000, 1..12),
+    ) {
+        let got = read_through_stalls(&lines, &cuts, &pauses, true);
+        prop_assert_eq!(got, lines);
+    }
+
+    /// A plain peer that began with a whole line is read the same way after it.
+    #[test]
+    fn a_plain_peer_that_ends_its_lines_is_read_whole_after_the_first(
+        lines in prop::collection::vec("[a-z é你]{0,30}", 1..5),
+        cuts in prop::collection::vec(any::<usize>(), 0..10),
+        pauses in prop::collection::vec(0u64..1_000, 1..10),
+    ) {
+        let mut all = vec!["hello".to_owned()];
+        all.extend(lines);
+        let first = all[0].len() + 1;
+        let total: usize = all.iter().map(|l| l.len() + 1).sum();
+        // The first line arrives whole; the cuts fall after it.
+        let cuts: Vec<usize> = cuts.iter().map(|c| first + c % (total - first + 1)).collect();
+        let got = read_through_stalls(&all, &cuts, &pauses, false);
+        prop_assert_eq!(got, all);
+    }
+}
