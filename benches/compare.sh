@@ -4,6 +4,7 @@
 #
 #   benches/compare.sh            # the full table (about 10 minutes)
 #   QUICK=1 benches/compare.sh    # one repeat, shorter runs, fewer points
+#   KEEP=1 benches/compare.sh     # also tchat with --keep (a durable room)
 #
 # Installs ngircd (Debian's package) if it is missing. The server runs on one core and
 # the load generator on another (taskset); each point is repeated and the median shown.
@@ -76,7 +77,7 @@ start_tchat() {
     # Limits raised for the benchmark: no flood limit, room for 5000, 16 MiB backlog.
     taskset -c $SERVER_CPU "$TCHAT" --host --headless --bind 127.0.0.1 --port "$TCHAT_PORT" \
         --burst 0 --max-peers 5000 --max-backlog 16777216 \
-        --addr-burst 0 --max-per-address 0 --joins-per-minute 0 2>/dev/null &
+        --addr-burst 0 --max-per-address 0 --joins-per-minute 0 "$@" 2>/dev/null &
     SERVER_PID=$!
     wait_port "$TCHAT_PORT"
 }
@@ -92,6 +93,10 @@ run() {
     local server=$1; shift
     local mode port
     if [[ $server == tchat ]]; then start_tchat; mode=tchat; port=$TCHAT_PORT
+    elif [[ $server == tchat-keep ]]; then
+        # A fresh room file for every run, on the same disk as the work directory.
+        rm -f "$WORK"/room.db*
+        start_tchat --keep "$WORK/room.db"; mode=tchat; port=$TCHAT_PORT
     else start_ngircd; mode=irc; port=$IRC_PORT; fi
     taskset -c $LOAD_CPU "$LOAD" --raw --mode "$mode" --addr "127.0.0.1:$port" \
         --pid "$SERVER_PID" "$@" || echo "failed=1"
@@ -108,12 +113,14 @@ record() { # record POINT SERVER ARGS…
     done
 }
 
+SERVERS="tchat ngircd"
+if [[ -n "${KEEP:-}" ]]; then SERVERS="tchat tchat-keep ngircd"; fi
 echo "fan-out: every peer sends as fast as the socket takes it, ${SECS} s" >&2
 for n in $POINTS; do
-    for s in tchat ngircd; do record "fanout-$n" "$s" --peers "$n" --secs "$SECS"; done
+    for s in $SERVERS; do record "fanout-$n" "$s" --peers "$n" --secs "$SECS"; done
 done
 echo "paced latency" >&2
-for s in tchat ngircd; do
+for s in $SERVERS; do
     record "paced-1x200" "$s" --peers 100 --senders 1 --rate 200 --secs "$SECS"
     record "paced-100x10" "$s" --peers 100 --rate 10 --secs "$SECS"
 done
@@ -146,10 +153,16 @@ for p in points:
         t, n = med(p, "tchat", "per_sec"), med(p, "ngircd", "per_sec")
         lost = med(p, "tchat", "lost"), med(p, "ngircd", "lost")
         print(f"{p:<16}{t/1e6:>12.2f} M{n/1e6:>12.2f} M{ratio(t, n):>14.2f}   deliveries/s (lost {lost[0]:.0f} / {lost[1]:.0f})")
+        k = med(p, "tchat-keep", "per_sec")
+        if k == k:
+            print(f"{'  with --keep':<16}{k/1e6:>12.2f} M{'':>14}{ratio(k, t):>14.2f}   of tchat without it (lost {med(p, 'tchat-keep', 'lost'):.0f})")
     elif kind == "paced":
         for key in ("p50_ms", "p99_ms", "max_ms"):
             t, n = med(p, "tchat", key), med(p, "ngircd", key)
             print(f"{p + ' ' + key[:-3]:<16}{t:>12.3f}ms{n:>12.3f}ms{ratio(t, n):>14.2f}")
+            k = med(p, "tchat-keep", key)
+            if k == k:
+                print(f"{'  with --keep':<16}{k:>12.3f}ms{'':>14}{ratio(k, t):>14.2f}   of tchat without it")
     elif kind == "idle":
         t, n = med(p, "tchat", "kb_per_peer"), med(p, "ngircd", "kb_per_peer")
         print(f"{p:<16}{t:>11.2f} KB{n:>11.2f} KB{ratio(t, n):>14.2f}   RSS per idle peer")
