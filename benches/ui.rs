@@ -62,6 +62,7 @@ fn app_with(n: u64, w: u16, h: u16) -> App {
             members: vec!["alice".into(), "bob".into()],
             max_line: 8192,
             pace: None,
+            ts: None,
         })),
         T0,
     );

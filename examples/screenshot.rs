@@ -63,6 +63,7 @@ fn conversation() -> App {
             members: vec!["alice".into()],
             max_line: 8192,
             pace: None,
+            ts: None,
         },
     );
     s.join(0, "bob");

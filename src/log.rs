@@ -10,7 +10,9 @@
 //! The words are those of line mode ([`ServerMsg::to_plain`]), sanitised as line mode's
 //! are, one line at a time, so that no escape byte or other control reaches the file.
 //! Events from the room are stamped with the room's own time for them (so history
-//! replayed on joining keeps its times); the rest with the time they arrived.
+//! replayed on joining keeps its times); the rest with the time they arrived, moved to
+//! the host's clock (as its last `welcome` told it), so that a joiner whose clock is off
+//! does not log its own notices out of order with the room's.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -36,6 +38,8 @@ pub struct Log<W: Write = File> {
     closing: Option<String>,
     /// The first write that failed; nothing more is written after it.
     error: Option<String>,
+    /// The host's clock minus ours, in ms, as of its last `welcome`.
+    host_offset: i64,
 }
 
 impl Log<File> {
@@ -60,6 +64,7 @@ impl<W: Write> Log<W> {
             room: None,
             closing: None,
             error: None,
+            host_offset: 0,
         }
     }
 
@@ -115,6 +120,10 @@ impl<W: Write> Log<W> {
 
     /// The time to stamp `ev` with, and its words: lines, each ending in `\n`, or none.
     fn words(&mut self, arrived: i64, ev: &NetEvent) -> (i64, String) {
+        if let NetEvent::Server(ServerMsg::Welcome { ts: Some(ts), .. }) = ev {
+            self.host_offset = ts.saturating_sub(arrived);
+        }
+        let arrived = arrived.saturating_add(self.host_offset);
         match ev {
             NetEvent::Plain => (
                 arrived,
@@ -231,6 +240,40 @@ mod tests {
     }
 
     #[test]
+    fn notices_are_put_on_the_hosts_clock() {
+        let mut l = log();
+        // Our clock is 10 minutes ahead of the host's.
+        let ahead = 600_000;
+        l.record(
+            T0 + ahead,
+            &NetEvent::Server(ServerMsg::Welcome {
+                v: 1,
+                room: "r1".into(),
+                name: "alice".into(),
+                asked: None,
+                members: vec!["alice".into()],
+                max_line: 8192,
+                pace: None,
+                ts: Some(T0),
+            }),
+        );
+        l.record(T0 + ahead + 1_000, &msg("bob", "hi", T0 + 1_000));
+        l.record(
+            T0 + ahead + 2_000,
+            &NetEvent::Lost {
+                reason: "connection lost".into(),
+                retry_in: Duration::from_secs(1),
+            },
+        );
+        assert_eq!(
+            text(l),
+            "2024-01-01 12:01:00 *** you are alice. In the room: alice\n\
+             2024-01-01 12:01:01 bob: hi\n\
+             2024-01-01 12:01:02 * connection lost; trying again in 1 s\n"
+        );
+    }
+
+    #[test]
     fn no_escape_reaches_the_file() {
         let mut l = log();
         l.record(T0, &msg("guest", "hi \u{1b}[31mred\r\u{7}\u{202E}x", T0));
@@ -260,6 +303,7 @@ mod tests {
                 members: vec!["alice".into()],
                 max_line: 8192,
                 pace: None,
+                ts: None,
             })
         };
         l.record(T0, &welcome("r1"));

@@ -198,6 +198,10 @@ pub enum ServerMsg {
         /// waited while it was offline no faster than the room takes it. Absent: none.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pace: Option<Pace>,
+        /// The host's clock now, so that a client can put its own notices on the same
+        /// clock as the room's events (a log read later keeps their order).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ts: Option<i64>,
     },
     /// Someone said something. `cid` is the sender's own id for it, echoed back so the
     /// sender can match its pending line.
@@ -777,6 +781,7 @@ mod tests {
                 members: vec!["alice".into(), "alice2".into()],
                 max_line: 8192,
                 pace: None,
+                ts: None,
             },
             ServerMsg::Msg {
                 id: 7,

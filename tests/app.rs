@@ -67,6 +67,7 @@ fn welcome(app: &mut App, name: &str, asked: Option<&str>, members: &[&str]) {
             members: members.iter().map(|m| (*m).to_owned()).collect(),
             max_line: 8192,
             pace: None,
+            ts: None,
         },
     );
 }
@@ -359,6 +360,7 @@ fn a_line_over_the_rooms_limit_is_kept_in_the_box_and_not_sent() {
             members: vec!["alice".into()],
             max_line: 10,
             pace: None,
+            ts: None,
         },
     );
     let fx = say(&mut app, "this is far too long");
@@ -1351,6 +1353,7 @@ fn rejoin(app: &mut App, room: &str, members: &[&str]) {
             members: members.iter().map(|m| (*m).to_owned()).collect(),
             max_line: 8192,
             pace: None,
+            ts: None,
         },
     );
 }
@@ -1719,6 +1722,7 @@ fn escapes_and_bidi_overrides_from_the_network_are_stored_sanitized() {
             members: vec![format!("m{evil}"), "bob".into()],
             max_line: 8192,
             pace: None,
+            ts: None,
         },
     );
     server(
@@ -1886,6 +1890,7 @@ fn arb_server() -> impl Strategy<Value = ServerMsg> {
                 members,
                 max_line,
                 pace: None,
+                ts: None,
             }),
         (
             any::<u64>(),

@@ -60,6 +60,7 @@ impl FakeHost {
             members: vec!["alice".into()],
             max_line: 8192,
             pace: None,
+            ts: None,
         })
         .await;
         hello

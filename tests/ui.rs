@@ -38,6 +38,7 @@ fn welcome(app: &mut App, members: &[&str]) {
             members: members.iter().map(|m| (*m).to_owned()).collect(),
             max_line: 8192,
             pace: None,
+            ts: None,
         },
     );
 }

@@ -255,13 +255,13 @@ impl Kept {
 }
 
 /// What a durable room must write down after a turn of the room (see
-/// [`super::store`]): the events it kept, the lines it relayed, and where its numbering
-/// and its history now stand.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// [`super::store`]): how many events it kept and lines it relayed (the newest, read
+/// with [`Room::newly_kept`] and [`Room::newly_relayed`]), and where its numbering and
+/// its history now stand.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Journal {
-    pub kept: Vec<Kept>,
-    /// `(origin, id)` of each line relayed.
-    pub relayed: Vec<(Origin, u64)>,
+    pub kept: usize,
+    pub relayed: usize,
     /// The oldest event id the history still holds (older ones may go).
     pub first_kept: u64,
     pub next_event: u64,
@@ -370,8 +370,8 @@ pub type Origin = (Arc<str>, Box<str>);
 #[derive(Debug, Default)]
 struct Relayed {
     ids: HashMap<Origin, u64>,
-    /// Oldest first, with when each was relayed (the room's clock).
-    order: VecDeque<(i64, Origin)>,
+    /// Oldest first, with when each was relayed (the room's clock) and its id.
+    order: VecDeque<(i64, Origin, u64)>,
 }
 
 impl Relayed {
@@ -380,18 +380,18 @@ impl Relayed {
             return;
         }
         self.ids.insert(origin.clone(), id);
-        self.order.push_back((now, origin));
+        self.order.push_back((now, origin, id));
         self.forget(now, rules);
     }
 
     /// Forget beyond the count, and what is older than the age.
     fn forget(&mut self, now: i64, rules: &Rules) {
-        while let Some((at, _)) = self.order.front() {
+        while let Some((at, _, _)) = self.order.front() {
             let too_many = self.order.len() > rules.resend_memory;
             if !too_many && now < at.saturating_add(rules.resend_memory_ms) {
                 break;
             }
-            if let Some((_, origin)) = self.order.pop_front() {
+            if let Some((_, origin, _)) = self.order.pop_front() {
                 self.ids.remove(&origin);
             }
         }
@@ -467,14 +467,34 @@ impl Room {
     /// kept.
     pub fn take_journal(&mut self) -> Option<Journal> {
         let j = self.journal.as_mut()?;
-        if j.kept.is_empty() && j.relayed.is_empty() && j.next_event == self.next_event {
+        if j.kept == 0 && j.relayed == 0 && j.next_event == self.next_event {
             return None;
         }
-        let mut taken = std::mem::take(j);
-        j.next_event = self.next_event;
-        taken.next_event = self.next_event;
-        taken.first_kept = self.history.front().map_or(self.next_event, |k| k.id);
+        let taken = Journal {
+            // What the bounds let go of within the turn is not to be written.
+            kept: j.kept.min(self.history.len()),
+            relayed: j.relayed.min(self.relayed.order.len()),
+            first_kept: self.history.front().map_or(self.next_event, |k| k.id),
+            next_event: self.next_event,
+        };
+        *j = Journal {
+            next_event: self.next_event,
+            ..Journal::default()
+        };
         Some(taken)
+    }
+
+    /// The last `n` events kept, oldest first (see [`Journal::kept`]).
+    pub fn newly_kept(&self, n: usize) -> impl Iterator<Item = &Kept> {
+        self.history.range(self.history.len().saturating_sub(n)..)
+    }
+
+    /// The last `n` lines relayed, oldest first (see [`Journal::relayed`]).
+    pub fn newly_relayed(&self, n: usize) -> impl Iterator<Item = (&Origin, u64)> {
+        let order = &self.relayed.order;
+        order
+            .range(order.len().saturating_sub(n)..)
+            .map(|(_, origin, id)| (origin, *id))
     }
 
     /// The room's epoch.
@@ -777,7 +797,7 @@ impl Room {
             if let Some(j) = &mut self.journal
                 && self.rules.resend_memory > 0
             {
-                j.relayed.push((o.clone(), id));
+                j.relayed += 1;
             }
         }
         self.keep_kept(Kept {
@@ -800,7 +820,7 @@ impl Room {
             return;
         }
         if let Some(j) = &mut self.journal {
-            j.kept.push(kept.clone());
+            j.kept += 1;
         }
         self.history.push_back(kept);
         while self.history.len() > self.rules.history {
@@ -845,7 +865,7 @@ impl Room {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.bucket = bucket;
                 }
-                self.welcome(peer, &name, None, out);
+                self.welcome(peer, &name, None, now, out);
                 out.extend(missed);
             }
             None => {
@@ -1079,7 +1099,7 @@ impl Room {
             .filter(|_| base.as_deref() != Some(name.as_str()))
             .map(sanitize::line);
         self.place(peer, dialect, name.clone(), session, addr, now);
-        self.welcome(peer, &name, renamed, out);
+        self.welcome(peer, &name, renamed, now, out);
         name
     }
 
@@ -1160,7 +1180,14 @@ impl Room {
         out.push(Action::Send(Target::Room, Outgoing::Event(event)));
     }
 
-    fn welcome(&self, peer: PeerId, name: &str, asked: Option<String>, out: &mut Vec<Action>) {
+    fn welcome(
+        &self,
+        peer: PeerId,
+        name: &str,
+        asked: Option<String>,
+        now: i64,
+        out: &mut Vec<Action>,
+    ) {
         out.push(Action::Send(
             Target::One(peer),
             Outgoing::Event(ServerMsg::Welcome {
@@ -1174,6 +1201,7 @@ impl Room {
                     burst: self.rules.burst,
                     rate: self.rules.rate,
                 }),
+                ts: Some(self.ts(now)),
             }),
         ));
     }

@@ -10,20 +10,43 @@
 //! process being killed at any point; a power cut may lose the last moments' commits
 //! (see `docs/PROTOCOL.md`).
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::room::{Journal, Kept, Rules, Saved};
+use super::room::{Journal, Kept, Origin, Room, Rules, Saved};
 use crate::protocol::ServerMsg;
 
 /// An open durable room.
+///
+/// Each turn of the room is one row: the events it kept (in one blob, as the lines the
+/// structured dialect sends, most of them the very bytes that were sent), who each was
+/// from or about (packed in another), the lines it relayed (their ids, packed in a
+/// third), and the room's event counter after it. A row a turn, not a row an event, and old rows let go of in bulk: a busy room's
+/// turn costs one insert, so that keeping the room costs little next to sending it.
 pub struct Store {
     db: Connection,
-    /// Relayed lines to keep (the rest are forgotten, oldest first).
+    /// Events and relayed lines to keep (the rest are forgotten, oldest first).
+    keep_events: usize,
     keep_relayed: usize,
+    /// The rows, oldest first: `(seq, events, lines relayed)`, and the totals, to know
+    /// which rows both bounds have let go of without asking the database.
+    rows: VecDeque<(i64, usize, usize)>,
+    events_total: usize,
+    relayed_total: usize,
+    /// Turns written since old rows were last let go of.
+    since_trim: usize,
+    /// Reused for each turn's blobs.
+    buf: Vec<u8>,
+    meta_buf: Vec<u8>,
+    relayed_buf: Vec<u8>,
 }
+
+/// Old rows are let go of once every this many turns.
+const TRIM_EVERY: usize = 256;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,6 +63,9 @@ impl Store {
     pub fn open(path: &Path, new_epoch: &str, rules: &Rules) -> Result<(Store, Saved), String> {
         let fresh = !path.exists();
         let db = Connection::open(path).map_err(|e| e.to_string())?;
+        // Another host holding the file will not let go of it: do not wait long.
+        db.busy_timeout(std::time::Duration::from_millis(200))
+            .map_err(|e| e.to_string())?;
         if fresh {
             // It holds what people said, and the session ids that take seats over.
             #[cfg(unix)]
@@ -50,11 +76,28 @@ impl Store {
         }
         let mut store = Store {
             db,
+            keep_events: rules.history,
             keep_relayed: rules.resend_memory,
+            rows: VecDeque::new(),
+            events_total: 0,
+            relayed_total: 0,
+            since_trim: 0,
+            buf: Vec::new(),
+            meta_buf: Vec::new(),
+            relayed_buf: Vec::new(),
         };
         let saved = store.init(new_epoch, rules).map_err(|e| match e {
             rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
                 "it is not a tchat room file (not an SQLite database)".to_owned()
+            }
+            rusqlite::Error::InvalidParameterName(why) => why,
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                "another tchat host is keeping a room in it".to_owned()
             }
             e => e.to_string(),
         })?;
@@ -62,20 +105,21 @@ impl Store {
     }
 
     fn init(&mut self, new_epoch: &str, rules: &Rules) -> rusqlite::Result<Saved> {
-        // WAL: readers never wait on the writer, and a commit is one append.
+        // One host at a time keeps a room: no locking of the file for each commit (and a
+        // second host started on the same file is refused).
+        self.db.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        // WAL: a commit is one append to the log.
         self.db.pragma_update(None, "journal_mode", "WAL")?;
         self.db.pragma_update(None, "synchronous", "NORMAL")?;
+        // Take the file now, and keep it (EXCLUSIVE holds the lock once taken).
+        self.db.execute_batch("BEGIN IMMEDIATE; COMMIT;")?;
         self.db.execute_batch(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS events (
-                 id INTEGER PRIMARY KEY,
-                 event TEXT NOT NULL,
-                 origin_session TEXT, origin_cid TEXT,
-                 about TEXT,
-                 private INTEGER NOT NULL DEFAULT 0, seat_a TEXT, seat_b TEXT);
-             CREATE TABLE IF NOT EXISTS relayed (
-                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                 session TEXT NOT NULL, cid TEXT NOT NULL, id INTEGER NOT NULL);",
+             CREATE TABLE IF NOT EXISTS turns (
+                 seq INTEGER PRIMARY KEY,
+                 next_event INTEGER NOT NULL,
+                 n_events INTEGER NOT NULL, events BLOB, meta BLOB,
+                 n_relayed INTEGER NOT NULL, relayed BLOB);",
         )?;
         let meta = |db: &Connection, key: &str| -> rusqlite::Result<Option<String>> {
             db.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -91,195 +135,375 @@ impl Store {
         let epoch = match meta(&self.db, "epoch")? {
             Some(epoch) => epoch,
             None => {
-                let tx = self.db.transaction()?;
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema', ?1), ('epoch', ?2), ('next_event', '1')",
+                self.db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?1), ('epoch', ?2)",
                     params![SCHEMA.to_string(), new_epoch],
                 )?;
-                tx.commit()?;
                 new_epoch.to_owned()
             }
         };
-        let next_event = meta(&self.db, "next_event")?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
-        let mut kept = Vec::new();
-        {
-            let mut q = self.db.prepare(
-                "SELECT id, event, origin_session, origin_cid, about, private, seat_a, seat_b
-                 FROM (SELECT * FROM events ORDER BY id DESC LIMIT ?1) ORDER BY id",
-            )?;
-            let limit = i64::try_from(rules.history).unwrap_or(i64::MAX);
-            let rows = q.query_map([limit], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, bool>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                ))
-            })?;
-            for row in rows {
-                let (id, event, session, cid, about, private, a, b) = row?;
-                // A row this version cannot read is left out, not fatal.
-                let Ok(event) = ServerMsg::decode(&event) else {
-                    continue;
-                };
-                let mut k = Kept::new(id as u64, event);
-                k.origin = session.zip(cid).map(|(s, c)| (Arc::from(s), c.into()));
-                k.about = about.map(Arc::from);
-                if private {
-                    k.audience = Some([a.map(Arc::from), b.map(Arc::from)]);
-                }
-                kept.push(k);
-            }
-        }
+        let mut next_event = 1;
+        let mut kept: VecDeque<Kept> = VecDeque::new();
         let mut relayed = Vec::new();
+        let mut sizes = Vec::new();
         {
             let mut q = self.db.prepare(
-                "SELECT session, cid, id FROM
-                 (SELECT * FROM relayed ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
+                "SELECT seq, next_event, n_events, events, meta, n_relayed, relayed
+                 FROM turns ORDER BY seq",
             )?;
-            let limit = i64::try_from(rules.resend_memory).unwrap_or(i64::MAX);
-            let rows = q.query_map([limit], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?;
-            for row in rows {
-                let (s, c, id) = row?;
-                relayed.push(((Arc::from(s), c.into()), id as u64));
+            let mut rows = q.query([])?;
+            while let Some(row) = rows.next()? {
+                let seq: i64 = row.get(0)?;
+                next_event = row.get::<_, i64>(1)? as u64;
+                let n_events = row.get::<_, i64>(2)? as usize;
+                let n_relayed = row.get::<_, i64>(5)? as usize;
+                if let Some(blob) = row.get::<_, Option<Vec<u8>>>(3)? {
+                    let meta = row.get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default();
+                    read_kept(&blob, &meta, &mut kept);
+                    while kept.len() > rules.history {
+                        kept.pop_front();
+                    }
+                }
+                if let Some(blob) = row.get::<_, Option<Vec<u8>>>(6)? {
+                    unpack_relayed(&blob, &mut relayed);
+                }
+                sizes.push((seq, n_events, n_relayed));
             }
         }
+        for (seq, events, relayed) in sizes {
+            self.note_row(seq, events, relayed);
+        }
+        let skip = relayed.len().saturating_sub(rules.resend_memory);
+        relayed.drain(..skip);
         Ok(Saved {
             epoch,
             next_event,
-            kept,
+            kept: kept.into(),
             relayed,
         })
     }
 
-    /// Write down one turn of the room, in one transaction.
-    pub fn write(&mut self, j: &Journal) -> rusqlite::Result<()> {
-        let tx = self.db.transaction()?;
-        {
-            let mut add = tx.prepare_cached(
-                "INSERT OR REPLACE INTO events
-                 (id, event, origin_session, origin_cid, about, private, seat_a, seat_b)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            for k in &j.kept {
-                let event = k.event.encode();
-                let (session, cid) = match &k.origin {
-                    Some((s, c)) => (Some(&**s), Some(&**c)),
-                    None => (None, None),
-                };
-                let (a, b) = match &k.audience {
-                    Some([a, b]) => (a.as_deref(), b.as_deref()),
-                    None => (None, None),
-                };
-                add.execute(params![
-                    k.id as i64,
-                    event.trim_end(),
-                    session,
-                    cid,
-                    k.about.as_deref(),
-                    k.audience.is_some(),
-                    a,
-                    b
-                ])?;
+    fn note_row(&mut self, seq: i64, events: usize, relayed: usize) {
+        self.rows.push_back((seq, events, relayed));
+        self.events_total += events;
+        self.relayed_total += relayed;
+    }
+
+    /// Write down one turn of `room` (as its journal `j` says), in one transaction.
+    /// `sent` holds the structured lines already made for the turn's events, by id and
+    /// in order, so that an event sent is not encoded again to be kept.
+    pub fn write(
+        &mut self,
+        j: &Journal,
+        room: &Room,
+        sent: &[(u64, Bytes)],
+    ) -> rusqlite::Result<()> {
+        self.buf.clear();
+        self.meta_buf.clear();
+        let mut sent = sent.iter().peekable();
+        for k in room.newly_kept(j.kept) {
+            while sent.next_if(|(id, _)| *id < k.id).is_some() {}
+            match sent.next_if(|(id, _)| *id == k.id) {
+                Some((_, line)) => self.buf.extend_from_slice(line),
+                None => self.buf.extend_from_slice(k.event.encode().as_bytes()),
             }
-            let mut relay =
-                tx.prepare_cached("INSERT INTO relayed (session, cid, id) VALUES (?1, ?2, ?3)")?;
-            for ((session, cid), id) in &j.relayed {
-                relay.execute(params![&**session, &**cid, *id as i64])?;
-            }
-            tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'next_event'")?
-                .execute([j.next_event.to_string()])?;
-            tx.prepare_cached("DELETE FROM events WHERE id < ?1")?
-                .execute([j.first_kept as i64])?;
-            if !j.relayed.is_empty() {
-                let keep = i64::try_from(self.keep_relayed).unwrap_or(i64::MAX);
-                tx.prepare_cached(
-                    "DELETE FROM relayed WHERE seq <= (SELECT MAX(seq) FROM relayed) - ?1",
-                )?
-                .execute([keep])?;
-            }
+            pack_meta(k, &mut self.meta_buf);
         }
-        tx.commit()
+        self.relayed_buf.clear();
+        for (origin, id) in room.newly_relayed(j.relayed) {
+            pack_relayed(origin, id, &mut self.relayed_buf);
+        }
+        self.since_trim += 1;
+        let upto = if self.since_trim >= TRIM_EVERY {
+            self.let_go()
+        } else {
+            None
+        };
+        let tx = self.db.transaction()?;
+        tx.prepare_cached(
+            "INSERT INTO turns (next_event, n_events, events, meta, n_relayed, relayed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            j.next_event as i64,
+            j.kept as i64,
+            blob(&self.buf),
+            blob(&self.meta_buf),
+            j.relayed as i64,
+            blob(&self.relayed_buf)
+        ])?;
+        let seq = tx.last_insert_rowid();
+        if let Some(upto) = upto {
+            tx.prepare_cached("DELETE FROM turns WHERE seq <= ?1")?
+                .execute([upto])?;
+        }
+        tx.commit()?;
+        self.note_row(seq, j.kept, j.relayed);
+        Ok(())
+    }
+
+    /// Forget the oldest rows both bounds have let go of; the last one's seq.
+    fn let_go(&mut self) -> Option<i64> {
+        self.since_trim = 0;
+        let mut upto = None;
+        // The newest row stays, whatever the bounds: it holds the event counter.
+        while self.rows.len() > 1
+            && let Some(&(seq, events, relayed)) = self.rows.front()
+            && (events == 0 || self.events_total - events >= self.keep_events)
+            && (relayed == 0 || self.relayed_total - relayed >= self.keep_relayed)
+        {
+            self.rows.pop_front();
+            self.events_total -= events;
+            self.relayed_total -= relayed;
+            upto = Some(seq);
+        }
+        upto
+    }
+}
+
+/// A blob, or NULL for none.
+fn blob(b: &[u8]) -> Option<&[u8]> {
+    (!b.is_empty()).then_some(b)
+}
+
+/// Who a kept event is from or about, packed: its id (8 bytes, little-endian), a byte
+/// of which parts follow (1: origin, 2: about, 4: audience), then each part's strings
+/// as one length byte and the bytes (at most 255; sessions and cids are at most 64).
+/// Events with none of them are not written.
+fn pack_meta(k: &Kept, out: &mut Vec<u8>) {
+    let flags = u8::from(k.origin.is_some())
+        | u8::from(k.about.is_some()) << 1
+        | u8::from(k.audience.is_some()) << 2;
+    if flags == 0 {
+        return;
+    }
+    out.extend_from_slice(&k.id.to_le_bytes());
+    out.push(flags);
+    let mut put = |part: Option<&str>| {
+        let part = part.unwrap_or("").as_bytes();
+        let part = &part[..part.len().min(255)];
+        out.push(part.len() as u8);
+        out.extend_from_slice(part);
+    };
+    if let Some((session, cid)) = &k.origin {
+        put(Some(session));
+        put(Some(cid));
+    }
+    if let Some(about) = &k.about {
+        put(Some(about));
+    }
+    if let Some([a, b]) = &k.audience {
+        put(a.as_deref());
+        put(b.as_deref());
+    }
+}
+
+/// Read back a row's events (`events`, one line each) with what [`pack_meta`] packed
+/// for them. A line this version cannot read is left out, not fatal; so is a torn tail.
+fn read_kept(events: &[u8], meta: &[u8], kept: &mut VecDeque<Kept>) {
+    let mut parts: std::collections::HashMap<u64, MetaParts> = std::collections::HashMap::new();
+    let mut rest = meta;
+    while let Some((id, m)) = unpack_meta(&mut rest) {
+        parts.insert(id, m);
+    }
+    for line in events.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(event) = ServerMsg::decode(&String::from_utf8_lossy(line)) else {
+            continue;
+        };
+        let Some(id) = event.id() else { continue };
+        let mut k = Kept::new(id, event);
+        if let Some(m) = parts.remove(&id) {
+            k.origin = m.origin;
+            k.about = m.about;
+            k.audience = m.audience;
+        }
+        kept.push_back(k);
+    }
+}
+
+#[derive(Default)]
+struct MetaParts {
+    origin: Option<Origin>,
+    about: Option<Arc<str>>,
+    audience: Option<[Option<Arc<str>>; 2]>,
+}
+
+fn unpack_meta(blob: &mut &[u8]) -> Option<(u64, MetaParts)> {
+    let id = u64::from_le_bytes(blob.get(..8)?.try_into().ok()?);
+    let flags = *blob.get(8)?;
+    *blob = &blob[9..];
+    let mut m = MetaParts::default();
+    if flags & 1 != 0 {
+        let (s, c) = (take_str(blob)?, take_str(blob)?);
+        m.origin = Some((Arc::from(s), c.into()));
+    }
+    if flags & 2 != 0 {
+        m.about = Some(Arc::from(take_str(blob)?));
+    }
+    if flags & 4 != 0 {
+        let (a, b) = (take_str(blob)?, take_str(blob)?);
+        let seat = |s: String| (!s.is_empty()).then(|| Arc::from(s));
+        m.audience = Some([seat(a), seat(b)]);
+    }
+    Some((id, m))
+}
+
+/// One length byte and that many bytes, as text.
+fn take_str(blob: &mut &[u8]) -> Option<String> {
+    let (&len, rest) = blob.split_first()?;
+    let part = rest.get(..len as usize)?;
+    *blob = &rest[len as usize..];
+    Some(String::from_utf8_lossy(part).into_owned())
+}
+
+/// A relayed line packed: the session's and the cid's lengths (one byte each: both are
+/// at most 64 bytes), the two, and the id (8 bytes, little-endian).
+fn pack_relayed((session, cid): &Origin, id: u64, out: &mut Vec<u8>) {
+    for part in [session.as_bytes(), cid.as_bytes()] {
+        let part = &part[..part.len().min(255)];
+        out.push(part.len() as u8);
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(&id.to_le_bytes());
+}
+
+/// Unpack what [`pack_relayed`] packed; a truncated tail is left out.
+fn unpack_relayed(mut blob: &[u8], out: &mut Vec<(Origin, u64)>) {
+    while !blob.is_empty() {
+        let (Some(session), Some(cid)) = (take_str(&mut blob), take_str(&mut blob)) else {
+            return;
+        };
+        let Some(id) = blob.get(..8) else { return };
+        let id = u64::from_le_bytes(id.try_into().unwrap_or([0; 8]));
+        blob = &blob[8..];
+        out.push(((Arc::from(session), cid.into()), id));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{ClientMsg, Frame, Hello};
+    use crate::server::room::Arrival;
 
-    fn msg(id: u64, text: &str) -> ServerMsg {
-        ServerMsg::Msg {
-            id,
-            ts: 1,
-            from: "alice".into(),
+    fn say(text: &str, cid: &str) -> Frame {
+        let line = ClientMsg::Say {
             text: text.into(),
-            cid: None,
+            cid: Some(cid.into()),
         }
+        .encode();
+        Frame::Line(line.trim_end().to_owned())
     }
 
     #[test]
     fn a_room_written_down_comes_back_as_it_was_left() {
-        let dir = tempdir();
-        let path = dir.join("room.db");
+        let dir = TempDir::new();
+        let path = dir.0.join("room.db");
         let rules = Rules {
             history: 3,
             resend_memory: 2,
+            burst: 0,
+            rate: 0,
             ..Rules::default()
         };
         let (mut store, saved) = Store::open(&path, "e1", &rules).unwrap();
         assert_eq!(saved.epoch, "e1");
         assert_eq!(saved.next_event, 1);
         assert!(saved.kept.is_empty());
-        let origin = (Arc::<str>::from("s-a"), Box::<str>::from("c1"));
-        let mut private = Kept::new(3, msg(3, "psst"));
-        private.audience = Some([Some("s-a".into()), None]);
-        let mut mine = Kept::new(4, msg(4, "mine"));
-        mine.origin = Some(origin.clone());
-        let journal = Journal {
-            kept: vec![
-                Kept::new(1, msg(1, "one")),
-                Kept::new(2, msg(2, "two")),
-                private.clone(),
-                mine.clone(),
-            ],
-            relayed: vec![
-                ((Arc::from("s-a"), Box::from("c0")), 2),
-                (origin.clone(), 4),
-                ((Arc::from("s-b"), Box::from("c9")), 1),
-            ],
-            first_kept: 2,
-            next_event: 5,
+        let mut room = Room::restore(saved, rules.clone());
+        room.keep_journal();
+        let hello = Hello {
+            v: 1,
+            name: "alice".into(),
+            session: Some("s-a".into()),
+            since: None,
         };
-        store.write(&journal).unwrap();
+        let arrival = Arrival {
+            hello: Some(hello),
+            addr: None,
+            mark: 1,
+        };
+        room.seat(1, arrival, 0);
+        // Written in two turns, as the room task would.
+        for (i, turn) in [[1, 2], [3, 4]].iter().enumerate() {
+            for n in turn {
+                room.receive(1, say(&format!("line {n}"), &format!("c{n}")), 0);
+            }
+            let j = room.take_journal().unwrap();
+            store.write(&j, &room, &[]).unwrap();
+            assert!(
+                room.take_journal().is_none(),
+                "turn {i}: nothing more to write"
+            );
+        }
+        let want: Vec<Kept> = room.newly_kept(3).cloned().collect();
         drop(store);
         // Another run, another epoch offered: the file's room wins.
         let (_, saved) = Store::open(&path, "e2", &rules).unwrap();
         assert_eq!(saved.epoch, "e1");
-        assert_eq!(saved.next_event, 5);
-        let ids: Vec<u64> = saved.kept.iter().map(|k| k.id).collect();
-        assert_eq!(ids, [2, 3, 4], "what the history let go of is gone");
-        assert_eq!(saved.kept[1], private);
-        assert_eq!(saved.kept[2], mine);
-        assert_eq!(saved.relayed.len(), 2, "the memory's bound holds");
-        assert_eq!(saved.relayed[0], (origin, 4));
+        assert_eq!(saved.next_event, room.next_event());
+        assert_eq!(
+            saved.kept, want,
+            "the history, to its bound, origins and all"
+        );
+        let origins: Vec<(String, u64)> = saved
+            .relayed
+            .iter()
+            .map(|((s, c), id)| (format!("{s}/{c}"), *id))
+            .collect();
+        assert_eq!(origins, [("s-a/c3".into(), 4), ("s-a/c4".into(), 5)]);
+        // Restored, the room recognises a resend of a line it relayed before.
+        let mut again = Room::restore(saved, rules);
+        let back = Hello {
+            v: 1,
+            name: "alice".into(),
+            session: Some("s-a".into()),
+            since: None,
+        };
+        let arrival = Arrival {
+            hello: Some(back),
+            addr: None,
+            mark: again.next_event(),
+        };
+        again.seat(7, arrival, 0);
+        let before = again.next_event();
+        again.receive(7, say("line 4", "c4"), 0);
+        assert_eq!(again.next_event(), before, "not relayed again");
+    }
+
+    #[test]
+    fn packed_relayed_lines_unpack_and_a_torn_tail_is_left_out() {
+        let mut blob = Vec::new();
+        let a: Origin = (Arc::from("s-a"), Box::from("c1"));
+        let b: Origin = (Arc::from("s\tb\n"), Box::from("你"));
+        pack_relayed(&a, 7, &mut blob);
+        pack_relayed(&b, u64::MAX, &mut blob);
+        let mut out = Vec::new();
+        unpack_relayed(&blob, &mut out);
+        assert_eq!(out, [(a.clone(), 7), (b, u64::MAX)]);
+        let mut torn = Vec::new();
+        unpack_relayed(&blob[..blob.len() - 3], &mut torn);
+        assert_eq!(torn, [(a, 7)]);
+    }
+
+    #[test]
+    fn a_second_host_on_the_same_file_is_refused() {
+        let dir = TempDir::new();
+        let path = dir.0.join("room.db");
+        let (first, _) = Store::open(&path, "e1", &Rules::default()).unwrap();
+        let err = Store::open(&path, "e2", &Rules::default()).unwrap_err();
+        assert!(err.contains("another tchat host"), "{err}");
+        // The same with a file that already held a room when the first opened it.
+        drop(first);
+        let (_first, _) = Store::open(&path, "e1", &Rules::default()).unwrap();
+        let err = Store::open(&path, "e2", &Rules::default()).unwrap_err();
+        assert!(err.contains("another tchat host"), "{err}");
     }
 
     #[test]
     fn a_file_that_is_not_a_room_is_refused_with_a_reason() {
-        let dir = tempdir();
-        let path = dir.join("notes.txt");
+        let dir = TempDir::new();
+        let path = dir.0.join("notes.txt");
         std::fs::write(
             &path,
             "these are my notes, not a database, and quite long enough",
@@ -289,14 +513,24 @@ mod tests {
         assert!(err.contains("not a tchat room file"), "{err}");
     }
 
-    /// A fresh directory under the system's temporary one.
-    fn tempdir() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "tchat-store-{}-{:x}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A fresh directory under the system's temporary one, removed when dropped.
+    struct TempDir(std::path::PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            let dir = std::env::temp_dir().join(format!(
+                "tchat-store-{}-{:x}",
+                std::process::id(),
+                rand::random::<u64>()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
