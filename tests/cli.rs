@@ -506,6 +506,40 @@ fn host_only_options_are_refused_with_join() {
     }
 }
 
+#[test]
+fn a_keep_file_that_is_not_a_room_or_is_taken_is_one_clear_line() {
+    let dir = TempDir::new("keep");
+    let notes = dir.file(
+        "notes.txt",
+        "a shopping list, not a room, long enough to tell",
+    );
+    let notes = notes.display().to_string();
+    let t = run(&["--host", "--headless", "--port", "0", "--keep", &notes]);
+    assert_clean_failure(
+        &t,
+        &[
+            "cannot keep the room in",
+            "notes.txt",
+            "not a tchat room file",
+        ],
+    );
+    // A file another host keeps its room in.
+    let room = dir.path("room.db");
+    let mut first = Tchat::spawn(
+        "first host",
+        &["--host", "--headless", "--port", "0", "--keep", &room],
+    );
+    first.err.wait("the hosting line", |l| {
+        l.starts_with("tchat: hosting a room at")
+    });
+    let t = run(&["--host", "--headless", "--port", "0", "--keep", &room]);
+    assert_clean_failure(&t, &["room.db", "another tchat host"]);
+    drop(first);
+    let missing = dir.path("no/such/folder/room.db");
+    let t = run(&["--host", "--headless", "--port", "0", "--keep", &missing]);
+    assert_clean_failure(&t, &["cannot keep the room in", "room.db"]);
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. Help and version.
 
