@@ -142,33 +142,52 @@ impl Store {
                 new_epoch.to_owned()
             }
         };
+        // First the rows' sizes, to decode the events of only the rows the history
+        // still wants (the relayed lines outlive them by far).
+        let mut sizes: Vec<(i64, usize, usize)> = Vec::new();
         let mut next_event = 1;
+        {
+            let mut q = self
+                .db
+                .prepare("SELECT seq, next_event, n_events, n_relayed FROM turns ORDER BY seq")?;
+            let mut rows = q.query([])?;
+            while let Some(row) = rows.next()? {
+                next_event = row.get::<_, i64>(1)? as u64;
+                let (n_events, n_relayed) = (row.get::<_, i64>(2)?, row.get::<_, i64>(3)?);
+                sizes.push((row.get(0)?, n_events as usize, n_relayed as usize));
+            }
+        }
+        let mut wanted = 0;
+        let events_from = sizes
+            .iter()
+            .rev()
+            .find(|(_, n, _)| {
+                wanted += n;
+                wanted >= rules.history
+            })
+            .map_or(i64::MIN, |(seq, _, _)| *seq);
         let mut kept: VecDeque<Kept> = VecDeque::new();
         let mut relayed = Vec::new();
-        let mut sizes = Vec::new();
         {
-            let mut q = self.db.prepare(
-                "SELECT seq, next_event, n_events, events, meta, n_relayed, relayed
-                 FROM turns ORDER BY seq",
-            )?;
+            let mut q = self
+                .db
+                .prepare("SELECT seq, events, meta, relayed FROM turns ORDER BY seq")?;
             let mut rows = q.query([])?;
             while let Some(row) = rows.next()? {
                 let seq: i64 = row.get(0)?;
-                next_event = row.get::<_, i64>(1)? as u64;
-                let n_events = row.get::<_, i64>(2)? as usize;
-                let n_relayed = row.get::<_, i64>(5)? as usize;
-                if let Some(blob) = row.get::<_, Option<Vec<u8>>>(3)? {
-                    let meta = row.get::<_, Option<Vec<u8>>>(4)?.unwrap_or_default();
-                    read_kept(&blob, &meta, &mut kept);
-                    while kept.len() > rules.history {
-                        kept.pop_front();
-                    }
+                if seq >= events_from
+                    && let Some(blob) = row.get_ref(1)?.as_blob_or_null()?
+                {
+                    let meta = row.get_ref(2)?.as_blob_or_null()?.unwrap_or_default();
+                    read_kept(blob, meta, &mut kept);
                 }
-                if let Some(blob) = row.get::<_, Option<Vec<u8>>>(6)? {
-                    unpack_relayed(&blob, &mut relayed);
+                if let Some(blob) = row.get_ref(3)?.as_blob_or_null()? {
+                    unpack_relayed(blob, &mut relayed);
                 }
-                sizes.push((seq, n_events, n_relayed));
             }
+        }
+        while kept.len() > rules.history {
+            kept.pop_front();
         }
         for (seq, events, relayed) in sizes {
             self.note_row(seq, events, relayed);
@@ -469,6 +488,52 @@ mod tests {
         let before = again.next_event();
         again.receive(7, say("line 4", "c4"), 0);
         assert_eq!(again.next_event(), before, "not relayed again");
+    }
+
+    #[test]
+    fn old_rows_go_once_both_bounds_have_let_go_of_them() {
+        let dir = TempDir::new();
+        let path = dir.0.join("room.db");
+        let rules = Rules {
+            history: 3,
+            resend_memory: 5,
+            burst: 0,
+            rate: 0,
+            ..Rules::default()
+        };
+        let (mut store, saved) = Store::open(&path, "e1", &rules).unwrap();
+        let mut room = Room::restore(saved, rules.clone());
+        room.keep_journal();
+        let hello = Hello {
+            v: 1,
+            name: "alice".into(),
+            session: Some("s-a".into()),
+            since: None,
+        };
+        let arrival = Arrival {
+            hello: Some(hello),
+            addr: None,
+            mark: 1,
+        };
+        room.seat(1, arrival, 0);
+        let turns = TRIM_EVERY * 2 + 10;
+        for n in 0..turns {
+            room.receive(1, say("x", &format!("c{n}")), 0);
+            let j = room.take_journal().unwrap();
+            store.write(&j, &room, &[]).unwrap();
+        }
+        let rows: i64 = store
+            .db
+            .query_row("SELECT count(*) FROM turns", [], |r| r.get(0))
+            .unwrap();
+        // At most what the bounds keep (5 relayed lines, a line a turn) and the turns
+        // since the last letting go.
+        assert!(rows <= (5 + TRIM_EVERY) as i64, "{rows} rows");
+        drop(store);
+        let (_, saved) = Store::open(&path, "e2", &rules).unwrap();
+        assert_eq!(saved.kept.len(), 3);
+        assert_eq!(saved.relayed.len(), 5);
+        assert_eq!(saved.next_event, room.next_event());
     }
 
     #[test]
