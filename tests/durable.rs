@@ -11,32 +11,11 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use common::Headless;
+use common::{Headless, TempDir};
 use tchat::client::{self, Command, NetEvent, Retry};
 use tchat::protocol::ServerMsg;
 use tchat::server::room::Rules;
 use tchat::server::{Config, Server};
-
-/// A fresh directory under the system's temporary one, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "tchat-durable-{}-{:x}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A port free now on 127.0.0.1 (a restarted host must come back where it was).
 fn free_port() -> u16 {
@@ -141,7 +120,7 @@ fn kept_config(path: PathBuf) -> Config {
 
 #[tokio::test]
 async fn a_kept_room_restarted_goes_on_where_it_stopped() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("durable");
     let file = dir.0.join("room.db");
     let listen = |port: u16| tchat::net::listen(([127, 0, 0, 1], port).into()).unwrap();
     let server = Server::spawn(listen(0), kept_config(file.clone())).unwrap();
@@ -199,7 +178,7 @@ async fn a_kept_room_restarted_goes_on_where_it_stopped() {
 /// host killed with SIGKILL and started again three times.
 #[tokio::test]
 async fn three_kills_lose_and_double_nothing() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("durable");
     let file = dir.0.join("room.db");
     let file_arg = file.to_str().unwrap().to_owned();
     let port = free_port();

@@ -91,39 +91,56 @@ impl Joiner {
         }
     }
 
+    /// What `pick` takes from each event seen so far, in order.
+    fn picked<T>(&self, pick: impl Fn(&NetEvent) -> Option<T>) -> Vec<T> {
+        self.seen.iter().filter_map(pick).collect()
+    }
+
     /// The texts of the messages seen so far, from `from`.
     fn texts_from(&self, from: &str) -> Vec<String> {
-        self.seen
-            .iter()
-            .filter_map(|e| match e {
-                NetEvent::Server(ServerMsg::Msg { from: f, text, .. }) if f == from => {
-                    Some(text.clone())
-                }
-                _ => None,
-            })
-            .collect()
+        self.picked(|e| match e {
+            NetEvent::Server(ServerMsg::Msg { from: f, text, .. }) if f == from => {
+                Some(text.clone())
+            }
+            _ => None,
+        })
     }
 
     /// Anything shown as raw text from a tchat host: protocol bytes leaking through.
     fn text_shown(&self) -> Vec<String> {
-        self.seen
-            .iter()
-            .filter_map(|e| match e {
-                NetEvent::Text { text, .. } => Some(text.clone()),
-                _ => None,
-            })
-            .collect()
+        self.picked(|e| match e {
+            NetEvent::Text { text, .. } => Some(text.clone()),
+            _ => None,
+        })
     }
 
     fn notices(&self) -> Vec<String> {
-        self.seen
-            .iter()
-            .filter_map(|e| match e {
-                NetEvent::Server(ServerMsg::Notice { text, .. }) => Some(text.clone()),
-                _ => None,
-            })
-            .collect()
+        self.picked(|e| match e {
+            NetEvent::Server(ServerMsg::Notice { text, .. }) => Some(text.clone()),
+            _ => None,
+        })
     }
+}
+
+/// A room, a proxy to it impaired `up` and `down`, a joiner through the proxy (`far`)
+/// and one straight in (`near`).
+async fn far_and_near(config: Config, up: Impair, down: Impair) -> (Server, Proxy, Joiner, Joiner) {
+    let server = room(config).await;
+    let proxy = Proxy::start(server.local_addr(), up, down).await;
+    let far = Joiner::join(proxy.addr, "far").await;
+    let near = Joiner::join(server.local_addr(), "near").await;
+    (server, proxy, far, near)
+}
+
+/// Take the far side's link down (reset, and new connections refused) and wait until it
+/// notices.
+async fn lose_link(proxy: &Proxy, far: &mut Joiner) {
+    proxy.set_refusing(true);
+    proxy.reset_all();
+    far.until(Duration::from_secs(10), |e| {
+        matches!(e, NetEvent::Lost { .. })
+    })
+    .await;
 }
 
 fn is_welcome(e: &NetEvent) -> bool {
@@ -145,15 +162,8 @@ fn stalls_inside_lines() -> Impair {
 
 #[tokio::test]
 async fn a_stall_inside_a_line_splits_it_neither_way() {
-    let server = room(quick()).await;
-    let proxy = Proxy::start(
-        server.local_addr(),
-        stalls_inside_lines(),
-        stalls_inside_lines(),
-    )
-    .await;
-    let mut far = Joiner::join(proxy.addr, "far").await;
-    let mut near = Joiner::join(server.local_addr(), "near").await;
+    let (_server, _proxy, mut far, mut near) =
+        far_and_near(quick(), stalls_inside_lines(), stalls_inside_lines()).await;
     let long = "a line long enough to be cut in two by a stall on the way to the room";
     far.say(long, "f1");
     near.until(Duration::from_secs(10), |e| msg_text(e, long))
@@ -197,15 +207,12 @@ async fn a_link_with_a_one_second_round_trip_joins_as_tchat() {
 
 #[tokio::test]
 async fn one_byte_segments_and_jitter_garble_nothing() {
-    let server = room(quick()).await;
     let choppy = Impair {
         segment: Some(1),
         jitter: Duration::from_millis(30),
         ..Impair::default()
     };
-    let proxy = Proxy::start(server.local_addr(), choppy.clone(), choppy).await;
-    let far = Joiner::join(proxy.addr, "far").await;
-    let mut near = Joiner::join(server.local_addr(), "near").await;
+    let (_server, _proxy, far, mut near) = far_and_near(quick(), choppy.clone(), choppy).await;
     for i in 0..5 {
         far.say(&format!("héllo 你好 {i} 👋"), &format!("f{i}"));
     }
@@ -305,19 +312,20 @@ type Phase = Box<dyn Fn(&Proxy)>;
 /// go of it: shown once, and acknowledged to its sender.
 #[tokio::test]
 async fn a_resend_long_after_the_history_forgot_the_line_is_not_shown_twice() {
-    let server = room(Config {
-        rules: Rules {
-            history: 20,
-            burst: 0,
-            rate: 0,
-            ..quick().rules
+    let (_server, proxy, mut far, mut near) = far_and_near(
+        Config {
+            rules: Rules {
+                history: 20,
+                burst: 0,
+                rate: 0,
+                ..quick().rules
+            },
+            ..quick()
         },
-        ..quick()
-    })
+        Impair::default(),
+        Impair::default(),
+    )
     .await;
-    let proxy = Proxy::start(server.local_addr(), Impair::default(), Impair::default()).await;
-    let mut far = Joiner::join(proxy.addr, "far").await;
-    let mut near = Joiner::join(server.local_addr(), "near").await;
     // What the host sends the far side now takes 3 s: the echo is still on its way...
     proxy.set_down(Impair::latency(3_000));
     far.say("only once", "f1");
@@ -347,16 +355,10 @@ async fn a_resend_long_after_the_history_forgot_the_line_is_not_shown_twice() {
 /// than the room's flood limit (told in `welcome`): none is refused.
 #[tokio::test]
 async fn lines_typed_offline_are_resent_within_the_flood_limit() {
-    let server = room(quick()).await; // the default limit: 20 at once, then 5 a second
-    let proxy = Proxy::start(server.local_addr(), Impair::default(), Impair::default()).await;
-    let mut far = Joiner::join(proxy.addr, "far").await;
-    let mut near = Joiner::join(server.local_addr(), "near").await;
-    proxy.set_refusing(true);
-    proxy.reset_all();
-    far.until(Duration::from_secs(10), |e| {
-        matches!(e, NetEvent::Lost { .. })
-    })
-    .await;
+    // The default limit: 20 at once, then 5 a second.
+    let (_server, proxy, mut far, mut near) =
+        far_and_near(quick(), Impair::default(), Impair::default()).await;
+    lose_link(&proxy, &mut far).await;
     let n = 30;
     for i in 1..=n {
         far.say(&format!("offline {i}"), &format!("f{i}"));
@@ -383,26 +385,22 @@ async fn lines_typed_offline_are_resent_within_the_flood_limit() {
 /// and what is said meanwhile, once each.
 #[tokio::test]
 async fn a_big_catch_up_over_a_slow_link_is_not_cut_as_too_slow() {
-    let server = room(Config {
-        max_backlog: 64 * 1024,
-        rules: Rules {
-            history: 2000,
-            burst: 0,
-            rate: 0,
-            ..quick().rules
+    let (_server, proxy, mut far, mut near) = far_and_near(
+        Config {
+            max_backlog: 64 * 1024,
+            rules: Rules {
+                history: 2000,
+                burst: 0,
+                rate: 0,
+                ..quick().rules
+            },
+            ..quick()
         },
-        ..quick()
-    })
+        Impair::default(),
+        Impair::default(),
+    )
     .await;
-    let proxy = Proxy::start(server.local_addr(), Impair::default(), Impair::default()).await;
-    let mut far = Joiner::join(proxy.addr, "far").await;
-    let mut near = Joiner::join(server.local_addr(), "near").await;
-    proxy.set_refusing(true);
-    proxy.reset_all();
-    far.until(Duration::from_secs(10), |e| {
-        matches!(e, NetEvent::Lost { .. })
-    })
-    .await;
+    lose_link(&proxy, &mut far).await;
     // 1,000 lines of 200 bytes while it is away: 200 KB to catch up on, three times the
     // backlog allowed...
     let pad = "x".repeat(180);
@@ -445,14 +443,15 @@ async fn a_big_catch_up_over_a_slow_link_is_not_cut_as_too_slow() {
 #[tokio::test]
 #[ignore = "slow: about 30 s; run with --ignored"]
 async fn every_impairment_in_turn_loses_and_doubles_nothing() {
-    let server = room(Config {
-        ping_after: Duration::from_secs(2),
-        ..quick()
-    })
+    let (_server, proxy, mut far, mut near) = far_and_near(
+        Config {
+            ping_after: Duration::from_secs(2),
+            ..quick()
+        },
+        Impair::default(),
+        Impair::default(),
+    )
     .await;
-    let proxy = Proxy::start(server.local_addr(), Impair::default(), Impair::default()).await;
-    let mut far = Joiner::join(proxy.addr, "far").await;
-    let mut near = Joiner::join(server.local_addr(), "near").await;
     let phases: Vec<(&str, Phase)> = vec![
         ("latency", Box::new(|p| p.set_up(Impair::latency(300)))),
         (

@@ -414,6 +414,22 @@ mod tests {
         Frame::Line(line.trim_end().to_owned())
     }
 
+    /// Seat `peer` as alice, of session `s-a`.
+    fn seat_alice(room: &mut Room, peer: u64) {
+        let hello = Hello {
+            v: 1,
+            name: "alice".into(),
+            session: Some("s-a".into()),
+            since: None,
+        };
+        let arrival = Arrival {
+            hello: Some(hello),
+            addr: None,
+            mark: room.next_event(),
+        };
+        room.seat(peer, arrival, 0);
+    }
+
     #[test]
     fn a_room_written_down_comes_back_as_it_was_left() {
         let dir = TempDir::new();
@@ -431,18 +447,7 @@ mod tests {
         assert!(saved.kept.is_empty());
         let mut room = Room::restore(saved, rules.clone());
         room.keep_journal();
-        let hello = Hello {
-            v: 1,
-            name: "alice".into(),
-            session: Some("s-a".into()),
-            since: None,
-        };
-        let arrival = Arrival {
-            hello: Some(hello),
-            addr: None,
-            mark: 1,
-        };
-        room.seat(1, arrival, 0);
+        seat_alice(&mut room, 1);
         // Written in two turns, as the room task would.
         for (i, turn) in [[1, 2], [3, 4]].iter().enumerate() {
             for n in turn {
@@ -473,18 +478,7 @@ mod tests {
         assert_eq!(origins, [("s-a/c3".into(), 4), ("s-a/c4".into(), 5)]);
         // Restored, the room recognises a resend of a line it relayed before.
         let mut again = Room::restore(saved, rules);
-        let back = Hello {
-            v: 1,
-            name: "alice".into(),
-            session: Some("s-a".into()),
-            since: None,
-        };
-        let arrival = Arrival {
-            hello: Some(back),
-            addr: None,
-            mark: again.next_event(),
-        };
-        again.seat(7, arrival, 0);
+        seat_alice(&mut again, 7);
         let before = again.next_event();
         again.receive(7, say("line 4", "c4"), 0);
         assert_eq!(again.next_event(), before, "not relayed again");
@@ -504,18 +498,7 @@ mod tests {
         let (mut store, saved) = Store::open(&path, "e1", &rules).unwrap();
         let mut room = Room::restore(saved, rules.clone());
         room.keep_journal();
-        let hello = Hello {
-            v: 1,
-            name: "alice".into(),
-            session: Some("s-a".into()),
-            since: None,
-        };
-        let arrival = Arrival {
-            hello: Some(hello),
-            addr: None,
-            mark: 1,
-        };
-        room.seat(1, arrival, 0);
+        seat_alice(&mut room, 1);
         let turns = TRIM_EVERY * 2 + 10;
         for n in 0..turns {
             room.receive(1, say("x", &format!("c{n}")), 0);
