@@ -14,7 +14,7 @@ use crate::sanitize;
 /// How a line-mode session ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum End {
-    /// Stdin ended, or the line `exit` was read.
+    /// Stdin ended, or the line `exit` (or `/quit`) was read.
     Left,
     /// The far side closed, saying why.
     Closed(String),
@@ -34,7 +34,9 @@ pub async fn run(
     loop {
         tokio::select! {
             line = stdin.next_line() => match line? {
-                Some(line) if line.trim() == "exit" => return Ok(End::Left),
+                // `/quit` leaves here too: sent to the host, it would close the
+                // connection, and the client would take that for a lost one and rejoin.
+                Some(line) if line.trim() == "exit" || is_quit(&line) => return Ok(End::Left),
                 Some(line) if line.trim().is_empty() => {}
                 Some(line) => {
                     next_cid += 1;
@@ -77,6 +79,10 @@ pub async fn run(
             }
         }
     }
+}
+
+fn is_quit(line: &str) -> bool {
+    crate::protocol::parse_command(line) == crate::protocol::Command::Quit
 }
 
 async fn write(out: &mut tokio::io::Stdout, text: &str) -> std::io::Result<()> {

@@ -669,6 +669,24 @@ fn line_mode_sends_lines_and_leaves_at_exit() {
     );
 }
 
+/// `/quit` leaves as `exit` does, once: it used to leave and rejoin about once a
+/// second for as long as stdin stayed open.
+#[test]
+fn line_mode_leaves_at_quit_once_though_stdin_stays_open() {
+    let (mut host, addr) = headless("127.0.0.1");
+    let mut erin = Tchat::spawn("erin", &["--join", &addr.to_string(), "--name", "erin"]);
+    erin.out
+        .wait("erin's welcome", |l| l.starts_with("*** you are erin."));
+    erin.write("/quit\n");
+    let status = erin.finish_within(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", erin.err.text());
+    host.err
+        .wait("erin's leave logged", |l| l.ends_with("*** erin left"));
+    // It has exited, so nothing more can come of it: it joined once.
+    let log = host.err.text();
+    assert_eq!(log.matches("erin joined").count(), 1, "{log}");
+}
+
 #[test]
 fn line_mode_shows_the_room_as_text_without_escapes() {
     let (_host, addr) = headless("127.0.0.1");

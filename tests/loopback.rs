@@ -1278,3 +1278,23 @@ async fn a_pasted_block_is_one_message_for_tchat_and_lines_for_nc() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn help_reaches_a_netcat_peer_as_one_notice_line_per_line() {
+    let server = room(quick()).await;
+    let mut nc = Plain::connect(&server).await;
+    nc.send(b"/help\n").await;
+    nc.until_line(|l| l == "*** commands:").await;
+    // Every command on its own line, each marked as the room's: none folded into one.
+    let mut lines = Vec::new();
+    for _ in 0..tchat::protocol::COMMAND_HELP.lines().count() {
+        lines.push(nc.until_line(|_| true).await);
+    }
+    for command in ["/nick", "/who", "/me", "/msg", "/quit"] {
+        let line = lines.iter().find(|l| l.contains(command));
+        let line = line.unwrap_or_else(|| panic!("{command} in {lines:#?}"));
+        assert!(line.starts_with("*** "), "{line:?}");
+    }
+    assert!(!lines.iter().any(|l| l.contains('␊')), "{lines:#?}");
+    server.shutdown().await;
+}
