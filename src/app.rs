@@ -51,6 +51,8 @@ pub enum Effect {
     Redraw,
     /// Ring the terminal bell.
     Bell,
+    /// Give the terminal back and stop (Ctrl-Z), until the shell resumes the program.
+    Suspend,
 }
 
 /// When the terminal bell rings for an arriving message.
@@ -307,6 +309,23 @@ impl App {
         }
     }
 
+    /// Ctrl-Z. A stopped program stops the room it hosts too: a host with others in
+    /// its room is told so instead (Esc closes the room; `--headless` hosts without a
+    /// screen).
+    fn suspend(&mut self) -> Vec<Effect> {
+        let others = self.members.iter().filter(|m| **m != self.me).count();
+        if matches!(self.role, Role::Host { .. }) && others > 0 {
+            let people = if others == 1 { "person" } else { "people" };
+            let text = format!(
+                "not suspended: this screen hosts the room, and stopping it would freeze the room for the {others} {people} in it (Esc closes the room; tchat --host --headless hosts without a screen)"
+            );
+            let now = self.now;
+            self.push(now, Kind::Notice, &text);
+            return vec![];
+        }
+        vec![Effect::Suspend]
+    }
+
     fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         if key.kind == KeyEventKind::Release {
             return vec![];
@@ -322,6 +341,7 @@ impl App {
             KeyCode::Esc => return vec![Effect::Quit],
             KeyCode::Char('c') if ctrl => return vec![Effect::Quit],
             KeyCode::Char('l') if ctrl => return vec![Effect::Redraw],
+            KeyCode::Char('z') if ctrl => return self.suspend(),
             KeyCode::Enter if alt => self.input.insert_newline(),
             KeyCode::Enter => return self.submit(),
             KeyCode::PageUp => self.scroll_up(self.page()),

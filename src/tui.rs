@@ -42,12 +42,109 @@ impl Terminal {
     }
 }
 
-impl Drop for Terminal {
-    fn drop(&mut self) {
+impl Terminal {
+    /// Give the terminal back as it was (cooked, the main screen, no reports).
+    fn leave() {
         let _ = execute!(stdout(), DisableBracketedPaste, DisableMouseCapture);
         ratatui::restore();
         let _ = stdout().flush();
     }
+
+    /// Take the terminal again after [`Terminal::leave`] (back from a suspension), and
+    /// have the next frame drawn whole.
+    fn resume(&mut self) -> std::io::Result<()> {
+        crossterm::terminal::enable_raw_mode()?;
+        execute!(
+            stdout(),
+            crossterm::terminal::EnterAlternateScreen,
+            EnableBracketedPaste,
+            EnableMouseCapture
+        )?;
+        self.repaint()
+    }
+
+    /// Have the next frame drawn whole, on a cleared screen. (Not ratatui's `clear`,
+    /// which asks the terminal where its cursor is first, and fails where no answer
+    /// comes: a slow link, a terminal that does not answer.)
+    fn repaint(&mut self) -> std::io::Result<()> {
+        execute!(
+            stdout(),
+            crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
+        )?;
+        // A new terminal's last frame is blank, so the next draw writes every cell that
+        // is not.
+        self.inner = ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(stdout()))?;
+        Ok(())
+    }
+
+    /// Stop the program (as Ctrl-Z or SIGTSTP asks) with the terminal given back, and
+    /// take it again when the shell continues it (`fg`).
+    fn suspend(&mut self) -> std::io::Result<()> {
+        Terminal::leave();
+        // SIGTSTP is caught (to get here), so stop with the signal nothing can catch;
+        // this returns once the process is continued.
+        signal_hook::low_level::raise(signal_hook::consts::SIGSTOP)?;
+        self.resume()
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        Terminal::leave();
+    }
+}
+
+/// The signals the screen answers: SIGTERM and SIGHUP end it the way Esc does (the
+/// terminal restored, goodbye said); SIGTSTP suspends it as Ctrl-Z does; SIGCONT (after
+/// any stop) takes the terminal again and redraws.
+#[cfg(unix)]
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    tstp: tokio::signal::unix::Signal,
+    cont: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+            tstp: signal(SignalKind::from_raw(libc::SIGTSTP))?,
+            cont: signal(SignalKind::from_raw(libc::SIGCONT))?,
+        })
+    }
+
+    async fn next(&mut self) -> Signaled {
+        tokio::select! {
+            _ = self.term.recv() => Signaled::End,
+            _ = self.hup.recv() => Signaled::End,
+            _ = self.tstp.recv() => Signaled::Stop,
+            _ = self.cont.recv() => Signaled::Continued,
+        }
+    }
+}
+
+#[cfg(not(unix))]
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Signals)
+    }
+
+    async fn next(&mut self) -> Signaled {
+        std::future::pending().await
+    }
+}
+
+enum Signaled {
+    End,
+    Stop,
+    Continued,
 }
 
 /// Run the screen until the person leaves. `net` reports the connection; `commands`
@@ -63,9 +160,25 @@ pub async fn run(
     app.height = size.height;
     let mut keys = EventStream::new();
     let mut net_open = true;
+    let mut signals = Signals::new()?;
     term.inner.draw(|f| ui::render(&app, f))?;
     loop {
         let first = tokio::select! {
+            signaled = signals.next() => match signaled {
+                Signaled::End => return Ok(()),
+                Signaled::Stop => {
+                    term.suspend()?;
+                    term.inner.draw(|f| ui::render(&app, f))?;
+                    continue;
+                }
+                // Stopped by something we could not catch (SIGSTOP): the shell may have
+                // put the terminal back in cooked mode meanwhile.
+                Signaled::Continued => {
+                    term.resume()?;
+                    term.inner.draw(|f| ui::render(&app, f))?;
+                    continue;
+                }
+            },
             ev = keys.next() => match ev {
                 Some(Ok(ev)) => terminal_msg(ev),
                 Some(Err(e)) => return Err(e),
@@ -101,11 +214,15 @@ pub async fn run(
                     Effect::Quit => return Ok(()),
                     Effect::Redraw => clear = true,
                     Effect::Bell => ring = true,
+                    Effect::Suspend => {
+                        term.suspend()?;
+                        clear = true;
+                    }
                 }
             }
         }
         if clear {
-            term.inner.clear()?;
+            term.repaint()?;
         }
         if dirty {
             term.inner.draw(|f| ui::render(&app, f))?;

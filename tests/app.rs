@@ -2262,3 +2262,23 @@ fn tab_completes_names_and_commands_and_cycles() {
     type_str(&mut app, "x");
     assert_eq!(app.input_text(), "/nick x");
 }
+
+#[test]
+fn ctrl_z_suspends_a_joiner_or_a_lone_host_but_not_a_host_with_people() {
+    let ctrl_z = || Msg::Key(KeyEvent::new(KeyCode::Char('z'), KeyModifiers::CONTROL));
+    let mut joiner = joiner(80, 24);
+    welcome(&mut joiner, "alice", None, &["alice", "bob"]);
+    assert_eq!(update(&mut joiner, ctrl_z(), T0), vec![Effect::Suspend]);
+    let mut host = host(80, 24);
+    welcome(&mut host, "host", None, &["host"]);
+    assert_eq!(update(&mut host, ctrl_z(), T0), vec![Effect::Suspend]);
+    welcome(&mut host, "host", None, &["bob", "carol", "host"]);
+    assert!(update(&mut host, ctrl_z(), T0).is_empty());
+    let shown = host
+        .entries()
+        .last()
+        .map(|(_, e)| e.text.clone())
+        .unwrap_or_default();
+    assert!(shown.contains("not suspended"), "{shown}");
+    assert!(shown.contains("the 2 people in it"), "{shown}");
+}

@@ -30,6 +30,7 @@ const POLL: Duration = Duration::from_millis(20);
 const ENTER: &str = "\r";
 const ESC: &str = "\x1b";
 const CTRL_C: &str = "\x03";
+const CTRL_Z: &str = "\x1a";
 const BACKSPACE: &str = "\x7f";
 const LEFT: &str = "\x1b[D";
 const HOME: &str = "\x1b[H";
@@ -704,6 +705,118 @@ fn ctrl_c_leaves_with_status_0() {
     host.send(CTRL_C);
     assert_eq!(host.wait_exit(), 0, "Ctrl-C: exit status\n{}", host.dump());
     host.assert_restored();
+}
+
+impl Term {
+    fn pid(&self) -> u32 {
+        self.child.process_id().expect("the child's pid")
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig}");
+    }
+
+    /// Wait until the process is (or is no longer) stopped.
+    fn wait_stopped(&self, stopped: bool) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+            // The state follows the command name, which is in parentheses.
+            let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+            if (state == Some('T')) == stopped {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: stopped should be {stopped}, state {state:?}\n{}",
+                self.name,
+                self.dump()
+            );
+            thread::sleep(POLL);
+        }
+    }
+}
+
+#[test]
+fn sigterm_and_sighup_leave_with_the_terminal_restored_and_a_goodbye() {
+    let (host, port) = Term::host("hostie");
+    let mut alice = Term::join("alice", port);
+    host.wait_text("* alice joined");
+    alice.signal("TERM");
+    assert_eq!(
+        alice.wait_exit(),
+        0,
+        "SIGTERM: exit status\n{}",
+        alice.dump()
+    );
+    alice.assert_restored();
+    host.wait_text("* alice left");
+    let mut bob = Term::join("bob", port);
+    host.wait_text("* bob joined");
+    bob.signal("HUP");
+    bob.wait_exit();
+    host.wait_text("* bob left");
+    // Both said goodbye: neither was lost without one.
+    let screen = host.dump();
+    assert!(!screen.contains("without a goodbye"), "{screen}");
+    assert!(!screen.contains("connection lost"), "{screen}");
+}
+
+#[test]
+fn ctrl_z_suspends_and_continuing_redraws_the_screen() {
+    let (host, port) = Term::host("hostie");
+    let mut alice = Term::join("alice", port);
+    host.wait_text("* alice joined");
+    alice.send("a draft");
+    alice.wait_for("the draft in the box", |s| input_text(s) == "a draft");
+    alice.send(CTRL_Z);
+    alice.wait_stopped(true);
+    alice.wait_for("the main screen back", |s| !s.alternate_screen());
+    alice.assert_restored();
+    // The shell's `fg` continues it: the screen comes back whole, draft and all.
+    alice.signal("CONT");
+    alice.wait_stopped(false);
+    alice.wait_for("the screen redrawn", |s| {
+        s.alternate_screen() && input_text(s) == "a draft" && last_row(s).contains("here")
+    });
+    // And it is live: typing still goes into the box.
+    alice.send(" and more");
+    alice.wait_for("typing after fg", |s| input_text(s) == "a draft and more");
+    // The same when something other than Ctrl-Z stops it (kill -TSTP, then fg).
+    alice.signal("TSTP");
+    alice.wait_stopped(true);
+    alice.wait_for("the main screen back", |s| !s.alternate_screen());
+    alice.signal("CONT");
+    alice.wait_for("the screen redrawn", |s| {
+        s.alternate_screen() && input_text(s) == "a draft and more"
+    });
+    // Ctrl-L repaints without asking the terminal anything (this one never answers a
+    // cursor-position query; asking used to end the program).
+    alice.send("\x0c");
+    alice.send("!");
+    alice.wait_for("typing after Ctrl-L", |s| {
+        input_text(s) == "a draft and more!"
+    });
+    alice.send(ESC);
+    assert_eq!(alice.wait_exit(), 0, "{}", alice.dump());
+    alice.assert_restored();
+}
+
+#[test]
+fn a_host_with_people_in_its_room_is_not_suspended_but_told_why() {
+    let (host, port) = Term::host("hostie");
+    let _alice = Term::join("alice", port);
+    host.wait_text("* alice joined");
+    let mut host = host;
+    host.send(CTRL_Z);
+    host.wait_text("not suspended");
+    host.wait_stopped(false);
+    assert!(host.screen().alternate_screen());
 }
 
 #[test]
