@@ -5,6 +5,7 @@
 //! (through the hook installed in [`Terminal::enter`]).
 
 use std::io::{Write, stdout};
+use std::time::Duration;
 
 use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
@@ -17,6 +18,9 @@ use tokio::sync::mpsc;
 use crate::app::{self, App, Effect, Msg};
 use crate::client::{Command, NetEvent};
 use crate::ui;
+
+/// The least time between two frames (about 60 a second).
+const FRAME: Duration = Duration::from_millis(16);
 
 /// How many queued network events are folded into one frame at most, so that a burst
 /// costs a few frames and keys still get their turn.
@@ -162,8 +166,21 @@ pub async fn run(
     let mut net_open = true;
     let mut signals = Signals::new()?;
     term.inner.draw(|f| ui::render(&app, f))?;
+    // A frame at most every FRAME: a burst of keys or lines is taken in at the speed
+    // it comes and drawn a few times, not once per key. The timer runs only while a
+    // frame is owed, so an idle screen never wakes.
+    let mut drawn_at = tokio::time::Instant::now();
+    let mut owed = false;
+    let frame_due = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(frame_due);
     loop {
         let first = tokio::select! {
+            () = &mut frame_due, if owed => {
+                owed = false;
+                drawn_at = tokio::time::Instant::now();
+                term.inner.draw(|f| ui::render(&app, f))?;
+                continue;
+            }
             signaled = signals.next() => match signaled {
                 Signaled::End => return Ok(()),
                 Signaled::Stop => {
@@ -223,9 +240,17 @@ pub async fn run(
         }
         if clear {
             term.repaint()?;
-        }
-        if dirty {
+            owed = false;
+            drawn_at = tokio::time::Instant::now();
             term.inner.draw(|f| ui::render(&app, f))?;
+        } else if dirty && !owed {
+            if drawn_at.elapsed() >= FRAME {
+                drawn_at = tokio::time::Instant::now();
+                term.inner.draw(|f| ui::render(&app, f))?;
+            } else {
+                owed = true;
+                frame_due.as_mut().reset(drawn_at + FRAME);
+            }
         }
         if ring {
             // BEL: the terminal decides how to ring (sound, flash, urgency hint).

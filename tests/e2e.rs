@@ -807,6 +807,25 @@ fn ctrl_z_suspends_and_continuing_redraws_the_screen() {
     alice.assert_restored();
 }
 
+/// More than 1 KiB typed at once (a burst of keys, not a paste: a typing tool, a slow
+/// link that delivers keystrokes together) all reaches the box without another key.
+#[test]
+fn a_burst_of_typed_keys_over_1_kib_arrives_whole() {
+    let (_host, port) = Term::host("hostie");
+    let mut alice = Term::join_sized("alice", port, 120, 40);
+    alice.wait_for("alice in", |s| last_row(s).contains("here"));
+    let mut burst: String = (0..3000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    burst.push_str("THE-END");
+    alice.send(&burst);
+    alice.send(ENTER);
+    // Sent (the box is empty again) and shown, to its last key.
+    alice.wait_for("the whole burst sent", |s| {
+        input_text(s).is_empty() && rows(s).iter().any(|r| r.contains("THE-END"))
+    });
+}
+
 #[test]
 fn a_host_with_people_in_its_room_is_not_suspended_but_told_why() {
     let (host, port) = Term::host("hostie");
