@@ -364,8 +364,8 @@ impl App {
         match key.code {
             KeyCode::Char('a') if ctrl => t.move_cursor(CursorMove::Head),
             KeyCode::Char('e') if ctrl => t.move_cursor(CursorMove::End),
-            KeyCode::Char('b') if ctrl => t.move_cursor(CursorMove::Back),
-            KeyCode::Char('f') if ctrl => t.move_cursor(CursorMove::Forward),
+            KeyCode::Char('b') if ctrl => grapheme_back(t),
+            KeyCode::Char('f') if ctrl => grapheme_forward(t),
             KeyCode::Char('b') if alt => t.move_cursor(CursorMove::WordBack),
             KeyCode::Char('f') if alt => t.move_cursor(CursorMove::WordForward),
             KeyCode::Char('u') if ctrl => {
@@ -377,12 +377,8 @@ impl App {
             KeyCode::Char('w') if ctrl => {
                 t.delete_word();
             }
-            KeyCode::Char('d') if ctrl => {
-                t.delete_next_char();
-            }
-            KeyCode::Char('h') if ctrl => {
-                t.delete_char();
-            }
+            KeyCode::Char('d') if ctrl => delete_grapheme_after(t),
+            KeyCode::Char('h') if ctrl => delete_grapheme_before(t),
             KeyCode::Char('y') if ctrl => {
                 t.paste();
             }
@@ -390,22 +386,20 @@ impl App {
             KeyCode::Backspace if alt || ctrl => {
                 t.delete_word();
             }
-            KeyCode::Backspace => {
-                t.delete_char();
-            }
-            KeyCode::Delete => {
-                t.delete_next_char();
-            }
+            KeyCode::Backspace => delete_grapheme_before(t),
+            KeyCode::Delete => delete_grapheme_after(t),
             KeyCode::Left if ctrl || alt => t.move_cursor(CursorMove::WordBack),
             KeyCode::Right if ctrl || alt => t.move_cursor(CursorMove::WordForward),
-            KeyCode::Left => t.move_cursor(CursorMove::Back),
-            KeyCode::Right => t.move_cursor(CursorMove::Forward),
+            KeyCode::Left => grapheme_back(t),
+            KeyCode::Right => grapheme_forward(t),
             KeyCode::Up => t.move_cursor(CursorMove::Up),
             KeyCode::Down => t.move_cursor(CursorMove::Down),
             KeyCode::Home => t.move_cursor(CursorMove::Head),
             KeyCode::End => t.move_cursor(CursorMove::End),
             _ => {}
         }
+        // Moves by row or word count chars: never leave the cursor inside a cluster.
+        snap_cursor(t);
     }
 
     fn submit(&mut self) -> Vec<Effect> {
@@ -1043,6 +1037,66 @@ fn help_text() -> String {
          Ctrl-A/E/B/F/D/K/U/W/Y and Alt-B/F edit · Ctrl-L redraws · Esc or Ctrl-C leaves",
         protocol::COMMAND_HELP
     )
+}
+
+/// The editor's cursor as (row, char offset) and its line. The widget moves and
+/// deletes by `char`; these move and delete by what a person sees as one character (a
+/// grapheme cluster: `é` as e + accent, a flag, a family emoji).
+fn cursor_line(t: &TextArea<'static>) -> (usize, usize, String) {
+    let (row, col) = (t.cursor().0, t.cursor().1);
+    let line = t.lines().get(row).cloned().unwrap_or_default();
+    (row, col, line)
+}
+
+fn jump(t: &mut TextArea<'static>, row: usize, col: usize) {
+    let clamp = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+    t.move_cursor(CursorMove::Jump(clamp(row), clamp(col)));
+}
+
+fn grapheme_back(t: &mut TextArea<'static>) {
+    let (row, col, line) = cursor_line(t);
+    if col == 0 {
+        t.move_cursor(CursorMove::Back);
+    } else {
+        jump(t, row, text::prev_boundary(&line, col));
+    }
+}
+
+fn grapheme_forward(t: &mut TextArea<'static>) {
+    let (row, col, line) = cursor_line(t);
+    if col >= line.chars().count() {
+        t.move_cursor(CursorMove::Forward);
+    } else {
+        jump(t, row, text::next_boundary(&line, col));
+    }
+}
+
+fn delete_grapheme_before(t: &mut TextArea<'static>) {
+    let (row, col, line) = cursor_line(t);
+    if col == 0 {
+        t.delete_char();
+        return;
+    }
+    let from = text::prev_boundary(&line, col);
+    jump(t, row, from);
+    t.delete_str(col - from);
+}
+
+fn delete_grapheme_after(t: &mut TextArea<'static>) {
+    let (_, col, line) = cursor_line(t);
+    if col >= line.chars().count() {
+        t.delete_next_char();
+        return;
+    }
+    t.delete_str(text::next_boundary(&line, col) - col);
+}
+
+fn snap_cursor(t: &mut TextArea<'static>) {
+    let (row, col, line) = cursor_line(t);
+    let snapped = text::snap_to_boundary(&line, col);
+    if snapped != col {
+        jump(t, row, snapped);
+    }
 }
 
 fn new_input() -> TextArea<'static> {

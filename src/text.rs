@@ -160,9 +160,114 @@ pub fn glyph_rows(line: &str, width: usize, cursor_after: bool) -> usize {
     rows
 }
 
+/// The char offset of the grapheme boundary before `col` (a char offset) in `line`: where
+/// Left and Backspace go, so that an accent, a flag or a family emoji moves and goes
+/// whole. 0 at the start.
+pub fn prev_boundary(line: &str, col: usize) -> usize {
+    let mut at = 0;
+    let mut prev = 0;
+    for g in line.graphemes(true) {
+        if at >= col {
+            break;
+        }
+        prev = at;
+        at += g.chars().count();
+    }
+    if at < col { at } else { prev }
+}
+
+/// The char offset of the grapheme boundary after `col` in `line` (its length in chars
+/// at the end).
+pub fn next_boundary(line: &str, col: usize) -> usize {
+    let mut at = 0;
+    for g in line.graphemes(true) {
+        at += g.chars().count();
+        if at > col {
+            return at;
+        }
+    }
+    at
+}
+
+/// `col` if it falls between two graphemes of `line`, else the boundary before it.
+pub fn snap_to_boundary(line: &str, col: usize) -> usize {
+    let mut at = 0;
+    for g in line.graphemes(true) {
+        let next = at + g.chars().count();
+        if next > col {
+            return at;
+        }
+        at = next;
+    }
+    at
+}
+
+/// Where the cursor stands, as (row, column) within `line` wrapped at any grapheme in
+/// rows `width` columns wide (as the input box wraps), when it is before char `col`.
+/// The column counts what is drawn before it, so a cursor after a ZWJ family or a
+/// skin-toned emoji stands two columns on, as the terminal draws them.
+pub fn cursor_cell(line: &str, col: usize, width: usize) -> (usize, usize) {
+    let width = width.max(1);
+    let (mut row, mut x, mut chars) = (0, 0, 0);
+    for g in line.graphemes(true) {
+        if chars >= col {
+            break;
+        }
+        let w = UnicodeWidthStr::width(g);
+        if x + w > width && x > 0 {
+            row += 1;
+            x = 0;
+        }
+        x += w;
+        chars += g.chars().count();
+    }
+    (row, x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boundaries_step_over_whole_graphemes() {
+        // e + combining acute, a flag, a ZWJ family, a skin-toned thumb.
+        let line = "cafe\u{301}🇯🇵👩\u{200d}👩\u{200d}👧\u{200d}👦👍🏽!";
+        let stops: Vec<usize> = {
+            let mut v = vec![0];
+            let mut at = 0;
+            while at < line.chars().count() {
+                at = next_boundary(line, at);
+                v.push(at);
+            }
+            v
+        };
+        // c a f é 🇯🇵 family 👍🏽 !
+        assert_eq!(stops, [0, 1, 2, 3, 5, 7, 14, 16, 17]);
+        for w in stops.windows(2) {
+            assert_eq!(prev_boundary(line, w[1]), w[0]);
+        }
+        assert_eq!(prev_boundary(line, 0), 0);
+        // Inside a cluster, snap back to its start.
+        assert_eq!(snap_to_boundary(line, 4), 3);
+        assert_eq!(snap_to_boundary(line, 10), 7);
+        assert_eq!(snap_to_boundary(line, 14), 14);
+    }
+
+    #[test]
+    fn the_cursor_stands_after_what_is_drawn() {
+        let family = "👩\u{200d}👩\u{200d}👧\u{200d}👦";
+        let line = format!("a{family}b");
+        assert_eq!(cursor_cell(&line, 1, 80), (0, 1));
+        assert_eq!(
+            cursor_cell(&line, 8, 80),
+            (0, 3),
+            "the family is two columns"
+        );
+        assert_eq!(cursor_cell(&line, 9, 80), (0, 4));
+        // Wrapped at 4 columns: 你好 fills the first row, 世 starts the second.
+        assert_eq!(cursor_cell("你好世界", 2, 4), (0, 4));
+        assert_eq!(cursor_cell("你好世界", 3, 4), (1, 2));
+    }
 
     fn rows(text: &str, first: usize, rest: usize) -> Vec<&str> {
         wrap(text, first, rest)

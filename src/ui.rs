@@ -282,10 +282,22 @@ pub fn render(app: &App, frame: &mut Frame) {
     frame.render_widget(block, areas.input);
     frame.render_widget(&app.input, inner);
     if inner.width > 0 && inner.height > 0 {
-        let c = app.input.screen_cursor();
+        // Laid out here by grapheme, as the box draws its text: the widget's own
+        // reckoning counts a ZWJ family or a skin-toned emoji one char at a time.
         let (top, left) = app.input.scroll_offset();
-        let mut row = (c.row as u16).saturating_sub(top);
-        let mut col = (c.col as u16).saturating_sub(left);
+        let (drow, dcol) = (app.input.cursor().0, app.input.cursor().1);
+        let lines = app.input.lines();
+        let w = usize::from(inner.width);
+        let above: usize = lines
+            .iter()
+            .take(drow)
+            .map(|l| text::glyph_rows(l, w, false))
+            .sum();
+        let here = lines.get(drow).map_or("", String::as_str);
+        let (sub, x) = text::cursor_cell(here, dcol, w);
+        let to_u16 = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+        let mut row = to_u16(above + sub).saturating_sub(top);
+        let mut col = to_u16(x).saturating_sub(left);
         if col >= inner.width && row + 1 < inner.height {
             // After a full row, the next character goes at the start of the next.
             row += 1;

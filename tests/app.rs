@@ -2282,3 +2282,42 @@ fn ctrl_z_suspends_a_joiner_or_a_lone_host_but_not_a_host_with_people() {
     assert!(shown.contains("not suspended"), "{shown}");
     assert!(shown.contains("the 2 people in it"), "{shown}");
 }
+
+#[test]
+fn editing_moves_and_deletes_whole_characters_as_people_see_them() {
+    // café typed with a combining accent, then s: Left, Left, Backspace takes the f.
+    let mut app = joiner(80, 24);
+    type_str(&mut app, "cafe\u{301}s");
+    for k in [KeyCode::Left, KeyCode::Left, KeyCode::Backspace] {
+        update(&mut app, key(k), T0);
+    }
+    assert_eq!(app.input_text(), "cae\u{301}s", "the accent stays on its e");
+    // Backspace takes a whole family, not just its last member.
+    let mut app = joiner(80, 24);
+    type_str(&mut app, "hi 👩\u{200d}👩\u{200d}👧\u{200d}👦");
+    update(&mut app, key(KeyCode::Backspace), T0);
+    assert_eq!(app.input_text(), "hi ");
+    // Left steps over a flag whole; Delete takes it whole.
+    let mut app = joiner(80, 24);
+    type_str(&mut app, "🇯🇵x");
+    for k in [KeyCode::Left, KeyCode::Left] {
+        update(&mut app, key(k), T0);
+    }
+    type_str(&mut app, "a");
+    assert_eq!(app.input_text(), "a🇯🇵x");
+    update(&mut app, key(KeyCode::Delete), T0);
+    assert_eq!(app.input_text(), "ax");
+    // Right steps over a skin-toned thumb; Ctrl-H and Ctrl-D do as Backspace and Delete.
+    let mut app = joiner(80, 24);
+    type_str(&mut app, "👍🏽👍🏽");
+    update(&mut app, key(KeyCode::Home), T0);
+    update(&mut app, key(KeyCode::Right), T0);
+    type_str(&mut app, "|");
+    assert_eq!(app.input_text(), "👍🏽|👍🏽");
+    let ctrl = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL));
+    update(&mut app, ctrl('d'), T0);
+    assert_eq!(app.input_text(), "👍🏽|");
+    update(&mut app, ctrl('h'), T0);
+    update(&mut app, ctrl('h'), T0);
+    assert_eq!(app.input_text(), "");
+}

@@ -1023,3 +1023,23 @@ fn an_echo_that_changes_a_drawn_line_is_laid_out_again() {
     );
     assert!(after.contains("h is where"), "{after}");
 }
+
+#[test]
+fn the_cursor_stands_after_skin_tones_zwj_families_and_flags() {
+    let mut app = in_room(40, 10);
+    let family = "👩\u{200d}👩\u{200d}👧\u{200d}👦";
+    type_str(&mut app, "a");
+    let mut t = draw(&app);
+    let start = cursor(&mut t).x - 1;
+    // Each of these is drawn two columns wide, whatever its code points.
+    for (typed, drawn) in [("👍🏽", 3), (family, 5), ("🇯🇵", 7), ("e\u{301}", 8)] {
+        type_str(&mut app, typed);
+        let mut t = draw(&app);
+        assert_eq!(
+            cursor(&mut t).x - start,
+            drawn,
+            "after {typed:?}: {:?}",
+            app.input_text()
+        );
+    }
+}
