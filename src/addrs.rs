@@ -11,7 +11,7 @@ pub fn room_addresses(bind: IpAddr, port: u16) -> Vec<String> {
             .map(|list| list.into_iter().map(|i| i.ip()).collect())
             .unwrap_or_default();
         if bind.is_ipv4() {
-            // A socket bound to 0.0.0.0 takes IPv4 only.
+            // A socket bound to 0.0.0.0 takes IPv4 only; one bound to :: takes both.
             ips.retain(IpAddr::is_ipv4);
         }
         if !ips.iter().any(IpAddr::is_loopback) {

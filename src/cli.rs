@@ -49,13 +49,9 @@ pub struct Cli {
     #[arg(long, conflicts_with = "join")]
     pub port: Option<u16>,
 
-    /// Address to host on.
-    #[arg(
-        long,
-        default_value = "0.0.0.0",
-        value_name = "IP",
-        conflicts_with = "join"
-    )]
+    /// Address to host on: `::` is every address, IPv6 and IPv4 (IPv4 alone where the
+    /// system has no IPv6); `0.0.0.0` every IPv4 address; `127.0.0.1` this machine only.
+    #[arg(long, default_value = "::", value_name = "IP", conflicts_with = "join")]
     pub bind: IpAddr,
 
     /// Your name in the room [default: $USER, else host / guest].

@@ -142,8 +142,10 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
             plain_io_error(&e)
         )
     })?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let addresses = addrs::room_addresses(cli.bind, port);
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let port = bound.port();
+    // What it is bound to (`::` falls back to 0.0.0.0 without IPv6).
+    let addresses = addrs::room_addresses(bound.ip(), port);
     let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     let max_peers = fit_peers_to_files(as_usize(cli.max_peers));
     let config = server::Config {

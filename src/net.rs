@@ -218,16 +218,33 @@ async fn readable<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<()> {
 /// Listen on `addr` with room for many connections arriving at once: a burst of joins
 /// (a class, a script starting a hundred bots) should not see its connections dropped
 /// and retried for seconds because the kernel's queue of unaccepted ones is full.
+///
+/// `[::]` (the default) listens on IPv6 and IPv4 both (one dual-stack socket); where
+/// the system has no IPv6, it falls back to `0.0.0.0`.
 pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
+    use socket2::{Domain, Protocol, Socket, Type};
+    let open = |addr: std::net::SocketAddr| -> std::io::Result<tokio::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() && addr.ip().is_unspecified() {
+            socket.set_only_v6(false)?;
+        }
+        // A restarted host gets its port back at once, as the standard library does.
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(LISTEN_BACKLOG as i32)?;
+        tokio::net::TcpListener::from_std(std::net::TcpListener::from(socket))
     };
-    // A restarted host gets its port back at once, as the standard library does.
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
+    match open(addr) {
+        Err(e)
+            if addr.is_ipv6()
+                && addr.ip().is_unspecified()
+                && e.kind() != std::io::ErrorKind::AddrInUse =>
+        {
+            open(std::net::SocketAddr::new([0, 0, 0, 0].into(), addr.port()))
+        }
+        other => other,
+    }
 }
 
 /// Connections the kernel may hold for us before we accept them (capped by the

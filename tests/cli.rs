@@ -471,6 +471,31 @@ fn host_only_options_are_refused_with_join() {
     }
 }
 
+/// With no `--bind`, a host takes IPv6 and IPv4 both: `--join [::1]:P` (as the README
+/// shows) and `nc 127.0.0.1 P` reach the same room.
+#[test]
+fn the_default_bind_takes_ipv6_and_ipv4_both() {
+    let mut host = Tchat::spawn("host", &["--host", "--headless", "--port", "0"]);
+    let line = host.err.wait("the room's address", |l| {
+        l.starts_with("tchat: hosting a room at ")
+    });
+    let port: u16 = line
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let mut v4 = Peer::greeted(SocketAddr::from(([127, 0, 0, 1], port)));
+    v4.send(b"from v4\n");
+    v4.lines
+        .wait("v4's welcome", |l| l.starts_with("*** you are guest."));
+    let v6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let mut v6 = Peer::greeted(v6);
+    v6.send(b"from v6\n");
+    v6.lines.wait_for("guest: from v4");
+    v4.lines.wait_for("guest2: from v6");
+    // The addresses to share include IPv4 ones, for the many without IPv6.
+    assert!(line.contains('.'), "{line}");
+}
+
 #[test]
 fn a_keep_file_that_is_not_a_room_or_is_taken_is_one_clear_line() {
     let dir = TempDir::new("keep");
