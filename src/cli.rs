@@ -307,6 +307,7 @@ mod tests {
             bell: Some(Bell::All),
             color: Some(false),
             port: Some(9000),
+            mouse: None,
         }
     }
 

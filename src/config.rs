@@ -1,4 +1,5 @@
-//! The config file: defaults a person sets once (`name`, `bell`, `color`, `port`), in
+//! The config file: defaults a person sets once (`name`, `bell`, `color`, `port`,
+//! `mouse`), in
 //! TOML, in the platform's config directory (`~/.config/tchat/config.toml` on Linux).
 //! Flags override it; a missing file is no config at all.
 //!
@@ -26,6 +27,9 @@ pub struct Config {
     pub color: Option<bool>,
     /// The port to host on, and to join when an address has none.
     pub port: Option<u16>,
+    /// `true` takes the mouse from the terminal (the wheel scrolls; selecting text then
+    /// needs Shift); by default the terminal keeps it, for selecting and copying.
+    pub mouse: Option<bool>,
 }
 
 /// The file as written: wider types than [`Config`], so that a bad value gets a message
@@ -37,6 +41,7 @@ struct Raw {
     bell: Option<Bell>,
     color: Option<bool>,
     port: Option<i64>,
+    mouse: Option<bool>,
 }
 
 /// The usual config file for this platform: `CONFIG_DIR/tchat/config.toml`, where
@@ -108,6 +113,7 @@ pub fn parse(text: &str) -> Result<Config, String> {
         bell: raw.bell,
         color: raw.color,
         port,
+        mouse: raw.mouse,
     })
 }
 
@@ -131,7 +137,7 @@ mod tests {
 
     #[test]
     fn every_key() {
-        let c = parse("name = \"zoe\"\nbell = \"all\"\ncolor = false\nport = 9000\n");
+        let c = parse("name = \"zoe\"\nbell = \"all\"\ncolor = false\nport = 9000\nmouse = true\n");
         assert_eq!(
             c,
             Ok(Config {
@@ -139,6 +145,7 @@ mod tests {
                 bell: Some(Bell::All),
                 color: Some(false),
                 port: Some(9000),
+                mouse: Some(true),
             })
         );
         assert_eq!(parse(""), Ok(Config::default()));

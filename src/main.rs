@@ -59,6 +59,7 @@ fn main() -> ExitCode {
     let look = Look {
         bell: cli.bell(),
         color: config::color_enabled(std::env::var_os("NO_COLOR").as_deref(), config.color),
+        mouse: config.mouse.unwrap_or(false),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -101,6 +102,8 @@ fn print(bytes: &[u8]) -> ExitCode {
 struct Look {
     bell: Bell,
     color: bool,
+    /// Take the mouse from the terminal (see [`config::Config::mouse`]).
+    mouse: bool,
 }
 
 /// How this person takes part: screen or lines, how the screen looks, and a log.
@@ -269,7 +272,7 @@ async fn take_part(
         let mut app = App::new(role, name, 80, 24, offset);
         app.bell = part.look.bell;
         app.color = part.look.color;
-        tui::run(app, commands.clone(), events)
+        tui::run(app, part.look.mouse, commands.clone(), events)
             .await
             .map_err(|e| format!("terminal: {e}"))
     };

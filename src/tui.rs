@@ -29,10 +29,13 @@ const BATCH: usize = 512;
 /// The terminal in full-screen mode; leaving it (drop) puts the terminal back.
 struct Terminal {
     inner: ratatui::DefaultTerminal,
+    /// The mouse is ours (`mouse = true`): the wheel scrolls. Otherwise the terminal
+    /// keeps it, so that text can be selected and copied as anywhere else.
+    mouse: bool,
 }
 
 impl Terminal {
-    fn enter() -> std::io::Result<Self> {
+    fn enter(mouse: bool) -> std::io::Result<Self> {
         // `ratatui::init` enters raw mode and the alternate screen and installs a panic
         // hook that restores both; ours wraps it to also turn paste and mouse reports off.
         let inner = ratatui::try_init()?;
@@ -41,8 +44,18 @@ impl Terminal {
             let _ = execute!(stdout(), DisableBracketedPaste, DisableMouseCapture);
             previous(info);
         }));
-        execute!(stdout(), EnableBracketedPaste, EnableMouseCapture)?;
-        Ok(Terminal { inner })
+        let term = Terminal { inner, mouse };
+        term.take_input_modes()?;
+        Ok(term)
+    }
+
+    /// Bracketed paste, and the mouse if it is ours.
+    fn take_input_modes(&self) -> std::io::Result<()> {
+        execute!(stdout(), EnableBracketedPaste)?;
+        if self.mouse {
+            execute!(stdout(), EnableMouseCapture)?;
+        }
+        Ok(())
     }
 }
 
@@ -58,12 +71,8 @@ impl Terminal {
     /// have the next frame drawn whole.
     fn resume(&mut self) -> std::io::Result<()> {
         crossterm::terminal::enable_raw_mode()?;
-        execute!(
-            stdout(),
-            crossterm::terminal::EnterAlternateScreen,
-            EnableBracketedPaste,
-            EnableMouseCapture
-        )?;
+        execute!(stdout(), crossterm::terminal::EnterAlternateScreen)?;
+        self.take_input_modes()?;
         self.repaint()
     }
 
@@ -155,10 +164,11 @@ enum Signaled {
 /// reaches it.
 pub async fn run(
     mut app: App,
+    mouse: bool,
     commands: mpsc::UnboundedSender<Command>,
     mut net: mpsc::Receiver<NetEvent>,
 ) -> std::io::Result<()> {
-    let mut term = Terminal::enter()?;
+    let mut term = Terminal::enter(mouse)?;
     let size = term.inner.size()?;
     app.width = size.width;
     app.height = size.height;

@@ -826,6 +826,41 @@ fn a_burst_of_typed_keys_over_1_kib_arrives_whole() {
     });
 }
 
+/// The mouse stays with the terminal (select, copy) unless the config takes it.
+#[test]
+fn the_mouse_is_left_to_the_terminal_unless_the_config_takes_it() {
+    let (_host, port) = Term::host("hostie");
+    let alice = Term::join("alice", port);
+    alice.wait_for("alice in", |s| last_row(s).contains("here"));
+    assert_eq!(
+        alice.screen().mouse_protocol_mode(),
+        vt100::MouseProtocolMode::None,
+        "the mouse was taken\n{}",
+        alice.dump()
+    );
+    let dir = std::env::temp_dir().join(format!("tchat-e2e-mouse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "mouse = true\n").unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let config_arg = config.display().to_string();
+    let bob = Term::spawn(
+        "bob",
+        &["--config", &config_arg, "--join", &addr, "--name", "bob"],
+        80,
+        24,
+    );
+    bob.wait_for("bob in", |s| last_row(s).contains("here"));
+    assert_ne!(
+        bob.screen().mouse_protocol_mode(),
+        vt100::MouseProtocolMode::None,
+        "mouse = true takes it\n{}",
+        bob.dump()
+    );
+    drop(bob);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_host_with_people_in_its_room_is_not_suspended_but_told_why() {
     let (host, port) = Term::host("hostie");
