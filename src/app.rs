@@ -185,6 +185,9 @@ pub struct App {
     next_cid: u64,
     /// Own lines waiting for the room's echo: cid → sequence number.
     pending: HashMap<String, u64>,
+    /// Esc was pressed once where leaving costs something (see [`App::leave_costs`]):
+    /// a second Esc leaves, any other key stays.
+    confirm_leave: bool,
     /// The room (epoch) we were welcomed into, to tell a rejoin from a restarted host.
     epoch: Option<String>,
     /// When to ring the bell (`--bell`).
@@ -224,6 +227,7 @@ impl App {
             cid_prefix: format!("{:08x}", rand::random::<u32>()),
             next_cid: 0,
             pending: HashMap::new(),
+            confirm_leave: false,
             epoch: None,
             bell: Bell::default(),
             color: true,
@@ -309,6 +313,44 @@ impl App {
         }
     }
 
+    /// Esc: back to live while scrolled back; else leave, asking first where leaving
+    /// costs something (`confirming`: this is the second Esc).
+    fn escape(&mut self, confirming: bool) -> Vec<Effect> {
+        if self.scroll != Scroll::Live {
+            self.go_live();
+            return vec![];
+        }
+        if confirming {
+            return vec![Effect::Quit];
+        }
+        let Some(cost) = self.leave_costs() else {
+            return vec![Effect::Quit];
+        };
+        self.confirm_leave = true;
+        let now = self.now;
+        self.push(now, Kind::Notice, &format!("{cost} (any other key stays)"));
+        vec![]
+    }
+
+    /// What leaving now would cost, if anything: the room, for a host with others in
+    /// it; lines typed and not yet sent.
+    fn leave_costs(&self) -> Option<String> {
+        let others = self.members.iter().filter(|m| **m != self.me).count();
+        if matches!(self.role, Role::Host { .. }) && others > 0 {
+            let people = if others == 1 { "person" } else { "people" };
+            return Some(format!(
+                "Esc again closes the room for the {others} {people} in it"
+            ));
+        }
+        match self.pending.len() {
+            0 => None,
+            1 => Some("Esc again leaves: 1 line you typed is not sent yet".to_owned()),
+            n => Some(format!(
+                "Esc again leaves: {n} lines you typed are not sent yet"
+            )),
+        }
+    }
+
     /// Ctrl-Z. A stopped program stops the room it hosts too: a host with others in
     /// its room is told so instead (Esc closes the room; `--headless` hosts without a
     /// screen).
@@ -335,10 +377,11 @@ impl App {
         if key.code == KeyCode::Tab && !ctrl && !alt {
             return self.complete();
         }
-        // Any other key ends a run of Tabs.
+        // Any other key ends a run of Tabs, and a question Esc asked.
         self.completion = None;
+        let confirming = std::mem::take(&mut self.confirm_leave);
         match key.code {
-            KeyCode::Esc => return vec![Effect::Quit],
+            KeyCode::Esc => return self.escape(confirming),
             KeyCode::Char('c') if ctrl => return vec![Effect::Quit],
             KeyCode::Char('l') if ctrl => return vec![Effect::Redraw],
             KeyCode::Char('z') if ctrl => return self.suspend(),

@@ -2321,3 +2321,52 @@ fn editing_moves_and_deletes_whole_characters_as_people_see_them() {
     update(&mut app, ctrl('h'), T0);
     assert_eq!(app.input_text(), "");
 }
+
+#[test]
+fn esc_goes_back_to_live_and_asks_before_it_costs_a_room_or_unsent_lines() {
+    // Scrolled back, Esc returns to live and stays.
+    let mut app = in_room(80, 10);
+    for i in 1..=30 {
+        msg(&mut app, i, "bob", &format!("line {i}"));
+    }
+    press(&mut app, KeyCode::PageUp);
+    assert_ne!(app.scroll, Scroll::Live);
+    assert!(press(&mut app, KeyCode::Esc).is_empty());
+    assert_eq!(app.scroll, Scroll::Live);
+    assert_eq!(press(&mut app, KeyCode::Esc), vec![Effect::Quit]);
+
+    // A line typed and not yet echoed: asked; another key stays; Esc twice leaves.
+    let mut app = in_room(80, 24);
+    type_str(&mut app, "still on its way");
+    assert!(!press(&mut app, KeyCode::Enter).is_empty());
+    assert!(press(&mut app, KeyCode::Esc).is_empty());
+    assert!(
+        last_text(&app).contains("1 line you typed is not sent yet"),
+        "{}",
+        last_text(&app)
+    );
+    type_str(&mut app, "x");
+    assert!(
+        press(&mut app, KeyCode::Esc).is_empty(),
+        "asked again after another key"
+    );
+    assert_eq!(press(&mut app, KeyCode::Esc), vec![Effect::Quit]);
+
+    // A host alone leaves at once; with people in its room, it is asked.
+    let mut app = host(80, 24);
+    welcome(&mut app, "host", None, &["host"]);
+    assert_eq!(press(&mut app, KeyCode::Esc), vec![Effect::Quit]);
+    let mut app = host(80, 24);
+    welcome(&mut app, "host", None, &["alice", "bob", "host"]);
+    assert!(press(&mut app, KeyCode::Esc).is_empty());
+    assert!(
+        last_text(&app).contains("closes the room for the 2 people"),
+        "{}",
+        last_text(&app)
+    );
+    assert_eq!(press(&mut app, KeyCode::Esc), vec![Effect::Quit]);
+    // Ctrl-C still leaves at once.
+    let mut app = host(80, 24);
+    welcome(&mut app, "host", None, &["alice", "host"]);
+    assert_eq!(press_ctrl(&mut app, 'c'), vec![Effect::Quit]);
+}
