@@ -174,11 +174,11 @@ pub struct Cli {
     pub config: Option<PathBuf>,
 
     /// Print a completion script for SHELL to stdout, and exit.
-    #[arg(long, value_name = "SHELL", hide = true, exclusive = true)]
+    #[arg(long, value_name = "SHELL", exclusive = true)]
     pub completions: Option<clap_complete::Shell>,
 
     /// Print the manual page (roff) to stdout, and exit.
-    #[arg(long, hide = true, exclusive = true)]
+    #[arg(long, exclusive = true)]
     pub man: bool,
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 use crate::client::{Command, NetEvent};
@@ -26,13 +26,16 @@ pub async fn run(
     mut net: mpsc::Receiver<NetEvent>,
 ) -> std::io::Result<End> {
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
-    let mut stdout = tokio::io::stdout();
     let mut ours: HashSet<String> = HashSet::new();
     let mut next_cid = 0u64;
     let cid_prefix = format!("{:08x}", rand::random::<u32>());
     let mut room: Option<String> = None;
+    let reader_gone = stdout_reader_gone();
+    tokio::pin!(reader_gone);
     loop {
         tokio::select! {
+            // Whoever read our output has stopped (`| head`): nothing more can be shown.
+            () = &mut reader_gone => return Err(std::io::ErrorKind::BrokenPipe.into()),
             line = stdin.next_line() => match line? {
                 // `/quit` leaves here too: sent to the host, it would close the
                 // connection, and the client would take that for a lost one and rejoin.
@@ -53,7 +56,7 @@ pub async fn run(
                     NetEvent::Text { text, .. } => Some(format!("{text}\n")),
                     NetEvent::Server(ServerMsg::Msg { cid: Some(cid), .. }) if ours.remove(&cid) => None,
                     NetEvent::Server(ServerMsg::Closing { reason, .. }) => {
-                        write(&mut stdout, &format!("{}{reason}\n", crate::protocol::NOTICE_PREFIX)).await?;
+                        write(&format!("{}{reason}\n", crate::protocol::NOTICE_PREFIX))?;
                         return Ok(End::Closed(reason));
                     }
                     NetEvent::Lost { reason, retry_in } => Some(format!(
@@ -74,7 +77,7 @@ pub async fn run(
                     NetEvent::Closed { reason } => return Ok(End::Closed(reason)),
                 };
                 if let Some(text) = text {
-                    write(&mut stdout, &text).await?;
+                    write(&text)?;
                 }
             }
         }
@@ -85,7 +88,45 @@ fn is_quit(line: &str) -> bool {
     crate::protocol::parse_command(line) == crate::protocol::Command::Quit
 }
 
-async fn write(out: &mut tokio::io::Stdout, text: &str) -> std::io::Result<()> {
-    out.write_all(sanitize::text(text).as_bytes()).await?;
-    out.flush().await
+/// Write to stdout at once, and hear at once if no one reads it any more (`| head`):
+/// tokio's stdout reports a failed write only with the next one, which may never come.
+/// A line is a few bytes; a reader that stops reading holds up this task alone.
+fn write(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let text = sanitize::text(text);
+    tokio::task::block_in_place(|| {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.flush()
+    })
+}
+
+/// Resolves when stdout is a pipe whose reader has gone (the kernel flags the pipe's
+/// write end with an error), so that `tchat … | head -1` ends once `head` has its line,
+/// not at the next line the room happens to send. Never, for a terminal or a file.
+///
+/// A thread of its own waits in `poll` for nothing but that error; it is not joined
+/// (a program that ends takes it along).
+async fn stdout_reader_gone() {
+    #[cfg(unix)]
+    {
+        use std::io::IsTerminal;
+        if !std::io::stdout().is_terminal() {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let spawned = std::thread::Builder::new()
+                .name("stdout-watch".into())
+                .spawn(move || {
+                    use rustix::event::{PollFd, PollFlags, poll};
+                    let stdout = std::io::stdout();
+                    let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+                    // Only POLLERR / POLLHUP can wake it: the reader has gone.
+                    while poll(&mut fds, None).is_err() {}
+                    let _ = tx.send(());
+                });
+            if spawned.is_ok() && rx.await.is_ok() {
+                return;
+            }
+        }
+    }
+    std::future::pending::<()>().await
 }

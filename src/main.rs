@@ -114,8 +114,11 @@ struct Part {
 }
 
 async fn run(cli: Cli, look: Look) -> Result<(), String> {
+    // A terminal that cannot place a cursor (TERM=dumb: an editor's shell buffer, some
+    // CI logs) gets lines too.
+    let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
     let line_mode =
-        cli.plain || !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal();
+        cli.plain || dumb || !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal();
     // Before anything starts, so that a log that cannot be written stops nothing midway.
     let log = cli.log.as_deref().map(Log::open).transpose()?;
     let part = Part {
@@ -265,6 +268,9 @@ async fn take_part(
                 eprintln!("tchat: {reason}");
                 Ok(())
             }
+            // Whoever read our output has stopped (`| head`): leave quietly, as
+            // other tools do.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
             Err(e) => Err(format!("line mode: {e}")),
         }
     } else {

@@ -135,7 +135,21 @@ impl Tchat {
     /// (`None`). Unless `env` says otherwise, the config file is an empty one
     /// (`TCHAT_CONFIG=/dev/null`), so that the tester's own plays no part.
     fn spawn_env(name: &str, args: &[&str], env: &[(&str, Option<&str>)]) -> Tchat {
-        let mut cmd = Command::new(BIN);
+        Tchat::spawn_program(name, BIN, args, env)
+    }
+
+    /// Another program (a shell running tchat in a pipeline), watched the same way.
+    fn spawn_cmd(name: &str, program: &str, args: &[&str]) -> Tchat {
+        Tchat::spawn_program(name, program, args, &[])
+    }
+
+    fn spawn_program(
+        name: &str,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, Option<&str>)],
+    ) -> Tchat {
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .env("RUST_BACKTRACE", "1")
             .env_remove("RUST_LOG")
@@ -1283,6 +1297,33 @@ fn completions_and_the_man_page_print_and_exit() {
         .unwrap_or_default();
     assert!(header.starts_with(".TH tchat 1"), "{header:?}\n{page}");
     assert!(page.contains("\\-\\-join"), "{page}");
+    // And --help tells of them.
+    let help = run(&["--help"]).out.text();
+    assert!(help.contains("--completions <SHELL>"), "{help}");
+    assert!(help.contains("--man"), "{help}");
+}
+
+/// `tchat --join … | head -1`: once `head` has its line, tchat leaves quietly, with
+/// status 0 and no "Broken pipe".
+#[test]
+fn line_mode_into_a_closed_pipe_leaves_quietly() {
+    let (_host, addr) = headless("127.0.0.1");
+    let mut talker = Peer::greeted(addr);
+    talker.send(b"here\n");
+    talker.lines.wait("the talker's welcome", |l| {
+        l.starts_with("*** you are guest.")
+    });
+    let script = format!(
+        "set -o pipefail; {BIN} --join {addr} --name pipe < <(sleep 30 2>/dev/null) | head -n 1"
+    );
+    let mut sh = Tchat::spawn_cmd("sh", "bash", &["-c", &script]);
+    sh.out.wait("head's one line", |_| true);
+    talker.lines.wait_for("*** pipe joined");
+    // Something more for tchat to write: the pipe is closed by now.
+    talker.send(b"anyone?\n");
+    let status = sh.finish_within(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", sh.err.text());
+    assert_eq!(sh.err.text(), "", "nothing on stderr");
 }
 
 /// A system that allows few open files: the host lowers `--max-peers` to what fits and

@@ -67,6 +67,11 @@ struct Term {
 impl Term {
     /// Start `tchat ARGS` in a `cols`×`rows` terminal.
     fn spawn(name: &str, args: &[&str], cols: u16, rows: u16) -> Term {
+        Term::spawn_term(name, args, cols, rows, "xterm-256color")
+    }
+
+    /// [`Term::spawn`] with another `TERM`.
+    fn spawn_term(name: &str, args: &[&str], cols: u16, rows: u16, term: &str) -> Term {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows,
@@ -77,7 +82,7 @@ impl Term {
             .expect("openpty");
         let mut cmd = CommandBuilder::new(BIN);
         cmd.args(args);
-        cmd.env("TERM", "xterm-256color");
+        cmd.env("TERM", term);
         cmd.env("LANG", "C.UTF-8");
         cmd.env_remove("NO_COLOR");
         // An empty config file: a developer's own settings must not change the test.
@@ -859,6 +864,20 @@ fn the_mouse_is_left_to_the_terminal_unless_the_config_takes_it() {
     );
     drop(bob);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A terminal that cannot place a cursor gets line mode, not a full screen.
+#[test]
+fn term_dumb_gets_line_mode() {
+    let (host, port) = Term::host("hostie");
+    let addr = format!("127.0.0.1:{port}");
+    let mut dumb = Term::spawn_term("dumb", &["--join", &addr, "--name", "dumb"], 80, 24, "dumb");
+    dumb.wait_text("*** you are dumb.");
+    assert!(!dumb.screen().alternate_screen(), "{}", dumb.dump());
+    dumb.send("hello from a dumb terminal\r");
+    host.wait_text("dumb: hello from a dumb terminal");
+    dumb.send("exit\r");
+    assert_eq!(dumb.wait_exit(), 0, "{}", dumb.dump());
 }
 
 #[test]
