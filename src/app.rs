@@ -194,6 +194,8 @@ pub struct App {
     pub bell: Bell,
     /// Draw names in colour (off with `NO_COLOR`).
     pub color: bool,
+    /// The terminal has 256 colours: names are drawn from a wider set.
+    pub many_colors: bool,
     /// A line arrived that rings the bell (taken by `update`).
     ring: bool,
     /// Messages still to come of the room's history shown on joining.
@@ -231,6 +233,7 @@ impl App {
             epoch: None,
             bell: Bell::default(),
             color: true,
+            many_colors: false,
             ring: false,
             history_left: 0,
             completion: None,
@@ -421,6 +424,10 @@ impl App {
                 t.delete_word();
             }
             KeyCode::Char('d') if ctrl => delete_grapheme_after(t),
+            KeyCode::Char('d') if alt => {
+                t.delete_next_word();
+            }
+            KeyCode::Char('t') if ctrl => transpose(t),
             KeyCode::Char('h') if ctrl => delete_grapheme_before(t),
             KeyCode::Char('y') if ctrl => {
                 t.paste();
@@ -927,8 +934,10 @@ impl App {
         rows.clamp(1, usize::from(INPUT_MAX_ROWS)) as u16
     }
 
+    /// Rows one PgUp/PgDn moves: the pane, less the row the scrolled-back marker
+    /// covers and one row kept from the last page, so the eye finds its place.
     fn page(&self) -> usize {
-        self.pane().1.saturating_sub(1).max(1)
+        self.pane().1.saturating_sub(2).max(1)
     }
 
     /// Rows entry `seq` takes in a pane `width` columns wide. Scrolling asks this of
@@ -1132,6 +1141,31 @@ fn delete_grapheme_after(t: &mut TextArea<'static>) {
         return;
     }
     t.delete_str(text::next_boundary(&line, col) - col);
+}
+
+/// Ctrl-T: swap the character before the cursor with the one under it and step past
+/// both (at the end of a line, swap the last two), as shells do; by grapheme.
+fn transpose(t: &mut TextArea<'static>) {
+    use unicode_segmentation::UnicodeSegmentation;
+    let (row, col, line) = cursor_line(t);
+    let graphemes: Vec<&str> = line.graphemes(true).collect();
+    let mut before = 0;
+    let mut at = 0;
+    while before < graphemes.len() && at < col {
+        at += graphemes[before].chars().count();
+        before += 1;
+    }
+    let (a, b) = match before {
+        0 => return,
+        n if n >= graphemes.len() && graphemes.len() >= 2 => (n - 2, n - 1),
+        n if n >= graphemes.len() => return,
+        n => (n - 1, n),
+    };
+    let start: usize = graphemes[..a].iter().map(|g| g.chars().count()).sum();
+    let len = graphemes[a].chars().count() + graphemes[b].chars().count();
+    jump(t, row, start);
+    t.delete_str(len);
+    t.insert_str(format!("{}{}", graphemes[b], graphemes[a]));
 }
 
 fn snap_cursor(t: &mut TextArea<'static>) {

@@ -200,6 +200,13 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
     take_part(conn, role, name, part, Some(server)).await
 }
 
+/// Whether the terminal says it has 256 colours (or more).
+fn many_colors() -> bool {
+    let var = |k: &str| std::env::var(k).unwrap_or_default().to_lowercase();
+    let colorterm = var("COLORTERM");
+    colorterm == "truecolor" || colorterm == "24bit" || var("TERM").contains("256color")
+}
+
 /// Each connection is a file descriptor: raise this process's soft limit on them to
 /// the hard one, and if `--max-peers` still cannot fit, lower it and say so (one line)
 /// rather than fail to accept later with the room half full.
@@ -278,6 +285,7 @@ async fn take_part(
         let mut app = App::new(role, name, 80, 24, offset);
         app.bell = part.look.bell;
         app.color = part.look.color;
+        app.many_colors = many_colors();
         tui::run(app, part.look.mouse, commands.clone(), events)
             .await
             .map_err(|e| format!("terminal: {e}"))

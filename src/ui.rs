@@ -79,8 +79,10 @@ pub fn entry_rows(entry: &Entry, width: usize) -> usize {
         .with_rows(&entry.text, first, rest, <[_]>::len)
 }
 
-/// A stable colour for a name, from the terminal's own palette.
-pub fn name_color(name: &str) -> Color {
+/// A stable colour for a name: from the terminal's own sixteen, or (`many`: a terminal
+/// with 256 colours) from a wider set, so that a room of ten shows ten colours more
+/// often than six.
+pub fn name_color(name: &str, many: bool) -> Color {
     // Red is kept for errors, and dark blue reads poorly on many dark themes.
     const PALETTE: [Color; 9] = [
         Color::Green,
@@ -93,11 +95,21 @@ pub fn name_color(name: &str) -> Color {
         Color::LightMagenta,
         Color::LightCyan,
     ];
+    // Mid-bright hues of the 256-colour cube, around the wheel: no reds, no near-greys,
+    // nothing too dark for a dark theme or too pale for a light one.
+    const WIDE: [u8; 24] = [
+        33, 38, 43, 48, 69, 74, 79, 84, 99, 105, 111, 114, 135, 141, 147, 150, 170, 176, 178, 172,
+        208, 214, 220, 142,
+    ];
     // FNV-1a: the same name gets the same colour on every screen and every run.
     let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    PALETTE[(hash % PALETTE.len() as u64) as usize]
+    if many {
+        Color::Indexed(WIDE[(hash % WIDE.len() as u64) as usize])
+    } else {
+        PALETTE[(hash % PALETTE.len() as u64) as usize]
+    }
 }
 
 /// Format a time as local `HH:MM`.
@@ -111,13 +123,20 @@ pub fn clock(ts: i64, utc_offset: i32) -> String {
     )
 }
 
-/// The rows of one entry, styled.
-fn entry_lines(entry: &Entry, width: usize, utc_offset: i32, color: bool) -> Vec<Line<'static>> {
+/// The rows of one entry, styled. `names`: colour names, from how many colours (`None`:
+/// no colour at all).
+fn entry_lines(
+    entry: &Entry,
+    width: usize,
+    utc_offset: i32,
+    names: Option<bool>,
+) -> Vec<Line<'static>> {
+    let color = names.is_some();
     // A name in its own colour (or, with NO_COLOR, in the terminal's own).
     let name_style = |name: &str, own: bool| {
         let mut style = Style::new().add_modifier(Modifier::BOLD);
-        if color {
-            style = style.fg(name_color(name));
+        if let Some(many) = names {
+            style = style.fg(name_color(name, many));
         }
         if own {
             style = style.add_modifier(Modifier::UNDERLINED);
@@ -224,7 +243,8 @@ pub fn visible_lines(app: &App, width: usize, height: usize) -> Vec<Line<'static
     let mut seq = bottom;
     loop {
         if let Some(entry) = app.entry(seq) {
-            let lines = entry_lines(entry, width, app.utc_offset, app.color);
+            let names = app.color.then_some(app.many_colors);
+            let lines = entry_lines(entry, width, app.utc_offset, names);
             let keep = lines.len().saturating_sub(skip);
             rows.extend(lines.into_iter().take(keep).rev());
         }

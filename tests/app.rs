@@ -802,7 +802,8 @@ fn arriving_messages_never_disturb_what_is_being_typed() {
 
 #[test]
 fn page_up_holds_the_view_and_counts_what_arrives_below() {
-    // 40x10: status 1 row, input box 3, message pane 6; a page is 5 rows.
+    // 40x10: status 1 row, input box 3, message pane 6; a page is 4 rows (the
+    // scrolled-back marker covers the pane's last row, and one row is kept).
     let mut app = with_messages(40, 10, 30);
     assert_eq!(app.scroll, Scroll::Live);
     let live = pane_rows(&app);
@@ -814,8 +815,11 @@ fn page_up_holds_the_view_and_counts_what_arrives_below() {
     };
     assert_eq!(skip, 0);
     let held = pane_rows(&app);
-    assert_eq!(held[5], live[0], "a page keeps one row of context");
-    assert!(held[5].ends_with("bob: m24"), "{held:?}");
+    assert_eq!(
+        held[4], live[0],
+        "a page keeps one row of context, above the marker's row"
+    );
+    assert!(held[4].ends_with("bob: m24"), "{held:?}");
 
     for i in 30..37 {
         msg(&mut app, i, "bob", &format!("m{i}"));
@@ -854,7 +858,7 @@ fn page_down_from_one_page_up_is_live_again() {
     msg(&mut app, 30, "bob", "new");
     assert_eq!(app.unseen, 1);
     press(&mut app, KeyCode::PageDown);
-    // Five rows down from m24 is m29; one more message (m30) is below.
+    // Four rows down from m24 is m28; m29 and m30 are below.
     assert!(matches!(app.scroll, Scroll::Back { .. }));
     press(&mut app, KeyCode::PageDown);
     assert_eq!(app.scroll, Scroll::Live);
@@ -959,7 +963,7 @@ fn paging_up_and_down_shows_every_row_once_even_with_wrapped_messages() {
     all.retain(|r| !r.is_empty());
     assert!(all.len() > 40);
 
-    // Page up to the top: each page moves exactly five rows, until the oldest row is at
+    // Page up to the top: each page moves exactly four rows, until the oldest row is at
     // the top of the pane.
     let mut at = offset_in(&all, &pane_rows(&app));
     assert_eq!(at, all.len() - 6, "live shows the newest rows");
@@ -973,9 +977,9 @@ fn paging_up_and_down_shows_every_row_once_even_with_wrapped_messages() {
         ups += 1;
         let now = offset_in(&all, &pane_rows(&app));
         if now == 0 {
-            assert!(at - now <= 5, "{at} -> {now}");
+            assert!(at - now <= 4, "{at} -> {now}");
         } else {
-            assert_eq!(at - now, 5, "PageUp from row {at} went to {now}");
+            assert_eq!(at - now, 4, "PageUp from row {at} went to {now}");
         }
         at = now;
         assert!(ups < 50);
@@ -987,9 +991,9 @@ fn paging_up_and_down_shows_every_row_once_even_with_wrapped_messages() {
         press(&mut app, KeyCode::PageDown);
         let now = offset_in(&all, &pane_rows(&app));
         if app.scroll == Scroll::Live {
-            assert!(now - at <= 5, "{at} -> {now}");
+            assert!(now - at <= 4, "{at} -> {now}");
         } else {
-            assert_eq!(now - at, 5, "PageDown from row {at} went to {now}");
+            assert_eq!(now - at, 4, "PageDown from row {at} went to {now}");
         }
         at = now;
     }
@@ -1089,17 +1093,17 @@ fn resize_changes_the_layout_and_the_page_follows() {
     let mut app = with_messages(40, 10, 60);
     update(&mut app, Msg::Resize(60, 20), T0);
     assert_eq!((app.width, app.height), (60, 20));
-    // 20 rows: pane 16, page 15.
+    // 20 rows: pane 16, page 14.
     press(&mut app, KeyCode::PageUp);
     let rows = pane_rows(&app);
     assert_eq!(rows.len(), 16);
-    assert!(rows[15].ends_with("bob: m44"), "{rows:?}");
+    assert!(rows[15].ends_with("bob: m45"), "{rows:?}");
     update(&mut app, Msg::Resize(40, 10), T0);
     assert_eq!((app.width, app.height), (40, 10));
     press(&mut app, KeyCode::PageUp);
     let rows = pane_rows(&app);
     assert_eq!(rows.len(), 6);
-    assert!(rows[5].ends_with("bob: m39"), "{rows:?}");
+    assert!(rows[5].ends_with("bob: m41"), "{rows:?}");
 }
 
 #[test]
@@ -2369,4 +2373,32 @@ fn esc_goes_back_to_live_and_asks_before_it_costs_a_room_or_unsent_lines() {
     let mut app = host(80, 24);
     welcome(&mut app, "host", None, &["alice", "host"]);
     assert_eq!(press_ctrl(&mut app, 'c'), vec![Effect::Quit]);
+}
+
+#[test]
+fn alt_d_deletes_the_next_word_and_ctrl_t_swaps_two_characters() {
+    let ctrl = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL));
+    let alt = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::ALT));
+    let mut app = joiner(80, 24);
+    type_str(&mut app, "hello cruel world");
+    update(&mut app, key(KeyCode::Home), T0);
+    // Alt-F stands at the next word's start; Alt-D takes that word.
+    update(&mut app, alt('f'), T0);
+    update(&mut app, alt('d'), T0);
+    assert_eq!(app.input_text(), "hello  world");
+    // Ctrl-T in the middle swaps around the cursor; at the end, the last two.
+    let mut app = joiner(80, 24);
+    type_str(&mut app, "teh");
+    update(&mut app, ctrl('t'), T0);
+    assert_eq!(app.input_text(), "the");
+    let mut app = joiner(80, 24);
+    type_str(&mut app, "ab你");
+    update(&mut app, key(KeyCode::Left), T0);
+    update(&mut app, ctrl('t'), T0);
+    assert_eq!(app.input_text(), "a你b");
+    // Whole graphemes: a flag and an accented letter trade places intact.
+    let mut app = joiner(80, 24);
+    type_str(&mut app, "e\u{301}🇯🇵");
+    update(&mut app, ctrl('t'), T0);
+    assert_eq!(app.input_text(), "🇯🇵e\u{301}");
 }

@@ -396,22 +396,25 @@ fn names_have_stable_colours_and_own_lines_look_different() {
             let line = format!("{name}: {text}");
             let y = rows.iter().position(|r| r.ends_with(&line)).unwrap() as u16;
             let cell = &buf[(6, y)];
-            assert_eq!(cell.fg, name_color(name), "{name}'s colour");
+            assert_eq!(cell.fg, name_color(name, false), "{name}'s colour");
             assert!(cell.modifier.contains(Modifier::BOLD));
             assert!(!cell.modifier.contains(Modifier::UNDERLINED));
         }
         // Our own line: the name underlined, the text grey until the room confirms it.
         let y = rows.iter().position(|r| r.ends_with("alice: x")).unwrap() as u16;
-        assert_eq!(buf[(6, y)].fg, name_color("alice"));
+        assert_eq!(buf[(6, y)].fg, name_color("alice", false));
         assert!(buf[(6, y)].modifier.contains(Modifier::UNDERLINED));
         assert_eq!(buf[(13, y)].symbol(), "x");
         assert_eq!(buf[(13, y)].fg, Color::DarkGray, "pending text is grey");
     }
-    assert_eq!(name_color("bob"), name_color("bob"));
-    assert_eq!(name_color("bob"), name_color(&String::from("bob")));
+    assert_eq!(name_color("bob", false), name_color("bob", false));
+    assert_eq!(
+        name_color("bob", true),
+        name_color(&String::from("bob"), true)
+    );
     // Red is for errors: no name gets it.
     for n in ["a", "bob", "carol", "dave", "eve", "mallory", "世界", "🎉"] {
-        assert_ne!(name_color(n), Color::Red, "{n}");
+        assert_ne!(name_color(n, false), Color::Red, "{n}");
     }
 }
 
@@ -1042,4 +1045,56 @@ fn the_cursor_stands_after_skin_tones_zwj_families_and_flags() {
             app.input_text()
         );
     }
+}
+
+#[test]
+fn page_up_keeps_one_line_of_the_last_page_in_view() {
+    let mut app = in_room(40, 12);
+    for i in 1..=60 {
+        msg(&mut app, "bob", &format!("line {i}"));
+    }
+    let before = screen(&app);
+    let top = before
+        .lines()
+        .find(|l| l.contains("line "))
+        .map(|l| l.split("line ").nth(1).unwrap().trim().to_owned())
+        .unwrap();
+    update(&mut app, key(KeyCode::PageUp), T0);
+    let after = screen(&app);
+    let shown: Vec<&str> = after.lines().filter(|l| l.contains("bob")).collect();
+    let last = shown.last().unwrap();
+    assert!(
+        last.ends_with(&format!("line {top}")),
+        "the line that was at the top is still in view, at the bottom:\n{before}\n---\n{after}"
+    );
+}
+
+#[test]
+fn a_terminal_with_256_colours_tells_ten_names_apart_better() {
+    let names = [
+        "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+    ];
+    let distinct = |many: bool| {
+        names
+            .iter()
+            .map(|n| format!("{:?}", name_color(n, many)))
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    };
+    assert!(
+        distinct(true) > distinct(false),
+        "{} vs {}",
+        distinct(true),
+        distinct(false)
+    );
+    assert!(distinct(true) >= 8, "{}", distinct(true));
+    // Drawn in the wider set when the app is told the terminal has it.
+    let mut app = in_room(40, 8);
+    app.many_colors = true;
+    msg(&mut app, "bob", "hi");
+    let t = draw(&app);
+    let buf = t.backend().buffer();
+    let (x, y) = find(buf, "bob: hi").unwrap();
+    assert_eq!(buf[(x, y)].fg, name_color("bob", true));
+    assert!(matches!(buf[(x, y)].fg, Color::Indexed(_)));
 }
