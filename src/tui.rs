@@ -38,6 +38,10 @@ impl Terminal {
     fn enter(mouse: bool) -> std::io::Result<Self> {
         // `ratatui::init` enters raw mode and the alternate screen and installs a panic
         // hook that restores both; ours wraps it to also turn paste and mouse reports off.
+        // NO_COLOR is honoured by the view (which then draws no colour, but keeps bold
+        // and reverse video); crossterm's own handling of it would write a bare SGR
+        // reset for every colour change, and take bold and reverse away with it.
+        crossterm::style::force_color_output(true);
         let inner = ratatui::try_init()?;
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {

@@ -264,6 +264,17 @@ pub fn visible_lines(app: &App, width: usize, height: usize) -> Vec<Line<'static
 
 /// Draw the whole screen.
 pub fn render(app: &App, frame: &mut Frame) {
+    draw(app, frame);
+    if !app.color {
+        // No colour at all (NO_COLOR, `color = false`), whatever a widget chose; bold,
+        // italic and reverse video are not colour, and stay.
+        for cell in frame.buffer_mut().content.iter_mut() {
+            cell.set_fg(Color::Reset).set_bg(Color::Reset);
+        }
+    }
+}
+
+fn draw(app: &App, frame: &mut Frame) {
     let size = frame.area();
     let areas = layout(size.width, size.height, app.input_rows());
 

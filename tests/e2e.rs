@@ -72,6 +72,11 @@ impl Term {
 
     /// [`Term::spawn`] with another `TERM`.
     fn spawn_term(name: &str, args: &[&str], cols: u16, rows: u16, term: &str) -> Term {
+        Term::spawn_env(name, args, cols, rows, &[("TERM", term)])
+    }
+
+    /// [`Term::spawn`] with these environment variables set.
+    fn spawn_env(name: &str, args: &[&str], cols: u16, rows: u16, env: &[(&str, &str)]) -> Term {
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows,
@@ -82,9 +87,12 @@ impl Term {
             .expect("openpty");
         let mut cmd = CommandBuilder::new(BIN);
         cmd.args(args);
-        cmd.env("TERM", term);
+        cmd.env("TERM", "xterm-256color");
         cmd.env("LANG", "C.UTF-8");
         cmd.env_remove("NO_COLOR");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         // An empty config file: a developer's own settings must not change the test.
         cmd.env("TCHAT_CONFIG", "/dev/null");
         cmd.cwd(env!("CARGO_MANIFEST_DIR"));
@@ -864,6 +872,42 @@ fn the_mouse_is_left_to_the_terminal_unless_the_config_takes_it() {
     );
     drop(bob);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// NO_COLOR takes colour away, not reverse video or bold: the status line stays a bar.
+#[test]
+fn no_color_keeps_reverse_video_and_bold() {
+    let (host, port) = Term::host("hostie");
+    let addr = format!("127.0.0.1:{port}");
+    let alice = Term::spawn_env(
+        "alice",
+        &["--join", &addr, "--name", "alice"],
+        80,
+        24,
+        &[("NO_COLOR", "1")],
+    );
+    alice.wait_for("alice in", |s| last_row(s).contains("here"));
+    host.wait_text("* alice joined");
+    let mut host = host;
+    host.send("hello there\r");
+    alice.wait_text("hostie: hello there");
+    let s = alice.screen();
+    let status = s.size().0 - 1;
+    for col in 0..20 {
+        let cell = s.cell(status, col).unwrap();
+        assert!(
+            cell.inverse(),
+            "status line cell {col} is not reversed\n{}",
+            alice.dump()
+        );
+        assert_eq!(cell.fgcolor(), vt100::Color::Default);
+        assert_eq!(cell.bgcolor(), vt100::Color::Default);
+    }
+    let row = find_row(&s, "hostie: hello there").unwrap() as u16;
+    let col = rows(&s)[row as usize].find("hostie").unwrap() as u16;
+    let name = s.cell(row, col).unwrap();
+    assert!(name.bold(), "the name is bold\n{}", alice.dump());
+    assert_eq!(name.fgcolor(), vt100::Color::Default, "and has no colour");
 }
 
 /// A terminal that cannot place a cursor gets line mode, not a full screen.
