@@ -38,6 +38,8 @@ pub enum Msg {
     /// The terminal is now this many columns and rows.
     Resize(u16, u16),
     Net(NetEvent),
+    /// A second passed (sent only while [`App::ticking`]: a countdown is shown).
+    Tick,
 }
 
 /// What the app asks the world to do.
@@ -47,6 +49,8 @@ pub enum Effect {
     Send { text: String, cid: String },
     /// Leave the room and end the program.
     Quit,
+    /// Try to reach the host now rather than when the wait is over.
+    Reconnect,
     /// Repaint the whole terminal (Ctrl-L).
     Redraw,
     /// Ring the terminal bell.
@@ -185,6 +189,8 @@ pub struct App {
     next_cid: u64,
     /// Own lines waiting for the room's echo: cid → sequence number.
     pending: HashMap<String, u64>,
+    /// When the next try to reach the host is due (ms, on the clock `update` is given).
+    retry_at: Option<i64>,
     /// Esc was pressed once where leaving costs something (see [`App::leave_costs`]):
     /// a second Esc leaves, any other key stays.
     confirm_leave: bool,
@@ -230,6 +236,7 @@ impl App {
             next_cid: 0,
             pending: HashMap::new(),
             confirm_leave: false,
+            retry_at: None,
             epoch: None,
             bell: Bell::default(),
             color: true,
@@ -452,11 +459,57 @@ impl App {
         snap_cursor(t);
     }
 
+    /// Whether a countdown is on screen (the wait before the next try to reach the
+    /// host), so that the screen needs a [`Msg::Tick`] each second; only then.
+    pub fn ticking(&self) -> bool {
+        matches!(
+            self.conn,
+            Conn::Reconnecting {
+                retry_in: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// A second passed: the countdown to the next try goes on.
+    fn count_down(&mut self) {
+        if let (Conn::Reconnecting { retry_in, .. }, Some(at)) = (&mut self.conn, self.retry_at) {
+            let left_ms = at.saturating_sub(self.now).max(0);
+            *retry_in = Some((left_ms as u64).div_ceil(1000));
+        }
+    }
+
+    /// Offline: try again now (Enter on an empty line, or `/reconnect`).
+    fn reconnect_now(&mut self) -> Vec<Effect> {
+        if !self.ticking() {
+            let text = match self.conn {
+                Conn::Reconnecting { .. } => "already trying to reach the host",
+                _ => "/reconnect is for when the host is lost: this connection is up",
+            };
+            let now = self.now;
+            self.push(now, Kind::Notice, text);
+            return vec![];
+        }
+        self.retry_at = None;
+        if let Conn::Reconnecting { retry_in, .. } = &mut self.conn {
+            *retry_in = None;
+        }
+        vec![Effect::Reconnect]
+    }
+
     fn submit(&mut self) -> Vec<Effect> {
         let text = self.input_text();
         let body = text.trim_end();
         if body.trim().is_empty() {
+            // Offline, Enter on an empty line tries again at once.
+            if self.ticking() {
+                return self.reconnect_now();
+            }
             return vec![];
+        }
+        if body.trim() == "/reconnect" {
+            self.input = new_input();
+            return self.reconnect_now();
         }
         if body.trim() == "exit" {
             return vec![Effect::Quit];
@@ -669,6 +722,9 @@ impl App {
                         0
                     }
                 };
+                self.retry_at = retry_in.map(|s| {
+                    now.saturating_add(i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000))
+                });
                 self.conn = Conn::Reconnecting { attempt, retry_in };
             }
             NetEvent::Reconnecting { attempt } => {
@@ -1200,6 +1256,7 @@ pub fn update(app: &mut App, msg: Msg, now: i64) -> Vec<Effect> {
             app.height = h;
         }
         Msg::Net(ev) => app.on_net(ev, now),
+        Msg::Tick => app.count_down(),
     }
     if std::mem::take(&mut app.ring) {
         return vec![Effect::Bell];

@@ -46,6 +46,8 @@ pub enum Command {
     Say { text: String, cid: String },
     /// Leave: say goodbye and close.
     Leave,
+    /// Offline and waiting to try again: try now (nothing otherwise).
+    RetryNow,
 }
 
 /// What the connection reports.
@@ -360,7 +362,7 @@ impl Session {
                     retry_in,
                 };
                 self.emit(lost).await;
-                if !self.wait(tokio::time::sleep(retry_in)).await {
+                if !self.wait_to_retry(retry_in).await {
                     return;
                 }
                 attempt += 1;
@@ -391,10 +393,25 @@ impl Session {
         }
     }
 
-    /// Wait for `fut` while there is no connection; lines typed meanwhile are kept for
-    /// later. `false` when the program asked to leave instead.
-    async fn wait(&mut self, fut: impl Future<Output = ()>) -> bool {
-        self.wait_for(fut).await.is_some()
+    /// Wait `delay` before trying to reach the host again, or less if the program asks
+    /// to try now. `false` when it asked to leave instead.
+    async fn wait_to_retry(&mut self, delay: Duration) -> bool {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => return true,
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Say { text, cid }) => self.unacked.push_back(Unacked {
+                        cid,
+                        text,
+                        sent: false,
+                    }),
+                    Some(Command::RetryNow) => return true,
+                    Some(Command::Leave) | None => return false,
+                },
+            }
+        }
     }
 
     async fn wait_for<T>(&mut self, fut: impl Future<Output = T>) -> Option<T> {
@@ -408,6 +425,7 @@ impl Session {
                         text,
                         sent: false,
                     }),
+                    Some(Command::RetryNow) => {}
                     Some(Command::Leave) | None => return None,
                 },
             }
@@ -543,6 +561,8 @@ impl Session {
                     }
                 },
                 cmd = self.commands.recv() => match cmd {
+                    // Connected: nothing to try again.
+                    Some(Command::RetryNow) => {}
                     Some(Command::Say { text, cid }) => {
                         if structured {
                             // Behind any line still waiting (from before this

@@ -187,8 +187,13 @@ pub async fn run(
     let mut owed = false;
     let frame_due = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(frame_due);
+    // A second's tick, only while a countdown is on screen (offline): an idle screen
+    // that is connected never wakes.
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let first = tokio::select! {
+            _ = ticks.tick(), if app.ticking() => Some(Msg::Tick),
             () = &mut frame_due, if owed => {
                 owed = false;
                 drawn_at = tokio::time::Instant::now();
@@ -243,6 +248,9 @@ pub async fn run(
                         let _ = commands.send(Command::Say { text, cid });
                     }
                     Effect::Quit => return Ok(()),
+                    Effect::Reconnect => {
+                        let _ = commands.send(Command::RetryNow);
+                    }
                     Effect::Redraw => clear = true,
                     Effect::Bell => ring = true,
                     Effect::Suspend => {

@@ -2402,3 +2402,72 @@ fn alt_d_deletes_the_next_word_and_ctrl_t_swaps_two_characters() {
     update(&mut app, ctrl('t'), T0);
     assert_eq!(app.input_text(), "🇯🇵e\u{301}");
 }
+
+#[test]
+fn offline_the_countdown_counts_and_enter_or_reconnect_tries_now() {
+    let mut app = in_room(80, 24);
+    assert!(!app.ticking(), "a connected screen needs no ticks");
+    update(
+        &mut app,
+        Msg::Net(NetEvent::Lost {
+            reason: "connection lost".into(),
+            retry_in: Duration::from_secs(16),
+        }),
+        T0,
+    );
+    assert!(app.ticking());
+    assert_eq!(
+        app.conn,
+        Conn::Reconnecting {
+            attempt: 0,
+            retry_in: Some(16)
+        }
+    );
+    update(&mut app, Msg::Tick, T0 + 5_000);
+    assert_eq!(
+        app.conn,
+        Conn::Reconnecting {
+            attempt: 0,
+            retry_in: Some(11)
+        }
+    );
+    update(&mut app, Msg::Tick, T0 + 15_200);
+    assert_eq!(
+        app.conn,
+        Conn::Reconnecting {
+            attempt: 0,
+            retry_in: Some(1)
+        }
+    );
+    // Enter on an empty line: try now.
+    assert_eq!(press(&mut app, KeyCode::Enter), vec![Effect::Reconnect]);
+    assert_eq!(
+        app.conn,
+        Conn::Reconnecting {
+            attempt: 0,
+            retry_in: None
+        }
+    );
+    assert!(!app.ticking());
+    // /reconnect does the same once the next wait is on.
+    update(
+        &mut app,
+        Msg::Net(NetEvent::Lost {
+            reason: "refused".into(),
+            retry_in: Duration::from_secs(4),
+        }),
+        T0 + 16_000,
+    );
+    type_str(&mut app, "/reconnect");
+    assert_eq!(press(&mut app, KeyCode::Enter), vec![Effect::Reconnect]);
+    assert_eq!(app.input_text(), "", "not sent to the room");
+    // Connected, /reconnect only says why not.
+    let mut app = in_room(80, 24);
+    type_str(&mut app, "/reconnect");
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    assert!(
+        last_text(&app).contains("this connection is up"),
+        "{}",
+        last_text(&app)
+    );
+}

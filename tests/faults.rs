@@ -410,3 +410,39 @@ async fn a_message_the_client_does_not_know_is_never_shown_as_text() {
     );
     let _ = h.commands.send(Command::Leave);
 }
+
+#[tokio::test(start_paused = true)]
+async fn retry_now_cuts_the_wait_short() {
+    let (near, mut host) = FakeHost::new().await;
+    let tries: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let connect = {
+        let tries = tries.clone();
+        move || {
+            tries.lock().unwrap().push(Instant::now());
+            async { Err::<DuplexStream, _>("connection refused".to_owned()) }
+        }
+    };
+    let retry = Retry {
+        first_delay: Duration::from_secs(30),
+        ..Retry::default()
+    };
+    let mut h = client::start_rejoining(near, "alice".into(), retry, connect);
+    host.welcome("e1").await;
+    until(&mut h, is_welcome).await;
+    drop(host);
+    until(&mut h, |e| matches!(e, NetEvent::Lost { .. })).await;
+    let asked = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    h.commands.send(Command::RetryNow).unwrap();
+    until(&mut h, |e| {
+        matches!(e, NetEvent::Reconnecting { attempt: 1 })
+    })
+    .await;
+    assert_eq!(tries.lock().unwrap().len(), 1);
+    assert_eq!(
+        tries.lock().unwrap()[0].duration_since(asked),
+        Duration::from_secs(3),
+        "tried when asked, not after the 30 s wait"
+    );
+    let _ = h.commands.send(Command::Leave);
+}
