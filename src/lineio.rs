@@ -14,47 +14,101 @@ use crate::sanitize;
 /// How a line-mode session ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum End {
-    /// Stdin ended, or the line `exit` (or `/quit`) was read.
+    /// Stdin ended, or the line `exit` (or `/quit`) was read, and every line sent was
+    /// taken by the room.
     Left,
     /// The far side closed, saying why.
     Closed(String),
+    /// The room refused `count` of the lines sent (too long, the flood limit, …):
+    /// `reason` is what it said of the first.
+    Refused { count: usize, reason: String },
+    /// When leaving, `count` lines sent had not been confirmed by the room within
+    /// [`CONFIRM_WAIT`].
+    Unconfirmed { count: usize },
 }
 
-/// Run line mode until stdin ends or the connection does.
+/// How long line mode, once its input has ended, waits for the room to confirm the
+/// lines it sent (showing what arrives meanwhile) before it gives up on them.
+pub const CONFIRM_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Run line mode until stdin ends or the connection does. Once stdin ends (or `exit`),
+/// it waits, at most [`CONFIRM_WAIT`], until the room has taken or refused every line
+/// it sent, printing what arrives meanwhile: `echo hi | tchat --join … | cat` shows the
+/// room's answer, and a refused line is an error, not silence.
 pub async fn run(
     commands: mpsc::UnboundedSender<Command>,
     mut net: mpsc::Receiver<NetEvent>,
 ) -> std::io::Result<End> {
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    // Lines sent and not yet taken or refused by the room, by cid.
     let mut ours: HashSet<String> = HashSet::new();
+    let mut refused: Vec<String> = Vec::new();
+    // The far side is plain text: it confirms nothing.
+    let mut plain = false;
     let mut next_cid = 0u64;
     let cid_prefix = format!("{:08x}", rand::random::<u32>());
     let mut room: Option<String> = None;
     let reader_gone = stdout_reader_gone();
     tokio::pin!(reader_gone);
+    // Set once the input is over: the time to stop waiting for confirmations.
+    let mut leaving: Option<tokio::time::Instant> = None;
+    let done = |ours: &HashSet<String>, refused: &Vec<String>| match refused.first() {
+        Some(reason) => End::Refused {
+            count: refused.len(),
+            reason: reason.clone(),
+        },
+        None if ours.is_empty() => End::Left,
+        None => End::Unconfirmed { count: ours.len() },
+    };
     loop {
+        if leaving.is_some() && ours.is_empty() {
+            return Ok(done(&ours, &refused));
+        }
+        let give_up = leaving.unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             // Whoever read our output has stopped (`| head`): nothing more can be shown.
             () = &mut reader_gone => return Err(std::io::ErrorKind::BrokenPipe.into()),
-            line = stdin.next_line() => match line? {
+            () = tokio::time::sleep_until(give_up), if leaving.is_some() => {
+                return Ok(done(&ours, &refused));
+            }
+            line = stdin.next_line(), if leaving.is_none() => match line? {
                 // `/quit` leaves here too: sent to the host, it would close the
                 // connection, and the client would take that for a lost one and rejoin.
-                Some(line) if line.trim() == "exit" || is_quit(&line) => return Ok(End::Left),
+                Some(line) if line.trim() == "exit" || is_quit(&line) => {
+                    leaving = Some(tokio::time::Instant::now() + CONFIRM_WAIT);
+                }
                 Some(line) if line.trim().is_empty() => {}
                 Some(line) => {
                     next_cid += 1;
                     let cid = format!("{cid_prefix}-{next_cid}");
-                    ours.insert(cid.clone());
+                    if !plain {
+                        ours.insert(cid.clone());
+                    }
                     let _ = commands.send(Command::Say { text: line, cid });
                 }
-                None => return Ok(End::Left),
+                None => leaving = Some(tokio::time::Instant::now() + CONFIRM_WAIT),
             },
             ev = net.recv() => {
                 let Some(ev) = ev else { return Ok(End::Closed("connection lost".into())) };
+                // The room took a line of ours (its echo, or an ack of a resend), or
+                // refused it (a notice about it).
+                if let NetEvent::Server(msg) = &ev
+                    && let Some(cid) = own_cid(msg)
+                    && ours.remove(cid)
+                    && let ServerMsg::Notice { text, .. } = msg
+                {
+                    refused.push(text.clone());
+                }
                 let text = match ev {
-                    NetEvent::Plain => None,
+                    // A plain far side confirms nothing: what was written was sent.
+                    NetEvent::Plain => {
+                        plain = true;
+                        ours.clear();
+                        None
+                    }
                     NetEvent::Text { text, .. } => Some(format!("{text}\n")),
-                    NetEvent::Server(ServerMsg::Msg { cid: Some(cid), .. }) if ours.remove(&cid) => None,
+                    // Our own line, as we typed it: not shown again.
+                    NetEvent::Server(ServerMsg::Msg { cid: Some(_), .. }) => None,
                     NetEvent::Server(ServerMsg::Closing { reason, .. }) => {
                         write(&format!("{}{reason}\n", crate::protocol::NOTICE_PREFIX))?;
                         return Ok(End::Closed(reason));
@@ -81,6 +135,19 @@ pub async fn run(
                 }
             }
         }
+    }
+}
+
+/// The `cid` of a line of ours that `msg` answers: its echo, its refusal, its ack.
+fn own_cid(msg: &ServerMsg) -> Option<&str> {
+    match msg {
+        ServerMsg::Msg { cid: Some(c), .. }
+        | ServerMsg::Me { cid: Some(c), .. }
+        | ServerMsg::Private { cid: Some(c), .. }
+        | ServerMsg::Nick { cid: Some(c), .. }
+        | ServerMsg::Notice { cid: Some(c), .. }
+        | ServerMsg::Ack { cid: c, .. } => Some(c),
+        _ => None,
     }
 }
 

@@ -275,6 +275,23 @@ async fn take_part(
                 eprintln!("tchat: {reason}");
                 Ok(())
             }
+            Ok(lineio::End::Refused { count, reason }) => {
+                // The room's words are addressed to the person: "your line was not
+                // sent: it is longer than …".
+                let why = reason
+                    .strip_prefix("your line was not sent: ")
+                    .unwrap_or(&reason);
+                let what = if count == 1 {
+                    "a line".to_owned()
+                } else {
+                    format!("{count} lines")
+                };
+                Err(format!("the room refused {what}: {why}"))
+            }
+            Ok(lineio::End::Unconfirmed { count }) => Err(format!(
+                "{count} line(s) sent were not confirmed by the room within {} s",
+                lineio::CONFIRM_WAIT.as_secs()
+            )),
             // Whoever read our output has stopped (`| head`): leave quietly, as
             // other tools do.
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

@@ -708,6 +708,42 @@ fn line_mode_sends_lines_and_leaves_at_exit() {
     );
 }
 
+/// Line mode waits for the room to take its lines before it leaves, shows what came
+/// meanwhile, and a refused line is an error with the room's reason.
+#[test]
+fn line_mode_waits_for_its_lines_and_a_refused_one_is_an_error() {
+    let (_host, port) = headless_with(&["--port", "0", "--max-line", "16"], &[]);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut talker = Peer::greeted(addr);
+    talker.send(b"here\n");
+    talker.lines.wait("the talker's welcome", |l| {
+        l.starts_with("*** you are guest.")
+    });
+    let mut t = Tchat::spawn("fay", &["--join", &addr.to_string(), "--name", "fay"]);
+    t.write("fits\nthis one is much too long\n");
+    t.close_stdin();
+    let status = t.finish();
+    assert_eq!(status.code(), Some(1), "stderr:\n{}", t.err.text());
+    let err = t.err.text();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("tchat: the room refused a line: it is longer than 16 bytes"),
+        "{err}"
+    );
+    talker.lines.wait_for("fay: fits");
+    // The room's notice was shown before it left; and an ordinary run ends with 0.
+    assert!(
+        t.out.text().contains("longer than 16 bytes"),
+        "{}",
+        t.out.text()
+    );
+    let mut ok = Tchat::spawn("gus", &["--join", &addr.to_string(), "--name", "gus"]);
+    ok.write("all good\n");
+    ok.close_stdin();
+    assert_eq!(ok.finish().code(), Some(0), "stderr:\n{}", ok.err.text());
+    talker.lines.wait_for("gus: all good");
+}
+
 /// `/quit` leaves as `exit` does, once: it used to leave and rejoin about once a
 /// second for as long as stdin stayed open.
 #[test]
