@@ -191,6 +191,8 @@ pub struct App {
     pending: HashMap<String, u64>,
     /// When the next try to reach the host is due (ms, on the clock `update` is given).
     retry_at: Option<i64>,
+    /// Names whose messages this screen does not show (`/ignore`), lowercased.
+    ignored: std::collections::BTreeSet<String>,
     /// Esc was pressed once where leaving costs something (see [`App::leave_costs`]):
     /// a second Esc leaves, any other key stays.
     confirm_leave: bool,
@@ -237,6 +239,7 @@ impl App {
             pending: HashMap::new(),
             confirm_leave: false,
             retry_at: None,
+            ignored: std::collections::BTreeSet::new(),
             epoch: None,
             bell: Bell::default(),
             color: true,
@@ -279,6 +282,17 @@ impl App {
 
     /// Add a line to the scrollback (used for start-up notices too).
     pub fn push(&mut self, ts: i64, kind: Kind, text: &str) {
+        if let Kind::Message {
+            from, own: false, ..
+        }
+        | Kind::Action { from, own: false }
+        | Kind::Private {
+            from, own: false, ..
+        } = &kind
+            && self.ignored.contains(&from.to_lowercase())
+        {
+            return;
+        }
         let from_others = matches!(
             kind,
             Kind::Message { own: false, .. }
@@ -459,6 +473,52 @@ impl App {
         snap_cursor(t);
     }
 
+    /// The commands that are this screen's business alone (never sent): `/clear`,
+    /// `/ignore [NAME]`, `/unignore NAME`. Whether `line` was one.
+    fn local_command(&mut self, line: &str) -> bool {
+        let (word, arg) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let arg = arg.trim();
+        let now = self.now;
+        match word.to_lowercase().as_str() {
+            "/clear" => {
+                // Everything scrolled away; numbering goes on, so that lines still
+                // waiting for their echo are not confused with new ones.
+                self.first_seq += self.entries.len() as u64;
+                self.entries.clear();
+                self.go_live();
+            }
+            "/ignore" if arg.is_empty() => {
+                let text = if self.ignored.is_empty() {
+                    "nobody is ignored (/ignore NAME hides NAME's messages on this screen)"
+                        .to_owned()
+                } else {
+                    let names: Vec<&str> = self.ignored.iter().map(String::as_str).collect();
+                    format!("ignored here: {}", names.join(", "))
+                };
+                self.push(now, Kind::Notice, &text);
+            }
+            "/ignore" => {
+                let name = sanitize::line(arg);
+                self.ignored.insert(name.to_lowercase());
+                let text = format!(
+                    "{name}'s messages are not shown here from now on (/unignore {name} shows them again; nobody else is told)"
+                );
+                self.push(now, Kind::Notice, &text);
+            }
+            "/unignore" if !arg.is_empty() => {
+                let name = sanitize::line(arg);
+                let text = if self.ignored.remove(&name.to_lowercase()) {
+                    format!("{name}'s messages are shown again")
+                } else {
+                    format!("{name} was not ignored")
+                };
+                self.push(now, Kind::Notice, &text);
+            }
+            _ => return false,
+        }
+        true
+    }
+
     /// Whether a countdown is on screen (the wait before the next try to reach the
     /// host), so that the screen needs a [`Msg::Tick`] each second; only then.
     pub fn ticking(&self) -> bool {
@@ -510,6 +570,10 @@ impl App {
         if body.trim() == "/reconnect" {
             self.input = new_input();
             return self.reconnect_now();
+        }
+        if self.local_command(body.trim()) {
+            self.input = new_input();
+            return vec![];
         }
         if body.trim() == "exit" {
             return vec![Effect::Quit];
@@ -621,17 +685,20 @@ impl App {
         let at = self.input.cursor();
         let cursor = complete::flat_cursor(self.input.lines(), at.0, at.1);
         // Commands mean something only to a tchat room.
-        let commands: &[&str] = if self.conn == Conn::Plain {
-            &[]
+        let commands: Vec<&str> = if self.conn == Conn::Plain {
+            Vec::new()
         } else {
-            &protocol::COMMANDS
+            let mut all: Vec<&str> = protocol::COMMANDS.to_vec();
+            all.extend(LOCAL_COMMANDS);
+            all.sort_unstable();
+            all
         };
         let done = complete::complete(
             &text,
             cursor,
             self.completion.as_ref(),
             &self.members,
-            commands,
+            &commands,
             &self.me,
         );
         let Some(done) = done else {
@@ -1138,9 +1205,16 @@ pub fn mentions(text: &str, name: &str) -> bool {
 }
 
 /// What `/help` shows: the room's commands and the keys.
+/// Commands this screen answers itself; never sent to the room.
+const LOCAL_COMMANDS: [&str; 4] = ["/clear", "/ignore", "/reconnect", "/unignore"];
+
 fn help_text() -> String {
     format!(
-        "commands:\n{}\nkeys: Enter sends · Alt-Enter new line · Tab completes names and commands · \
+        "commands:\n{}\non this screen only:\n\
+         /clear            clear the scrollback\n\
+         /ignore [NAME]    hide NAME's messages here (alone: who is hidden)\n\
+         /unignore NAME    show them again\n\
+         /reconnect        offline: try to reach the host now\nkeys: Enter sends · Alt-Enter new line · Tab completes names and commands · \
          PgUp/PgDn or the wheel scroll · Ctrl-End live · Ctrl-Home oldest · Up/Down earlier lines · \
          Ctrl-A/E/B/F/D/K/U/W/Y and Alt-B/F edit · Ctrl-L redraws · Esc or Ctrl-C leaves",
         protocol::COMMAND_HELP

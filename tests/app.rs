@@ -2471,3 +2471,37 @@ fn offline_the_countdown_counts_and_enter_or_reconnect_tries_now() {
         last_text(&app)
     );
 }
+
+#[test]
+fn clear_and_ignore_are_this_screens_alone() {
+    let mut app = in_room(80, 24);
+    msg(&mut app, 1, "bob", "one");
+    msg(&mut app, 2, "carol", "two");
+    // /clear empties the scrollback and sends nothing.
+    type_str(&mut app, "/clear");
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.entries().len(), 0, "{:?}", texts(&app));
+    // /ignore hides a name's messages here, and nothing is sent.
+    type_str(&mut app, "/ignore Bob");
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    assert!(last_text(&app).contains("Bob's messages are not shown here"));
+    msg(&mut app, 3, "bob", "still talking");
+    msg(&mut app, 4, "carol", "hello");
+    let shown = texts(&app);
+    assert!(
+        !shown.iter().any(|t| t.contains("still talking")),
+        "{shown:?}"
+    );
+    assert!(shown.iter().any(|t| t.contains("hello")), "{shown:?}");
+    type_str(&mut app, "/ignore");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(last_text(&app), "ignored here: bob");
+    type_str(&mut app, "/unignore bob");
+    press(&mut app, KeyCode::Enter);
+    msg(&mut app, 5, "bob", "back");
+    assert!(texts(&app).iter().any(|t| t.contains("back")));
+    // Tab offers them.
+    type_str(&mut app, "/ig");
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.input_text(), "/ignore ");
+}
