@@ -275,6 +275,15 @@ impl Peer {
         Peer { stream, lines }
     }
 
+    /// Connect to a tchat room, say `first`, and wait until seated (as a guest).
+    fn seated(addr: SocketAddr, first: &[u8]) -> Peer {
+        let mut p = Peer::greeted(addr);
+        p.send(first);
+        p.lines
+            .wait("the welcome", |l| l.starts_with("*** you are guest"));
+        p
+    }
+
     /// Connect to a tchat room and read its greeting.
     fn greeted(addr: SocketAddr) -> Peer {
         let mut p = Peer::connect(addr);
@@ -685,11 +694,7 @@ fn headless_host_stops_on_sigint_and_a_line_mode_joiner_is_told() {
 #[test]
 fn line_mode_sends_lines_and_leaves_at_exit() {
     let (_host, addr) = headless("127.0.0.1");
-    let mut obs = Peer::greeted(addr);
-    obs.send(b"watching\n");
-    obs.lines.wait("the observer's welcome", |l| {
-        l.starts_with("*** you are guest.")
-    });
+    let mut obs = Peer::seated(addr, b"watching\n");
 
     let mut carol = Tchat::spawn("carol", &["--join", &addr.to_string(), "--name", "carol"]);
     carol.write("hello\nexit\nnot sent\n");
@@ -714,11 +719,7 @@ fn line_mode_sends_lines_and_leaves_at_exit() {
 fn line_mode_waits_for_its_lines_and_a_refused_one_is_an_error() {
     let (_host, port) = headless_with(&["--port", "0", "--max-line", "16"], &[]);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut talker = Peer::greeted(addr);
-    talker.send(b"here\n");
-    talker.lines.wait("the talker's welcome", |l| {
-        l.starts_with("*** you are guest.")
-    });
+    let mut talker = Peer::seated(addr, b"here\n");
     let mut t = Tchat::spawn("fay", &["--join", &addr.to_string(), "--name", "fay"]);
     t.write("fits\nthis one is much too long\n");
     t.close_stdin();
@@ -837,11 +838,7 @@ fn a_joiner_rejoins_a_restarted_host_and_sends_what_was_typed_meanwhile() {
     // observer is in before bob is.
     let (_host2, addr2) = headless_on("127.0.0.1", port);
     assert_eq!(addr2, addr);
-    let mut obs = Peer::greeted(addr);
-    obs.send(b"watching\n");
-    obs.lines.wait("the observer's welcome", |l| {
-        l.starts_with("*** you are guest.")
-    });
+    let mut obs = Peer::seated(addr, b"watching\n");
 
     bob.out.wait("the restart", |l| {
         l == "* the host restarted the room: history starts again"
@@ -899,11 +896,7 @@ fn a_line_sent_before_the_welcome_is_relayed_once_even_without_history() {
         .trim_start_matches("tchat: hosting a room at ")
         .parse()
         .expect("an address");
-    let mut obs = Peer::greeted(addr);
-    obs.send(b"watching\n");
-    obs.lines.wait("the observer's welcome", |l| {
-        l.starts_with("*** you are guest.")
-    });
+    let mut obs = Peer::seated(addr, b"watching\n");
 
     let mut ci = Tchat::spawn("ci", &["--join", &addr.to_string(), "--name", "ci"]);
     ci.write("build done\n");
@@ -922,11 +915,7 @@ fn a_line_sent_before_the_welcome_is_relayed_once_even_without_history() {
 fn names_are_cleaned_and_made_unique() {
     let (_host, addr) = headless("127.0.0.1");
     let room = addr.to_string();
-    let mut obs = Peer::greeted(addr);
-    obs.send(b"watching\n");
-    obs.lines.wait("the observer's welcome", |l| {
-        l.starts_with("*** you are guest.")
-    });
+    let mut obs = Peer::seated(addr, b"watching\n");
 
     // A name that is not usable is never quietly rewritten: its owner is told why, and
     // comes in as a guest.
@@ -1054,11 +1043,7 @@ fn ipv6_loopback_host_and_join() {
     let (_host, addr) = headless("::1");
     let room = addr.to_string();
     assert!(room.starts_with("[::1]:"), "{room}");
-    let mut obs = Peer::greeted(addr);
-    obs.send(b"watching\n");
-    obs.lines.wait("the observer's welcome", |l| {
-        l.starts_with("*** you are guest.")
-    });
+    let mut obs = Peer::seated(addr, b"watching\n");
 
     let mut six = Tchat::spawn("six", &["--join", &room, "--name", "six"]);
     six.write("over v6\n");
@@ -1284,11 +1269,7 @@ fn a_log_that_cannot_be_opened_is_one_line_before_anything_starts() {
     let dir = TempDir::new("log-bad");
     let log = dir.path("no/such/dir/chat.log");
     let (_host, addr) = headless("127.0.0.1");
-    let mut obs = Peer::greeted(addr);
-    obs.send(b"watching\n");
-    obs.lines.wait("the observer's welcome", |l| {
-        l.starts_with("*** you are guest.")
-    });
+    let mut obs = Peer::seated(addr, b"watching\n");
     let t = run(&["--join", &addr.to_string(), "--name", "lou", "--log", &log]);
     assert_clean_failure(&t, &[&format!("log {log}: "), "no such file"]);
     // Anyone joining after lou failed comes after lou would have.
@@ -1344,11 +1325,7 @@ fn completions_and_the_man_page_print_and_exit() {
 #[test]
 fn line_mode_into_a_closed_pipe_leaves_quietly() {
     let (_host, addr) = headless("127.0.0.1");
-    let mut talker = Peer::greeted(addr);
-    talker.send(b"here\n");
-    talker.lines.wait("the talker's welcome", |l| {
-        l.starts_with("*** you are guest.")
-    });
+    let mut talker = Peer::seated(addr, b"here\n");
     let script = format!(
         "set -o pipefail; {BIN} --join {addr} --name pipe < <(sleep 30 2>/dev/null) | head -n 1"
     );

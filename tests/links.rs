@@ -39,6 +39,20 @@ fn quick() -> Config {
     }
 }
 
+/// [`quick`] with no flood limit (for tests that send in bulk) and `history` events kept.
+fn unlimited(history: usize) -> Config {
+    let quick = quick();
+    Config {
+        rules: Rules {
+            history,
+            burst: 0,
+            rate: 0,
+            ..quick.rules
+        },
+        ..quick
+    }
+}
+
 /// A tchat joiner (the real client task), rejoining by itself when the link drops.
 struct Joiner {
     h: client::Handle,
@@ -312,20 +326,8 @@ type Phase = Box<dyn Fn(&Proxy)>;
 /// go of it: shown once, and acknowledged to its sender.
 #[tokio::test]
 async fn a_resend_long_after_the_history_forgot_the_line_is_not_shown_twice() {
-    let (_server, proxy, mut far, mut near) = far_and_near(
-        Config {
-            rules: Rules {
-                history: 20,
-                burst: 0,
-                rate: 0,
-                ..quick().rules
-            },
-            ..quick()
-        },
-        Impair::default(),
-        Impair::default(),
-    )
-    .await;
+    let (_server, proxy, mut far, mut near) =
+        far_and_near(unlimited(20), Impair::default(), Impair::default()).await;
     // What the host sends the far side now takes 3 s: the echo is still on its way...
     proxy.set_down(Impair::latency(3_000));
     far.say("only once", "f1");
@@ -388,13 +390,7 @@ async fn a_big_catch_up_over_a_slow_link_is_not_cut_as_too_slow() {
     let (_server, proxy, mut far, mut near) = far_and_near(
         Config {
             max_backlog: 64 * 1024,
-            rules: Rules {
-                history: 2000,
-                burst: 0,
-                rate: 0,
-                ..quick().rules
-            },
-            ..quick()
+            ..unlimited(2000)
         },
         Impair::default(),
         Impair::default(),
