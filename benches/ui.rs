@@ -63,6 +63,7 @@ fn app_with(n: u64, w: u16, h: u16) -> App {
             max_line: 8192,
             pace: None,
             ts: None,
+            topic: None,
         })),
         T0,
     );

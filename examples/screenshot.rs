@@ -64,6 +64,7 @@ fn conversation() -> App {
             max_line: 8192,
             pace: None,
             ts: None,
+            topic: None,
         },
     );
     s.join(0, "bob");

@@ -191,6 +191,8 @@ pub struct App {
     pending: HashMap<String, u64>,
     /// When the next try to reach the host is due (ms, on the clock `update` is given).
     retry_at: Option<i64>,
+    /// The room's topic, as the room last said it (sanitised).
+    pub topic: Option<String>,
     /// Names whose messages this screen does not show (`/ignore`), lowercased.
     ignored: std::collections::BTreeSet<String>,
     /// Esc was pressed once where leaving costs something (see [`App::leave_costs`]):
@@ -240,6 +242,7 @@ impl App {
             confirm_leave: false,
             retry_at: None,
             ignored: std::collections::BTreeSet::new(),
+            topic: None,
             epoch: None,
             bell: Bell::default(),
             color: true,
@@ -825,8 +828,10 @@ impl App {
                 asked,
                 members,
                 max_line,
+                topic,
                 ..
             } => {
+                self.topic = topic.map(|t| sanitize::line(&t)).filter(|t| !t.is_empty());
                 self.me = sanitize::line(&name);
                 self.members = members.iter().map(|m| sanitize::line(m)).collect();
                 self.max_line = Some(max_line);
@@ -1007,6 +1012,11 @@ impl App {
                 {
                     *state = Delivery::Delivered;
                 }
+            }
+            ServerMsg::Topic { ts, by, text, .. } => {
+                let (by, text) = (sanitize::line(&by), sanitize::line(&text));
+                self.push(ts, Kind::Notice, &protocol::topic_note(&by, &text));
+                self.topic = (!text.is_empty()).then_some(text);
             }
             ServerMsg::Ping | ServerMsg::Pong => {}
             ServerMsg::Closing { ts, reason } => {

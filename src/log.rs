@@ -255,6 +255,7 @@ mod tests {
                 max_line: 8192,
                 pace: None,
                 ts: Some(T0),
+                topic: None,
             }),
         );
         l.record(T0 + ahead + 1_000, &msg("bob", "hi", T0 + 1_000));
@@ -304,6 +305,7 @@ mod tests {
                 max_line: 8192,
                 pace: None,
                 ts: None,
+                topic: None,
             })
         };
         l.record(T0, &welcome("r1"));

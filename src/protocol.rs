@@ -202,6 +202,9 @@ pub enum ServerMsg {
         /// clock as the room's events (a log read later keeps their order).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ts: Option<i64>,
+        /// The room's topic, if one is set.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
     },
     /// Someone said something. `cid` is the sender's own id for it, echoed back so the
     /// sender can match its pending line.
@@ -228,6 +231,15 @@ pub enum ServerMsg {
         ts: i64,
         from: String,
         to: String,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cid: Option<String>,
+    },
+    /// Someone set the room's topic (`/topic`). `cid` on the setter's own copy.
+    Topic {
+        id: u64,
+        ts: i64,
+        by: String,
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cid: Option<String>,
@@ -368,6 +380,7 @@ impl ServerMsg {
             | ServerMsg::Me { cid, .. }
             | ServerMsg::Private { cid, .. }
             | ServerMsg::Nick { cid, .. }
+            | ServerMsg::Topic { cid, .. }
             | ServerMsg::Notice { cid, .. } => *cid = new,
             _ => {}
         }
@@ -381,6 +394,7 @@ impl ServerMsg {
             | ServerMsg::Me { ts, .. }
             | ServerMsg::Private { ts, .. }
             | ServerMsg::Nick { ts, .. }
+            | ServerMsg::Topic { ts, .. }
             | ServerMsg::Join { ts, .. }
             | ServerMsg::Leave { ts, .. }
             | ServerMsg::Crowd { ts, .. }
@@ -397,6 +411,7 @@ impl ServerMsg {
             | ServerMsg::Me { id, .. }
             | ServerMsg::Private { id, .. }
             | ServerMsg::Nick { id, .. }
+            | ServerMsg::Topic { id, .. }
             | ServerMsg::Join { id, .. }
             | ServerMsg::Leave { id, .. }
             | ServerMsg::Crowd { id, .. } => Some(*id),
@@ -425,6 +440,7 @@ impl ServerMsg {
                 name,
                 asked,
                 members,
+                topic,
                 ..
             } => {
                 match asked {
@@ -432,6 +448,9 @@ impl ServerMsg {
                     None => out.push_str(&format!("{n}you are {name}.")),
                 }
                 out.push_str(&format!(" In the room: {}\n", some_names(members)));
+                if let Some(topic) = topic {
+                    out.push_str(&format!("{n}the topic is: {topic}\n"));
+                }
             }
             ServerMsg::Msg { from, text, .. } => {
                 for line in text.split('\n') {
@@ -450,6 +469,9 @@ impl ServerMsg {
             }
             ServerMsg::Nick { old, new, .. } => {
                 out.push_str(&format!("{n}{old} is now known as {new}\n"))
+            }
+            ServerMsg::Topic { by, text, .. } => {
+                out.push_str(&format!("{n}{}\n", topic_note(by, text)))
             }
             ServerMsg::History { count } => out.push_str(&format!(
                 "{n}{}\n",
@@ -483,6 +505,15 @@ impl ServerMsg {
             ServerMsg::Ping | ServerMsg::Pong | ServerMsg::Ack { .. } => {}
         }
         out
+    }
+}
+
+/// `bob set the topic: …`, or that they cleared it.
+pub fn topic_note(by: &str, text: &str) -> String {
+    if text.is_empty() {
+        format!("{by} cleared the topic")
+    } else {
+        format!("{by} set the topic: {text}")
     }
 }
 
@@ -559,12 +590,14 @@ pub enum Command<'a> {
     },
     Help,
     Quit,
+    /// `/topic` alone asks what the topic is; with text, sets it.
+    Topic(&'a str),
     /// `/something` tchat does not know (the word, without its `/`).
     Unknown(&'a str),
 }
 
 /// The commands, for `/help` and Tab.
-pub const COMMANDS: [&str; 6] = ["/help", "/me", "/msg", "/nick", "/quit", "/who"];
+pub const COMMANDS: [&str; 7] = ["/help", "/me", "/msg", "/nick", "/quit", "/topic", "/who"];
 
 /// The commands in a few lines, for `/help`.
 pub const COMMAND_HELP: &str = "\
@@ -572,6 +605,7 @@ pub const COMMAND_HELP: &str = "\
 /who              who is in the room
 /me ACTION        say what you do: /me waves reads \"* alice waves\"
 /msg NAME TEXT    a private message to NAME alone
+/topic [TEXT]     set the room's topic (alone: say what it is)
 /quit             leave (so does a line \"exit\")
 //text            send a line that begins with /";
 
@@ -595,6 +629,7 @@ pub fn parse_command(text: &str) -> Command<'_> {
     match word.to_lowercase().as_str() {
         "nick" | "name" => Command::Nick(arg),
         "who" | "names" => Command::Who,
+        "topic" => Command::Topic(arg),
         "me" => Command::Me(arg),
         "msg" | "query" | "tell" => match arg.split_once(char::is_whitespace) {
             Some((to, text)) => Command::Msg {
@@ -782,6 +817,7 @@ mod tests {
                 max_line: 8192,
                 pace: None,
                 ts: None,
+                topic: None,
             },
             ServerMsg::Msg {
                 id: 7,

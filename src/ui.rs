@@ -349,10 +349,14 @@ pub fn status_line(app: &App) -> Line<'static> {
     // The terminal's own colours, reversed: readable on every theme.
     let bar = Style::new().add_modifier(Modifier::REVERSED);
     let sep = || Span::styled(" │ ", bar);
-    let place = match &app.role {
+    let mut place = match &app.role {
         Role::Host { addresses } => format!("hosting {}", addresses.join(" · ")),
         Role::Joiner { address } => format!("room {address}"),
     };
+    // The topic first: where the line is short, the address gives way.
+    if let Some(topic) = &app.topic {
+        place = format!("{topic} — {place}");
+    }
     let mut tail = vec![sep(), Span::styled(app.me.clone(), bar.bold())];
     if app.conn == Conn::InRoom && !app.members.is_empty() {
         tail.push(sep());

@@ -68,6 +68,7 @@ fn welcome(app: &mut App, name: &str, asked: Option<&str>, members: &[&str]) {
             max_line: 8192,
             pace: None,
             ts: None,
+            topic: None,
         },
     );
 }
@@ -361,6 +362,7 @@ fn a_line_over_the_rooms_limit_is_kept_in_the_box_and_not_sent() {
             max_line: 10,
             pace: None,
             ts: None,
+            topic: None,
         },
     );
     let fx = say(&mut app, "this is far too long");
@@ -1358,6 +1360,7 @@ fn rejoin(app: &mut App, room: &str, members: &[&str]) {
             max_line: 8192,
             pace: None,
             ts: None,
+            topic: None,
         },
     );
 }
@@ -1727,6 +1730,7 @@ fn escapes_and_bidi_overrides_from_the_network_are_stored_sanitized() {
             max_line: 8192,
             pace: None,
             ts: None,
+            topic: None,
         },
     );
     server(
@@ -1895,6 +1899,7 @@ fn arb_server() -> impl Strategy<Value = ServerMsg> {
                 max_line,
                 pace: None,
                 ts: None,
+                topic: None,
             }),
         (
             any::<u64>(),

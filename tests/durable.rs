@@ -131,8 +131,13 @@ async fn a_kept_room_restarted_goes_on_where_it_stopped() {
     for i in 1..=3 {
         alice.say(&format!("before {i}"), &format!("a{i}"));
     }
+    alice.say("/topic kept across restarts", "t1");
     bob.until(Duration::from_secs(10), has_text("before 3"))
         .await;
+    bob.until(Duration::from_secs(10), |e| {
+        matches!(e, NetEvent::Server(ServerMsg::Topic { .. }))
+    })
+    .await;
     server.shutdown().await;
     alice
         .until(Duration::from_secs(10), |e| {
@@ -171,6 +176,11 @@ async fn a_kept_room_restarted_goes_on_where_it_stopped() {
         .until(Duration::from_secs(10), has_text("while down 2"))
         .await;
     assert_eq!(carol.texts(), want);
+    // And the topic set before the restart is still the room's.
+    assert!(carol.seen.iter().any(|e| matches!(
+        e,
+        NetEvent::Server(ServerMsg::Welcome { topic: Some(t), .. }) if t == "kept across restarts"
+    )));
     server.shutdown().await;
 }
 

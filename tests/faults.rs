@@ -61,6 +61,7 @@ impl FakeHost {
             max_line: 8192,
             pace: None,
             ts: None,
+            topic: None,
         })
         .await;
         hello

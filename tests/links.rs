@@ -291,6 +291,7 @@ async fn a_joiner_that_keeps_typing_still_notices_a_dead_host() {
         max_line: 8192,
         pace: None,
         ts: None,
+        topic: None,
     };
     w.write_all(welcome.encode().as_bytes()).await.unwrap();
     let started = Instant::now();

@@ -1298,3 +1298,20 @@ async fn help_reaches_a_netcat_peer_as_one_notice_line_per_line() {
     assert!(!lines.iter().any(|l| l.contains('␊')), "{lines:#?}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_topic_reaches_netcat_peers_now_and_when_they_come_in() {
+    let server = room(quick()).await;
+    let mut alice = Tchat::join(&server, "alice").await;
+    let mut nc = Plain::connect(&server).await;
+    nc.send(b"hi\n").await;
+    alice.message().await;
+    alice.say("/topic release on Friday", "t1");
+    nc.until_line(|l| l == "*** alice set the topic: release on Friday")
+        .await;
+    let mut late = Plain::connect(&server).await;
+    late.send(b"hello\n").await;
+    late.until_line(|l| l == "*** the topic is: release on Friday")
+        .await;
+    server.shutdown().await;
+}

@@ -39,6 +39,7 @@ fn welcome(app: &mut App, members: &[&str]) {
             max_line: 8192,
             pace: None,
             ts: None,
+            topic: None,
         },
     );
 }
@@ -1097,4 +1098,26 @@ fn a_terminal_with_256_colours_tells_ten_names_apart_better() {
     let (x, y) = find(buf, "bob: hi").unwrap();
     assert_eq!(buf[(x, y)].fg, name_color("bob", true));
     assert!(matches!(buf[(x, y)].fg, Color::Indexed(_)));
+}
+
+#[test]
+fn the_topic_is_on_the_status_line() {
+    let mut app = in_room(100, 10);
+    update(
+        &mut app,
+        Msg::Net(NetEvent::Server(ServerMsg::Topic {
+            id: 50,
+            ts: T0,
+            by: "bob".into(),
+            text: "release on Friday".into(),
+            cid: None,
+        })),
+        T0,
+    );
+    let parts = status_parts(&app);
+    assert!(
+        parts.iter().any(|p| p.starts_with("release on Friday")),
+        "{parts:?}"
+    );
+    assert!(screen(&app).contains("bob set the topic: release on Friday"));
 }

@@ -258,10 +258,12 @@ impl Kept {
 /// [`super::store`]): how many events it kept and lines it relayed (the newest, read
 /// with [`Room::newly_kept`] and [`Room::newly_relayed`]), and where its numbering and
 /// its history now stand.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Journal {
     pub kept: usize,
     pub relayed: usize,
+    /// The topic, when it changed (`Some("")`: cleared).
+    pub topic: Option<String>,
     /// The oldest event id the history still holds (older ones may go).
     pub first_kept: u64,
     pub next_event: u64,
@@ -276,6 +278,8 @@ pub struct Saved {
     pub kept: Vec<Kept>,
     /// The lines it relayed, oldest first.
     pub relayed: Vec<(Origin, u64)>,
+    /// Its topic (empty or `None`: none).
+    pub topic: Option<String>,
 }
 
 /// Joins and leaves gathered to be told as one event.
@@ -359,6 +363,8 @@ pub struct Room {
     relayed: Relayed,
     /// What changed since it was last taken, for a durable room (`None`: not kept).
     journal: Option<Journal>,
+    /// The room's topic (`/topic`), if one is set.
+    topic: Option<String>,
 }
 
 /// `(session, cid)`: a line as its sender names it.
@@ -440,6 +446,7 @@ impl Room {
             history: VecDeque::new(),
             relayed: Relayed::default(),
             journal: None,
+            topic: None,
         }
     }
 
@@ -454,6 +461,7 @@ impl Room {
         for (origin, id) in saved.relayed {
             room.relayed.remember(origin, id, 0, &room.rules);
         }
+        room.topic = saved.topic.filter(|t| !t.is_empty());
         room
     }
 
@@ -467,10 +475,11 @@ impl Room {
     /// kept.
     pub fn take_journal(&mut self) -> Option<Journal> {
         let j = self.journal.as_mut()?;
-        if j.kept == 0 && j.relayed == 0 && j.next_event == self.next_event {
+        if j.kept == 0 && j.relayed == 0 && j.topic.is_none() && j.next_event == self.next_event {
             return None;
         }
         let taken = Journal {
+            topic: j.topic.take(),
             // What the bounds let go of within the turn is not to be written.
             kept: j.kept.min(self.history.len()),
             relayed: j.relayed.min(self.relayed.order.len()),
@@ -500,6 +509,11 @@ impl Room {
     /// The room's epoch.
     pub fn epoch(&self) -> &str {
         &self.epoch
+    }
+
+    /// The room's topic, if one is set.
+    pub fn topic(&self) -> Option<&str> {
+        self.topic.as_deref()
     }
 
     /// Tell the room how far the wall clock is from the clock it is driven by (see
@@ -1202,6 +1216,7 @@ impl Room {
                     rate: self.rules.rate,
                 }),
                 ts: Some(self.ts(now)),
+                topic: self.topic.clone(),
             }),
         ));
     }
@@ -1274,6 +1289,14 @@ impl Room {
                 )
             }
             Command::Help => tell(self, &format!("commands:\n{}", protocol::COMMAND_HELP)),
+            Command::Topic("") => {
+                let text = match &self.topic {
+                    Some(topic) => format!("the topic is: {topic}"),
+                    None => "there is no topic: /topic TEXT sets one".to_owned(),
+                };
+                tell(self, &text)
+            }
+            Command::Topic(text) => self.set_topic(peer, text, cid, now, out),
             Command::Unknown(word) => tell(
                 self,
                 &format!(
@@ -1439,6 +1462,47 @@ impl Room {
             ts: self.ts(now),
             old,
             new,
+            cid: None,
+        };
+        self.keep(id, event.clone());
+        out.push(Action::Send(
+            Target::RoomExcept(peer),
+            Outgoing::Event(event.clone()),
+        ));
+        out.push(Action::Send(
+            Target::One(peer),
+            Outgoing::Event(event.with_cid(cid)),
+        ));
+    }
+
+    /// `/topic TEXT`: the room's topic, shown to everyone and to whoever comes in. `-`
+    /// alone clears it.
+    fn set_topic(
+        &mut self,
+        peer: PeerId,
+        text: &str,
+        cid: Option<String>,
+        now: i64,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(by) = self.peers.get(&peer).map(|p| p.name.clone()) else {
+            return;
+        };
+        let text = if text.trim() == "-" {
+            String::new()
+        } else {
+            sanitize::line(text.trim())
+        };
+        self.topic = (!text.is_empty()).then(|| text.clone());
+        if let Some(j) = &mut self.journal {
+            j.topic = Some(text.clone());
+        }
+        let id = self.next_id();
+        let event = ServerMsg::Topic {
+            id,
+            ts: self.ts(now),
+            by,
+            text,
             cid: None,
         };
         self.keep(id, event.clone());
@@ -2340,6 +2404,30 @@ mod tests {
         // Someone else who missed it is still told alice left.
         let bob_back = r.seat(4, arrive(hello_again("bob", "s-b", Some(("e1", since)))), 0);
         assert!(bob_back.iter().any(|a| matches!(a, Action::Send(Target::Backfill(4), Outgoing::Event(ServerMsg::Leave { name, .. })) if name == "alice")));
+    }
+
+    #[test]
+    fn the_topic_is_told_to_all_given_to_newcomers_and_can_be_cleared() {
+        let mut r = room();
+        joined(&mut r, 1, "alice");
+        joined(&mut r, 2, "bob");
+        let set = r.receive(1, say_cid("/topic  release on Friday ", "t1"), 0);
+        assert!(set.iter().any(|a| matches!(a, Action::Send(Target::RoomExcept(1), Outgoing::Event(ServerMsg::Topic { by, text, cid: None, .. })) if by == "alice" && text == "release on Friday")));
+        assert!(set.iter().any(|a| matches!(a, Action::Send(Target::One(1), Outgoing::Event(ServerMsg::Topic { cid: Some(c), .. })) if c == "t1")));
+        assert_eq!(r.topic(), Some("release on Friday"));
+        // Someone new is welcomed with it.
+        let carol = joined(&mut r, 3, "carol");
+        assert!(carol.iter().any(|a| matches!(a, Action::Send(Target::One(3), Outgoing::Event(ServerMsg::Welcome { topic: Some(t), .. })) if t == "release on Friday")));
+        // Asked, it is told; `-` clears it.
+        let asked = notices(&r.receive(2, say_cid("/topic", "b1"), 0));
+        assert_eq!(asked[0].0, "the topic is: release on Friday");
+        r.receive(2, say_cid("/topic -", "b2"), 0);
+        assert_eq!(r.topic(), None);
+        let asked = notices(&r.receive(2, say_cid("/topic", "b3"), 0));
+        assert!(asked[0].0.starts_with("there is no topic"), "{asked:?}");
+        // A topic cannot carry a line break or an escape onto everyone's status line.
+        r.receive(1, say_cid("/topic a\u{1b}[2Jb", "t2"), 0);
+        assert!(!r.topic().unwrap().contains('\u{1b}'));
     }
 
     #[test]

@@ -194,11 +194,13 @@ impl Store {
         }
         let skip = relayed.len().saturating_sub(rules.resend_memory);
         relayed.drain(..skip);
+        let topic = meta(&self.db, "topic")?;
         Ok(Saved {
             epoch,
             next_event,
             kept: kept.into(),
             relayed,
+            topic,
         })
     }
 
@@ -252,6 +254,10 @@ impl Store {
             blob(&self.relayed_buf)
         ])?;
         let seq = tx.last_insert_rowid();
+        if let Some(topic) = &j.topic {
+            tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('topic', ?1)")?
+                .execute([topic])?;
+        }
         if let Some(upto) = upto {
             tx.prepare_cached("DELETE FROM turns WHERE seq <= ?1")?
                 .execute([upto])?;
