@@ -592,12 +592,18 @@ pub enum Command<'a> {
     Quit,
     /// `/topic` alone asks what the topic is; with text, sets it.
     Topic(&'a str),
+    /// `/away MSG` marks you away with that message; `/away` alone, back.
+    Away(&'a str),
+    /// `/whois NAME`: what the room can say of someone.
+    Whois(&'a str),
     /// `/something` tchat does not know (the word, without its `/`).
     Unknown(&'a str),
 }
 
 /// The commands, for `/help` and Tab.
-pub const COMMANDS: [&str; 7] = ["/help", "/me", "/msg", "/nick", "/quit", "/topic", "/who"];
+pub const COMMANDS: [&str; 9] = [
+    "/away", "/help", "/me", "/msg", "/nick", "/quit", "/topic", "/who", "/whois",
+];
 
 /// The commands in a few lines, for `/help`.
 pub const COMMAND_HELP: &str = "\
@@ -606,6 +612,8 @@ pub const COMMAND_HELP: &str = "\
 /me ACTION        say what you do: /me waves reads \"* alice waves\"
 /msg NAME TEXT    a private message to NAME alone
 /topic [TEXT]     set the room's topic (alone: say what it is)
+/away [MESSAGE]   mark yourself away (alone: back); a /msg to you gets MESSAGE back
+/whois NAME       what the room can say of NAME
 /quit             leave (so does a line \"exit\")
 //text            send a line that begins with /";
 
@@ -630,6 +638,8 @@ pub fn parse_command(text: &str) -> Command<'_> {
         "nick" | "name" => Command::Nick(arg),
         "who" | "names" => Command::Who,
         "topic" => Command::Topic(arg),
+        "away" => Command::Away(arg),
+        "whois" => Command::Whois(arg),
         "me" => Command::Me(arg),
         "msg" | "query" | "tell" => match arg.split_once(char::is_whitespace) {
             Some((to, text)) => Command::Msg {

@@ -210,6 +210,10 @@ struct Peer {
     /// A plain peer over the flood limit has been told; it is not told again for every
     /// line until one gets through.
     warned: bool,
+    /// `/away`: what someone who writes to it privately is told.
+    away: Option<String>,
+    /// When it took its seat (the room's clock; a rejoin keeps the first).
+    since: i64,
 }
 
 /// What the room remembers of an address while connections from it come and go: its
@@ -869,8 +873,8 @@ impl Room {
         }
         match stale {
             Some(old) => {
-                let (name, bucket) = match self.peers.get(&old) {
-                    Some(p) => (p.name.clone(), p.bucket),
+                let (name, bucket, away, since) = match self.peers.get(&old) {
+                    Some(p) => (p.name.clone(), p.bucket, p.away.clone(), p.since),
                     None => return,
                 };
                 self.unseat(old, now);
@@ -878,6 +882,8 @@ impl Room {
                 self.place(peer, Dialect::Structured, name.clone(), session, addr, now);
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.bucket = bucket;
+                    p.away = away;
+                    p.since = since;
                 }
                 self.welcome(peer, &name, None, now, out);
                 out.extend(missed);
@@ -1067,6 +1073,8 @@ impl Room {
                 bucket,
                 pinged: false,
                 warned: false,
+                away: None,
+                since: now,
             },
         );
     }
@@ -1282,7 +1290,22 @@ impl Room {
             Command::Msg { to, text } => self.private(peer, to, text, cid, now, out),
             Command::Nick(asked) => self.nick(peer, asked, cid, now, out),
             Command::Who => {
-                let names = self.names();
+                let names: Vec<String> = self
+                    .sorted
+                    .iter()
+                    .map(|(_, n)| {
+                        let away = self
+                            .by_name
+                            .get(&names::fold(n))
+                            .and_then(|id| self.peers.get(id))
+                            .is_some_and(|p| p.away.is_some());
+                        if away {
+                            format!("{n} (away)")
+                        } else {
+                            n.clone()
+                        }
+                    })
+                    .collect();
                 tell(
                     self,
                     &format!("in the room ({}): {}", names.len(), names.join(", ")),
@@ -1297,6 +1320,25 @@ impl Room {
                 tell(self, &text)
             }
             Command::Topic(text) => self.set_topic(peer, text, cid, now, out),
+            Command::Away(message) => {
+                let message = sanitize::line(message);
+                let text = if message.is_empty() {
+                    "you are back (no longer marked away)".to_owned()
+                } else {
+                    format!(
+                        "you are marked away: \"{message}\" is told to whoever writes to you (/away alone: back)"
+                    )
+                };
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.away = (!message.is_empty()).then_some(message);
+                }
+                tell(self, &text)
+            }
+            Command::Whois("") => tell(self, "whois whom? /whois NAME"),
+            Command::Whois(name) => {
+                let text = self.whois(name, now);
+                tell(self, &text)
+            }
             Command::Unknown(word) => tell(
                 self,
                 &format!(
@@ -1397,6 +1439,45 @@ impl Room {
             Target::One(peer),
             Outgoing::Event(event.with_cid(cid)),
         ));
+        if target != peer
+            && let Some(away) = self.peers.get(&target).and_then(|p| p.away.clone())
+        {
+            let to = self
+                .peers
+                .get(&target)
+                .map(|p| p.name.clone())
+                .unwrap_or_default();
+            self.notice(peer, &format!("{to} is away: {away}"), None, now, out);
+        }
+    }
+
+    /// What `/whois NAME` tells: how long they have been in, how they joined, whether
+    /// away. Never where from, nor their session: that is theirs.
+    fn whois(&self, name: &str, now: i64) -> String {
+        let found = self
+            .by_name
+            .get(&names::fold(name))
+            .and_then(|id| self.peers.get(id));
+        let Some(p) = found else {
+            let name = sanitize::line(name);
+            return format!("nobody called {name} is here (/who lists who is)");
+        };
+        let minutes = now.saturating_sub(p.since).max(0) / 60_000;
+        let for_how_long = match minutes {
+            0 => "under a minute".to_owned(),
+            1 => "1 minute".to_owned(),
+            m if m < 120 => format!("{m} minutes"),
+            m => format!("{} hours", m / 60),
+        };
+        let how = match p.dialect {
+            Dialect::Structured => "with tchat",
+            Dialect::Plain => "as plain text (nc, a script)",
+        };
+        let away = match &p.away {
+            Some(a) => format!("; away: {a}"),
+            None => String::new(),
+        };
+        format!("{}: in the room for {for_how_long}, {how}{away}", p.name)
     }
 
     /// `/nick NAME`: a name that is not usable, or clashes with a member's, is refused
@@ -2428,6 +2509,41 @@ mod tests {
         // A topic cannot carry a line break or an escape onto everyone's status line.
         r.receive(1, say_cid("/topic a\u{1b}[2Jb", "t2"), 0);
         assert!(!r.topic().unwrap().contains('\u{1b}'));
+    }
+
+    #[test]
+    fn away_answers_private_messages_and_whois_says_what_the_room_knows() {
+        let mut r = room();
+        joined(&mut r, 1, "alice");
+        joined(&mut r, 2, "bob");
+        let said = notices(&r.receive(2, say_cid("/away lunch, back at 2", "b1"), 0));
+        assert!(said[0].0.starts_with("you are marked away"), "{said:?}");
+        // A private message still arrives, and its sender is told bob is away.
+        let sent = r.receive(1, say_cid("/msg bob are you there?", "a1"), 1_000);
+        assert!(sent.iter().any(|a| matches!(
+            a,
+            Action::Send(Target::One(2), Outgoing::Event(ServerMsg::Private { .. }))
+        )));
+        let told = notices(&sent);
+        assert!(
+            told.iter()
+                .any(|(t, _)| t == "bob is away: lunch, back at 2"),
+            "{told:?}"
+        );
+        // /who marks him; /whois says how long and how, never where from.
+        let who = notices(&r.receive(1, say_cid("/who", "a2"), 1_000));
+        assert!(who[0].0.contains("bob (away)"), "{who:?}");
+        let whois = notices(&r.receive(1, say_cid("/whois BOB", "a3"), 3 * 60_000));
+        assert_eq!(
+            whois[0].0,
+            "bob: in the room for 3 minutes, with tchat; away: lunch, back at 2"
+        );
+        let nobody = notices(&r.receive(1, say_cid("/whois zed", "a4"), 0));
+        assert!(nobody[0].0.starts_with("nobody called zed"), "{nobody:?}");
+        // Back: no more answer.
+        r.receive(2, say_cid("/away", "b2"), 0);
+        let sent = r.receive(1, say_cid("/msg bob hi", "a5"), 0);
+        assert!(!notices(&sent).iter().any(|(t, _)| t.contains("away")));
     }
 
     #[test]
