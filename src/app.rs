@@ -40,6 +40,8 @@ pub enum Msg {
     Net(NetEvent),
     /// A second passed (sent only while [`App::ticking`]: a countdown is shown).
     Tick,
+    /// The terminal gained (`true`) or lost focus.
+    Focus(bool),
 }
 
 /// What the app asks the world to do.
@@ -171,6 +173,11 @@ pub struct App {
     /// Messages that arrived below while scrolled back, and how many of them mention you.
     pub unseen: usize,
     pub unseen_mentions: usize,
+    /// Lines naming you that came while you were not looking (the terminal without
+    /// focus, or scrolled back): the window title counts them.
+    pub unread_mentions: usize,
+    /// The terminal has focus (as far as it says: one that never does is taken to).
+    focused: bool,
     pub input: TextArea<'static>,
     /// Lines sent before, oldest first; `recall` indexes it while browsing with Up/Down.
     sent: Vec<String>,
@@ -227,6 +234,8 @@ impl App {
             scroll: Scroll::Live,
             unseen: 0,
             unseen_mentions: 0,
+            unread_mentions: 0,
+            focused: true,
             input: new_input(),
             sent: Vec::new(),
             recall: None,
@@ -337,6 +346,25 @@ impl App {
             if mention {
                 self.unseen_mentions += 1;
             }
+        }
+        if counts_as_new && mention && (!self.focused || self.scroll != Scroll::Live) {
+            self.unread_mentions += 1;
+        }
+    }
+
+    /// The window title: `(2) tchat` while two lines naming you are unread.
+    pub fn title(&self) -> String {
+        match self.unread_mentions {
+            0 => "tchat".to_owned(),
+            n => format!("({n}) tchat"),
+        }
+    }
+
+    /// The terminal gained or lost focus.
+    fn on_focus(&mut self, focused: bool) {
+        self.focused = focused;
+        if focused && self.scroll == Scroll::Live {
+            self.unread_mentions = 0;
         }
     }
 
@@ -1183,6 +1211,9 @@ impl App {
                 if self.scroll == Scroll::Live {
                     self.unseen = 0;
                     self.unseen_mentions = 0;
+                    if self.focused {
+                        self.unread_mentions = 0;
+                    }
                 }
                 return;
             }
@@ -1195,6 +1226,9 @@ impl App {
         self.scroll = Scroll::Live;
         self.unseen = 0;
         self.unseen_mentions = 0;
+        if self.focused {
+            self.unread_mentions = 0;
+        }
     }
 }
 
@@ -1341,6 +1375,7 @@ pub fn update(app: &mut App, msg: Msg, now: i64) -> Vec<Effect> {
         }
         Msg::Net(ev) => app.on_net(ev, now),
         Msg::Tick => app.count_down(),
+        Msg::Focus(focused) => app.on_focus(focused),
     }
     if std::mem::take(&mut app.ring) {
         return vec![Effect::Bell];

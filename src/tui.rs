@@ -19,6 +19,10 @@ use crate::app::{self, App, Effect, Msg};
 use crate::client::{Command, NetEvent};
 use crate::ui;
 
+/// Save and restore the window title (XTWINOPS 22 and 23).
+const TITLE_PUSH: &[u8] = b"\x1b[22;0t";
+const TITLE_POP: &[u8] = b"\x1b[23;0t";
+
 /// The least time between two frames (about 60 a second).
 const FRAME: Duration = Duration::from_millis(16);
 
@@ -49,13 +53,20 @@ impl Terminal {
             previous(info);
         }));
         let term = Terminal { inner, mouse };
+        // Keep the window's title, to give it back on leaving (xterm's title stack;
+        // terminals without one ignore it).
+        stdout().write_all(TITLE_PUSH)?;
         term.take_input_modes()?;
         Ok(term)
     }
 
-    /// Bracketed paste, and the mouse if it is ours.
+    /// Bracketed paste, focus reports, and the mouse if it is ours.
     fn take_input_modes(&self) -> std::io::Result<()> {
-        execute!(stdout(), EnableBracketedPaste)?;
+        execute!(
+            stdout(),
+            EnableBracketedPaste,
+            crossterm::event::EnableFocusChange
+        )?;
         if self.mouse {
             execute!(stdout(), EnableMouseCapture)?;
         }
@@ -66,7 +77,14 @@ impl Terminal {
 impl Terminal {
     /// Give the terminal back as it was (cooked, the main screen, no reports).
     fn leave() {
-        let _ = execute!(stdout(), DisableBracketedPaste, DisableMouseCapture);
+        let _ = execute!(
+            stdout(),
+            DisableBracketedPaste,
+            DisableMouseCapture,
+            crossterm::event::DisableFocusChange
+        );
+        // Give the window its own title back (saved on entering).
+        let _ = stdout().write_all(TITLE_POP);
         ratatui::restore();
         let _ = stdout().flush();
     }
@@ -180,6 +198,8 @@ pub async fn run(
     let mut net_open = true;
     let mut signals = Signals::new()?;
     term.inner.draw(|f| ui::render(&app, f))?;
+    let mut title = String::new();
+    set_title(&mut title, &app)?;
     // A frame at most every FRAME: a burst of keys or lines is taken in at the speed
     // it comes and drawn a few times, not once per key. The timer runs only while a
     // frame is owed, so an idle screen never wakes.
@@ -274,6 +294,7 @@ pub async fn run(
                 frame_due.as_mut().reset(drawn_at + FRAME);
             }
         }
+        set_title(&mut title, &app)?;
         if ring {
             // BEL: the terminal decides how to ring (sound, flash, urgency hint).
             let mut out = stdout();
@@ -281,6 +302,16 @@ pub async fn run(
             out.flush()?;
         }
     }
+}
+
+/// Set the window title to the app's, when it changed (`shown`: what it is now).
+fn set_title(shown: &mut String, app: &App) -> std::io::Result<()> {
+    let title = app.title();
+    if *shown != title {
+        execute!(stdout(), crossterm::terminal::SetTitle(&title))?;
+        *shown = title;
+    }
+    Ok(())
 }
 
 fn terminal_msg(ev: Event) -> Option<Msg> {
@@ -294,6 +325,7 @@ fn terminal_msg(ev: Event) -> Option<Msg> {
         )
         .then_some(Msg::Mouse(m)),
         Event::Resize(w, h) => Some(Msg::Resize(w, h)),
-        Event::FocusGained | Event::FocusLost => None,
+        Event::FocusGained => Some(Msg::Focus(true)),
+        Event::FocusLost => Some(Msg::Focus(false)),
     }
 }

@@ -2510,3 +2510,27 @@ fn clear_and_ignore_are_this_screens_alone() {
     press(&mut app, KeyCode::Tab);
     assert_eq!(app.input_text(), "/ignore ");
 }
+
+#[test]
+fn the_title_counts_mentions_that_came_while_you_were_not_looking() {
+    let mut app = in_room(80, 24);
+    assert_eq!(app.title(), "tchat");
+    msg(&mut app, 1, "bob", "alice: are you there?");
+    assert_eq!(app.title(), "tchat", "seen as it came");
+    update(&mut app, Msg::Focus(false), T0);
+    msg(&mut app, 2, "bob", "alice?");
+    msg(&mut app, 3, "bob", "lunch, anyone");
+    msg(&mut app, 4, "carol", "ALICE!");
+    assert_eq!(app.title(), "(2) tchat", "mentions only");
+    update(&mut app, Msg::Focus(true), T0);
+    assert_eq!(app.title(), "tchat");
+    // Scrolled back, a mention is unread too, until back to live.
+    for i in 5..40 {
+        msg(&mut app, i, "bob", &format!("filler {i}"));
+    }
+    press(&mut app, KeyCode::PageUp);
+    msg(&mut app, 40, "bob", "alice, look");
+    assert_eq!(app.title(), "(1) tchat");
+    press(&mut app, KeyCode::End);
+    assert_eq!(app.title(), "tchat");
+}

@@ -53,6 +53,9 @@ struct Modes {
 struct Term {
     name: String,
     parser: Arc<Mutex<vt100::Parser>>,
+    /// Every byte the program wrote, for what the emulator keeps no record of (the
+    /// window titles it was given).
+    raw: Arc<Mutex<Vec<u8>>>,
     /// Set by the reader thread once the terminal has no writer left (the child is gone
     /// and all it wrote has been parsed).
     eof: Arc<AtomicBool>,
@@ -103,9 +106,11 @@ impl Term {
         let mut reader = pair.master.try_clone_reader().expect("pty reader");
         let writer = pair.master.take_writer().expect("pty writer");
         let parser = Arc::new(Mutex::new(vt100::Parser::new(rows, cols, 0)));
+        let raw = Arc::new(Mutex::new(Vec::new()));
         let eof = Arc::new(AtomicBool::new(false));
         {
             let parser = Arc::clone(&parser);
+            let raw = Arc::clone(&raw);
             let eof = Arc::clone(&eof);
             thread::Builder::new()
                 .name(format!("pty-{name}"))
@@ -114,7 +119,10 @@ impl Term {
                     loop {
                         match reader.read(&mut buf) {
                             Ok(0) | Err(_) => break,
-                            Ok(n) => lock(&parser).process(&buf[..n]),
+                            Ok(n) => {
+                                raw.lock().unwrap().extend_from_slice(&buf[..n]);
+                                lock(&parser).process(&buf[..n]);
+                            }
                         }
                     }
                     eof.store(true, Ordering::SeqCst);
@@ -124,6 +132,7 @@ impl Term {
         Term {
             name: name.to_owned(),
             parser,
+            raw,
             eof,
             master: pair.master,
             writer,
@@ -733,6 +742,40 @@ impl Term {
         assert!(status.success(), "kill -{sig}");
     }
 
+    /// The window title the program set last (OSC 0 or 2), if any.
+    fn title(&self) -> Option<String> {
+        let raw = self.raw.lock().unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        let mut last = None;
+        for start in ["\x1b]0;", "\x1b]2;"] {
+            for (at, _) in text.match_indices(start) {
+                let rest = &text[at + start.len()..];
+                if let Some(end) = rest.find(['\x07', '\x1b']) {
+                    let candidate = (at, rest[..end].to_owned());
+                    if last.as_ref().is_none_or(|(a, _)| *a < at) {
+                        last = Some(candidate);
+                    }
+                }
+            }
+        }
+        last.map(|(_, t)| t)
+    }
+
+    /// Wait (with the deadline) until the window title is `want`.
+    fn wait_title(&self, want: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        while self.title().as_deref() != Some(want) {
+            assert!(
+                Instant::now() < deadline,
+                "{}: title {:?}, not {want:?}\n{}",
+                self.name,
+                self.title(),
+                self.dump()
+            );
+            thread::sleep(POLL);
+        }
+    }
+
     /// Wait until the process is (or is no longer) stopped.
     fn wait_stopped(&self, stopped: bool) {
         let deadline = Instant::now() + DEADLINE;
@@ -908,6 +951,34 @@ fn no_color_keeps_reverse_video_and_bold() {
     let name = s.cell(row, col).unwrap();
     assert!(name.bold(), "the name is bold\n{}", alice.dump());
     assert_eq!(name.fgcolor(), vt100::Color::Default, "and has no colour");
+}
+
+/// The window title counts the lines naming you that came while the terminal had no
+/// focus; it is given back on leaving.
+#[test]
+fn the_title_counts_unread_mentions_and_is_given_back() {
+    let (host, port) = Term::host("hostie");
+    let mut alice = Term::join("alice", port);
+    host.wait_text("* alice joined");
+    alice.wait_title("tchat");
+    // The terminal reports that its window lost focus (CSI O), then gained it (CSI I).
+    alice.send("\x1b[O");
+    let mut host = host;
+    host.send("alice: the build is green\r");
+    alice.wait_text("the build is green");
+    alice.wait_title("(1) tchat");
+    alice.send("\x1b[I");
+    alice.wait_title("tchat");
+    alice.send(ESC);
+    assert_eq!(alice.wait_exit(), 0, "{}", alice.dump());
+    alice.assert_restored();
+    // The title it found was saved on entering and given back on leaving.
+    let raw = String::from_utf8_lossy(&alice.raw.lock().unwrap()).into_owned();
+    let (push, pop) = (raw.find("\x1b[22;0t"), raw.rfind("\x1b[23;0t"));
+    assert!(
+        matches!((push, pop), (Some(a), Some(b)) if a < b),
+        "title saved and restored"
+    );
 }
 
 /// A terminal that cannot place a cursor gets line mode, not a full screen.
