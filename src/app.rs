@@ -178,6 +178,9 @@ pub struct App {
     pub unread_mentions: usize,
     /// The terminal has focus (as far as it says: one that never does is taken to).
     focused: bool,
+    /// You looked away (focus lost, or scrolled back) and nothing new has come since:
+    /// the next line from someone else is preceded by [`READ_MARKER`].
+    marker_due: bool,
     pub input: TextArea<'static>,
     /// Lines sent before, oldest first; `recall` indexes it while browsing with Up/Down.
     sent: Vec<String>,
@@ -236,6 +239,7 @@ impl App {
             unseen_mentions: 0,
             unread_mentions: 0,
             focused: true,
+            marker_due: false,
             input: new_input(),
             sent: Vec::new(),
             recall: None,
@@ -294,6 +298,20 @@ impl App {
 
     /// Add a line to the scrollback (used for start-up notices too).
     pub fn push(&mut self, ts: i64, kind: Kind, text: &str) {
+        let from_others_live = matches!(
+            kind,
+            Kind::Message { own: false, .. }
+                | Kind::Action { own: false, .. }
+                | Kind::Private { own: false, .. }
+                | Kind::Text { .. }
+        ) && self.history_left == 0;
+        if from_others_live && self.marker_due {
+            // Where what came while you were away begins (if you are away still).
+            self.marker_due = false;
+            if self.scroll != Scroll::Live || !self.focused {
+                self.push(ts, Kind::Notice, READ_MARKER);
+            }
+        }
         if let Kind::Message {
             from, own: false, ..
         }
@@ -363,9 +381,19 @@ impl App {
     /// The terminal gained or lost focus.
     fn on_focus(&mut self, focused: bool) {
         self.focused = focused;
-        if focused && self.scroll == Scroll::Live {
+        if !focused {
+            self.look_away();
+        } else if self.scroll == Scroll::Live {
             self.unread_mentions = 0;
+            // Back, and nothing came meanwhile: no marker for what comes next.
+            self.marker_due = false;
         }
+    }
+
+    /// You stopped looking at the live end: mark where new lines begin, once one comes
+    /// (unless a marker already waits below what you last saw).
+    fn look_away(&mut self) {
+        self.marker_due = true;
     }
 
     /// Esc: back to live while scrolled back; else leave, asking first where leaving
@@ -1109,6 +1137,9 @@ impl App {
 
     fn scroll_up(&mut self, mut n: usize) {
         let Some(last) = self.last_seq() else { return };
+        if self.scroll == Scroll::Live {
+            self.look_away();
+        }
         let (width, height) = self.pane();
         let (mut bottom, mut skip) = self.held(width).unwrap_or((last, 0));
         while n > 0 {
@@ -1228,6 +1259,7 @@ impl App {
         self.unseen_mentions = 0;
         if self.focused {
             self.unread_mentions = 0;
+            self.marker_due = false;
         }
     }
 }
@@ -1249,6 +1281,9 @@ pub fn mentions(text: &str, name: &str) -> bool {
 }
 
 /// What `/help` shows: the room's commands and the keys.
+/// The line put before what came while you were not looking.
+pub const READ_MARKER: &str = "— new since you looked —";
+
 /// Commands this screen answers itself; never sent to the room.
 const LOCAL_COMMANDS: [&str; 4] = ["/clear", "/ignore", "/reconnect", "/unignore"];
 

@@ -2534,3 +2534,50 @@ fn the_title_counts_mentions_that_came_while_you_were_not_looking() {
     press(&mut app, KeyCode::End);
     assert_eq!(app.title(), "tchat");
 }
+
+#[test]
+fn a_read_marker_stands_before_what_came_while_you_were_away() {
+    let mut app = in_room(80, 24);
+    msg(&mut app, 1, "bob", "seen");
+    update(&mut app, Msg::Focus(false), T0);
+    msg(&mut app, 2, "bob", "while away 1");
+    msg(&mut app, 3, "bob", "while away 2");
+    update(&mut app, Msg::Focus(true), T0);
+    let t = texts(&app);
+    let marker = t
+        .iter()
+        .position(|x| x.contains(tchat::app::READ_MARKER))
+        .unwrap();
+    assert!(
+        t[marker - 1].contains("seen") && t[marker + 1].contains("while away 1"),
+        "{t:?}"
+    );
+    assert_eq!(
+        t.iter()
+            .filter(|x| x.contains(tchat::app::READ_MARKER))
+            .count(),
+        1,
+        "one marker for one absence"
+    );
+    // Looking again, and back before anything came: no marker.
+    update(&mut app, Msg::Focus(false), T0);
+    update(&mut app, Msg::Focus(true), T0);
+    msg(&mut app, 4, "bob", "while here");
+    assert_eq!(
+        texts(&app)
+            .iter()
+            .filter(|x| x.contains(tchat::app::READ_MARKER))
+            .count(),
+        1
+    );
+    // Scrolled back counts as away too.
+    for i in 5..40 {
+        msg(&mut app, i, "bob", &format!("filler {i}"));
+    }
+    press(&mut app, KeyCode::PageUp);
+    msg(&mut app, 40, "bob", "below");
+    press(&mut app, KeyCode::End);
+    let t = texts(&app);
+    assert!(t[t.len() - 2].contains(tchat::app::READ_MARKER), "{t:?}");
+    assert!(t[t.len() - 1].contains("below"));
+}
