@@ -59,6 +59,25 @@ pub enum Effect {
     Bell,
     /// Give the terminal back and stop (Ctrl-Z), until the shell resumes the program.
     Suspend,
+    /// Ask the terminal for a desktop notification (`notify` in the config): a line
+    /// naming you came while its window had no focus. Both are sanitised, one line.
+    Notify {
+        how: Notify,
+        title: String,
+        body: String,
+    },
+}
+
+/// Desktop notifications through the terminal, on a mention while the window has no
+/// focus: off, or by the escape sequence the terminal knows (`OSC 9`: iTerm2, Windows
+/// Terminal, ConEmu, WezTerm; `OSC 777`: foot, urxvt, Ghostty, Konsole).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Notify {
+    #[default]
+    Off,
+    Osc9,
+    Osc777,
 }
 
 /// When the terminal bell rings for an arriving message.
@@ -212,6 +231,10 @@ pub struct App {
     epoch: Option<String>,
     /// When to ring the bell (`--bell`).
     pub bell: Bell,
+    /// Desktop notifications on a mention while unfocused (`notify` in the config).
+    pub notify: Notify,
+    /// A notification to ask for, made by the last update.
+    notification: Option<(String, String)>,
     /// Draw names in colour (off with `NO_COLOR`).
     pub color: bool,
     /// The terminal has 256 colours: names are drawn from a wider set.
@@ -258,6 +281,8 @@ impl App {
             topic: None,
             epoch: None,
             bell: Bell::default(),
+            notify: Notify::default(),
+            notification: None,
             color: true,
             many_colors: false,
             ring: false,
@@ -340,6 +365,18 @@ impl App {
                 Bell::Mention => mention,
                 Bell::All => true,
             };
+        }
+        if mention && live && !self.focused && self.notify != Notify::Off {
+            let who = match &kind {
+                Kind::Message { from, .. }
+                | Kind::Action { from, .. }
+                | Kind::Private { from, .. }
+                | Kind::Text { from } => from.clone(),
+                _ => String::new(),
+            };
+            let first = text.lines().next().unwrap_or_default();
+            let body: String = first.chars().take(200).collect();
+            self.notification = Some((format!("tchat: {}", sanitize::line(&who)), body));
         }
         let counts_as_new = from_others && live;
         self.entries.push_back(Entry {
@@ -1412,8 +1449,16 @@ pub fn update(app: &mut App, msg: Msg, now: i64) -> Vec<Effect> {
         Msg::Tick => app.count_down(),
         Msg::Focus(focused) => app.on_focus(focused),
     }
+    let mut effects = Vec::new();
     if std::mem::take(&mut app.ring) {
-        return vec![Effect::Bell];
+        effects.push(Effect::Bell);
     }
-    vec![]
+    if let Some((title, body)) = app.notification.take() {
+        effects.push(Effect::Notify {
+            how: app.notify,
+            title,
+            body,
+        });
+    }
+    effects
 }

@@ -308,6 +308,7 @@ mod tests {
             color: Some(false),
             port: Some(9000),
             mouse: None,
+            notify: None,
         }
     }
 

@@ -1,5 +1,5 @@
 //! The config file: defaults a person sets once (`name`, `bell`, `color`, `port`,
-//! `mouse`), in
+//! `mouse`, `notify`), in
 //! TOML, in the platform's config directory (`~/.config/tchat/config.toml` on Linux).
 //! Flags override it; a missing file is no config at all.
 //!
@@ -30,6 +30,8 @@ pub struct Config {
     /// `true` takes the mouse from the terminal (the wheel scrolls; selecting text then
     /// needs Shift); by default the terminal keeps it, for selecting and copying.
     pub mouse: Option<bool>,
+    /// Desktop notifications on a mention while the window has no focus.
+    pub notify: Option<crate::app::Notify>,
 }
 
 /// The file as written: wider types than [`Config`], so that a bad value gets a message
@@ -42,6 +44,7 @@ struct Raw {
     color: Option<bool>,
     port: Option<i64>,
     mouse: Option<bool>,
+    notify: Option<crate::app::Notify>,
 }
 
 /// The usual config file for this platform: `CONFIG_DIR/tchat/config.toml`, where
@@ -114,6 +117,7 @@ pub fn parse(text: &str) -> Result<Config, String> {
         color: raw.color,
         port,
         mouse: raw.mouse,
+        notify: raw.notify,
     })
 }
 
@@ -146,8 +150,14 @@ mod tests {
                 color: Some(false),
                 port: Some(9000),
                 mouse: Some(true),
+                notify: None,
             })
         );
+        assert_eq!(
+            parse("notify = \"osc777\"").map(|c| c.notify),
+            Ok(Some(crate::app::Notify::Osc777))
+        );
+        assert!(parse("notify = \"loud\"").is_err());
         assert_eq!(parse(""), Ok(Config::default()));
         assert_eq!(parse("# nothing\n"), Ok(Config::default()));
         assert_eq!(

@@ -60,6 +60,7 @@ fn main() -> ExitCode {
         bell: cli.bell(),
         color: config::color_enabled(std::env::var_os("NO_COLOR").as_deref(), config.color),
         mouse: config.mouse.unwrap_or(false),
+        notify: config.notify.unwrap_or_default(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -104,6 +105,7 @@ struct Look {
     color: bool,
     /// Take the mouse from the terminal (see [`config::Config::mouse`]).
     mouse: bool,
+    notify: tchat::app::Notify,
 }
 
 /// How this person takes part: screen or lines, how the screen looks, and a log.
@@ -303,6 +305,7 @@ async fn take_part(
         app.bell = part.look.bell;
         app.color = part.look.color;
         app.many_colors = many_colors();
+        app.notify = part.look.notify;
         tui::run(app, part.look.mouse, commands.clone(), events)
             .await
             .map_err(|e| format!("terminal: {e}"))

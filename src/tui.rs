@@ -271,6 +271,7 @@ pub async fn run(
                     Effect::Reconnect => {
                         let _ = commands.send(Command::RetryNow);
                     }
+                    Effect::Notify { how, title, body } => notify(how, &title, &body)?,
                     Effect::Redraw => clear = true,
                     Effect::Bell => ring = true,
                     Effect::Suspend => {
@@ -302,6 +303,23 @@ pub async fn run(
             out.flush()?;
         }
     }
+}
+
+/// Ask the terminal for a desktop notification. `title` and `body` are sanitised text
+/// (no control characters, so nothing can end the sequence early); `;` separates OSC
+/// 777's fields, so it is left out of them.
+fn notify(how: app::Notify, title: &str, body: &str) -> std::io::Result<()> {
+    let field = |s: &str| s.replace(';', ",");
+    let seq = match how {
+        app::Notify::Off => return Ok(()),
+        app::Notify::Osc9 => format!("\x1b]9;{}: {}\x07", field(title), field(body)),
+        app::Notify::Osc777 => {
+            format!("\x1b]777;notify;{};{}\x07", field(title), field(body))
+        }
+    };
+    let mut out = stdout();
+    out.write_all(seq.as_bytes())?;
+    out.flush()
 }
 
 /// Set the window title to the app's, when it changed (`shown`: what it is now).

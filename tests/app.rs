@@ -2581,3 +2581,46 @@ fn a_read_marker_stands_before_what_came_while_you_were_away() {
     assert!(t[t.len() - 2].contains(tchat::app::READ_MARKER), "{t:?}");
     assert!(t[t.len() - 1].contains("below"));
 }
+
+#[test]
+fn a_mention_while_the_window_has_no_focus_asks_for_a_notification_if_wanted() {
+    use tchat::app::Notify;
+    let mut app = in_room(80, 24);
+    app.notify = Notify::Osc9;
+    // Focused: the screen shows it; no notification.
+    let e = update(&mut app, msg_event(1, "bob", "alice: lunch?"), T0);
+    assert!(
+        !e.iter().any(|e| matches!(e, Effect::Notify { .. })),
+        "{e:?}"
+    );
+    update(&mut app, Msg::Focus(false), T0);
+    let e = update(
+        &mut app,
+        msg_event(2, "bob", "alice: lunch?\nsecond line"),
+        T0,
+    );
+    assert!(
+        e.contains(&Effect::Notify {
+            how: Notify::Osc9,
+            title: "tchat: bob".into(),
+            body: "alice: lunch?".into(),
+        }),
+        "{e:?}"
+    );
+    // Not for a line that does not name you; never when off.
+    let e = update(&mut app, msg_event(3, "bob", "anyone?"), T0);
+    assert!(!e.iter().any(|e| matches!(e, Effect::Notify { .. })));
+    app.notify = Notify::Off;
+    let e = update(&mut app, msg_event(4, "bob", "alice!"), T0);
+    assert!(!e.iter().any(|e| matches!(e, Effect::Notify { .. })));
+}
+
+fn msg_event(id: u64, from: &str, text: &str) -> Msg {
+    Msg::Net(NetEvent::Server(ServerMsg::Msg {
+        id,
+        ts: T0,
+        from: from.into(),
+        text: text.into(),
+        cid: None,
+    }))
+}

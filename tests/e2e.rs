@@ -981,6 +981,40 @@ fn the_title_counts_unread_mentions_and_is_given_back() {
     );
 }
 
+/// With `notify = "osc777"`, a mention while the window has no focus asks the terminal
+/// for a desktop notification.
+#[test]
+fn a_mention_while_unfocused_asks_the_terminal_to_notify() {
+    let (host, port) = Term::host("hostie");
+    let dir = std::env::temp_dir().join(format!("tchat-e2e-notify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(&config, "notify = \"osc777\"\n").unwrap();
+    let (addr, config_arg) = (format!("127.0.0.1:{port}"), config.display().to_string());
+    let mut alice = Term::spawn(
+        "alice",
+        &["--config", &config_arg, "--join", &addr, "--name", "alice"],
+        80,
+        24,
+    );
+    host.wait_text("* alice joined");
+    alice.send("\x1b[O");
+    let mut host = host;
+    host.send("alice: the build; is green\r");
+    alice.wait_text("the build; is green");
+    let want = "\x1b]777;notify;tchat: hostie;alice: the build, is green\x07";
+    let deadline = Instant::now() + DEADLINE;
+    while !String::from_utf8_lossy(&alice.raw.lock().unwrap()).contains(want) {
+        assert!(
+            Instant::now() < deadline,
+            "no notification\n{}",
+            alice.dump()
+        );
+        thread::sleep(POLL);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A terminal that cannot place a cursor gets line mode, not a full screen.
 #[test]
 fn term_dumb_gets_line_mode() {
