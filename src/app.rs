@@ -197,6 +197,10 @@ pub struct App {
     pub unread_mentions: usize,
     /// The terminal has focus (as far as it says: one that never does is taken to).
     focused: bool,
+    /// What was killed (Ctrl-U/K/W, Alt-D), newest first, for Ctrl-Y and Alt-Y.
+    kills: VecDeque<String>,
+    /// The last key yanked: which kill, and how many chars of it are in the box.
+    yanked: Option<(usize, usize)>,
     /// You looked away (focus lost, or scrolled back) and nothing new has come since:
     /// the next line from someone else is preceded by [`READ_MARKER`].
     marker_due: bool,
@@ -262,6 +266,8 @@ impl App {
             unseen_mentions: 0,
             unread_mentions: 0,
             focused: true,
+            kills: VecDeque::new(),
+            yanked: None,
             marker_due: false,
             input: new_input(),
             sent: Vec::new(),
@@ -494,6 +500,10 @@ impl App {
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let alt = key.modifiers.contains(KeyModifiers::ALT);
+        // Alt-Y swaps only what the key just before yanked.
+        if !(alt && key.code == KeyCode::Char('y')) {
+            self.yanked = None;
+        }
         if key.code == KeyCode::Tab && !ctrl && !alt {
             return self.complete();
         }
@@ -521,16 +531,14 @@ impl App {
         vec![]
     }
 
-    /// Line editing: the keys people have in their fingers from shells (Emacs style).
-    fn edit(&mut self, key: KeyEvent, ctrl: bool, alt: bool) {
+    /// Killing and yanking, with a ring of what was killed: Ctrl-U/K/W, Alt-D and
+    /// Alt-Backspace kill; Ctrl-Y yanks the last kill, and Alt-Y right after a yank
+    /// swaps it for the kill before. Whether `key` was one of these.
+    fn kill_or_yank(&mut self, key: KeyEvent, ctrl: bool, alt: bool) -> bool {
+        let yanked = self.yanked.take();
         let t = &mut self.input;
+        let before = t.lines().to_vec();
         match key.code {
-            KeyCode::Char('a') if ctrl => t.move_cursor(CursorMove::Head),
-            KeyCode::Char('e') if ctrl => t.move_cursor(CursorMove::End),
-            KeyCode::Char('b') if ctrl => grapheme_back(t),
-            KeyCode::Char('f') if ctrl => grapheme_forward(t),
-            KeyCode::Char('b') if alt => t.move_cursor(CursorMove::WordBack),
-            KeyCode::Char('f') if alt => t.move_cursor(CursorMove::WordForward),
             KeyCode::Char('u') if ctrl => {
                 t.delete_line_by_head();
             }
@@ -540,19 +548,65 @@ impl App {
             KeyCode::Char('w') if ctrl => {
                 t.delete_word();
             }
-            KeyCode::Char('d') if ctrl => delete_grapheme_after(t),
             KeyCode::Char('d') if alt => {
                 t.delete_next_word();
             }
-            KeyCode::Char('t') if ctrl => transpose(t),
-            KeyCode::Char('h') if ctrl => delete_grapheme_before(t),
-            KeyCode::Char('y') if ctrl => {
-                t.paste();
-            }
-            KeyCode::Char(c) if !ctrl && !alt => t.insert_char(c),
             KeyCode::Backspace if alt || ctrl => {
                 t.delete_word();
             }
+            KeyCode::Char('y') if ctrl => {
+                if let Some(last) = self.kills.front() {
+                    t.insert_str(last);
+                    self.yanked = Some((0, last.chars().count()));
+                }
+                return true;
+            }
+            KeyCode::Char('y') if alt => {
+                // Only right after a yank: replace it with the kill before it.
+                if let Some((i, n)) = yanked
+                    && self.kills.len() > 1
+                {
+                    for _ in 0..n {
+                        t.move_cursor(CursorMove::Back);
+                    }
+                    t.delete_str(n);
+                    let i = (i + 1) % self.kills.len();
+                    let text = &self.kills[i];
+                    t.insert_str(text);
+                    self.yanked = Some((i, text.chars().count()));
+                }
+                return true;
+            }
+            _ => return false,
+        }
+        if t.lines() != before.as_slice() {
+            let killed = t.yank_text();
+            if !killed.is_empty() {
+                self.kills.push_front(killed);
+                self.kills.truncate(KILL_RING);
+            }
+        }
+        true
+    }
+
+    /// Line editing: the keys people have in their fingers from shells (Emacs style).
+    fn edit(&mut self, key: KeyEvent, ctrl: bool, alt: bool) {
+        if self.kill_or_yank(key, ctrl, alt) {
+            return;
+        }
+        self.yanked = None;
+        let t = &mut self.input;
+        match key.code {
+            KeyCode::Char('a') if ctrl => t.move_cursor(CursorMove::Head),
+            KeyCode::Char('e') if ctrl => t.move_cursor(CursorMove::End),
+            KeyCode::Char('b') if ctrl => grapheme_back(t),
+            KeyCode::Char('f') if ctrl => grapheme_forward(t),
+            KeyCode::Char('b') if alt => t.move_cursor(CursorMove::WordBack),
+            KeyCode::Char('f') if alt => t.move_cursor(CursorMove::WordForward),
+            KeyCode::Char('d') if ctrl => delete_grapheme_after(t),
+            KeyCode::Char('t') if ctrl => transpose(t),
+            KeyCode::Char('h') if ctrl => delete_grapheme_before(t),
+            KeyCode::Char(c) if !ctrl && !alt => t.insert_char(c),
             KeyCode::Backspace => delete_grapheme_before(t),
             KeyCode::Delete => delete_grapheme_after(t),
             KeyCode::Left if ctrl || alt => t.move_cursor(CursorMove::WordBack),
@@ -1318,6 +1372,9 @@ pub fn mentions(text: &str, name: &str) -> bool {
 }
 
 /// What `/help` shows: the room's commands and the keys.
+/// Kills remembered for Ctrl-Y and Alt-Y.
+const KILL_RING: usize = 16;
+
 /// The line put before what came while you were not looking.
 pub const READ_MARKER: &str = "— new since you looked —";
 

@@ -2624,3 +2624,34 @@ fn msg_event(id: u64, from: &str, text: &str) -> Msg {
         cid: None,
     }))
 }
+
+#[test]
+fn ctrl_y_yanks_the_last_kill_and_alt_y_goes_back_through_the_ring() {
+    let ctrl = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL));
+    let alt = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::ALT));
+    let mut app = joiner(80, 24);
+    type_str(&mut app, "first");
+    update(&mut app, ctrl('u'), T0);
+    type_str(&mut app, "second");
+    update(&mut app, ctrl('u'), T0);
+    type_str(&mut app, "third words");
+    update(&mut app, ctrl('w'), T0);
+    assert_eq!(app.input_text(), "third ");
+    update(&mut app, ctrl('y'), T0);
+    assert_eq!(app.input_text(), "third words");
+    update(&mut app, alt('y'), T0);
+    assert_eq!(app.input_text(), "third second");
+    update(&mut app, alt('y'), T0);
+    assert_eq!(app.input_text(), "third first");
+    update(&mut app, alt('y'), T0);
+    assert_eq!(app.input_text(), "third words", "round the ring");
+    // Alt-Y after anything but a yank does nothing.
+    type_str(&mut app, "!");
+    update(&mut app, alt('y'), T0);
+    assert_eq!(app.input_text(), "third words!");
+    // A kill that kills nothing adds nothing.
+    let mut app = joiner(80, 24);
+    update(&mut app, ctrl('k'), T0);
+    update(&mut app, ctrl('y'), T0);
+    assert_eq!(app.input_text(), "");
+}
