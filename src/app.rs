@@ -197,6 +197,8 @@ pub struct App {
     pub unread_mentions: usize,
     /// The terminal has focus (as far as it says: one that never does is taken to).
     focused: bool,
+    /// The list of who is in the room is shown beside the messages (F2).
+    pub nick_list: bool,
     /// What was killed (Ctrl-U/K/W, Alt-D), newest first, for Ctrl-Y and Alt-Y.
     kills: VecDeque<String>,
     /// The last key yanked: which kill, and how many chars of it are in the box.
@@ -266,6 +268,7 @@ impl App {
             unseen_mentions: 0,
             unread_mentions: 0,
             focused: true,
+            nick_list: false,
             kills: VecDeque::new(),
             yanked: None,
             marker_due: false,
@@ -514,6 +517,13 @@ impl App {
             KeyCode::Esc => return self.escape(confirming),
             KeyCode::Char('c') if ctrl => return vec![Effect::Quit],
             KeyCode::Char('l') if ctrl => return vec![Effect::Redraw],
+            KeyCode::F(2) => {
+                self.nick_list = !self.nick_list;
+                // Rows are laid out anew for the new width.
+                for e in &mut self.entries {
+                    e.wrapped.forget();
+                }
+            }
             KeyCode::Char('z') if ctrl => return self.suspend(),
             KeyCode::Enter if alt => self.input.insert_newline(),
             KeyCode::Enter => return self.submit(),
@@ -1187,11 +1197,34 @@ impl App {
 
     /// Rows of the message pane, from the same layout the view draws.
     fn pane(&self) -> (usize, usize) {
-        let areas = ui::layout(self.width, self.height, self.input_rows());
+        let areas = ui::layout(
+            self.width,
+            self.height,
+            self.input_rows(),
+            self.nick_list_width(),
+        );
         (
             areas.messages.width as usize,
             areas.messages.height as usize,
         )
+    }
+
+    /// Columns the list of names takes beside the messages: none unless shown (F2),
+    /// and none on a terminal too narrow to spare them.
+    pub fn nick_list_width(&self) -> u16 {
+        if !self.nick_list || self.width < 40 {
+            return 0;
+        }
+        let widest = self
+            .members
+            .iter()
+            .map(|n| text::width(n))
+            .max()
+            .unwrap_or(0);
+        // A rule and a space each side; at most a quarter of the screen.
+        u16::try_from(widest + 3)
+            .unwrap_or(u16::MAX)
+            .clamp(8, self.width / 4)
     }
 
     /// Rows the input box's text takes (the box adds its border).

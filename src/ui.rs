@@ -24,25 +24,72 @@ use crate::text;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Areas {
     pub messages: Rect,
+    /// The list of who is in the room, right of the messages (empty when hidden).
+    pub nicks: Rect,
     pub input: Rect,
     pub status: Rect,
 }
 
 /// The screen's layout for a terminal of `width`×`height` with `input_rows` rows of
-/// text in the input box. The app uses it too, to know how far a page scrolls.
-pub fn layout(width: u16, height: u16, input_rows: u16) -> Areas {
+/// text in the input box, and a list of names `nicks` columns wide beside the messages
+/// (0: none). The app uses it too, to know how far a page scrolls and how wide rows are.
+pub fn layout(width: u16, height: u16, input_rows: u16, nicks: u16) -> Areas {
     let area = Rect::new(0, 0, width, height);
-    let [messages, input, status] = Layout::vertical([
+    let [top, input, status] = Layout::vertical([
         Constraint::Min(1),
         Constraint::Length(input_rows + 2),
         Constraint::Length(1),
     ])
     .areas(area);
+    let [messages, nicks] =
+        Layout::horizontal([Constraint::Min(1), Constraint::Length(nicks)]).areas(top);
     Areas {
         messages,
+        nicks,
         input,
         status,
     }
+}
+
+/// The list of names beside the messages: a rule, then one name a row, in its colour;
+/// `+N more` when they do not all fit.
+fn nick_list(app: &App, area: Rect, frame: &mut Frame) {
+    if area.width < 3 || area.height == 0 {
+        return;
+    }
+    let rows = usize::from(area.height);
+    let names = &app.members;
+    let (shown, more) = if names.len() > rows {
+        (rows.saturating_sub(1), names.len() - rows.saturating_sub(1))
+    } else {
+        (names.len(), 0)
+    };
+    let room = usize::from(area.width) - 2;
+    let mut lines: Vec<Line> = names
+        .iter()
+        .take(shown)
+        .map(|n| {
+            let mut style = Style::new();
+            if app.color {
+                style = style.fg(name_color(n, app.many_colors));
+            }
+            if *n == app.me {
+                style = style.add_modifier(Modifier::UNDERLINED);
+            }
+            Line::from(Span::styled(fit(n, room), style))
+        })
+        .collect();
+    if more > 0 {
+        lines.push(Line::from(Span::styled(
+            fit(&format!("+{more} more"), room),
+            Style::new().dark_gray(),
+        )));
+    }
+    let block = Block::new()
+        .borders(ratatui::widgets::Borders::LEFT)
+        .border_style(Style::new().dark_gray())
+        .padding(Padding::horizontal(1));
+    frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
 /// The width of the time column, `HH:MM `.
@@ -276,7 +323,12 @@ pub fn render(app: &App, frame: &mut Frame) {
 
 fn draw(app: &App, frame: &mut Frame) {
     let size = frame.area();
-    let areas = layout(size.width, size.height, app.input_rows());
+    let areas = layout(
+        size.width,
+        size.height,
+        app.input_rows(),
+        app.nick_list_width(),
+    );
 
     let pane = areas.messages;
     let rows = visible_lines(app, pane.width as usize, pane.height as usize);
@@ -339,6 +391,7 @@ fn draw(app: &App, frame: &mut Frame) {
         frame.set_cursor_position(Position::new(inner.x + col, inner.y + row));
     }
 
+    nick_list(app, areas.nicks, frame);
     frame.render_widget(Paragraph::new(status_line(app)), areas.status);
 }
 

@@ -129,7 +129,12 @@ fn texts(app: &App) -> Vec<String> {
 
 /// The text rows the message pane shows (as `ui` lays them out), top to bottom.
 fn pane_rows(app: &App) -> Vec<String> {
-    let areas = tchat::ui::layout(app.width, app.height, app.input_rows());
+    let areas = tchat::ui::layout(
+        app.width,
+        app.height,
+        app.input_rows(),
+        app.nick_list_width(),
+    );
     tchat::ui::visible_lines(
         app,
         areas.messages.width as usize,

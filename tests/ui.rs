@@ -1121,3 +1121,40 @@ fn the_topic_is_on_the_status_line() {
     );
     assert!(screen(&app).contains("bob set the topic: release on Friday"));
 }
+
+#[test]
+fn f2_shows_who_is_in_the_room_beside_the_messages() {
+    let mut app = in_room(60, 10);
+    msg(
+        &mut app,
+        "bob",
+        "a message long enough to reach the right edge of the pane",
+    );
+    let before = screen(&app);
+    assert!(!before.contains("│ carol"), "{before}");
+    update(&mut app, key(KeyCode::F(2)), T0);
+    let t = draw(&app);
+    let buf = t.backend().buffer();
+    for name in ["alice", "bob", "carol"] {
+        let (x, _) = find(buf, name).unwrap_or_else(|| panic!("{name} not on screen"));
+        assert!(x >= 60 - app.nick_list_width(), "{name} at column {x}");
+    }
+    // The messages make room: they wrap before the list's rule.
+    let rows = rows(buf);
+    let line = rows
+        .iter()
+        .find(|r| r.contains("bob: a message"))
+        .unwrap_or_else(|| panic!("{rows:#?}"));
+    let rule = line.find('│').unwrap_or_else(|| panic!("{line:?}"));
+    assert!(line.find("bob: a message").unwrap() < rule, "{line:?}");
+    assert!(
+        line[rule..].trim_start_matches('│').trim().is_empty(),
+        "{line:?}"
+    );
+    update(&mut app, key(KeyCode::F(2)), T0);
+    assert_eq!(screen(&app), before, "F2 again hides it");
+    // Too narrow a terminal has no room for it.
+    let mut narrow = in_room(30, 10);
+    update(&mut narrow, key(KeyCode::F(2)), T0);
+    assert_eq!(narrow.nick_list_width(), 0);
+}
