@@ -67,7 +67,17 @@ fn conversation() -> App {
             topic: None,
         },
     );
+    // The list of who is in (F2), and a topic for the room.
+    s.key(0, KeyCode::F(2));
     s.join(0, "bob");
+    let topic = ServerMsg::Topic {
+        id: s.next_id(),
+        ts: at(0),
+        by: "alice".into(),
+        text: "tchat demo at 15:00".into(),
+        cid: None,
+    };
+    s.room(0, topic);
     s.say(1, "bob", "hi alice! is this the new chat thing?");
     s.join(1, "李雷");
     s.say(2, "李雷", "你好！大家好 👋");
@@ -101,11 +111,15 @@ fn conversation() -> App {
     };
     s.room(6, leave);
     s.say(7, "bob", "PgUp scrolls back, End returns to live");
+    // Alice looks away (her window loses focus) and comes back: what came meanwhile
+    // starts after the read marker.
+    update(&mut s.app, Msg::Focus(false), at(7));
     s.say(8, "李雷", "明白了 👍");
     s.join(9, "carol");
     s.say(9, "carol", "back! what did I miss?");
     s.say(10, "李雷", "欢迎回来 carol");
     s.say(10, "bob", "alice is showing it at the 15:00 demo");
+    update(&mut s.app, Msg::Focus(true), at(11));
     // Half a line, still being typed.
     s.type_text(11, "come by, carol: bring the 李雷 laptop");
     s.app
