@@ -537,3 +537,48 @@ async fn every_impairment_in_turn_loses_and_doubles_nothing() {
     );
     assert!(far.text_shown().is_empty(), "{:?}", far.text_shown());
 }
+
+/// `--log` across rejoins: what the room said is written once, however often the link
+/// drops (each rejoin is caught up on what it missed, never sent the history again).
+#[tokio::test]
+async fn a_log_across_three_rejoins_writes_each_line_once() {
+    let (_server, proxy, far, mut near) =
+        far_and_near(quick(), Impair::default(), Impair::default()).await;
+    drop(far);
+    // Said before the logging joiner comes: it gets them as history, once.
+    for i in 0..3 {
+        near.say(&format!("before {i}"), &format!("b{i}"));
+    }
+    near.until(Duration::from_secs(10), |e| msg_text(e, "before 2"))
+        .await;
+    let mut far = Joiner::join(proxy.addr, "late").await;
+    far.until(Duration::from_secs(10), |e| msg_text(e, "before 2"))
+        .await;
+    for round in 0..4 {
+        for i in 0..5 {
+            near.say(&format!("round {round} line {i}"), &format!("n{round}-{i}"));
+        }
+        let last = format!("round {round} line 4");
+        far.until(Duration::from_secs(10), |e| msg_text(e, &last))
+            .await;
+        if round < 3 {
+            proxy.reset_all();
+            far.until(Duration::from_secs(10), is_welcome).await;
+        }
+    }
+    let mut log = tchat::log::Log::new(Vec::new()).utc_offset(0);
+    for e in &far.seen {
+        log.record(0, e);
+    }
+    let text = String::from_utf8(log.into_inner()).unwrap();
+    for i in 0..3 {
+        let line = format!("near: before {i}");
+        assert_eq!(text.matches(&line).count(), 1, "{line} in:\n{text}");
+    }
+    for round in 0..4 {
+        for i in 0..5 {
+            let line = format!("near: round {round} line {i}");
+            assert_eq!(text.matches(&line).count(), 1, "{line} in:\n{text}");
+        }
+    }
+}
