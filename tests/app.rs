@@ -29,6 +29,10 @@ fn ctrl(c: char) -> Msg {
     key_with(KeyCode::Char(c), KeyModifiers::CONTROL)
 }
 
+fn alt(c: char) -> Msg {
+    key_with(KeyCode::Char(c), KeyModifiers::ALT)
+}
+
 fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
     update(app, key(code), T0)
 }
@@ -74,16 +78,23 @@ fn welcome(app: &mut App, name: &str, asked: Option<&str>, members: &[&str]) {
 }
 
 fn msg(app: &mut App, id: u64, from: &str, text: &str) {
-    server(
-        app,
-        ServerMsg::Msg {
-            id,
-            ts: T0 + id as i64 * 1000,
-            from: from.into(),
-            text: text.into(),
-            cid: None,
-        },
-    );
+    server(app, message(id, from, text));
+}
+
+/// A message from `from`, as the room sends it (its time follows its id).
+fn message(id: u64, from: &str, text: &str) -> ServerMsg {
+    ServerMsg::Msg {
+        id,
+        ts: T0 + id as i64 * 1000,
+        from: from.into(),
+        text: text.into(),
+        cid: None,
+    }
+}
+
+/// [`message`] as the update that brings it, for tests that look at its effects.
+fn msg_event(id: u64, from: &str, text: &str) -> Msg {
+    Msg::Net(NetEvent::Server(message(id, from, text)))
 }
 
 fn echo(app: &mut App, id: u64, from: &str, text: &str, cid: &str) {
@@ -2279,15 +2290,14 @@ fn tab_completes_names_and_commands_and_cycles() {
 
 #[test]
 fn ctrl_z_suspends_a_joiner_or_a_lone_host_but_not_a_host_with_people() {
-    let ctrl_z = || Msg::Key(KeyEvent::new(KeyCode::Char('z'), KeyModifiers::CONTROL));
     let mut joiner = joiner(80, 24);
     welcome(&mut joiner, "alice", None, &["alice", "bob"]);
-    assert_eq!(update(&mut joiner, ctrl_z(), T0), vec![Effect::Suspend]);
+    assert_eq!(press_ctrl(&mut joiner, 'z'), vec![Effect::Suspend]);
     let mut host = host(80, 24);
     welcome(&mut host, "host", None, &["host"]);
-    assert_eq!(update(&mut host, ctrl_z(), T0), vec![Effect::Suspend]);
+    assert_eq!(press_ctrl(&mut host, 'z'), vec![Effect::Suspend]);
     welcome(&mut host, "host", None, &["bob", "carol", "host"]);
-    assert!(update(&mut host, ctrl_z(), T0).is_empty());
+    assert!(press_ctrl(&mut host, 'z').is_empty());
     let shown = host
         .entries()
         .last()
@@ -2328,7 +2338,6 @@ fn editing_moves_and_deletes_whole_characters_as_people_see_them() {
     update(&mut app, key(KeyCode::Right), T0);
     type_str(&mut app, "|");
     assert_eq!(app.input_text(), "👍🏽|👍🏽");
-    let ctrl = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL));
     update(&mut app, ctrl('d'), T0);
     assert_eq!(app.input_text(), "👍🏽|");
     update(&mut app, ctrl('h'), T0);
@@ -2387,8 +2396,6 @@ fn esc_goes_back_to_live_and_asks_before_it_costs_a_room_or_unsent_lines() {
 
 #[test]
 fn alt_d_deletes_the_next_word_and_ctrl_t_swaps_two_characters() {
-    let ctrl = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL));
-    let alt = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::ALT));
     let mut app = joiner(80, 24);
     type_str(&mut app, "hello cruel world");
     update(&mut app, key(KeyCode::Home), T0);
@@ -2620,20 +2627,8 @@ fn a_mention_while_the_window_has_no_focus_asks_for_a_notification_if_wanted() {
     assert!(!e.iter().any(|e| matches!(e, Effect::Notify { .. })));
 }
 
-fn msg_event(id: u64, from: &str, text: &str) -> Msg {
-    Msg::Net(NetEvent::Server(ServerMsg::Msg {
-        id,
-        ts: T0,
-        from: from.into(),
-        text: text.into(),
-        cid: None,
-    }))
-}
-
 #[test]
 fn ctrl_y_yanks_the_last_kill_and_alt_y_goes_back_through_the_ring() {
-    let ctrl = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL));
-    let alt = |c| Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::ALT));
     let mut app = joiner(80, 24);
     type_str(&mut app, "first");
     update(&mut app, ctrl('u'), T0);

@@ -258,6 +258,18 @@ fn run_env(args: &[&str], env: &[(&str, Option<&str>)]) -> Tchat {
     t
 }
 
+/// Wait for a host's "hosting a room at …" line; it, and the port it names.
+fn hosting(host: &mut Tchat) -> (String, u16) {
+    let line = host.err.wait("the room's address", |l| {
+        l.starts_with("tchat: hosting a room at ")
+    });
+    let port = line
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (line, port)
+}
+
 /// A plain TCP peer, as `nc` would be.
 struct Peer {
     stream: TcpStream,
@@ -324,13 +336,7 @@ fn headless_on(ip: &str, port: u16) -> (Tchat, SocketAddr) {
             &asked.to_string(),
         ],
     );
-    let line = host.err.wait("the room's address", |l| {
-        l.starts_with("tchat: hosting a room at ")
-    });
-    let port: u16 = line
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let (line, port) = hosting(&mut host);
     assert_ne!(port, 0, "{line:?}");
     if asked != 0 {
         assert_eq!(port, asked, "{line:?}");
@@ -499,17 +505,8 @@ fn host_only_options_are_refused_with_join() {
 #[test]
 fn the_default_bind_takes_ipv6_and_ipv4_both() {
     let mut host = Tchat::spawn("host", &["--host", "--headless", "--port", "0"]);
-    let line = host.err.wait("the room's address", |l| {
-        l.starts_with("tchat: hosting a room at ")
-    });
-    let port: u16 = line
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    let mut v4 = Peer::greeted(SocketAddr::from(([127, 0, 0, 1], port)));
-    v4.send(b"from v4\n");
-    v4.lines
-        .wait("v4's welcome", |l| l.starts_with("*** you are guest."));
+    let (line, port) = hosting(&mut host);
+    let mut v4 = Peer::seated(SocketAddr::from(([127, 0, 0, 1], port)), b"from v4\n");
     let v6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
     let mut v6 = Peer::greeted(v6);
     v6.send(b"from v6\n");
@@ -1062,13 +1059,7 @@ fn headless_with(extra: &[&str], env: &[(&str, Option<&str>)]) -> (Tchat, u16) {
     let mut args = vec!["--host", "--headless", "--bind", "127.0.0.1"];
     args.extend_from_slice(extra);
     let mut host = Tchat::spawn_env("host", &args, env);
-    let line = host.err.wait("the room's address", |l| {
-        l.starts_with("tchat: hosting a room at ")
-    });
-    let port = line
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let (_, port) = hosting(&mut host);
     (host, port)
 }
 

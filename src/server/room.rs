@@ -1545,6 +1545,19 @@ impl Room {
             new,
             cid: None,
         };
+        self.tell_room_and_echo(peer, id, event, cid, out);
+    }
+
+    /// Keep an event `peer` caused and tell the room; `peer`'s own copy carries its
+    /// `cid`, so that it knows the room has it.
+    fn tell_room_and_echo(
+        &mut self,
+        peer: PeerId,
+        id: u64,
+        event: ServerMsg,
+        cid: Option<String>,
+        out: &mut Vec<Action>,
+    ) {
         self.keep(id, event.clone());
         out.push(Action::Send(
             Target::RoomExcept(peer),
@@ -1586,15 +1599,7 @@ impl Room {
             text,
             cid: None,
         };
-        self.keep(id, event.clone());
-        out.push(Action::Send(
-            Target::RoomExcept(peer),
-            Outgoing::Event(event.clone()),
-        ));
-        out.push(Action::Send(
-            Target::One(peer),
-            Outgoing::Event(event.with_cid(cid)),
-        ));
+        self.tell_room_and_echo(peer, id, event, cid, out);
     }
 
     /// The room's messages for someone who just came in (not for a rejoin, which
