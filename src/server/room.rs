@@ -46,6 +46,9 @@ pub const DEFAULT_RESEND_MEMORY: usize = 100_000;
 /// The default for [`Rules::resend_memory_ms`], in seconds: a day.
 pub const DEFAULT_RESEND_MEMORY_SECS: i64 = 24 * 60 * 60;
 
+/// The least time between two answers to one client's pings.
+const PONG_EVERY_MS: i64 = 1_000;
+
 /// Which dialect a connection speaks (see [`crate::protocol`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -214,6 +217,8 @@ struct Peer {
     away: Option<String>,
     /// When it took its seat (the room's clock; a rejoin keeps the first).
     since: i64,
+    /// When its last `ping` was answered (the room's clock).
+    ponged_at: i64,
 }
 
 /// What the room remembers of an address while connections from it come and go: its
@@ -711,11 +716,18 @@ impl Room {
                 }
                 Ok(ClientMsg::Bye) => self.leave(peer, None, now, &mut out),
                 Ok(ClientMsg::Pong) => {}
+                // Answered at most once a second: a client asks every 15 s, so a flood
+                // of pings costs the host one small line a second, not one per ping.
                 Ok(ClientMsg::Ping) => {
-                    out.push(Action::Send(
-                        Target::One(peer),
-                        Outgoing::Event(ServerMsg::Pong),
-                    ));
+                    if let Some(p) = self.peers.get_mut(&peer)
+                        && now >= p.ponged_at.saturating_add(PONG_EVERY_MS)
+                    {
+                        p.ponged_at = now;
+                        out.push(Action::Send(
+                            Target::One(peer),
+                            Outgoing::Event(ServerMsg::Pong),
+                        ));
+                    }
                 }
                 Ok(ClientMsg::Hello { .. }) => {
                     self.notice(peer, "you are already in", None, now, &mut out)
@@ -1075,6 +1087,7 @@ impl Room {
                 warned: false,
                 away: None,
                 since: now,
+                ponged_at: i64::MIN,
             },
         );
     }
@@ -2238,6 +2251,23 @@ mod tests {
             .map(|i| relayed(&r.receive(1, say_cid("x", &i.to_string()), 0)).len())
             .sum();
         assert_eq!(n, 1000);
+    }
+
+    #[test]
+    fn a_ping_flood_gets_one_pong_a_second() {
+        let mut r = room();
+        r.seat(1, arrive(hello_again("alice", "s-a", None)), 0);
+        let ping = Frame::Line(ClientMsg::Ping.encode().trim_end().to_owned());
+        let pongs = |actions: &[Action]| {
+            actions
+                .iter()
+                .filter(|a| matches!(a, Action::Send(_, Outgoing::Event(ServerMsg::Pong))))
+                .count()
+        };
+        let burst: usize = (0..1000).map(|_| pongs(&r.receive(1, ping.clone(), 10))).sum();
+        assert_eq!(burst, 1, "a thousand pings at once: one answer");
+        assert_eq!(pongs(&r.receive(1, ping.clone(), 1_009)), 0);
+        assert_eq!(pongs(&r.receive(1, ping.clone(), 1_010)), 1, "a second later, again");
     }
 
     #[test]
