@@ -635,31 +635,25 @@ impl Session {
                 // not relay twice.
                 self.due()
             }
-            ServerMsg::Nick { old, new, cid, .. } => {
+            ServerMsg::Nick { old, new, .. } if *old == self.name => {
                 // Renamed (`/nick`): a rejoin asks for the new name.
-                if *old == self.name {
-                    self.name = new.clone();
-                }
-                if let Some(c) = cid {
-                    self.unacked.retain(|u| u.cid != *c);
-                }
-                vec![]
-            }
-            ServerMsg::Msg { cid: Some(c), .. }
-            | ServerMsg::Me { cid: Some(c), .. }
-            | ServerMsg::Private { cid: Some(c), .. }
-            | ServerMsg::Notice { cid: Some(c), .. } => {
-                // Echoed (delivered) or refused: either way, never to be sent again.
-                self.unacked.retain(|u| u.cid != *c);
-                vec![]
-            }
-            ServerMsg::Ack { cid, .. } => {
-                // Relayed on an earlier connection: delivered.
-                self.unacked.retain(|u| u.cid != *cid);
+                self.name = new.clone();
+                self.confirm(msg);
                 vec![]
             }
             ServerMsg::Ping => vec![Bytes::from(ClientMsg::Pong.encode())],
-            _ => vec![],
+            _ => {
+                self.confirm(msg);
+                vec![]
+            }
+        }
+    }
+
+    /// A line of ours answered by `msg` (its echo, what its command made, a notice about
+    /// it, an ack): delivered or refused, either way never to be sent again.
+    fn confirm(&mut self, msg: &ServerMsg) {
+        if let Some(c) = msg.cid() {
+            self.unacked.retain(|u| u.cid != c);
         }
     }
 

@@ -2,7 +2,7 @@
 //! what the room says is printed one line at a time, end of stdin leaves. For scripts,
 //! bots and logs: nothing but sanitised text reaches stdout.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
@@ -40,8 +40,9 @@ pub async fn run(
     mut net: mpsc::Receiver<NetEvent>,
 ) -> std::io::Result<End> {
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
-    // Lines sent and not yet taken or refused by the room, by cid.
-    let mut ours: HashSet<String> = HashSet::new();
+    // Lines sent and not yet taken or refused by the room, by cid; whether each is a
+    // command (a notice with its cid is then its answer, not a refusal).
+    let mut ours: HashMap<String, bool> = HashMap::new();
     let mut refused: Vec<String> = Vec::new();
     // The far side is plain text: it confirms nothing.
     let mut plain = false;
@@ -52,7 +53,7 @@ pub async fn run(
     tokio::pin!(reader_gone);
     // Set once the input is over: the time to stop waiting for confirmations.
     let mut leaving: Option<tokio::time::Instant> = None;
-    let done = |ours: &HashSet<String>, refused: &Vec<String>| match refused.first() {
+    let done = |ours: &HashMap<String, bool>, refused: &Vec<String>| match refused.first() {
         Some(reason) => End::Refused {
             count: refused.len(),
             reason: reason.clone(),
@@ -82,7 +83,11 @@ pub async fn run(
                     next_cid += 1;
                     let cid = format!("{cid_prefix}-{next_cid}");
                     if !plain {
-                        ours.insert(cid.clone());
+                        let command = !matches!(
+                            crate::protocol::parse_command(&line),
+                            crate::protocol::Command::Say(_)
+                        );
+                        ours.insert(cid.clone(), command);
                     }
                     let _ = commands.send(Command::Say { text: line, cid });
                 }
@@ -90,12 +95,13 @@ pub async fn run(
             },
             ev = net.recv() => {
                 let Some(ev) = ev else { return Ok(End::Closed("connection lost".into())) };
-                // The room took a line of ours (its echo, or an ack of a resend), or
-                // refused it (a notice about it).
+                // The room took a line of ours (its echo, what its command made or
+                // said, an ack of a resend), or refused a message (a notice about it).
                 if let NetEvent::Server(msg) = &ev
-                    && let Some(cid) = own_cid(msg)
-                    && ours.remove(cid)
+                    && let Some(cid) = msg.cid()
+                    && let Some(command) = ours.remove(cid)
                     && let ServerMsg::Notice { text, .. } = msg
+                    && !command
                 {
                     refused.push(text.clone());
                 }
@@ -135,19 +141,6 @@ pub async fn run(
                 }
             }
         }
-    }
-}
-
-/// The `cid` of a line of ours that `msg` answers: its echo, its refusal, its ack.
-fn own_cid(msg: &ServerMsg) -> Option<&str> {
-    match msg {
-        ServerMsg::Msg { cid: Some(c), .. }
-        | ServerMsg::Me { cid: Some(c), .. }
-        | ServerMsg::Private { cid: Some(c), .. }
-        | ServerMsg::Nick { cid: Some(c), .. }
-        | ServerMsg::Notice { cid: Some(c), .. }
-        | ServerMsg::Ack { cid: c, .. } => Some(c),
-        _ => None,
     }
 }
 

@@ -372,6 +372,21 @@ fn is_zero(n: &u64) -> bool {
 pub struct DecodeError(#[from] serde_json::Error);
 
 impl ServerMsg {
+    /// The `cid` of the sender's line this event answers: its echo, the event its
+    /// command made, a notice about it, an ack of its resend.
+    pub fn cid(&self) -> Option<&str> {
+        match self {
+            ServerMsg::Msg { cid: Some(c), .. }
+            | ServerMsg::Me { cid: Some(c), .. }
+            | ServerMsg::Private { cid: Some(c), .. }
+            | ServerMsg::Nick { cid: Some(c), .. }
+            | ServerMsg::Topic { cid: Some(c), .. }
+            | ServerMsg::Notice { cid: Some(c), .. }
+            | ServerMsg::Ack { cid: c, .. } => Some(c),
+            _ => None,
+        }
+    }
+
     /// The same event carrying `cid` (for the copy that goes back to its sender), when
     /// it is one that can.
     pub fn with_cid(mut self, new: Option<String>) -> Self {

@@ -742,6 +742,25 @@ fn line_mode_waits_for_its_lines_and_a_refused_one_is_an_error() {
     talker.lines.wait_for("gus: all good");
 }
 
+/// Commands in line mode: the room's answer confirms them (it is not a refusal), and
+/// a `/topic` the room took is confirmed by the topic event.
+#[test]
+fn line_mode_commands_are_confirmed_by_their_answers() {
+    let (_host, addr) = headless("127.0.0.1");
+    let mut t = Tchat::spawn("hal", &["--join", &addr.to_string(), "--name", "hal"]);
+    t.write("/topic release on Friday\n/who\nhi\n");
+    t.close_stdin();
+    let status = t.finish();
+    assert_eq!(status.code(), Some(0), "stderr:\n{}", t.err.text());
+    assert_eq!(t.err.text(), "");
+    let out = t.out.text();
+    assert!(
+        out.contains("*** hal set the topic: release on Friday"),
+        "{out}"
+    );
+    assert!(out.contains("*** in the room (1): hal"), "{out}");
+}
+
 /// `/quit` leaves as `exit` does, once: it used to leave and rejoin about once a
 /// second for as long as stdin stayed open.
 #[test]

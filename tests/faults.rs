@@ -447,3 +447,41 @@ async fn retry_now_cuts_the_wait_short() {
     );
     let _ = h.commands.send(Command::Leave);
 }
+
+/// Every event that answers a line of ours with its cid confirms it: a `/topic` the room
+/// took is not sent again after a rejoin (which would set the topic once more).
+#[tokio::test(start_paused = true)]
+async fn a_command_the_room_answered_is_not_sent_again_after_a_rejoin() {
+    let (near, mut host) = FakeHost::new().await;
+    let (mut h, mut pipes_rx) = rejoining(near, &mut host).await;
+    let say = |text: &str, cid: &str| Command::Say {
+        text: text.into(),
+        cid: cid.into(),
+    };
+    h.commands.send(say("/topic release", "t1")).unwrap();
+    assert!(matches!(host.next().await, ClientMsg::Say { cid: Some(c), .. } if c == "t1"));
+    host.send(&ServerMsg::Topic {
+        id: 1,
+        ts: 0,
+        by: "alice".into(),
+        text: "release".into(),
+        cid: Some("t1".into()),
+    })
+    .await;
+    until(&mut h, |e| {
+        matches!(e, NetEvent::Server(ServerMsg::Topic { .. }))
+    })
+    .await;
+    drop(host);
+    until(&mut h, |e| matches!(e, NetEvent::Lost { .. })).await;
+    h.commands.send(say("after", "a1")).unwrap();
+    let mut host = pipes_rx.recv().await.unwrap();
+    host.welcome("e1").await;
+    // The first line sent on the new connection is the new one.
+    let next = host.next().await;
+    assert!(
+        matches!(&next, ClientMsg::Say { cid: Some(c), .. } if c == "a1"),
+        "{next:?}"
+    );
+    let _ = h.commands.send(Command::Leave);
+}

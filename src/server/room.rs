@@ -2264,10 +2264,16 @@ mod tests {
                 .filter(|a| matches!(a, Action::Send(_, Outgoing::Event(ServerMsg::Pong))))
                 .count()
         };
-        let burst: usize = (0..1000).map(|_| pongs(&r.receive(1, ping.clone(), 10))).sum();
+        let burst: usize = (0..1000)
+            .map(|_| pongs(&r.receive(1, ping.clone(), 10)))
+            .sum();
         assert_eq!(burst, 1, "a thousand pings at once: one answer");
         assert_eq!(pongs(&r.receive(1, ping.clone(), 1_009)), 0);
-        assert_eq!(pongs(&r.receive(1, ping.clone(), 1_010)), 1, "a second later, again");
+        assert_eq!(
+            pongs(&r.receive(1, ping.clone(), 1_010)),
+            1,
+            "a second later, again"
+        );
     }
 
     #[test]
