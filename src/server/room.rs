@@ -985,10 +985,12 @@ impl Room {
         let Some(id) = self.relayed.get(session, cid) else {
             return false;
         };
-        let first = self.history.front().map_or(0, |k| k.id);
-        let kept = id
-            .checked_sub(first)
-            .and_then(|i| self.history.get(usize::try_from(i).ok()?));
+        // By id, not by place: a history read back from a file may have gaps.
+        let kept = self
+            .history
+            .binary_search_by_key(&id, |k| k.id)
+            .ok()
+            .and_then(|i| self.history.get(i));
         let answer = match kept {
             Some(kept) => own_echo(kept, Some(session)),
             // No longer in the history: say it was delivered.
@@ -2251,6 +2253,61 @@ mod tests {
             .map(|i| relayed(&r.receive(1, say_cid("x", &i.to_string()), 0)).len())
             .sum();
         assert_eq!(n, 1000);
+    }
+
+    #[test]
+    fn a_resend_is_answered_with_its_own_event_even_across_a_gap_in_the_history() {
+        // A file read back without one event (a line this version could not read):
+        // ids 1, 2, 4, 5, where 5 is private between two others.
+        let msg = |id, from: &str, text: &str| ServerMsg::Msg {
+            id,
+            ts: 0,
+            from: from.into(),
+            text: text.into(),
+            cid: None,
+        };
+        let mut private = Kept::new(
+            5,
+            ServerMsg::Private {
+                id: 5,
+                ts: 0,
+                from: "xena".into(),
+                to: "yuri".into(),
+                text: "secret".into(),
+                cid: None,
+            },
+        );
+        private.audience = Some([Some("s-x".into()), Some("s-y".into())]);
+        let mut mine = Kept::new(4, msg(4, "alice", "mine"));
+        mine.origin = Some(("s-a".into(), "c1".into()));
+        let saved = Saved {
+            epoch: "e1".into(),
+            next_event: 6,
+            kept: vec![
+                Kept::new(1, msg(1, "bob", "one")),
+                Kept::new(2, msg(2, "bob", "two")),
+                mine,
+                private,
+            ],
+            relayed: vec![(("s-a".into(), "c1".into()), 4)],
+            topic: None,
+        };
+        let mut r = Room::restore(saved, Rules::default());
+        r.seat(1, arrive(hello_again("alice", "s-a", Some(("e1", 5)))), 0);
+        let again = r.receive(1, say_cid("mine", "c1"), 0);
+        assert_eq!(
+            again,
+            vec![Action::Send(
+                Target::One(1),
+                Outgoing::Event(ServerMsg::Msg {
+                    id: 4,
+                    ts: 0,
+                    from: "alice".into(),
+                    text: "mine".into(),
+                    cid: Some("c1".into()),
+                })
+            )]
+        );
     }
 
     #[test]

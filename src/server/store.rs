@@ -336,11 +336,16 @@ fn read_kept(events: &[u8], meta: &[u8], kept: &mut VecDeque<Kept>) {
             continue;
         };
         let Some(id) = event.id() else { continue };
+        let private = matches!(event, ServerMsg::Private { .. });
         let mut k = Kept::new(id, event);
         if let Some(m) = parts.remove(&id) {
             k.origin = m.origin;
             k.about = m.about;
             k.audience = m.audience;
+        }
+        if private && k.audience.is_none() {
+            // Its seats were lost (a torn row): shown again to no one, not everyone.
+            k.audience = Some([None, None]);
         }
         kept.push_back(k);
     }
@@ -523,6 +528,22 @@ mod tests {
         assert_eq!(saved.kept.len(), 3);
         assert_eq!(saved.relayed.len(), 5);
         assert_eq!(saved.next_event, room.next_event());
+    }
+
+    #[test]
+    fn a_private_message_whose_seats_were_lost_is_shown_to_no_one() {
+        let private = ServerMsg::Private {
+            id: 7,
+            ts: 0,
+            from: "xena".into(),
+            to: "yuri".into(),
+            text: "secret".into(),
+            cid: None,
+        };
+        let mut kept = VecDeque::new();
+        // Its seats were in the part of the row that was torn off.
+        read_kept(private.encode().as_bytes(), &[], &mut kept);
+        assert_eq!(kept[0].audience, Some([None, None]));
     }
 
     #[test]
