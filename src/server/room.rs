@@ -273,8 +273,6 @@ pub struct Journal {
     pub relayed: usize,
     /// The topic, when it changed (`Some("")`: cleared).
     pub topic: Option<String>,
-    /// The oldest event id the history still holds (older ones may go).
-    pub first_kept: u64,
     pub next_event: u64,
 }
 
@@ -492,7 +490,6 @@ impl Room {
             // What the bounds let go of within the turn is not to be written.
             kept: j.kept.min(self.history.len()),
             relayed: j.relayed.min(self.relayed.order.len()),
-            first_kept: self.history.front().map_or(self.next_event, |k| k.id),
             next_event: self.next_event,
         };
         *j = Journal {

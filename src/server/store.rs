@@ -235,10 +235,10 @@ impl Store {
             pack_relayed(origin, id, &mut self.relayed_buf);
         }
         self.since_trim += 1;
-        let upto = if self.since_trim >= TRIM_EVERY {
+        let (upto, text_upto) = if self.since_trim >= TRIM_EVERY {
             self.let_go()
         } else {
-            None
+            (None, None)
         };
         let tx = self.db.transaction()?;
         tx.prepare_cached(
@@ -262,14 +262,39 @@ impl Store {
             tx.prepare_cached("DELETE FROM turns WHERE seq <= ?1")?
                 .execute([upto])?;
         }
+        if let Some(upto) = text_upto {
+            tx.prepare_cached(
+                "UPDATE turns SET events = NULL, meta = NULL, n_events = 0
+                 WHERE seq <= ?1 AND events IS NOT NULL",
+            )?
+            .execute([upto])?;
+        }
         tx.commit()?;
         self.note_row(seq, j.kept, j.relayed);
         Ok(())
     }
 
-    /// Forget the oldest rows both bounds have let go of; the last one's seq.
-    fn let_go(&mut self) -> Option<i64> {
+    /// Forget the oldest rows both bounds have let go of, and the event text of the rows
+    /// the history has let go of while their relayed ids are still kept (the ids
+    /// outlive the history by far: their rows must not keep its text). The last seq of
+    /// each.
+    fn let_go(&mut self) -> (Option<i64>, Option<i64>) {
         self.since_trim = 0;
+        let mut text_upto = None;
+        // Events in this row and every later one.
+        let mut from_here = self.events_total;
+        for row in self.rows.iter_mut() {
+            let after = from_here - row.1;
+            if after < self.keep_events {
+                break;
+            }
+            if row.1 > 0 {
+                self.events_total -= row.1;
+                row.1 = 0;
+                text_upto = Some(row.0);
+            }
+            from_here = after;
+        }
         let mut upto = None;
         // The newest row stays, whatever the bounds: it holds the event counter.
         while self.rows.len() > 1
@@ -282,7 +307,7 @@ impl Store {
             self.relayed_total -= relayed;
             upto = Some(seq);
         }
-        upto
+        (upto, text_upto)
     }
 }
 
@@ -528,6 +553,46 @@ mod tests {
         assert_eq!(saved.kept.len(), 3);
         assert_eq!(saved.relayed.len(), 5);
         assert_eq!(saved.next_event, room.next_event());
+    }
+
+    #[test]
+    fn the_file_keeps_the_text_of_no_more_events_than_the_history_wants() {
+        let dir = TempDir::new();
+        let path = dir.0.join("room.db");
+        // The history keeps 3 events; the lines relayed are remembered far longer.
+        let rules = Rules {
+            history: 3,
+            resend_memory: 100_000,
+            burst: 0,
+            rate: 0,
+            ..Rules::default()
+        };
+        let (mut store, saved) = Store::open(&path, "e1", &rules).unwrap();
+        let mut room = Room::restore(saved, rules.clone());
+        room.keep_journal();
+        seat_alice(&mut room, 1);
+        let long = "x".repeat(1000);
+        for n in 0..TRIM_EVERY * 3 {
+            room.receive(1, say(&long, &format!("c{n}")), 0);
+            let j = room.take_journal().unwrap();
+            store.write(&j, &room, &[]).unwrap();
+        }
+        let text: i64 = store
+            .db
+            .query_row(
+                "SELECT coalesce(sum(length(events)), 0) FROM turns",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        // What the history wants, and the turns since old text was last let go of.
+        let most = (3 + TRIM_EVERY as i64) * 1200;
+        assert!(text <= most, "{text} bytes of event text kept");
+        drop(store);
+        // And what is needed is all still there.
+        let (_, saved) = Store::open(&path, "e2", &rules).unwrap();
+        assert_eq!(saved.kept.len(), 3);
+        assert_eq!(saved.relayed.len(), TRIM_EVERY * 3);
     }
 
     #[test]
