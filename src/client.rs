@@ -501,7 +501,7 @@ impl Session {
             let waiting = self.unacked.back().is_some_and(|u| !u.sent);
             let paced_at = self.pacer.as_ref().map(Pacer::next_at);
             tokio::select! {
-                () = sleep_until_some(paced_at), if structured && waiting => {
+                () = sleep_until_some(paced_at), if structured && waiting && self.welcomed => {
                     for line in self.due() {
                         if out.send(line).await.is_err() {
                             return End::Lost("connection lost".into());
@@ -569,7 +569,8 @@ impl Session {
                             // connection, or for the flood limit), so that all go out
                             // in the order they were typed.
                             self.unacked.push_back(Unacked { cid, text, sent: false });
-                            if !self.welcomed && self.unacked.len() > 1 {
+                            // Until the welcome (it sends all that waits), nothing.
+                            if !self.welcomed {
                                 continue;
                             }
                             for line in self.due() {

@@ -485,3 +485,51 @@ async fn a_command_the_room_answered_is_not_sent_again_after_a_rejoin() {
     );
     let _ = h.commands.send(Command::Leave);
 }
+
+/// Lines held back by the pace wait for the welcome of the next connection: they go
+/// out at the pace it gives, never before it (a host may not have seated us yet).
+#[tokio::test(start_paused = true)]
+async fn held_lines_wait_for_the_next_welcome() {
+    let (near, mut host) = FakeHost::new().await;
+    let (mut h, mut pipes_rx) = rejoining(near, &mut host).await;
+    let paced = ServerMsg::Welcome {
+        v: 1,
+        room: "e1".into(),
+        name: "alice".into(),
+        asked: None,
+        members: vec!["alice".into()],
+        max_line: 8192,
+        // One line at once (three less the client's margin of two), then one a second.
+        pace: Some(tchat::protocol::Pace { burst: 3, rate: 1 }),
+        ts: None,
+        topic: None,
+    };
+    host.send(&paced).await;
+    until(&mut h, is_welcome).await;
+    for i in 0..4 {
+        let say = Command::Say {
+            text: format!("line {i}"),
+            cid: format!("c{i}"),
+        };
+        h.commands.send(say).unwrap();
+    }
+    assert!(matches!(host.next().await, ClientMsg::Say { cid: Some(c), .. } if c == "c0"));
+    drop(host);
+    until(&mut h, |e| matches!(e, NetEvent::Lost { .. })).await;
+    let mut host = pipes_rx.recv().await.unwrap();
+    let hello = host.next().await;
+    assert!(matches!(hello, ClientMsg::Hello { .. }), "{hello:?}");
+    // No welcome yet: nothing but the hello (a ping would come after 15 s of quiet).
+    let early = tokio::time::timeout(Duration::from_secs(10), host.next()).await;
+    assert!(early.is_err(), "sent before the welcome: {early:?}");
+    host.send(&paced).await;
+    for i in 0..4 {
+        let c = format!("c{i}");
+        let next = host.next().await;
+        assert!(
+            matches!(&next, ClientMsg::Say { cid: Some(got), .. } if *got == c),
+            "{next:?}"
+        );
+    }
+    let _ = h.commands.send(Command::Leave);
+}
