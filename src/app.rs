@@ -426,20 +426,24 @@ impl App {
 
     /// The terminal gained or lost focus.
     fn on_focus(&mut self, focused: bool) {
-        self.focused = focused;
         if !focused {
             self.look_away();
-        } else if self.scroll == Scroll::Live {
+        }
+        self.focused = focused;
+        if focused && self.scroll == Scroll::Live {
             self.unread_mentions = 0;
             // Back, and nothing came meanwhile: no marker for what comes next.
             self.marker_due = false;
         }
     }
 
-    /// You stopped looking at the live end: mark where new lines begin, once one comes
-    /// (unless a marker already waits below what you last saw).
+    /// About to stop looking at the live end (called before focus or scroll change):
+    /// if you were looking, mark where new lines begin, once one comes. Looking away a
+    /// second way while away already is the same absence.
     fn look_away(&mut self) {
-        self.marker_due = true;
+        if self.focused && self.scroll == Scroll::Live {
+            self.marker_due = true;
+        }
     }
 
     /// Esc: back to live while scrolled back; else leave, asking first where leaving
@@ -503,10 +507,6 @@ impl App {
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let alt = key.modifiers.contains(KeyModifiers::ALT);
-        // Alt-Y swaps only what the key just before yanked.
-        if !(alt && key.code == KeyCode::Char('y')) {
-            self.yanked = None;
-        }
         if key.code == KeyCode::Tab && !ctrl && !alt {
             return self.complete();
         }
@@ -545,25 +545,13 @@ impl App {
     /// Alt-Backspace kill; Ctrl-Y yanks the last kill, and Alt-Y right after a yank
     /// swaps it for the kill before. Whether `key` was one of these.
     fn kill_or_yank(&mut self, key: KeyEvent, ctrl: bool, alt: bool) -> bool {
-        let yanked = self.yanked.take();
         let t = &mut self.input;
-        let before = t.lines().to_vec();
-        match key.code {
-            KeyCode::Char('u') if ctrl => {
-                t.delete_line_by_head();
-            }
-            KeyCode::Char('k') if ctrl => {
-                t.delete_line_by_end();
-            }
-            KeyCode::Char('w') if ctrl => {
-                t.delete_word();
-            }
-            KeyCode::Char('d') if alt => {
-                t.delete_next_word();
-            }
-            KeyCode::Backspace if alt || ctrl => {
-                t.delete_word();
-            }
+        let kill: fn(&mut TextArea<'static>) -> bool = match key.code {
+            KeyCode::Char('u') if ctrl => TextArea::delete_line_by_head,
+            KeyCode::Char('k') if ctrl => TextArea::delete_line_by_end,
+            KeyCode::Char('w') if ctrl => TextArea::delete_word,
+            KeyCode::Char('d') if alt => TextArea::delete_next_word,
+            KeyCode::Backspace if alt || ctrl => TextArea::delete_word,
             KeyCode::Char('y') if ctrl => {
                 if let Some(last) = self.kills.front() {
                     t.insert_str(last);
@@ -573,7 +561,7 @@ impl App {
             }
             KeyCode::Char('y') if alt => {
                 // Only right after a yank: replace it with the kill before it.
-                if let Some((i, n)) = yanked
+                if let Some((i, n)) = self.yanked
                     && self.kills.len() > 1
                 {
                     for _ in 0..n {
@@ -588,8 +576,11 @@ impl App {
                 return true;
             }
             _ => return false,
-        }
-        if t.lines() != before.as_slice() {
+        };
+        // The widget keeps what a delete took as its yank text, but not every delete
+        // sets it (one that takes only a line break): start each kill from none.
+        t.set_yank_text("");
+        if kill(t) {
             let killed = t.yank_text();
             if !killed.is_empty() {
                 self.kills.push_front(killed);
@@ -604,33 +595,30 @@ impl App {
         if self.kill_or_yank(key, ctrl, alt) {
             return;
         }
-        self.yanked = None;
         let t = &mut self.input;
         match key.code {
             KeyCode::Char('a') if ctrl => t.move_cursor(CursorMove::Head),
             KeyCode::Char('e') if ctrl => t.move_cursor(CursorMove::End),
             KeyCode::Char('b') if ctrl => grapheme_back(t),
             KeyCode::Char('f') if ctrl => grapheme_forward(t),
-            KeyCode::Char('b') if alt => t.move_cursor(CursorMove::WordBack),
-            KeyCode::Char('f') if alt => t.move_cursor(CursorMove::WordForward),
+            KeyCode::Char('b') if alt => move_by_chars(t, CursorMove::WordBack),
+            KeyCode::Char('f') if alt => move_by_chars(t, CursorMove::WordForward),
             KeyCode::Char('d') if ctrl => delete_grapheme_after(t),
             KeyCode::Char('t') if ctrl => transpose(t),
             KeyCode::Char('h') if ctrl => delete_grapheme_before(t),
             KeyCode::Char(c) if !ctrl && !alt => t.insert_char(c),
             KeyCode::Backspace => delete_grapheme_before(t),
             KeyCode::Delete => delete_grapheme_after(t),
-            KeyCode::Left if ctrl || alt => t.move_cursor(CursorMove::WordBack),
-            KeyCode::Right if ctrl || alt => t.move_cursor(CursorMove::WordForward),
+            KeyCode::Left if ctrl || alt => move_by_chars(t, CursorMove::WordBack),
+            KeyCode::Right if ctrl || alt => move_by_chars(t, CursorMove::WordForward),
             KeyCode::Left => grapheme_back(t),
             KeyCode::Right => grapheme_forward(t),
-            KeyCode::Up => t.move_cursor(CursorMove::Up),
-            KeyCode::Down => t.move_cursor(CursorMove::Down),
+            KeyCode::Up => move_by_chars(t, CursorMove::Up),
+            KeyCode::Down => move_by_chars(t, CursorMove::Down),
             KeyCode::Home => t.move_cursor(CursorMove::Head),
             KeyCode::End => t.move_cursor(CursorMove::End),
             _ => {}
         }
-        // Moves by row or word count chars: never leave the cursor inside a cluster.
-        snap_cursor(t);
     }
 
     /// The commands that are this screen's business alone (never sent): `/clear`,
@@ -1261,9 +1249,7 @@ impl App {
 
     fn scroll_up(&mut self, mut n: usize) {
         let Some(last) = self.last_seq() else { return };
-        if self.scroll == Scroll::Live {
-            self.look_away();
-        }
+        self.look_away();
         let (width, height) = self.pane();
         let (mut bottom, mut skip) = self.held(width).unwrap_or((last, 0));
         while n > 0 {
@@ -1430,9 +1416,9 @@ fn help_text() -> String {
 /// The editor's cursor as (row, char offset) and its line. The widget moves and
 /// deletes by `char`; these move and delete by what a person sees as one character (a
 /// grapheme cluster: `é` as e + accent, a flag, a family emoji).
-fn cursor_line(t: &TextArea<'static>) -> (usize, usize, String) {
+fn cursor_line<'t>(t: &'t TextArea<'static>) -> (usize, usize, &'t str) {
     let (row, col) = (t.cursor().0, t.cursor().1);
-    let line = t.lines().get(row).cloned().unwrap_or_default();
+    let line = t.lines().get(row).map_or("", String::as_str);
     (row, col, line)
 }
 
@@ -1446,7 +1432,8 @@ fn grapheme_back(t: &mut TextArea<'static>) {
     if col == 0 {
         t.move_cursor(CursorMove::Back);
     } else {
-        jump(t, row, text::prev_boundary(&line, col));
+        let to = text::prev_boundary(line, col);
+        jump(t, row, to);
     }
 }
 
@@ -1455,7 +1442,8 @@ fn grapheme_forward(t: &mut TextArea<'static>) {
     if col >= line.chars().count() {
         t.move_cursor(CursorMove::Forward);
     } else {
-        jump(t, row, text::next_boundary(&line, col));
+        let to = text::next_boundary(line, col);
+        jump(t, row, to);
     }
 }
 
@@ -1465,7 +1453,7 @@ fn delete_grapheme_before(t: &mut TextArea<'static>) {
         t.delete_char();
         return;
     }
-    let from = text::prev_boundary(&line, col);
+    let from = text::prev_boundary(line, col);
     jump(t, row, from);
     t.delete_str(col - from);
 }
@@ -1476,7 +1464,8 @@ fn delete_grapheme_after(t: &mut TextArea<'static>) {
         t.delete_next_char();
         return;
     }
-    t.delete_str(text::next_boundary(&line, col) - col);
+    let n = text::next_boundary(line, col) - col;
+    t.delete_str(n);
 }
 
 /// Ctrl-T: swap the character before the cursor with the one under it and step past
@@ -1484,6 +1473,7 @@ fn delete_grapheme_after(t: &mut TextArea<'static>) {
 fn transpose(t: &mut TextArea<'static>) {
     use unicode_segmentation::UnicodeSegmentation;
     let (row, col, line) = cursor_line(t);
+    let line = line.to_owned();
     let graphemes: Vec<&str> = line.graphemes(true).collect();
     let mut before = 0;
     let mut at = 0;
@@ -1504,9 +1494,12 @@ fn transpose(t: &mut TextArea<'static>) {
     t.insert_str(format!("{}{}", graphemes[b], graphemes[a]));
 }
 
-fn snap_cursor(t: &mut TextArea<'static>) {
+/// A move the widget counts in chars (by row, by word), then back to the start of the
+/// cluster it may have landed in.
+fn move_by_chars(t: &mut TextArea<'static>, m: CursorMove) {
+    t.move_cursor(m);
     let (row, col, line) = cursor_line(t);
-    let snapped = text::snap_to_boundary(&line, col);
+    let snapped = text::snap_to_boundary(line, col);
     if snapped != col {
         jump(t, row, snapped);
     }
@@ -1527,6 +1520,13 @@ fn new_input() -> TextArea<'static> {
 /// and return what the world should do.
 pub fn update(app: &mut App, msg: Msg, now: i64) -> Vec<Effect> {
     app.now = now;
+    // Alt-Y swaps only what the key just before it yanked: anything else ends that.
+    let alt_y = matches!(&msg, Msg::Key(k) if k.code == KeyCode::Char('y')
+        && k.modifiers.contains(KeyModifiers::ALT));
+    let yanked = std::mem::take(&mut app.yanked);
+    if alt_y {
+        app.yanked = yanked;
+    }
     match msg {
         Msg::Key(key) => return app.on_key(key),
         Msg::Paste(text) => app.on_paste(&text),

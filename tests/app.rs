@@ -2655,3 +2655,55 @@ fn ctrl_y_yanks_the_last_kill_and_alt_y_goes_back_through_the_ring() {
     update(&mut app, ctrl('y'), T0);
     assert_eq!(app.input_text(), "");
 }
+
+#[test]
+fn one_absence_gets_one_read_marker_however_you_looked_away() {
+    let mut app = in_room(80, 10);
+    for i in 1..40 {
+        msg(&mut app, i, "bob", &format!("filler {i}"));
+    }
+    // Scrolled back, a line comes (the marker); then the window loses focus too, and
+    // another comes: still one absence.
+    press(&mut app, KeyCode::PageUp);
+    msg(&mut app, 40, "bob", "first while away");
+    update(&mut app, Msg::Focus(false), T0);
+    msg(&mut app, 41, "bob", "second while away");
+    let markers = texts(&app)
+        .iter()
+        .filter(|t| t.contains(tchat::app::READ_MARKER))
+        .count();
+    assert_eq!(markers, 1, "{:?}", texts(&app));
+}
+
+#[test]
+fn a_kill_that_takes_only_a_line_break_leaves_the_ring_as_it_was() {
+    let mut app = joiner(80, 24);
+    // Backspace deletes a character (the widget keeps it as its yank text)...
+    type_str(&mut app, "ab");
+    press(&mut app, KeyCode::Backspace);
+    // ...then Ctrl-U at the start of a second line only joins the lines.
+    update(&mut app, key_with(KeyCode::Enter, KeyModifiers::ALT), T0);
+    type_str(&mut app, "c");
+    press(&mut app, KeyCode::Home);
+    press_ctrl(&mut app, 'u');
+    assert_eq!(app.input_text(), "ac");
+    press_ctrl(&mut app, 'y');
+    assert_eq!(
+        app.input_text(),
+        "ac",
+        "nothing was killed, so nothing to yank"
+    );
+}
+
+#[test]
+fn alt_y_after_a_paste_leaves_the_paste_alone() {
+    let mut app = joiner(80, 24);
+    type_str(&mut app, "one two");
+    press_ctrl(&mut app, 'w');
+    type_str(&mut app, "three four");
+    press_ctrl(&mut app, 'w');
+    press_ctrl(&mut app, 'y');
+    update(&mut app, Msg::Paste(" pasted".into()), T0);
+    update(&mut app, alt('y'), T0);
+    assert_eq!(app.input_text(), "one three four pasted");
+}
