@@ -332,27 +332,14 @@ impl App {
 
     /// Add a line to the scrollback (used for start-up notices too).
     pub fn push(&mut self, ts: i64, kind: Kind, text: &str) {
-        let from_others_live = matches!(
-            kind,
-            Kind::Message { own: false, .. }
-                | Kind::Action { own: false, .. }
-                | Kind::Private { own: false, .. }
-                | Kind::Text { .. }
-        ) && self.history_left == 0;
-        if from_others_live && self.marker_due {
-            // Where what came while you were away begins (if you are away still).
-            self.marker_due = false;
-            if self.scroll != Scroll::Live || !self.focused {
-                self.push(ts, Kind::Notice, READ_MARKER);
+        if !self.ignored.is_empty()
+            && let Kind::Message {
+                from, own: false, ..
             }
-        }
-        if let Kind::Message {
-            from, own: false, ..
-        }
-        | Kind::Action { from, own: false }
-        | Kind::Private {
-            from, own: false, ..
-        } = &kind
+            | Kind::Action { from, own: false }
+            | Kind::Private {
+                from, own: false, ..
+            } = &kind
             && self.ignored.contains(&from.to_lowercase())
         {
             return;
@@ -364,10 +351,17 @@ impl App {
                 | Kind::Private { own: false, .. }
                 | Kind::Text { .. }
         );
+        let live = self.history_left == 0;
+        if from_others && live && self.marker_due {
+            // Where what came while you were away begins (if you are away still).
+            self.marker_due = false;
+            if self.scroll != Scroll::Live || !self.focused {
+                self.push(ts, Kind::Notice, READ_MARKER);
+            }
+        }
         let text = sanitize::text(text);
         let mention =
             from_others && (matches!(kind, Kind::Private { .. }) || mentions(&text, &self.me));
-        let live = self.history_left == 0;
         if from_others && live {
             self.ring |= match self.bell {
                 Bell::Never => false,
@@ -517,13 +511,9 @@ impl App {
             KeyCode::Esc => return self.escape(confirming),
             KeyCode::Char('c') if ctrl => return vec![Effect::Quit],
             KeyCode::Char('l') if ctrl => return vec![Effect::Redraw],
-            KeyCode::F(2) => {
-                self.nick_list = !self.nick_list;
-                // Rows are laid out anew for the new width.
-                for e in &mut self.entries {
-                    e.wrapped.forget();
-                }
-            }
+            // The rows are laid out anew for the narrower pane (the kept rows follow
+            // the width they are asked for).
+            KeyCode::F(2) => self.nick_list = !self.nick_list,
             KeyCode::Char('z') if ctrl => return self.suspend(),
             KeyCode::Enter if alt => self.input.insert_newline(),
             KeyCode::Enter => return self.submit(),
@@ -1390,7 +1380,6 @@ pub fn mentions(text: &str, name: &str) -> bool {
     })
 }
 
-/// What `/help` shows: the room's commands and the keys.
 /// Kills remembered for Ctrl-Y and Alt-Y.
 const KILL_RING: usize = 16;
 
@@ -1400,6 +1389,7 @@ pub const READ_MARKER: &str = "— new since you looked —";
 /// Commands this screen answers itself; never sent to the room.
 const LOCAL_COMMANDS: [&str; 4] = ["/clear", "/ignore", "/reconnect", "/unignore"];
 
+/// What `/help` shows: the room's commands and the keys.
 fn help_text() -> String {
     format!(
         "commands:\n{}\non this screen only:\n\
@@ -1408,7 +1398,8 @@ fn help_text() -> String {
          /unignore NAME    show them again\n\
          /reconnect        offline: try to reach the host now\nkeys: Enter sends · Alt-Enter new line · Tab completes names and commands · \
          PgUp/PgDn or the wheel scroll · Ctrl-End live · Ctrl-Home oldest · Up/Down earlier lines · \
-         Ctrl-A/E/B/F/D/K/U/W/Y and Alt-B/F edit · Ctrl-L redraws · Esc or Ctrl-C leaves",
+         Ctrl-A/E/B/F/D/K/U/W/T/Y and Alt-B/F/D/Y edit · F2 who is in · Ctrl-L redraws · \
+         Ctrl-Z suspends · Esc or Ctrl-C leaves",
         protocol::COMMAND_HELP
     )
 }

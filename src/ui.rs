@@ -64,7 +64,8 @@ fn nick_list(app: &App, area: Rect, frame: &mut Frame) {
     } else {
         (names.len(), 0)
     };
-    let room = usize::from(area.width) - 2;
+    // The rule and a column of padding each side.
+    let room = usize::from(area.width) - 3;
     let mut lines: Vec<Line> = names
         .iter()
         .take(shown)

@@ -1158,3 +1158,24 @@ fn f2_shows_who_is_in_the_room_beside_the_messages() {
     update(&mut narrow, key(KeyCode::F(2)), T0);
     assert_eq!(narrow.nick_list_width(), 0);
 }
+
+#[test]
+fn a_name_too_long_for_the_list_is_cut_with_an_ellipsis_inside_it() {
+    let mut app = in_room(60, 10);
+    update(
+        &mut app,
+        Msg::Net(NetEvent::Server(ServerMsg::Join {
+            id: 90,
+            ts: T0,
+            name: "bartholomew_the_long".into(),
+        })),
+        T0,
+    );
+    update(&mut app, key(KeyCode::F(2)), T0);
+    let shown = rows(draw(&app).backend().buffer());
+    let row = shown
+        .iter()
+        .find(|r| r.contains("bartho"))
+        .unwrap_or_else(|| panic!("{shown:#?}"));
+    assert!(row.trim_end().ends_with('…'), "{row:?}");
+}
