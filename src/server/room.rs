@@ -219,6 +219,8 @@ struct Peer {
     since: i64,
     /// When its last `ping` was answered (the room's clock).
     ponged_at: i64,
+    /// Its share of answers to lines the room did not relay (see `Room::may_answer`).
+    answers: Bucket,
 }
 
 /// What the room remembers of an address while connections from it come and go: its
@@ -675,7 +677,9 @@ impl Room {
         let dialect = p.dialect;
         let line = match frame {
             Frame::TooLong => {
-                self.too_long(peer, None, now, &mut out);
+                if self.may_answer(peer, now) {
+                    self.too_long(peer, None, now, &mut out);
+                }
                 return out;
             }
             Frame::Line(line) => line,
@@ -685,12 +689,14 @@ impl Room {
                 if line.trim() == "exit" {
                     self.leave(peer, None, now, &mut out);
                 } else if line.len() > self.rules.max_line {
-                    self.too_long(peer, None, now, &mut out);
+                    if self.may_answer(peer, now) {
+                        self.too_long(peer, None, now, &mut out);
+                    }
                 } else if ClientMsg::parse_hello(&line).is_some() {
                     // Never relayed: a hello carries the session, which takes a seat
                     // over. Too late here: this connection joined as plain text.
                     let text = "that was a tchat hello, but this connection already joined as plain text; it was not sent";
-                    self.notice(peer, text, None, now, &mut out);
+                    self.answer(peer, text, None, now, &mut out);
                 } else {
                     self.typed(peer, &line, None, now, &mut out);
                 }
@@ -701,12 +707,14 @@ impl Room {
                         "your line was not sent: its id is longer than {} bytes",
                         protocol::MAX_ID_BYTES
                     );
-                    self.notice(peer, &text, None, now, &mut out);
+                    self.answer(peer, &text, None, now, &mut out);
                 }
                 Ok(ClientMsg::Say { text, cid }) => {
-                    if self.resent(peer, cid.as_deref(), &mut out) {
+                    if self.resent(peer, cid.as_deref(), now, &mut out) {
                     } else if text.len() > self.rules.max_line {
-                        self.too_long(peer, cid, now, &mut out);
+                        if self.may_answer(peer, now) {
+                            self.too_long(peer, cid, now, &mut out);
+                        }
                     } else {
                         self.typed(peer, &text, cid, now, &mut out);
                     }
@@ -727,9 +735,9 @@ impl Room {
                     }
                 }
                 Ok(ClientMsg::Hello { .. }) => {
-                    self.notice(peer, "you are already in", None, now, &mut out)
+                    self.answer(peer, "you are already in", None, now, &mut out)
                 }
-                Err(e) => self.notice(peer, &format!("ignored a line: {e}"), None, now, &mut out),
+                Err(e) => self.answer(peer, &format!("ignored a line: {e}"), None, now, &mut out),
             },
         }
         out
@@ -973,7 +981,7 @@ impl Room {
     /// A line this session sent before (and the room relayed) came again after a
     /// reconnect: do not relay it twice; echo the original (or, once the history has
     /// let go of it, acknowledge it) so the sender marks it delivered.
-    fn resent(&self, peer: PeerId, cid: Option<&str>, out: &mut Vec<Action>) -> bool {
+    fn resent(&mut self, peer: PeerId, cid: Option<&str>, now: i64, out: &mut Vec<Action>) -> bool {
         let (Some(cid), Some(session)) =
             (cid, self.peers.get(&peer).and_then(|p| p.session.as_ref()))
         else {
@@ -996,8 +1004,43 @@ impl Room {
                 id,
             },
         };
-        out.push(Action::Send(Target::One(peer), Outgoing::Event(answer)));
+        if self.may_answer(peer, now) {
+            out.push(Action::Send(Target::One(peer), Outgoing::Event(answer)));
+        }
         true
+    }
+
+    /// May the room answer a line it did not relay (a resend, a line it cannot read, an
+    /// over-long one)? Such lines cost the sender nothing against the flood limit, so
+    /// their answers are held to it on their own account: otherwise one line in could
+    /// draw a notice, or a whole echoed line, out, without end.
+    fn may_answer(&mut self, peer: PeerId, now: i64) -> bool {
+        let rate = self.peer_rate();
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        if rate.unlimited() {
+            return true;
+        }
+        if !p.answers.has(rate, now) {
+            return false;
+        }
+        p.answers.spend(rate);
+        true
+    }
+
+    /// [`Room::notice`], if the room may answer (see [`Room::may_answer`]).
+    fn answer(
+        &mut self,
+        peer: PeerId,
+        text: &str,
+        cid: Option<String>,
+        now: i64,
+        out: &mut Vec<Action>,
+    ) {
+        if self.may_answer(peer, now) {
+            self.notice(peer, text, cid, now, out);
+        }
     }
 
     /// The flood limit: may this peer send a line now? Its own share and its address's
@@ -1087,6 +1130,7 @@ impl Room {
                 away: None,
                 since: now,
                 ponged_at: i64::MIN,
+                answers: bucket,
             },
         );
     }
@@ -2305,6 +2349,33 @@ mod tests {
                 })
             )]
         );
+    }
+
+    #[test]
+    fn answers_to_lines_the_room_did_not_relay_are_held_to_the_flood_limit() {
+        let mut r = room(); // the default limit: 20 at once, then 5 a second
+        r.seat(1, arrive(hello_again("alice", "s-a", None)), 0);
+        r.receive(1, say_cid("mine", "c1"), 0);
+        // Resending a known line a thousand times: each would echo the whole line.
+        let echoes: usize = (0..1000)
+            .map(|_| r.receive(1, say_cid("mine", "c1"), 10).len())
+            .sum();
+        assert!(echoes <= 20, "{echoes} echoes of one resend");
+        // Nor can lines the host cannot read, hellos or over-long lines draw a notice each.
+        let mut r = room();
+        r.seat(2, arrive(hello_again("bob", "s-b", None)), 0);
+        let junk = [
+            Frame::Line("{not json".into()),
+            hello_again("bob", "s-b", None),
+            Frame::TooLong,
+        ];
+        let answers: usize = (0..1000)
+            .map(|i| r.receive(2, junk[i % 3].clone(), 10).len())
+            .sum();
+        assert!(answers <= 20, "{answers} answers to 1,000 unreadable lines");
+        // The budget refills as the flood limit does.
+        let later = r.receive(2, Frame::Line("{not json".into()), 10_000);
+        assert_eq!(later.len(), 1);
     }
 
     #[test]
