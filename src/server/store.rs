@@ -520,27 +520,37 @@ mod tests {
         assert_eq!(again.next_event(), before, "not relayed again");
     }
 
+    /// No flood limit; `history` events kept, `resend_memory` relayed lines.
+    fn rules(history: usize, resend_memory: usize) -> Rules {
+        Rules {
+            history,
+            resend_memory,
+            burst: 0,
+            rate: 0,
+            ..Rules::default()
+        }
+    }
+
+    /// A room kept in `path` where alice says `text` `turns` times, a turn each.
+    fn alice_says(path: &Path, rules: &Rules, text: &str, turns: usize) -> (Store, Room) {
+        let (mut store, saved) = Store::open(path, "e1", rules).unwrap();
+        let mut room = Room::restore(saved, rules.clone());
+        room.keep_journal();
+        seat_alice(&mut room, 1);
+        for n in 0..turns {
+            room.receive(1, say(text, &format!("c{n}")), 0);
+            let j = room.take_journal().unwrap();
+            store.write(&j, &room, &[]).unwrap();
+        }
+        (store, room)
+    }
+
     #[test]
     fn old_rows_go_once_both_bounds_have_let_go_of_them() {
         let dir = TempDir::new();
         let path = dir.0.join("room.db");
-        let rules = Rules {
-            history: 3,
-            resend_memory: 5,
-            burst: 0,
-            rate: 0,
-            ..Rules::default()
-        };
-        let (mut store, saved) = Store::open(&path, "e1", &rules).unwrap();
-        let mut room = Room::restore(saved, rules.clone());
-        room.keep_journal();
-        seat_alice(&mut room, 1);
-        let turns = TRIM_EVERY * 2 + 10;
-        for n in 0..turns {
-            room.receive(1, say("x", &format!("c{n}")), 0);
-            let j = room.take_journal().unwrap();
-            store.write(&j, &room, &[]).unwrap();
-        }
+        let rules = rules(3, 5);
+        let (store, room) = alice_says(&path, &rules, "x", TRIM_EVERY * 2 + 10);
         let rows: i64 = store
             .db
             .query_row("SELECT count(*) FROM turns", [], |r| r.get(0))
@@ -560,23 +570,8 @@ mod tests {
         let dir = TempDir::new();
         let path = dir.0.join("room.db");
         // The history keeps 3 events; the lines relayed are remembered far longer.
-        let rules = Rules {
-            history: 3,
-            resend_memory: 100_000,
-            burst: 0,
-            rate: 0,
-            ..Rules::default()
-        };
-        let (mut store, saved) = Store::open(&path, "e1", &rules).unwrap();
-        let mut room = Room::restore(saved, rules.clone());
-        room.keep_journal();
-        seat_alice(&mut room, 1);
-        let long = "x".repeat(1000);
-        for n in 0..TRIM_EVERY * 3 {
-            room.receive(1, say(&long, &format!("c{n}")), 0);
-            let j = room.take_journal().unwrap();
-            store.write(&j, &room, &[]).unwrap();
-        }
+        let rules = rules(3, 100_000);
+        let (store, _) = alice_says(&path, &rules, &"x".repeat(1000), TRIM_EVERY * 3);
         let text: i64 = store
             .db
             .query_row(
