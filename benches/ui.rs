@@ -12,8 +12,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use tchat::app::{App, Msg, Role, update};
-use tchat::client::NetEvent;
+use tchat::app::{App, Msg, Net, Role, update};
 use tchat::protocol::ServerMsg;
 
 const T0: i64 = 1_704_110_460_000;
@@ -32,7 +31,7 @@ fn text(i: u64) -> String {
 }
 
 fn net(i: u64) -> Msg {
-    Msg::Net(NetEvent::Server(ServerMsg::Msg {
+    Msg::Net(Net::Server(ServerMsg::Msg {
         id: i + 1,
         ts: T0 + i as i64,
         from: format!("user{}", i % 7),
@@ -54,7 +53,7 @@ fn app_with(n: u64, w: u16, h: u16) -> App {
     );
     update(
         &mut app,
-        Msg::Net(NetEvent::Server(ServerMsg::Welcome {
+        Msg::Net(Net::Server(ServerMsg::Welcome {
             v: 1,
             room: "bench".into(),
             name: "alice".into(),

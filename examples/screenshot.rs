@@ -19,8 +19,7 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Position;
 use ratatui::style::{Color, Modifier};
-use tchat::app::{App, Effect, Msg, Role, update};
-use tchat::client::NetEvent;
+use tchat::app::{App, Effect, Msg, Net, Role, update};
 use tchat::protocol::ServerMsg;
 
 const WIDTH: u16 = 92;
@@ -143,7 +142,7 @@ impl Scene {
     }
 
     fn room(&mut self, minute: i64, msg: ServerMsg) {
-        update(&mut self.app, Msg::Net(NetEvent::Server(msg)), at(minute));
+        update(&mut self.app, Msg::Net(Net::Server(msg)), at(minute));
     }
 
     fn msg(&mut self, minute: i64, from: &str, text: &str, cid: Option<String>) -> ServerMsg {

@@ -13,6 +13,7 @@
 //! | [`complete`] | yes | Tab completion of names and commands in the input box |
 //! | [`server::room`] | yes | the room's rules: members, names, who is told what |
 //! | [`app`] | yes | one person's screen state and [`app::update`], the only place it changes |
+//! | [`app::layout`] | yes | where things go on screen and how many rows they take (the app and the view both ask it) |
 //! | [`ui`] | yes | [`ui::render`] draws an [`app::App`] and changes nothing |
 //! | [`server`] | I/O | accept loop, a task per connection, a task owning the room |
 //! | [`client`] | I/O | a joiner's connection task: commands in, events out |

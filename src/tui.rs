@@ -192,8 +192,8 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let mut term = Terminal::enter(mouse)?;
     let size = term.inner.size()?;
-    app.width = size.width;
-    app.height = size.height;
+    let start = chrono::Utc::now().timestamp_millis();
+    app::update(&mut app, Msg::Resize(size.width, size.height), start);
     let mut keys = EventStream::new();
     let mut net_open = true;
     let mut signals = Signals::new()?;
@@ -241,10 +241,10 @@ pub async fn run(
                 None => Some(Msg::Key(crossterm::event::KeyCode::Esc.into())),
             },
             ev = net.recv(), if net_open => match ev {
-                Some(ev) => Some(Msg::Net(ev)),
+                Some(ev) => Some(Msg::Net(net_msg(ev))),
                 None => {
                     net_open = false;
-                    Some(Msg::Net(NetEvent::Closed { reason: "the connection ended".into() }))
+                    Some(Msg::Net(app::Net::Closed { reason: "the connection ended".into() }))
                 }
             },
         };
@@ -252,7 +252,7 @@ pub async fn run(
         // Fold whatever else is already waiting into the same frame.
         while msgs.len() < BATCH {
             match net.try_recv() {
-                Ok(ev) => msgs.push(Msg::Net(ev)),
+                Ok(ev) => msgs.push(Msg::Net(net_msg(ev))),
                 Err(_) => break,
             }
         }
@@ -330,6 +330,18 @@ fn set_title(shown: &mut String, app: &App) -> std::io::Result<()> {
         *shown = title;
     }
     Ok(())
+}
+
+/// What the connection task reports, as the screen's own message.
+fn net_msg(ev: NetEvent) -> app::Net {
+    match ev {
+        NetEvent::Plain => app::Net::Plain,
+        NetEvent::Server(msg) => app::Net::Server(msg),
+        NetEvent::Text { ts, text } => app::Net::Text { ts, text },
+        NetEvent::Lost { reason, retry_in } => app::Net::Lost { reason, retry_in },
+        NetEvent::Reconnecting { attempt } => app::Net::Reconnecting { attempt },
+        NetEvent::Closed { reason } => app::Net::Closed { reason },
+    }
 }
 
 fn terminal_msg(ev: Event) -> Option<Msg> {

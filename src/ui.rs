@@ -12,44 +12,14 @@
 //! ```
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::layout::{Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Padding, Paragraph};
 
+use crate::app::layout::{self, fit};
 use crate::app::{App, Conn, Delivery, Entry, Kind, Role, Scroll};
 use crate::text;
-
-/// Where each part of the screen goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Areas {
-    pub messages: Rect,
-    /// The list of who is in the room, right of the messages (empty when hidden).
-    pub nicks: Rect,
-    pub input: Rect,
-    pub status: Rect,
-}
-
-/// The screen's layout for a terminal of `width`×`height` with `input_rows` rows of
-/// text in the input box, and a list of names `nicks` columns wide beside the messages
-/// (0: none). The app uses it too, to know how far a page scrolls and how wide rows are.
-pub fn layout(width: u16, height: u16, input_rows: u16, nicks: u16) -> Areas {
-    let area = Rect::new(0, 0, width, height);
-    let [top, input, status] = Layout::vertical([
-        Constraint::Min(1),
-        Constraint::Length(input_rows + 2),
-        Constraint::Length(1),
-    ])
-    .areas(area);
-    let [messages, nicks] =
-        Layout::horizontal([Constraint::Min(1), Constraint::Length(nicks)]).areas(top);
-    Areas {
-        messages,
-        nicks,
-        input,
-        status,
-    }
-}
 
 /// The list of names beside the messages: a rule, then one name a row, in its colour;
 /// `+N more` when they do not all fit.
@@ -91,40 +61,6 @@ fn nick_list(app: &App, area: Rect, frame: &mut Frame) {
         .border_style(Style::new().dark_gray())
         .padding(Padding::horizontal(1));
     frame.render_widget(Paragraph::new(lines).block(block), area);
-}
-
-/// The width of the time column, `HH:MM `.
-const TIME_WIDTH: usize = 6;
-
-/// What stands before an entry's text: its label and the label's width.
-fn label(entry: &Entry) -> (String, usize) {
-    let label = match &entry.kind {
-        Kind::Message { from, .. } | Kind::Text { from } => format!("{from}: "),
-        Kind::Action { from, .. } => format!("* {from} "),
-        Kind::Private { from, to, .. } => format!("[private] {from} → {to}: "),
-        Kind::Notice => "* ".to_owned(),
-        Kind::Error => "! ".to_owned(),
-    };
-    let w = text::width(&label);
-    (label, w)
-}
-
-/// The columns the first row of an entry leaves for text, and the indent of the rows
-/// after it (under the text when the label is short, at the left edge when not).
-fn columns(entry: &Entry, width: usize) -> (usize, usize, usize) {
-    let prefix = TIME_WIDTH + label(entry).1;
-    let indent = if prefix * 2 <= width { prefix } else { 0 };
-    let first = width.saturating_sub(prefix).max(1);
-    let rest = width.saturating_sub(indent).max(1);
-    (first, rest, indent)
-}
-
-/// How many rows `entry` takes in a pane `width` columns wide.
-pub fn entry_rows(entry: &Entry, width: usize) -> usize {
-    let (first, rest, _) = columns(entry, width);
-    entry
-        .wrapped
-        .with_rows(&entry.text, first, rest, <[_]>::len)
 }
 
 /// A stable colour for a name: from the terminal's own sixteen, or (`many`: a terminal
@@ -191,8 +127,12 @@ fn entry_lines(
         }
         style
     };
-    let (first, rest, indent) = columns(entry, width);
-    let (label_text, _) = label(entry);
+    let layout::Columns {
+        first,
+        rest,
+        indent,
+    } = layout::columns(&entry.kind, width);
+    let label_text = layout::label(&entry.kind);
     let time = Span::styled(
         format!("{} ", clock(entry.ts, utc_offset)),
         Style::new().dark_gray(),
@@ -324,7 +264,8 @@ pub fn render(app: &App, frame: &mut Frame) {
 
 fn draw(app: &App, frame: &mut Frame) {
     let size = frame.area();
-    let areas = layout(
+    // The frame's size, which is the app's once the resize has reached it.
+    let areas = layout::areas(
         size.width,
         size.height,
         app.input_rows(),
@@ -451,23 +392,4 @@ pub fn status_line(app: &App) -> Line<'static> {
     let used: usize = spans.iter().map(|s| text::width(&s.content)).sum();
     spans.push(Span::styled(" ".repeat(width.saturating_sub(used)), bar));
     Line::from(spans)
-}
-
-/// `s` cut to at most `width` columns, with `…` where it was cut.
-fn fit(s: &str, width: usize) -> String {
-    if text::width(s) <= width {
-        return s.to_owned();
-    }
-    let mut out = String::new();
-    let mut used = 0;
-    for g in unicode_segmentation::UnicodeSegmentation::graphemes(s, true) {
-        let w = text::width(g);
-        if used + w + 1 > width {
-            break;
-        }
-        out.push_str(g);
-        used += w;
-    }
-    out.push('…');
-    out
 }

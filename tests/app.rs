@@ -13,8 +13,7 @@ use ratatui::backend::TestBackend;
 use std::time::Duration;
 
 use common::{T0, host, joiner, key, type_str};
-use tchat::app::{App, Bell, Conn, Delivery, Effect, Kind, Msg, Scroll, mentions, update};
-use tchat::client::NetEvent;
+use tchat::app::{App, Bell, Conn, Delivery, Effect, Kind, Msg, Net, Scroll, mentions, update};
 use tchat::protocol::ServerMsg;
 use tchat::sanitize::is_forbidden;
 
@@ -48,7 +47,7 @@ fn say(app: &mut App, s: &str) -> Vec<Effect> {
 }
 
 /// A network event; it asks nothing of the world but (perhaps) the bell.
-fn net(app: &mut App, ev: NetEvent) {
+fn net(app: &mut App, ev: Net) {
     let fx = update(app, Msg::Net(ev), T0);
     assert!(
         fx.iter().all(|e| *e == Effect::Bell),
@@ -57,7 +56,7 @@ fn net(app: &mut App, ev: NetEvent) {
 }
 
 fn server(app: &mut App, msg: ServerMsg) {
-    net(app, NetEvent::Server(msg));
+    net(app, Net::Server(msg));
 }
 
 fn welcome(app: &mut App, name: &str, asked: Option<&str>, members: &[&str]) {
@@ -94,7 +93,7 @@ fn message(id: u64, from: &str, text: &str) -> ServerMsg {
 
 /// [`message`] as the update that brings it, for tests that look at its effects.
 fn msg_event(id: u64, from: &str, text: &str) -> Msg {
-    Msg::Net(NetEvent::Server(message(id, from, text)))
+    Msg::Net(Net::Server(message(id, from, text)))
 }
 
 fn echo(app: &mut App, id: u64, from: &str, text: &str, cid: &str) {
@@ -140,12 +139,7 @@ fn texts(app: &App) -> Vec<String> {
 
 /// The text rows the message pane shows (as `ui` lays them out), top to bottom.
 fn pane_rows(app: &App) -> Vec<String> {
-    let areas = tchat::ui::layout(
-        app.width,
-        app.height,
-        app.input_rows(),
-        app.nick_list_width(),
-    );
+    let areas = app.areas();
     tchat::ui::visible_lines(
         app,
         areas.messages.width as usize,
@@ -267,7 +261,7 @@ fn an_echo_with_an_unknown_cid_is_an_ordinary_message() {
 #[test]
 fn in_plain_mode_own_lines_are_delivered_at_once() {
     let mut app = joiner(80, 24);
-    net(&mut app, NetEvent::Plain);
+    net(&mut app, Net::Plain);
     assert_eq!(app.conn, Conn::Plain);
     let (text, _) = sent(&say(&mut app, "hello socket"));
     assert_eq!(text, "hello socket");
@@ -275,7 +269,7 @@ fn in_plain_mode_own_lines_are_delivered_at_once() {
     // What the far side says is shown, labelled with where it came from.
     net(
         &mut app,
-        NetEvent::Text {
+        Net::Text {
             ts: T0,
             text: "hi from nc".into(),
         },
@@ -294,7 +288,7 @@ fn lines_typed_before_the_far_side_turned_out_plain_become_delivered() {
     let mut app = joiner(80, 24);
     sent(&say(&mut app, "early"));
     assert_eq!(last_kind(&app), own("alice", Delivery::Pending));
-    net(&mut app, NetEvent::Plain);
+    net(&mut app, Net::Plain);
     let early = app.entries().find(|(_, e)| e.text == "early").unwrap().1;
     assert_eq!(early.kind, own("alice", Delivery::Delivered));
 }
@@ -307,7 +301,7 @@ fn after_the_connection_closes_pending_lines_are_not_sent_and_new_lines_are_refu
     sent(&say(&mut app, "in flight"));
     net(
         &mut app,
-        NetEvent::Closed {
+        Net::Closed {
             reason: "connection lost: reset".into(),
         },
     );
@@ -356,7 +350,7 @@ fn a_second_close_adds_no_second_error() {
     let n = app.entries().len();
     net(
         &mut app,
-        NetEvent::Closed {
+        Net::Closed {
             reason: "the host left".into(),
         },
     );
@@ -796,7 +790,7 @@ fn arriving_messages_never_disturb_what_is_being_typed() {
             ),
             _ => net(
                 &mut app,
-                NetEvent::Text {
+                Net::Text {
                     ts: T0,
                     text: "plain".into(),
                 },
@@ -807,7 +801,7 @@ fn arriving_messages_never_disturb_what_is_being_typed() {
     }
     net(
         &mut app,
-        NetEvent::Closed {
+        Net::Closed {
             reason: "gone".into(),
         },
     );
@@ -1336,7 +1330,7 @@ fn text_from_a_plain_peer_on_the_host_is_labelled_peer() {
     let mut app = host(80, 24);
     net(
         &mut app,
-        NetEvent::Text {
+        Net::Text {
             ts: T0,
             text: "raw".into(),
         },
@@ -1355,7 +1349,7 @@ fn text_from_a_plain_peer_on_the_host_is_labelled_peer() {
 fn lost(app: &mut App, reason: &str, retry_in: Duration) {
     net(
         app,
-        NetEvent::Lost {
+        Net::Lost {
             reason: reason.into(),
             retry_in,
         },
@@ -1442,7 +1436,7 @@ fn losing_the_host_says_once_that_it_rejoins_by_itself() {
         "1.5 s shows as 2: the wait is rounded up to whole seconds"
     );
 
-    net(&mut app, NetEvent::Reconnecting { attempt: 1 });
+    net(&mut app, Net::Reconnecting { attempt: 1 });
     assert_eq!(
         app.conn,
         Conn::Reconnecting {
@@ -1464,7 +1458,7 @@ fn losing_the_host_says_once_that_it_rejoins_by_itself() {
             retry_in: Some(2)
         }
     );
-    net(&mut app, NetEvent::Reconnecting { attempt: 2 });
+    net(&mut app, Net::Reconnecting { attempt: 2 });
     lost(&mut app, "refused", Duration::from_millis(3001));
     assert_eq!(
         app.conn,
@@ -1488,7 +1482,7 @@ fn a_line_typed_while_offline_is_sent_at_once_and_confirmed_once_after_the_rejoi
     assert_eq!(last_kind(&app), own("alice", Delivery::Pending));
     assert_eq!(app.input_text(), "");
 
-    net(&mut app, NetEvent::Reconnecting { attempt: 1 });
+    net(&mut app, Net::Reconnecting { attempt: 1 });
     rejoin(&mut app, "room", &["alice", "bob"]);
     assert_eq!(app.conn, Conn::InRoom);
     catchup(&mut app, 1, 0);
@@ -1509,7 +1503,7 @@ fn a_rejoin_to_the_same_room_catches_up_without_a_second_welcome() {
     let mut app = in_room(80, 24);
     msg(&mut app, 1, "bob", "before");
     lost(&mut app, "connection lost", Duration::from_secs(1));
-    net(&mut app, NetEvent::Reconnecting { attempt: 1 });
+    net(&mut app, Net::Reconnecting { attempt: 1 });
     let n = app.entries().len();
     rejoin(&mut app, "room", &["alice", "bob", "carol"]);
     assert_eq!(app.entries().len(), n, "{:?}", texts(&app));
@@ -1671,7 +1665,7 @@ fn after_the_room_closed_a_lost_host_is_waited_for_then_pending_lines_are_not_se
     // The end: whatever is still pending was not sent.
     net(
         &mut app,
-        NetEvent::Closed {
+        Net::Closed {
             reason: "the host left; the room is closed".into(),
         },
     );
@@ -1786,7 +1780,7 @@ fn escapes_and_bidi_overrides_from_the_network_are_stored_sanitized() {
     );
     net(
         &mut app,
-        NetEvent::Text {
+        Net::Text {
             ts: T0,
             text: format!("t{evil}"),
         },
@@ -1800,7 +1794,7 @@ fn escapes_and_bidi_overrides_from_the_network_are_stored_sanitized() {
     );
     net(
         &mut app,
-        NetEvent::Closed {
+        Net::Closed {
             reason: format!("d{evil}"),
         },
     );
@@ -1975,14 +1969,14 @@ fn arb_msg() -> impl Strategy<Value = Msg> {
             prop_oneof![Just(0u16), Just(1), Just(2), Just(3), 0u16..50],
         )
             .prop_map(|(w, h)| Msg::Resize(w, h)),
-        6 => arb_server().prop_map(|m| Msg::Net(NetEvent::Server(m))),
-        1 => Just(Msg::Net(NetEvent::Plain)),
-        2 => (any::<i64>(), arb_string()).prop_map(|(ts, text)| Msg::Net(NetEvent::Text { ts, text })),
-        1 => arb_string().prop_map(|reason| Msg::Net(NetEvent::Closed { reason })),
+        6 => arb_server().prop_map(|m| Msg::Net(Net::Server(m))),
+        1 => Just(Msg::Net(Net::Plain)),
+        2 => (any::<i64>(), arb_string()).prop_map(|(ts, text)| Msg::Net(Net::Text { ts, text })),
+        1 => arb_string().prop_map(|reason| Msg::Net(Net::Closed { reason })),
         1 => (arb_string(), any::<u64>(), 0u32..1_000_000_000).prop_map(|(reason, s, ns)| {
-            Msg::Net(NetEvent::Lost { reason, retry_in: Duration::new(s, ns) })
+            Msg::Net(Net::Lost { reason, retry_in: Duration::new(s, ns) })
         }),
-        1 => any::<u32>().prop_map(|attempt| Msg::Net(NetEvent::Reconnecting { attempt })),
+        1 => any::<u32>().prop_map(|attempt| Msg::Net(Net::Reconnecting { attempt })),
     ]
 }
 
@@ -2149,7 +2143,7 @@ fn a_line_that_names_you_is_marked_and_rings_as_the_bell_setting_says() {
         app.bell = bell;
         let fx = update(
             &mut app,
-            Msg::Net(NetEvent::Server(ServerMsg::Msg {
+            Msg::Net(Net::Server(ServerMsg::Msg {
                 id: 50,
                 ts: T0,
                 from: from.into(),
@@ -2196,7 +2190,7 @@ fn history_on_joining_is_marked_and_neither_rings_nor_counts_as_new() {
     app.bell = Bell::All;
     let fx = update(
         &mut app,
-        Msg::Net(NetEvent::Server(ServerMsg::History { count: 2 })),
+        Msg::Net(Net::Server(ServerMsg::History { count: 2 })),
         T0,
     );
     assert!(fx.is_empty());
@@ -2211,7 +2205,7 @@ fn history_on_joining_is_marked_and_neither_rings_nor_counts_as_new() {
     for (id, text) in [(1, "old one, alice"), (2, "old two")] {
         let fx = update(
             &mut app,
-            Msg::Net(NetEvent::Server(ServerMsg::Msg {
+            Msg::Net(Net::Server(ServerMsg::Msg {
                 id,
                 ts: T0,
                 from: "bob".into(),
@@ -2228,7 +2222,7 @@ fn history_on_joining_is_marked_and_neither_rings_nor_counts_as_new() {
     );
     let fx = update(
         &mut app,
-        Msg::Net(NetEvent::Server(ServerMsg::Msg {
+        Msg::Net(Net::Server(ServerMsg::Msg {
             id: 3,
             ts: T0,
             from: "bob".into(),
@@ -2426,7 +2420,7 @@ fn offline_the_countdown_counts_and_enter_or_reconnect_tries_now() {
     assert!(!app.ticking(), "a connected screen needs no ticks");
     update(
         &mut app,
-        Msg::Net(NetEvent::Lost {
+        Msg::Net(Net::Lost {
             reason: "connection lost".into(),
             retry_in: Duration::from_secs(16),
         }),
@@ -2469,7 +2463,7 @@ fn offline_the_countdown_counts_and_enter_or_reconnect_tries_now() {
     // /reconnect does the same once the next wait is on.
     update(
         &mut app,
-        Msg::Net(NetEvent::Lost {
+        Msg::Net(Net::Lost {
             reason: "refused".into(),
             retry_in: Duration::from_secs(4),
         }),

@@ -13,8 +13,7 @@ use std::time::Duration;
 use unicode_width::UnicodeWidthStr;
 
 use common::{T0, host, joiner, key, type_str};
-use tchat::app::{App, Msg, Role, Scroll, update};
-use tchat::client::NetEvent;
+use tchat::app::{App, Msg, Net, Role, Scroll, update};
 use tchat::protocol::ServerMsg;
 use tchat::ui::name_color;
 
@@ -24,7 +23,7 @@ const MINUTE: i64 = 60_000;
 // Helpers
 
 fn server(app: &mut App, msg: ServerMsg) {
-    update(app, Msg::Net(NetEvent::Server(msg)), T0);
+    update(app, Msg::Net(Net::Server(msg)), T0);
 }
 
 fn welcome(app: &mut App, members: &[&str]) {
@@ -195,7 +194,7 @@ fn the_connection_state_stays_visible_when_the_status_line_is_long() {
     welcome(&mut app, &["alice"]);
     update(
         &mut app,
-        Msg::Net(NetEvent::Closed {
+        Msg::Net(Net::Closed {
             reason: "the room closed".into(),
         }),
         T0,
@@ -204,7 +203,7 @@ fn the_connection_state_stays_visible_when_the_status_line_is_long() {
     let mut joiner = in_room(50, 12);
     update(
         &mut joiner,
-        Msg::Net(NetEvent::Closed {
+        Msg::Net(Net::Closed {
             reason: "connection lost".into(),
         }),
         T0,
@@ -236,7 +235,7 @@ fn the_status_line_follows_the_connection() {
     assert!(rows(draw(&app).backend().buffer())[11].contains("│ 3 here │"));
     update(
         &mut app,
-        Msg::Net(NetEvent::Closed {
+        Msg::Net(Net::Closed {
             reason: "the host left".into(),
         }),
         T0,
@@ -248,7 +247,7 @@ fn the_status_line_follows_the_connection() {
     assert_eq!(t.backend().buffer()[(x, y)].fg, Color::Red);
 
     let mut plain = joiner(80, 12);
-    update(&mut plain, Msg::Net(NetEvent::Plain), T0);
+    update(&mut plain, Msg::Net(Net::Plain), T0);
     assert_eq!(
         status_parts(&plain),
         ["tchat", "room 10.0.0.2:7878", "alice", "plain text peer"]
@@ -260,7 +259,7 @@ fn the_status_line_says_offline_and_when_it_tries_again() {
     let mut app = in_room(80, 12);
     update(
         &mut app,
-        Msg::Net(NetEvent::Lost {
+        Msg::Net(Net::Lost {
             reason: "lost the host: the connection closed without a goodbye".into(),
             retry_in: Duration::from_millis(3500),
         }),
@@ -293,11 +292,7 @@ fn the_status_line_says_offline_and_when_it_tries_again() {
         "{shown}"
     );
 
-    update(
-        &mut app,
-        Msg::Net(NetEvent::Reconnecting { attempt: 3 }),
-        T0,
-    );
+    update(&mut app, Msg::Net(Net::Reconnecting { attempt: 3 }), T0);
     assert_eq!(
         status_parts(&app),
         [
@@ -326,7 +321,7 @@ fn the_offline_state_stays_visible_on_a_narrow_terminal() {
     let mut app = in_room(40, 12);
     update(
         &mut app,
-        Msg::Net(NetEvent::Lost {
+        Msg::Net(Net::Lost {
             reason: "connection lost".into(),
             retry_in: Duration::from_secs(30),
         }),
@@ -335,11 +330,7 @@ fn the_offline_state_stays_visible_on_a_narrow_terminal() {
     let status = rows(draw(&app).backend().buffer())[11].clone();
     assert!(status.ends_with("offline · retry in 30 s"), "{status:?}");
     assert!(status.contains("alice"), "{status:?}");
-    update(
-        &mut app,
-        Msg::Net(NetEvent::Reconnecting { attempt: 12 }),
-        T0,
-    );
+    update(&mut app, Msg::Net(Net::Reconnecting { attempt: 12 }), T0);
     let status = rows(draw(&app).backend().buffer())[11].clone();
     assert!(status.ends_with("reconnecting… (try 12)"), "{status:?}");
 }
@@ -426,7 +417,7 @@ fn a_line_that_was_not_sent_is_struck_through_in_red() {
     update(&mut app, key(KeyCode::Enter), T0);
     update(
         &mut app,
-        Msg::Net(NetEvent::Closed {
+        Msg::Net(Net::Closed {
             reason: "connection lost".into(),
         }),
         T0,
@@ -868,7 +859,7 @@ fn snapshot_offline_with_a_line_waiting() {
     msg_at(&mut app, T0 + MINUTE, "bob", "back in five");
     update(
         &mut app,
-        Msg::Net(NetEvent::Lost {
+        Msg::Net(Net::Lost {
             reason: "lost the host: the connection closed without a goodbye".into(),
             retry_in: Duration::from_secs(4),
         }),
@@ -1105,7 +1096,7 @@ fn the_topic_is_on_the_status_line() {
     let mut app = in_room(100, 10);
     update(
         &mut app,
-        Msg::Net(NetEvent::Server(ServerMsg::Topic {
+        Msg::Net(Net::Server(ServerMsg::Topic {
             id: 50,
             ts: T0,
             by: "bob".into(),
@@ -1164,7 +1155,7 @@ fn a_name_too_long_for_the_list_is_cut_with_an_ellipsis_inside_it() {
     let mut app = in_room(60, 10);
     update(
         &mut app,
-        Msg::Net(NetEvent::Server(ServerMsg::Join {
+        Msg::Net(Net::Server(ServerMsg::Join {
             id: 90,
             ts: T0,
             name: "bartholomew_the_long".into(),

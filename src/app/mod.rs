@@ -13,18 +13,17 @@ use std::collections::{HashMap, VecDeque};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 use ratatui_textarea::{CursorMove, TextArea, WrapMode};
 
-use crate::client::NetEvent;
 use crate::complete;
 use crate::protocol::{self, Command, ServerMsg};
 use crate::sanitize;
 use crate::text;
-use crate::ui;
+
+pub mod layout;
+
+pub use layout::INPUT_MAX_ROWS;
 
 /// The most entries kept in the scrollback; older ones are dropped.
 pub const SCROLLBACK: usize = 100_000;
-
-/// The most lines the input box grows to before it scrolls.
-pub const INPUT_MAX_ROWS: u16 = 5;
 
 /// How many rows one turn of the mouse wheel scrolls.
 const WHEEL_ROWS: usize = 3;
@@ -37,11 +36,33 @@ pub enum Msg {
     Mouse(MouseEvent),
     /// The terminal is now this many columns and rows.
     Resize(u16, u16),
-    Net(NetEvent),
+    Net(Net),
     /// A second passed (sent only while [`App::ticking`]: a countdown is shown).
     Tick,
     /// The terminal gained (`true`) or lost focus.
     Focus(bool),
+}
+
+/// What the connection to the room reports, as the screen takes it in. The connection
+/// task (`client`) has a type of its own; the event loop turns one into the other, so
+/// that this state knows nothing of sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Net {
+    /// The far side is a plain socket program, not a tchat host.
+    Plain,
+    /// An event from a tchat host (a `Welcome` first, and after every rejoin).
+    Server(ServerMsg),
+    /// Text from a plain far side, one line of it, stamped on arrival.
+    Text { ts: i64, text: String },
+    /// The connection to the host is lost; the next try is in `retry_in`.
+    Lost {
+        reason: String,
+        retry_in: std::time::Duration,
+    },
+    /// Trying to reach the host again (the first retry is attempt 1).
+    Reconnecting { attempt: u32 },
+    /// The connection is over for good.
+    Closed { reason: String },
 }
 
 /// What the app asks the world to do.
@@ -876,9 +897,9 @@ impl App {
         }
     }
 
-    fn on_net(&mut self, ev: NetEvent, now: i64) {
+    fn on_net(&mut self, ev: Net, now: i64) {
         match ev {
-            NetEvent::Plain => {
+            Net::Plain => {
                 self.conn = Conn::Plain;
                 for e in &mut self.entries {
                     if let Kind::Message { state, .. } = &mut e.kind
@@ -894,15 +915,15 @@ impl App {
                     "this is not a tchat host: talking plain text (each line you send is one line to them)",
                 );
             }
-            NetEvent::Text { ts, text } => {
+            Net::Text { ts, text } => {
                 let from = match &self.role {
                     Role::Joiner { address } => address.clone(),
                     Role::Host { .. } => "peer".to_owned(),
                 };
                 self.push(ts, Kind::Text { from }, &text);
             }
-            NetEvent::Server(msg) => self.on_server(msg),
-            NetEvent::Lost { reason, retry_in } => {
+            Net::Server(msg) => self.on_server(msg),
+            Net::Lost { reason, retry_in } => {
                 let retry_in = Some(retry_in.as_secs_f64().ceil() as u64);
                 let attempt = match self.conn {
                     Conn::Reconnecting { attempt, .. } => attempt,
@@ -932,13 +953,13 @@ impl App {
                 });
                 self.conn = Conn::Reconnecting { attempt, retry_in };
             }
-            NetEvent::Reconnecting { attempt } => {
+            Net::Reconnecting { attempt } => {
                 self.conn = Conn::Reconnecting {
                     attempt,
                     retry_in: None,
                 };
             }
-            NetEvent::Closed { reason } => {
+            Net::Closed { reason } => {
                 let reason = sanitize::line(&reason);
                 if !matches!(self.conn, Conn::Closed(_)) {
                     self.push(now, Kind::Error, &format!("{reason}. Press Esc to leave."));
@@ -1173,68 +1194,43 @@ impl App {
         }
     }
 
-    /// Rows of the message pane, from the same layout the view draws.
-    fn pane(&self) -> (usize, usize) {
-        let areas = ui::layout(
+    /// Where each part of the screen goes, as the view draws it.
+    pub fn areas(&self) -> layout::Areas {
+        layout::areas(
             self.width,
             self.height,
             self.input_rows(),
             self.nick_list_width(),
-        );
-        (
-            areas.messages.width as usize,
-            areas.messages.height as usize,
         )
     }
 
-    /// Columns the list of names takes beside the messages: none unless shown (F2),
-    /// and none on a terminal too narrow to spare them.
+    /// Columns and rows of the message pane.
+    fn pane(&self) -> (usize, usize) {
+        let m = self.areas().messages;
+        (usize::from(m.width), usize::from(m.height))
+    }
+
+    /// Columns the list of names takes beside the messages (0: hidden).
     pub fn nick_list_width(&self) -> u16 {
-        if !self.nick_list || self.width < 40 {
-            return 0;
-        }
-        let widest = self
-            .members
-            .iter()
-            .map(|n| text::width(n))
-            .max()
-            .unwrap_or(0);
-        // A rule and a space each side; at most a quarter of the screen.
-        u16::try_from(widest + 3)
-            .unwrap_or(u16::MAX)
-            .clamp(8, self.width / 4)
+        let names = self.members.iter().map(String::as_str);
+        layout::nick_list_width(self.nick_list, self.width, names)
     }
 
     /// Rows the input box's text takes (the box adds its border).
     pub fn input_rows(&self) -> u16 {
-        let w = (self.width as usize).saturating_sub(4).max(1); // borders and padding
         let cursor = self.input.cursor();
-        let (cursor_row, cursor_col) = (cursor.0, cursor.1);
-        let rows: usize = self
-            .input
-            .lines()
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                // The box wraps at any character (see `new_input`), and a cursor after
-                // a full row needs the row below.
-                let at_end = i == cursor_row && cursor_col == l.chars().count();
-                text::glyph_rows(l, w, at_end)
-            })
-            .sum();
-        rows.clamp(1, usize::from(INPUT_MAX_ROWS)) as u16
+        layout::input_rows(self.input.lines(), (cursor.0, cursor.1), self.width)
     }
 
-    /// Rows one PgUp/PgDn moves: the pane, less the row the scrolled-back marker
-    /// covers and one row kept from the last page, so the eye finds its place.
+    /// Rows one PgUp/PgDn moves.
     fn page(&self) -> usize {
-        self.pane().1.saturating_sub(2).max(1)
+        layout::page(self.pane().1)
     }
 
     /// Rows entry `seq` takes in a pane `width` columns wide. Scrolling asks this of
     /// many entries in a row, so callers work out the pane once and pass its width.
     fn rows_of(&self, seq: u64, width: usize) -> usize {
-        self.entry(seq).map_or(1, |e| ui::entry_rows(e, width))
+        self.entry(seq).map_or(1, |e| layout::entry_rows(e, width))
     }
 
     fn scroll_up(&mut self, mut n: usize) {
