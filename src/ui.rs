@@ -305,13 +305,14 @@ fn draw(app: &App, frame: &mut Frame) {
         .title(" Enter sends · Esc leaves · PgUp/PgDn scroll ");
     let inner = block.inner(areas.input);
     frame.render_widget(block, areas.input);
-    frame.render_widget(&app.input, inner);
+    let composer = app.composer();
+    frame.render_widget(composer.widget(), inner);
     if inner.width > 0 && inner.height > 0 {
         // Laid out here by grapheme, as the box draws its text: the widget's own
         // reckoning counts a ZWJ family or a skin-toned emoji one char at a time.
-        let (top, left) = app.input.scroll_offset();
-        let (drow, dcol) = (app.input.cursor().0, app.input.cursor().1);
-        let lines = app.input.lines();
+        let (top, left) = composer.widget().scroll_offset();
+        let (drow, dcol) = composer.cursor();
+        let lines = composer.lines();
         let w = usize::from(inner.width);
         let above: usize = lines
             .iter()

@@ -480,11 +480,11 @@ fn line_editing_with_cjk_and_emoji() {
     let mut app = in_room(80, 24);
     type_str(&mut app, "你好🎉ab");
     assert_eq!(app.input_text(), "你好🎉ab");
-    assert_eq!(app.input.cursor(), (0, 5));
+    assert_eq!(app.composer().cursor(), (0, 5));
 
     press(&mut app, KeyCode::Left);
     press(&mut app, KeyCode::Left);
-    assert_eq!(app.input.cursor(), (0, 3));
+    assert_eq!(app.composer().cursor(), (0, 3));
     type_str(&mut app, "世");
     assert_eq!(app.input_text(), "你好🎉世ab");
 
@@ -501,7 +501,7 @@ fn line_editing_with_cjk_and_emoji() {
     assert_eq!(app.input_text(), "你好b");
 
     press(&mut app, KeyCode::Home);
-    assert_eq!(app.input.cursor(), (0, 0));
+    assert_eq!(app.composer().cursor(), (0, 0));
     press(&mut app, KeyCode::Delete);
     assert_eq!(app.input_text(), "好b");
     press(&mut app, KeyCode::Right);
@@ -509,16 +509,16 @@ fn line_editing_with_cjk_and_emoji() {
     assert_eq!(app.input_text(), "好😀b");
 
     press(&mut app, KeyCode::End);
-    assert_eq!(app.input.cursor(), (0, 3));
+    assert_eq!(app.composer().cursor(), (0, 3));
     type_str(&mut app, "!");
     assert_eq!(app.input_text(), "好😀b!");
 
     // Right at the end and Left at the start stay put.
     press(&mut app, KeyCode::Right);
-    assert_eq!(app.input.cursor(), (0, 4));
+    assert_eq!(app.composer().cursor(), (0, 4));
     press(&mut app, KeyCode::Home);
     press(&mut app, KeyCode::Left);
-    assert_eq!(app.input.cursor(), (0, 0));
+    assert_eq!(app.composer().cursor(), (0, 0));
     press(&mut app, KeyCode::Backspace);
     assert_eq!(
         app.input_text(),
@@ -532,9 +532,9 @@ fn emacs_keys() {
     let mut app = in_room(80, 24);
     type_str(&mut app, "日本語 text 🎉🎉");
     press_ctrl(&mut app, 'a');
-    assert_eq!(app.input.cursor(), (0, 0));
+    assert_eq!(app.composer().cursor(), (0, 0));
     press_ctrl(&mut app, 'e');
-    assert_eq!(app.input.cursor(), (0, 11));
+    assert_eq!(app.composer().cursor(), (0, 11));
 
     // Ctrl-W deletes the word before the cursor.
     press_ctrl(&mut app, 'w');
@@ -547,13 +547,13 @@ fn emacs_keys() {
     // Ctrl-U deletes to the start, Ctrl-K to the end.
     press(&mut app, KeyCode::Left);
     press(&mut app, KeyCode::Left);
-    assert_eq!(app.input.cursor(), (0, 5));
+    assert_eq!(app.composer().cursor(), (0, 5));
     press_ctrl(&mut app, 'k');
     assert_eq!(app.input_text(), "日本語 と");
     press(&mut app, KeyCode::Left);
     press_ctrl(&mut app, 'u');
     assert_eq!(app.input_text(), "と");
-    assert_eq!(app.input.cursor(), (0, 0));
+    assert_eq!(app.composer().cursor(), (0, 0));
 
     // Ctrl-Y puts back what was cut.
     press_ctrl(&mut app, 'e');
@@ -563,14 +563,14 @@ fn emacs_keys() {
     // Ctrl-B / Ctrl-F move by one character, Ctrl-D deletes forward, Ctrl-H back.
     press_ctrl(&mut app, 'a');
     press_ctrl(&mut app, 'f');
-    assert_eq!(app.input.cursor(), (0, 1));
+    assert_eq!(app.composer().cursor(), (0, 1));
     press_ctrl(&mut app, 'd');
     assert_eq!(app.input_text(), "と本語 ");
     press_ctrl(&mut app, 'h');
     assert_eq!(app.input_text(), "本語 ");
     press_ctrl(&mut app, 'f');
     press_ctrl(&mut app, 'b');
-    assert_eq!(app.input.cursor(), (0, 0));
+    assert_eq!(app.composer().cursor(), (0, 0));
 }
 
 #[test]
@@ -592,15 +592,15 @@ fn word_movement_and_word_deletion() {
     let mut app = in_room(80, 24);
     type_str(&mut app, "one two three");
     update(&mut app, key_with(KeyCode::Left, KeyModifiers::CONTROL), T0);
-    assert_eq!(app.input.cursor(), (0, 8));
+    assert_eq!(app.composer().cursor(), (0, 8));
     update(&mut app, key_with(KeyCode::Left, KeyModifiers::ALT), T0);
-    assert_eq!(app.input.cursor(), (0, 4));
+    assert_eq!(app.composer().cursor(), (0, 4));
     update(
         &mut app,
         key_with(KeyCode::Right, KeyModifiers::CONTROL),
         T0,
     );
-    assert_eq!(app.input.cursor(), (0, 8));
+    assert_eq!(app.composer().cursor(), (0, 8));
     press_ctrl(&mut app, 'e');
     update(
         &mut app,
@@ -617,7 +617,7 @@ fn alt_enter_makes_a_second_line_and_enter_sends_both() {
     update(&mut app, key_with(KeyCode::Enter, KeyModifiers::ALT), T0);
     type_str(&mut app, "second");
     assert_eq!(app.input_text(), "first\nsecond");
-    assert_eq!(app.input.cursor(), (1, 6));
+    assert_eq!(app.composer().cursor(), (1, 6));
     let (text, _) = sent(&press(&mut app, KeyCode::Enter));
     assert_eq!(text, "first\nsecond");
     assert_eq!(last_text(&app), "first\nsecond");
@@ -653,7 +653,7 @@ fn up_and_down_recall_sent_lines_and_restore_the_draft() {
     assert_eq!(app.input_text(), "three");
     press(&mut app, KeyCode::Down);
     assert_eq!(app.input_text(), "draft 草稿", "the draft comes back");
-    assert_eq!(app.input.cursor(), (0, 8));
+    assert_eq!(app.composer().cursor(), (0, 8));
     press(&mut app, KeyCode::Down);
     assert_eq!(
         app.input_text(),
@@ -667,7 +667,11 @@ fn a_recalled_line_can_be_edited_and_sent() {
     let mut app = in_room(80, 24);
     sent(&say(&mut app, "helo"));
     press(&mut app, KeyCode::Up);
-    assert_eq!(app.input.cursor(), (0, 4), "the cursor stands at the end");
+    assert_eq!(
+        app.composer().cursor(),
+        (0, 4),
+        "the cursor stands at the end"
+    );
     press(&mut app, KeyCode::Left);
     type_str(&mut app, "l");
     let (text, _) = sent(&press(&mut app, KeyCode::Enter));
@@ -692,10 +696,10 @@ fn up_and_down_move_inside_a_multi_line_box_before_recalling() {
     let mut app = in_room(80, 24);
     sent(&say(&mut app, "older"));
     update(&mut app, Msg::Paste("line one\nline two".into()), T0);
-    assert_eq!(app.input.cursor(), (1, 8));
+    assert_eq!(app.composer().cursor(), (1, 8));
     press(&mut app, KeyCode::Up);
     assert_eq!(app.input_text(), "line one\nline two");
-    assert_eq!(app.input.cursor().0, 0);
+    assert_eq!(app.composer().cursor().0, 0);
     press(&mut app, KeyCode::Up);
     assert_eq!(app.input_text(), "older");
     press(&mut app, KeyCode::Down);
@@ -724,7 +728,7 @@ fn a_paste_goes_where_the_cursor_is() {
     press(&mut app, KeyCode::Left);
     update(&mut app, Msg::Paste("世界".into()), T0);
     assert_eq!(app.input_text(), "a世界b");
-    assert_eq!(app.input.cursor(), (0, 3));
+    assert_eq!(app.composer().cursor(), (0, 3));
 }
 
 #[test]
@@ -754,7 +758,7 @@ fn arriving_messages_never_disturb_what_is_being_typed() {
     press(&mut app, KeyCode::Up);
     press(&mut app, KeyCode::Left);
     let text = app.input_text();
-    let cursor = app.input.cursor();
+    let cursor = app.composer().cursor();
     for i in 0..500 {
         match i % 5 {
             0 => msg(
@@ -797,7 +801,7 @@ fn arriving_messages_never_disturb_what_is_being_typed() {
             ),
         }
         assert_eq!(app.input_text(), text);
-        assert_eq!(app.input.cursor(), cursor);
+        assert_eq!(app.composer().cursor(), cursor);
     }
     net(
         &mut app,
@@ -806,7 +810,7 @@ fn arriving_messages_never_disturb_what_is_being_typed() {
         },
     );
     assert_eq!(app.input_text(), text);
-    assert_eq!(app.input.cursor(), cursor);
+    assert_eq!(app.composer().cursor(), cursor);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -904,7 +908,7 @@ fn end_when_live_moves_the_input_cursor() {
     type_str(&mut app, "draft");
     press(&mut app, KeyCode::Home);
     press(&mut app, KeyCode::End);
-    assert_eq!(app.input.cursor(), (0, 5));
+    assert_eq!(app.composer().cursor(), (0, 5));
     assert_eq!(app.scroll, Scroll::Live);
 }
 

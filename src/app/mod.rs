@@ -11,14 +11,15 @@
 use std::collections::{HashMap, VecDeque};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
-use ratatui_textarea::{CursorMove, TextArea, WrapMode};
 
-use crate::complete;
 use crate::protocol::{self, Command, ServerMsg};
 use crate::sanitize;
 use crate::text;
 
+mod composer;
 pub mod layout;
+
+pub use composer::Composer;
 
 pub use layout::INPUT_MAX_ROWS;
 
@@ -220,18 +221,11 @@ pub struct App {
     focused: bool,
     /// The list of who is in the room is shown beside the messages (F2).
     pub nick_list: bool,
-    /// What was killed (Ctrl-U/K/W, Alt-D), newest first, for Ctrl-Y and Alt-Y.
-    kills: VecDeque<String>,
-    /// The last key yanked: which kill, and how many chars of it are in the box.
-    yanked: Option<(usize, usize)>,
     /// You looked away (focus lost, or scrolled back) and nothing new has come since:
     /// the next line from someone else is preceded by [`READ_MARKER`].
     marker_due: bool,
-    pub input: TextArea<'static>,
-    /// Lines sent before, oldest first; `recall` indexes it while browsing with Up/Down.
-    sent: Vec<String>,
-    recall: Option<usize>,
-    draft: String,
+    /// The input box.
+    composer: Composer,
     /// Terminal size.
     pub width: u16,
     pub height: u16,
@@ -270,8 +264,6 @@ pub struct App {
     ring: bool,
     /// Messages still to come of the room's history shown on joining.
     history_left: u64,
-    /// The completion Tab made last, for the next Tab to cycle from.
-    completion: Option<complete::Completion>,
 }
 
 impl App {
@@ -290,13 +282,8 @@ impl App {
             unread_mentions: 0,
             focused: true,
             nick_list: false,
-            kills: VecDeque::new(),
-            yanked: None,
             marker_due: false,
-            input: new_input(),
-            sent: Vec::new(),
-            recall: None,
-            draft: String::new(),
+            composer: Composer::default(),
             width,
             height,
             utc_offset,
@@ -317,7 +304,6 @@ impl App {
             many_colors: false,
             ring: false,
             history_left: 0,
-            completion: None,
         }
     }
 
@@ -346,9 +332,14 @@ impl App {
         self.first_seq
     }
 
+    /// The input box.
+    pub fn composer(&self) -> &Composer {
+        &self.composer
+    }
+
     /// The text in the input box.
     pub fn input_text(&self) -> String {
-        self.input.lines().join("\n")
+        self.composer.text()
     }
 
     /// Add a line to the scrollback (used for start-up notices too).
@@ -523,10 +514,11 @@ impl App {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let alt = key.modifiers.contains(KeyModifiers::ALT);
         if key.code == KeyCode::Tab && !ctrl && !alt {
-            return self.complete();
+            self.complete();
+            return vec![];
         }
         // Any other key ends a run of Tabs, and a question Esc asked.
-        self.completion = None;
+        self.composer.end_completion();
         let confirming = std::mem::take(&mut self.confirm_leave);
         match key.code {
             KeyCode::Esc => return self.escape(confirming),
@@ -536,100 +528,18 @@ impl App {
             // the width they are asked for).
             KeyCode::F(2) => self.nick_list = !self.nick_list,
             KeyCode::Char('z') if ctrl => return self.suspend(),
-            KeyCode::Enter if alt => self.input.insert_newline(),
+            KeyCode::Enter if alt => self.composer.newline(),
             KeyCode::Enter => return self.submit(),
             KeyCode::PageUp => self.scroll_up(self.page()),
             KeyCode::PageDown => self.scroll_down(self.page()),
             KeyCode::Home if ctrl => self.scroll_to_top(),
             KeyCode::End if ctrl => self.go_live(),
             KeyCode::End if self.scroll != Scroll::Live => self.go_live(),
-            KeyCode::Up if self.input.cursor().0 == 0 => self.recall_older(),
-            KeyCode::Down if self.input.cursor().0 + 1 >= self.input.lines().len() => {
-                self.recall_newer()
-            }
-            _ => self.edit(key, ctrl, alt),
+            KeyCode::Up if self.composer.on_first_line() => self.composer.recall_older(),
+            KeyCode::Down if self.composer.on_last_line() => self.composer.recall_newer(),
+            _ => self.composer.edit(key, ctrl, alt),
         }
         vec![]
-    }
-
-    /// Killing and yanking, with a ring of what was killed: Ctrl-U/K/W, Alt-D and
-    /// Alt-Backspace kill; Ctrl-Y yanks the last kill, and Alt-Y right after a yank
-    /// swaps it for the kill before. Whether `key` was one of these.
-    fn kill_or_yank(&mut self, key: KeyEvent, ctrl: bool, alt: bool) -> bool {
-        let t = &mut self.input;
-        let kill: fn(&mut TextArea<'static>) -> bool = match key.code {
-            KeyCode::Char('u') if ctrl => TextArea::delete_line_by_head,
-            KeyCode::Char('k') if ctrl => TextArea::delete_line_by_end,
-            KeyCode::Char('w') if ctrl => TextArea::delete_word,
-            KeyCode::Char('d') if alt => TextArea::delete_next_word,
-            KeyCode::Backspace if alt || ctrl => TextArea::delete_word,
-            KeyCode::Char('y') if ctrl => {
-                if let Some(last) = self.kills.front() {
-                    t.insert_str(last);
-                    self.yanked = Some((0, last.chars().count()));
-                }
-                return true;
-            }
-            KeyCode::Char('y') if alt => {
-                // Only right after a yank: replace it with the kill before it.
-                if let Some((i, n)) = self.yanked
-                    && self.kills.len() > 1
-                {
-                    for _ in 0..n {
-                        t.move_cursor(CursorMove::Back);
-                    }
-                    t.delete_str(n);
-                    let i = (i + 1) % self.kills.len();
-                    let text = &self.kills[i];
-                    t.insert_str(text);
-                    self.yanked = Some((i, text.chars().count()));
-                }
-                return true;
-            }
-            _ => return false,
-        };
-        // The widget keeps what a delete took as its yank text, but not every delete
-        // sets it (one that takes only a line break): start each kill from none.
-        t.set_yank_text("");
-        if kill(t) {
-            let killed = t.yank_text();
-            if !killed.is_empty() {
-                self.kills.push_front(killed);
-                self.kills.truncate(KILL_RING);
-            }
-        }
-        true
-    }
-
-    /// Line editing: the keys people have in their fingers from shells (Emacs style).
-    fn edit(&mut self, key: KeyEvent, ctrl: bool, alt: bool) {
-        if self.kill_or_yank(key, ctrl, alt) {
-            return;
-        }
-        let t = &mut self.input;
-        match key.code {
-            KeyCode::Char('a') if ctrl => t.move_cursor(CursorMove::Head),
-            KeyCode::Char('e') if ctrl => t.move_cursor(CursorMove::End),
-            KeyCode::Char('b') if ctrl => grapheme_back(t),
-            KeyCode::Char('f') if ctrl => grapheme_forward(t),
-            KeyCode::Char('b') if alt => move_by_chars(t, CursorMove::WordBack),
-            KeyCode::Char('f') if alt => move_by_chars(t, CursorMove::WordForward),
-            KeyCode::Char('d') if ctrl => delete_grapheme_after(t),
-            KeyCode::Char('t') if ctrl => transpose(t),
-            KeyCode::Char('h') if ctrl => delete_grapheme_before(t),
-            KeyCode::Char(c) if !ctrl && !alt => t.insert_char(c),
-            KeyCode::Backspace => delete_grapheme_before(t),
-            KeyCode::Delete => delete_grapheme_after(t),
-            KeyCode::Left if ctrl || alt => move_by_chars(t, CursorMove::WordBack),
-            KeyCode::Right if ctrl || alt => move_by_chars(t, CursorMove::WordForward),
-            KeyCode::Left => grapheme_back(t),
-            KeyCode::Right => grapheme_forward(t),
-            KeyCode::Up => move_by_chars(t, CursorMove::Up),
-            KeyCode::Down => move_by_chars(t, CursorMove::Down),
-            KeyCode::Home => t.move_cursor(CursorMove::Head),
-            KeyCode::End => t.move_cursor(CursorMove::End),
-            _ => {}
-        }
     }
 
     /// The commands that are this screen's business alone (never sent): `/clear`,
@@ -727,11 +637,11 @@ impl App {
             return vec![];
         }
         if body.trim() == "/reconnect" {
-            self.input = new_input();
+            self.composer.clear();
             return self.reconnect_now();
         }
         if self.local_command(body.trim()) {
-            self.input = new_input();
+            self.composer.clear();
             return vec![];
         }
         if body.trim() == "exit" {
@@ -748,8 +658,8 @@ impl App {
             return vec![];
         }
         let body = body.to_owned();
-        self.input = new_input();
-        self.remember(&body);
+        self.composer.clear();
+        self.composer.remember(&body);
         self.go_live();
         let command = protocol::parse_command(&body);
         match command {
@@ -797,52 +707,8 @@ impl App {
         vec![Effect::Send { text: body, cid }]
     }
 
-    fn remember(&mut self, line: &str) {
-        if self.sent.last().map(String::as_str) != Some(line) {
-            self.sent.push(line.to_owned());
-        }
-        self.recall = None;
-        self.draft.clear();
-    }
-
-    fn recall_older(&mut self) {
-        if self.sent.is_empty() {
-            return;
-        }
-        let i = match self.recall {
-            None => {
-                self.draft = self.input_text();
-                self.sent.len() - 1
-            }
-            Some(0) => 0,
-            Some(i) => i - 1,
-        };
-        self.recall = Some(i);
-        self.set_input(&self.sent[i].clone());
-    }
-
-    fn recall_newer(&mut self) {
-        let Some(i) = self.recall else { return };
-        if i + 1 < self.sent.len() {
-            self.recall = Some(i + 1);
-            self.set_input(&self.sent[i + 1].clone());
-        } else {
-            self.recall = None;
-            let draft = std::mem::take(&mut self.draft);
-            self.set_input(&draft);
-        }
-    }
-
-    fn set_input(&mut self, text: &str) {
-        self.input = new_input();
-        self.input.insert_str(text);
-    }
-
     /// Tab: complete the command or name before the cursor; Tab again, the next one.
-    fn complete(&mut self) -> Vec<Effect> {
-        let text = self.input_text();
-        let at = self.input.cursor();
-        let cursor = complete::flat_cursor(self.input.lines(), at.0, at.1);
+    fn complete(&mut self) {
         // Commands mean something only to a tchat room.
         let commands: Vec<&str> = if self.conn == Conn::Plain {
             Vec::new()
@@ -852,41 +718,7 @@ impl App {
             all.sort_unstable();
             all
         };
-        let done = complete::complete(
-            &text,
-            cursor,
-            self.completion.as_ref(),
-            &self.members,
-            &commands,
-            &self.me,
-        );
-        let Some(done) = done else {
-            self.completion = None;
-            return vec![];
-        };
-        self.set_input(&done.text);
-        let (row, col) = complete::row_col(&done.text, done.cursor);
-        let clamp = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
-        self.input
-            .move_cursor(CursorMove::Jump(clamp(row), clamp(col)));
-        self.completion = Some(done.state);
-        vec![]
-    }
-
-    fn on_paste(&mut self, pasted: &str) {
-        // Terminals send pasted line breaks as CR; keep them as line breaks, and keep
-        // nothing else that could drive a terminal.
-        let normal = pasted.replace("\r\n", "\n").replace('\r', "\n");
-        let clean: String = normal
-            .chars()
-            .filter_map(|c| match c {
-                '\n' => Some('\n'),
-                '\t' => Some(' '),
-                c if sanitize::is_forbidden(c) => None,
-                c => Some(c),
-            })
-            .collect();
-        self.input.insert_str(clean);
+        self.composer.complete(&self.members, &commands, &self.me);
     }
 
     fn on_mouse(&mut self, m: MouseEvent) {
@@ -1218,8 +1050,8 @@ impl App {
 
     /// Rows the input box's text takes (the box adds its border).
     pub fn input_rows(&self) -> u16 {
-        let cursor = self.input.cursor();
-        layout::input_rows(self.input.lines(), (cursor.0, cursor.1), self.width)
+        let c = &self.composer;
+        layout::input_rows(c.lines(), c.cursor(), self.width)
     }
 
     /// Rows one PgUp/PgDn moves.
@@ -1376,9 +1208,6 @@ pub fn mentions(text: &str, name: &str) -> bool {
     })
 }
 
-/// Kills remembered for Ctrl-Y and Alt-Y.
-const KILL_RING: usize = 16;
-
 /// The line put before what came while you were not looking.
 pub const READ_MARKER: &str = "— new since you looked —";
 
@@ -1400,109 +1229,6 @@ fn help_text() -> String {
     )
 }
 
-/// The editor's cursor as (row, char offset) and its line. The widget moves and
-/// deletes by `char`; these move and delete by what a person sees as one character (a
-/// grapheme cluster: `é` as e + accent, a flag, a family emoji).
-fn cursor_line<'t>(t: &'t TextArea<'static>) -> (usize, usize, &'t str) {
-    let (row, col) = (t.cursor().0, t.cursor().1);
-    let line = t.lines().get(row).map_or("", String::as_str);
-    (row, col, line)
-}
-
-fn jump(t: &mut TextArea<'static>, row: usize, col: usize) {
-    let clamp = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
-    t.move_cursor(CursorMove::Jump(clamp(row), clamp(col)));
-}
-
-fn grapheme_back(t: &mut TextArea<'static>) {
-    let (row, col, line) = cursor_line(t);
-    if col == 0 {
-        t.move_cursor(CursorMove::Back);
-    } else {
-        let to = text::prev_boundary(line, col);
-        jump(t, row, to);
-    }
-}
-
-fn grapheme_forward(t: &mut TextArea<'static>) {
-    let (row, col, line) = cursor_line(t);
-    if col >= line.chars().count() {
-        t.move_cursor(CursorMove::Forward);
-    } else {
-        let to = text::next_boundary(line, col);
-        jump(t, row, to);
-    }
-}
-
-fn delete_grapheme_before(t: &mut TextArea<'static>) {
-    let (row, col, line) = cursor_line(t);
-    if col == 0 {
-        t.delete_char();
-        return;
-    }
-    let from = text::prev_boundary(line, col);
-    jump(t, row, from);
-    t.delete_str(col - from);
-}
-
-fn delete_grapheme_after(t: &mut TextArea<'static>) {
-    let (_, col, line) = cursor_line(t);
-    if col >= line.chars().count() {
-        t.delete_next_char();
-        return;
-    }
-    let n = text::next_boundary(line, col) - col;
-    t.delete_str(n);
-}
-
-/// Ctrl-T: swap the character before the cursor with the one under it and step past
-/// both (at the end of a line, swap the last two), as shells do; by grapheme.
-fn transpose(t: &mut TextArea<'static>) {
-    use unicode_segmentation::UnicodeSegmentation;
-    let (row, col, line) = cursor_line(t);
-    let line = line.to_owned();
-    let graphemes: Vec<&str> = line.graphemes(true).collect();
-    let mut before = 0;
-    let mut at = 0;
-    while before < graphemes.len() && at < col {
-        at += graphemes[before].chars().count();
-        before += 1;
-    }
-    let (a, b) = match before {
-        0 => return,
-        n if n >= graphemes.len() && graphemes.len() >= 2 => (n - 2, n - 1),
-        n if n >= graphemes.len() => return,
-        n => (n - 1, n),
-    };
-    let start: usize = graphemes[..a].iter().map(|g| g.chars().count()).sum();
-    let len = graphemes[a].chars().count() + graphemes[b].chars().count();
-    jump(t, row, start);
-    t.delete_str(len);
-    t.insert_str(format!("{}{}", graphemes[b], graphemes[a]));
-}
-
-/// A move the widget counts in chars (by row, by word), then back to the start of the
-/// cluster it may have landed in.
-fn move_by_chars(t: &mut TextArea<'static>, m: CursorMove) {
-    t.move_cursor(m);
-    let (row, col, line) = cursor_line(t);
-    let snapped = text::snap_to_boundary(line, col);
-    if snapped != col {
-        jump(t, row, snapped);
-    }
-}
-
-fn new_input() -> TextArea<'static> {
-    let mut t = TextArea::default();
-    // Wrapping at any character keeps the box's height predictable (`input_rows`).
-    // The terminal's own cursor marks the place (see `ui`), which is also where input
-    // methods for CJK draw their compositions; the widget draws none of its own.
-    t.set_cursor_style(ratatui::style::Style::default());
-    t.set_cursor_line_style(ratatui::style::Style::default());
-    t.set_wrap_mode(WrapMode::Glyph);
-    t
-}
-
 /// The one place state changes: apply `msg`, at time `now` (ms since the Unix epoch),
 /// and return what the world should do.
 pub fn update(app: &mut App, msg: Msg, now: i64) -> Vec<Effect> {
@@ -1510,13 +1236,12 @@ pub fn update(app: &mut App, msg: Msg, now: i64) -> Vec<Effect> {
     // Alt-Y swaps only what the key just before it yanked: anything else ends that.
     let alt_y = matches!(&msg, Msg::Key(k) if k.code == KeyCode::Char('y')
         && k.modifiers.contains(KeyModifiers::ALT));
-    let yanked = std::mem::take(&mut app.yanked);
-    if alt_y {
-        app.yanked = yanked;
+    if !alt_y {
+        app.composer.end_yank();
     }
     match msg {
         Msg::Key(key) => return app.on_key(key),
-        Msg::Paste(text) => app.on_paste(&text),
+        Msg::Paste(text) => app.composer.paste(&text),
         Msg::Mouse(m) => app.on_mouse(m),
         Msg::Resize(w, h) => {
             app.width = w;
