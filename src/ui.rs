@@ -223,9 +223,10 @@ pub fn visible_lines(app: &App, width: usize, height: usize) -> Vec<Line<'static
     let Some(last) = app.last_seq() else {
         return Vec::new();
     };
-    let (bottom, mut skip) = match app.scroll {
+    let sb = app.scrollback();
+    let (bottom, mut skip) = match sb.scroll() {
         Scroll::Live => (last, 0),
-        Scroll::Back { bottom, skip } => (bottom.clamp(app.first_seq(), last), skip),
+        Scroll::Back { bottom, skip } => (bottom.clamp(sb.first_seq(), last), skip),
     };
     let mut rows: Vec<Line<'static>> = Vec::with_capacity(height);
     let mut seq = bottom;
@@ -237,7 +238,7 @@ pub fn visible_lines(app: &App, width: usize, height: usize) -> Vec<Line<'static
             rows.extend(lines.into_iter().take(keep).rev());
         }
         skip = 0;
-        if rows.len() >= height || seq == app.first_seq() {
+        if rows.len() >= height || seq == sb.first_seq() {
             break;
         }
         seq -= 1;
@@ -279,13 +280,14 @@ fn draw(app: &App, frame: &mut Frame) {
     for (y, row) in (pane.y..pane.bottom()).zip(&rows) {
         frame.render_widget(row, Rect::new(pane.x, y, pane.width, 1));
     }
-    if app.scroll != Scroll::Live && pane.height > 0 {
-        let mentions = match app.unseen_mentions {
+    let sb = app.scrollback();
+    if !sb.is_live() && pane.height > 0 {
+        let mentions = match sb.unseen_mentions() {
             0 => String::new(),
             1 => " (1 mentions you)".to_owned(),
             n => format!(" ({n} mention you)"),
         };
-        let marker = match app.unseen {
+        let marker = match sb.unseen() {
             0 => " ↑ scrolled back · End returns to live ".to_owned(),
             1 => format!(" ↓ 1 new message below{mentions} · End returns to live "),
             n => format!(" ↓ {n} new messages below{mentions} · End returns to live "),

@@ -821,13 +821,13 @@ fn page_up_holds_the_view_and_counts_what_arrives_below() {
     // 40x10: status 1 row, input box 3, message pane 6; a page is 4 rows (the
     // scrolled-back marker covers the pane's last row, and one row is kept).
     let mut app = with_messages(40, 10, 30);
-    assert_eq!(app.scroll, Scroll::Live);
+    assert_eq!(app.scroll(), Scroll::Live);
     let live = pane_rows(&app);
     assert!(live[5].ends_with("bob: m29"), "{live:?}");
 
     press(&mut app, KeyCode::PageUp);
-    let Scroll::Back { bottom, skip } = app.scroll else {
-        panic!("PageUp did not scroll back: {:?}", app.scroll)
+    let Scroll::Back { bottom, skip } = app.scroll() else {
+        panic!("PageUp did not scroll back: {:?}", app.scroll())
     };
     assert_eq!(skip, 0);
     let held = pane_rows(&app);
@@ -840,8 +840,8 @@ fn page_up_holds_the_view_and_counts_what_arrives_below() {
     for i in 30..37 {
         msg(&mut app, i, "bob", &format!("m{i}"));
     }
-    assert_eq!(app.unseen, 7);
-    assert_eq!(app.scroll, Scroll::Back { bottom, skip });
+    assert_eq!(app.scrollback().unseen(), 7);
+    assert_eq!(app.scroll(), Scroll::Back { bottom, skip });
     assert_eq!(pane_rows(&app), held, "arrivals do not move the view");
 
     // Notices (joins) are not counted as new messages, but do not move the view either.
@@ -853,18 +853,18 @@ fn page_up_holds_the_view_and_counts_what_arrives_below() {
             name: "carol".into(),
         },
     );
-    assert_eq!(app.unseen, 7);
+    assert_eq!(app.scrollback().unseen(), 7);
     assert_eq!(pane_rows(&app), held);
 
     // PageDown all the way returns to live.
     for _ in 0..20 {
         press(&mut app, KeyCode::PageDown);
-        if app.scroll == Scroll::Live {
+        if app.scroll() == Scroll::Live {
             break;
         }
     }
-    assert_eq!(app.scroll, Scroll::Live);
-    assert_eq!(app.unseen, 0);
+    assert_eq!(app.scroll(), Scroll::Live);
+    assert_eq!(app.scrollback().unseen(), 0);
 }
 
 #[test]
@@ -872,13 +872,13 @@ fn page_down_from_one_page_up_is_live_again() {
     let mut app = with_messages(40, 10, 30);
     press(&mut app, KeyCode::PageUp);
     msg(&mut app, 30, "bob", "new");
-    assert_eq!(app.unseen, 1);
+    assert_eq!(app.scrollback().unseen(), 1);
     press(&mut app, KeyCode::PageDown);
     // Four rows down from m24 is m28; m29 and m30 are below.
-    assert!(matches!(app.scroll, Scroll::Back { .. }));
+    assert!(matches!(app.scroll(), Scroll::Back { .. }));
     press(&mut app, KeyCode::PageDown);
-    assert_eq!(app.scroll, Scroll::Live);
-    assert_eq!(app.unseen, 0);
+    assert_eq!(app.scroll(), Scroll::Live);
+    assert_eq!(app.scrollback().unseen(), 0);
     assert!(pane_rows(&app)[5].ends_with("bob: new"));
 }
 
@@ -894,10 +894,10 @@ fn end_and_ctrl_end_return_to_live() {
         press(&mut app, KeyCode::PageUp);
         press(&mut app, KeyCode::PageUp);
         msg(&mut app, 30, "bob", "new");
-        assert_eq!(app.unseen, 1);
+        assert_eq!(app.scrollback().unseen(), 1);
         update(&mut app, end, T0);
-        assert_eq!(app.scroll, Scroll::Live);
-        assert_eq!(app.unseen, 0);
+        assert_eq!(app.scroll(), Scroll::Live);
+        assert_eq!(app.scrollback().unseen(), 0);
         assert_eq!(app.input_text(), "draft");
     }
 }
@@ -909,7 +909,7 @@ fn end_when_live_moves_the_input_cursor() {
     press(&mut app, KeyCode::Home);
     press(&mut app, KeyCode::End);
     assert_eq!(app.composer().cursor(), (0, 5));
-    assert_eq!(app.scroll, Scroll::Live);
+    assert_eq!(app.scroll(), Scroll::Live);
 }
 
 #[test]
@@ -918,24 +918,24 @@ fn sending_returns_to_live() {
     press(&mut app, KeyCode::PageUp);
     msg(&mut app, 30, "bob", "new");
     sent(&say(&mut app, "back"));
-    assert_eq!(app.scroll, Scroll::Live);
-    assert_eq!(app.unseen, 0);
+    assert_eq!(app.scroll(), Scroll::Live);
+    assert_eq!(app.scrollback().unseen(), 0);
 }
 
 #[test]
 fn page_up_at_the_top_stays_at_the_top() {
     let mut app = with_messages(40, 10, 30);
-    let mut last = app.scroll;
+    let mut last = app.scroll();
     for _ in 0..20 {
         press(&mut app, KeyCode::PageUp);
-        last = app.scroll;
+        last = app.scroll();
     }
     let rows = pane_rows(&app);
     // The welcome notice is the oldest entry; it shows at the top, the pane is full.
     assert!(rows[0].contains("you joined as alice"), "{rows:?}");
     assert!(rows.iter().all(|r| !r.is_empty()), "{rows:?}");
     press(&mut app, KeyCode::PageUp);
-    assert_eq!(app.scroll, last, "PageUp at the top changes nothing");
+    assert_eq!(app.scroll(), last, "PageUp at the top changes nothing");
     // Ctrl-Home goes to the same place.
     let mut other = with_messages(40, 10, 30);
     update(
@@ -943,7 +943,7 @@ fn page_up_at_the_top_stays_at_the_top() {
         key_with(KeyCode::Home, KeyModifiers::CONTROL),
         T0,
     );
-    assert_eq!(other.scroll, last);
+    assert_eq!(other.scroll(), last);
 }
 
 /// Where `view` sits in `all` (every row of the scrollback, top to bottom).
@@ -985,9 +985,9 @@ fn paging_up_and_down_shows_every_row_once_even_with_wrapped_messages() {
     assert_eq!(at, all.len() - 6, "live shows the newest rows");
     let mut ups = 0;
     loop {
-        let before = app.scroll;
+        let before = app.scroll();
         press(&mut app, KeyCode::PageUp);
-        if app.scroll == before {
+        if app.scroll() == before {
             break;
         }
         ups += 1;
@@ -1003,10 +1003,10 @@ fn paging_up_and_down_shows_every_row_once_even_with_wrapped_messages() {
     assert_eq!(at, 0, "PageUp stops with the oldest row at the top");
 
     // And back down: five rows at a time, to live.
-    while app.scroll != Scroll::Live {
+    while app.scroll() != Scroll::Live {
         press(&mut app, KeyCode::PageDown);
         let now = offset_in(&all, &pane_rows(&app));
-        if app.scroll == Scroll::Live {
+        if app.scroll() == Scroll::Live {
             assert!(now - at <= 4, "{at} -> {now}");
         } else {
             assert_eq!(now - at, 4, "PageDown from row {at} went to {now}");
@@ -1020,18 +1020,18 @@ fn paging_up_and_down_shows_every_row_once_even_with_wrapped_messages() {
 fn with_fewer_messages_than_fit_page_up_stays_live() {
     let mut app = with_messages(40, 10, 3);
     press(&mut app, KeyCode::PageUp);
-    assert_eq!(app.scroll, Scroll::Live);
+    assert_eq!(app.scroll(), Scroll::Live);
     update(&mut app, wheel(MouseEventKind::ScrollUp), T0);
-    assert_eq!(app.scroll, Scroll::Live);
+    assert_eq!(app.scroll(), Scroll::Live);
     msg(&mut app, 3, "bob", "new");
-    assert_eq!(app.unseen, 0);
+    assert_eq!(app.scrollback().unseen(), 0);
     // Exactly a paneful: still nothing to scroll to.
     let mut app = joiner(40, 10);
     for i in 0..6 {
         msg(&mut app, i, "bob", &format!("m{i}"));
     }
     press(&mut app, KeyCode::PageUp);
-    assert_eq!(app.scroll, Scroll::Live);
+    assert_eq!(app.scroll(), Scroll::Live);
     // Nothing at all: no panic, live.
     let mut empty = joiner(40, 10);
     press(&mut empty, KeyCode::PageUp);
@@ -1041,14 +1041,14 @@ fn with_fewer_messages_than_fit_page_up_stays_live() {
         key_with(KeyCode::Home, KeyModifiers::CONTROL),
         T0,
     );
-    assert_eq!(empty.scroll, Scroll::Live);
+    assert_eq!(empty.scroll(), Scroll::Live);
 }
 
 #[test]
 fn the_mouse_wheel_scrolls_three_rows() {
     let mut app = with_messages(40, 10, 30);
     update(&mut app, wheel(MouseEventKind::ScrollUp), T0);
-    assert!(matches!(app.scroll, Scroll::Back { .. }));
+    assert!(matches!(app.scroll(), Scroll::Back { .. }));
     assert!(
         pane_rows(&app)[5].ends_with("bob: m26"),
         "{:?}",
@@ -1057,13 +1057,13 @@ fn the_mouse_wheel_scrolls_three_rows() {
     update(&mut app, wheel(MouseEventKind::ScrollUp), T0);
     assert!(pane_rows(&app)[5].ends_with("bob: m23"));
     msg(&mut app, 30, "bob", "new");
-    assert_eq!(app.unseen, 1);
+    assert_eq!(app.scrollback().unseen(), 1);
     update(&mut app, wheel(MouseEventKind::ScrollDown), T0);
     assert!(pane_rows(&app)[5].ends_with("bob: m26"));
     update(&mut app, wheel(MouseEventKind::ScrollDown), T0);
     update(&mut app, wheel(MouseEventKind::ScrollDown), T0);
-    assert_eq!(app.scroll, Scroll::Live);
-    assert_eq!(app.unseen, 0);
+    assert_eq!(app.scroll(), Scroll::Live);
+    assert_eq!(app.scrollback().unseen(), 0);
     // Clicks and moves change nothing.
     for kind in [
         MouseEventKind::Moved,
@@ -1071,7 +1071,7 @@ fn the_mouse_wheel_scrolls_three_rows() {
         MouseEventKind::ScrollLeft,
     ] {
         update(&mut app, wheel(kind), T0);
-        assert_eq!(app.scroll, Scroll::Live);
+        assert_eq!(app.scroll(), Scroll::Live);
     }
 }
 
@@ -1092,11 +1092,11 @@ fn a_message_taller_than_the_pane_can_be_read_row_by_row() {
     for _ in 0..100 {
         seen.extend(pane_rows(&app));
         update(&mut app, wheel(MouseEventKind::ScrollDown), T0);
-        if app.scroll == Scroll::Live {
+        if app.scroll() == Scroll::Live {
             break;
         }
     }
-    assert_eq!(app.scroll, Scroll::Live);
+    assert_eq!(app.scroll(), Scroll::Live);
     seen.extend(pane_rows(&app));
     let all = seen.join(" ");
     for i in 0..30 {
@@ -1133,9 +1133,9 @@ fn scrolling_up_after_widening_the_terminal_does_not_panic() {
     }
     update(&mut app, key_with(KeyCode::Home, KeyModifiers::CONTROL), T0);
     assert!(
-        matches!(app.scroll, Scroll::Back { skip, .. } if skip > 0),
+        matches!(app.scroll(), Scroll::Back { skip, .. } if skip > 0),
         "{:?}",
-        app.scroll
+        app.scroll()
     );
     // The window is made wider, and the person pages up once more.
     update(&mut app, Msg::Resize(120, 8), T0);
@@ -1154,7 +1154,7 @@ fn tiny_sizes_do_not_stop_scrolling() {
         update(&mut app, wheel(MouseEventKind::ScrollUp), T0);
         update(&mut app, wheel(MouseEventKind::ScrollDown), T0);
         press(&mut app, KeyCode::End);
-        assert_eq!(app.scroll, Scroll::Live);
+        assert_eq!(app.scroll(), Scroll::Live);
     }
 }
 
@@ -2005,8 +2005,8 @@ fn run(start: (u16, u16), msgs: Vec<Msg>) -> Result<(), TestCaseError> {
         if let Err(e) = all_clean(&app) {
             prop_assert!(false, "unsafe text stored: {}", e);
         }
-        if app.scroll == Scroll::Live {
-            prop_assert_eq!(app.unseen, 0);
+        if app.scroll() == Scroll::Live {
+            prop_assert_eq!(app.scrollback().unseen(), 0);
         }
         draw(&app);
     }
@@ -2183,9 +2183,21 @@ fn scrolled_back_the_marker_counts_mentions_apart() {
     press(&mut app, KeyCode::PageUp);
     msg(&mut app, 100, "bob", "alice: are you there?");
     msg(&mut app, 101, "bob", "anyone?");
-    assert_eq!((app.unseen, app.unseen_mentions), (2, 1));
+    assert_eq!(
+        (
+            app.scrollback().unseen(),
+            app.scrollback().unseen_mentions()
+        ),
+        (2, 1)
+    );
     press(&mut app, KeyCode::End);
-    assert_eq!((app.unseen, app.unseen_mentions), (0, 0));
+    assert_eq!(
+        (
+            app.scrollback().unseen(),
+            app.scrollback().unseen_mentions()
+        ),
+        (0, 0)
+    );
 }
 
 #[test]
@@ -2351,9 +2363,9 @@ fn esc_goes_back_to_live_and_asks_before_it_costs_a_room_or_unsent_lines() {
         msg(&mut app, i, "bob", &format!("line {i}"));
     }
     press(&mut app, KeyCode::PageUp);
-    assert_ne!(app.scroll, Scroll::Live);
+    assert_ne!(app.scroll(), Scroll::Live);
     assert!(press(&mut app, KeyCode::Esc).is_empty());
-    assert_eq!(app.scroll, Scroll::Live);
+    assert_eq!(app.scroll(), Scroll::Live);
     assert_eq!(press(&mut app, KeyCode::Esc), vec![Effect::Quit]);
 
     // A line typed and not yet echoed: asked; another key stays; Esc twice leaves.

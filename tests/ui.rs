@@ -601,7 +601,7 @@ fn scrolled_back_the_pane_says_how_many_new_messages_are_below() {
     assert!(screen(&app).contains("↓ 4 new messages below"));
 
     update(&mut app, key(KeyCode::End), T0);
-    assert_eq!(app.scroll, Scroll::Live);
+    assert_eq!(app.scroll(), Scroll::Live);
     let live = screen(&app);
     assert!(!live.contains("new message"));
     assert!(live.lines().nth(5).unwrap().ends_with("carol: one more"));

@@ -8,7 +8,7 @@
 //! To add a key or a command: extend [`Msg`] or the key match in [`App::on_key`], change
 //! state there, and, if the world must hear of it, return an [`Effect`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEvent, MouseEventKind};
 
@@ -18,13 +18,12 @@ use crate::text;
 
 mod composer;
 pub mod layout;
+mod scrollback;
 
 pub use composer::Composer;
+pub use scrollback::{SCROLLBACK, Scrollback};
 
 pub use layout::INPUT_MAX_ROWS;
-
-/// The most entries kept in the scrollback; older ones are dropped.
-pub const SCROLLBACK: usize = 100_000;
 
 /// How many rows one turn of the mouse wheel scrolls.
 const WHEEL_ROWS: usize = 3;
@@ -206,14 +205,8 @@ pub struct App {
     pub conn: Conn,
     /// Who is in the room (when the far side tells).
     pub members: Vec<String>,
-    /// The scrollback. `first_seq` numbers its front entry; numbers keep counting as
-    /// old entries are dropped, so a held scroll position stays put.
-    entries: VecDeque<Entry>,
-    first_seq: u64,
-    pub scroll: Scroll,
-    /// Messages that arrived below while scrolled back, and how many of them mention you.
-    pub unseen: usize,
-    pub unseen_mentions: usize,
+    /// The entries and where the pane is scrolled to.
+    scrollback: Scrollback,
     /// Lines naming you that came while you were not looking (the terminal without
     /// focus, or scrolled back): the window title counts them.
     pub unread_mentions: usize,
@@ -274,11 +267,7 @@ impl App {
             me,
             conn: Conn::Connecting,
             members: Vec::new(),
-            entries: VecDeque::new(),
-            first_seq: 0,
-            scroll: Scroll::Live,
-            unseen: 0,
-            unseen_mentions: 0,
+            scrollback: Scrollback::default(),
             unread_mentions: 0,
             focused: true,
             nick_list: false,
@@ -307,29 +296,29 @@ impl App {
         }
     }
 
+    /// The scrollback, and where it is scrolled to.
+    pub fn scrollback(&self) -> &Scrollback {
+        &self.scrollback
+    }
+
     /// The scrollback, oldest first, with sequence numbers.
     pub fn entries(&self) -> impl DoubleEndedIterator<Item = (u64, &Entry)> + ExactSizeIterator {
-        let first = self.first_seq;
-        self.entries
-            .iter()
-            .enumerate()
-            .map(move |(i, e)| (first + i as u64, e))
+        self.scrollback.entries()
     }
 
     /// The entry with sequence number `seq`, if it is still kept.
     pub fn entry(&self, seq: u64) -> Option<&Entry> {
-        let i = seq.checked_sub(self.first_seq)?;
-        self.entries.get(usize::try_from(i).ok()?)
+        self.scrollback.entry(seq)
     }
 
     /// Sequence number of the newest entry, if any.
     pub fn last_seq(&self) -> Option<u64> {
-        (!self.entries.is_empty()).then(|| self.first_seq + self.entries.len() as u64 - 1)
+        self.scrollback.last_seq()
     }
 
-    /// Sequence number of the oldest entry kept.
-    pub fn first_seq(&self) -> u64 {
-        self.first_seq
+    /// Where the message pane is scrolled to.
+    pub fn scroll(&self) -> Scroll {
+        self.scrollback.scroll()
     }
 
     /// The input box.
@@ -367,7 +356,7 @@ impl App {
         if from_others && live && self.marker_due {
             // Where what came while you were away begins (if you are away still).
             self.marker_due = false;
-            if self.scroll != Scroll::Live || !self.focused {
+            if !self.scrollback.is_live() || !self.focused {
                 self.push(ts, Kind::Notice, READ_MARKER);
             }
         }
@@ -394,30 +383,15 @@ impl App {
             self.notification = Some((format!("tchat: {}", sanitize::line(&who)), body));
         }
         let counts_as_new = from_others && live;
-        self.entries.push_back(Entry {
+        let entry = Entry {
             ts,
             kind,
             text,
             mention,
             wrapped: text::Wrapped::default(),
-        });
-        if self.entries.len() > SCROLLBACK {
-            self.entries.pop_front();
-            self.first_seq += 1;
-            if let Scroll::Back { bottom, skip } = &mut self.scroll
-                && *bottom < self.first_seq
-            {
-                *bottom = self.first_seq;
-                *skip = 0;
-            }
-        }
-        if counts_as_new && matches!(self.scroll, Scroll::Back { .. }) {
-            self.unseen += 1;
-            if mention {
-                self.unseen_mentions += 1;
-            }
-        }
-        if counts_as_new && mention && (!self.focused || self.scroll != Scroll::Live) {
+        };
+        self.scrollback.push(entry, counts_as_new, mention);
+        if counts_as_new && mention && (!self.focused || !self.scrollback.is_live()) {
             self.unread_mentions += 1;
         }
     }
@@ -436,7 +410,7 @@ impl App {
             self.look_away();
         }
         self.focused = focused;
-        if focused && self.scroll == Scroll::Live {
+        if focused && self.scrollback.is_live() {
             self.unread_mentions = 0;
             // Back, and nothing came meanwhile: no marker for what comes next.
             self.marker_due = false;
@@ -447,7 +421,7 @@ impl App {
     /// if you were looking, mark where new lines begin, once one comes. Looking away a
     /// second way while away already is the same absence.
     fn look_away(&mut self) {
-        if self.focused && self.scroll == Scroll::Live {
+        if self.focused && self.scrollback.is_live() {
             self.marker_due = true;
         }
     }
@@ -455,7 +429,7 @@ impl App {
     /// Esc: back to live while scrolled back; else leave, asking first where leaving
     /// costs something (`confirming`: this is the second Esc).
     fn escape(&mut self, confirming: bool) -> Vec<Effect> {
-        if self.scroll != Scroll::Live {
+        if !self.scrollback.is_live() {
             self.go_live();
             return vec![];
         }
@@ -534,7 +508,7 @@ impl App {
             KeyCode::PageDown => self.scroll_down(self.page()),
             KeyCode::Home if ctrl => self.scroll_to_top(),
             KeyCode::End if ctrl => self.go_live(),
-            KeyCode::End if self.scroll != Scroll::Live => self.go_live(),
+            KeyCode::End if !self.scrollback.is_live() => self.go_live(),
             KeyCode::Up if self.composer.on_first_line() => self.composer.recall_older(),
             KeyCode::Down if self.composer.on_last_line() => self.composer.recall_newer(),
             _ => self.composer.edit(key, ctrl, alt),
@@ -550,10 +524,7 @@ impl App {
         let now = self.now;
         match word.to_lowercase().as_str() {
             "/clear" => {
-                // Everything scrolled away; numbering goes on, so that lines still
-                // waiting for their echo are not confused with new ones.
-                self.first_seq += self.entries.len() as u64;
-                self.entries.clear();
+                self.scrollback.clear();
                 self.go_live();
             }
             "/ignore" if arg.is_empty() => {
@@ -733,7 +704,7 @@ impl App {
         match ev {
             Net::Plain => {
                 self.conn = Conn::Plain;
-                for e in &mut self.entries {
+                for e in self.scrollback.entries_mut() {
                     if let Kind::Message { state, .. } = &mut e.kind
                         && *state == Delivery::Pending
                     {
@@ -797,7 +768,7 @@ impl App {
                     self.push(now, Kind::Error, &format!("{reason}. Press Esc to leave."));
                 }
                 self.conn = Conn::Closed(reason);
-                for e in &mut self.entries {
+                for e in self.scrollback.entries_mut() {
                     if let Kind::Message { state, .. } = &mut e.kind
                         && *state == Delivery::Pending
                     {
@@ -874,9 +845,7 @@ impl App {
                 if let Some(seq) = cid.and_then(|cid| self.pending.remove(&cid)) {
                     // Our own line came back from the room: it is delivered, at the
                     // room's time, under the name the room knows us by.
-                    if let Some(i) = seq.checked_sub(self.first_seq)
-                        && let Some(e) = self.entries.get_mut(i as usize)
-                    {
+                    if let Some(e) = self.scrollback.entry_mut(seq) {
                         e.ts = ts;
                         // As the room has it (`//x` was sent as `/x`).
                         e.text = sanitize::text(&text);
@@ -980,8 +949,7 @@ impl App {
                 let text = sanitize::text(&text);
                 // About a line of ours that the room refused: it was not sent.
                 if let Some(seq) = cid.and_then(|cid| self.pending.remove(&cid))
-                    && let Some(i) = seq.checked_sub(self.first_seq)
-                    && let Some(e) = self.entries.get_mut(i as usize)
+                    && let Some(e) = self.scrollback.entry_mut(seq)
                     && let Kind::Message { state, .. } = &mut e.kind
                 {
                     *state = Delivery::NotSent;
@@ -994,8 +962,7 @@ impl App {
             ServerMsg::Ack { cid, .. } => {
                 // A line of ours the room had relayed before a rejoin: delivered.
                 if let Some(seq) = self.pending.remove(&cid)
-                    && let Some(i) = seq.checked_sub(self.first_seq)
-                    && let Some(e) = self.entries.get_mut(i as usize)
+                    && let Some(e) = self.scrollback.entry_mut(seq)
                     && let Kind::Message { state, .. } = &mut e.kind
                 {
                     *state = Delivery::Delivered;
@@ -1059,132 +1026,33 @@ impl App {
         layout::page(self.pane().1)
     }
 
-    /// Rows entry `seq` takes in a pane `width` columns wide. Scrolling asks this of
-    /// many entries in a row, so callers work out the pane once and pass its width.
-    fn rows_of(&self, seq: u64, width: usize) -> usize {
-        self.entry(seq).map_or(1, |e| layout::entry_rows(e, width))
-    }
-
-    fn scroll_up(&mut self, mut n: usize) {
-        let Some(last) = self.last_seq() else { return };
+    fn scroll_up(&mut self, n: usize) {
+        if self.scrollback.last_seq().is_none() {
+            return;
+        }
         self.look_away();
         let (width, height) = self.pane();
-        let (mut bottom, mut skip) = self.held(width).unwrap_or((last, 0));
-        while n > 0 {
-            let rows = self.rows_of(bottom, width);
-            if skip + 1 < rows {
-                let d = (rows - 1 - skip).min(n);
-                skip += d;
-                n -= d;
-            } else if bottom > self.first_seq {
-                bottom -= 1;
-                skip = 0;
-                n -= 1;
-            } else {
-                break;
-            }
-        }
-        self.scroll = Scroll::Back { bottom, skip };
-        self.clamp_top(width, height);
-        if self.scroll
-            == (Scroll::Back {
-                bottom: last,
-                skip: 0,
-            })
-        {
+        if self.scrollback.scroll_up(n, width, height) {
             self.go_live();
         }
     }
 
-    fn scroll_down(&mut self, mut n: usize) {
+    fn scroll_down(&mut self, n: usize) {
         let width = self.pane().0;
-        let Some((mut bottom, mut skip)) = self.held(width) else {
-            return;
-        };
-        let last = self.last_seq().unwrap_or(0);
-        while n > 0 {
-            if skip > 0 {
-                let d = skip.min(n);
-                skip -= d;
-                n -= d;
-            } else if bottom < last {
-                bottom += 1;
-                skip = self.rows_of(bottom, width) - 1;
-                n -= 1;
-            } else {
-                break;
-            }
-        }
-        if bottom >= last && skip == 0 {
+        if self.scrollback.scroll_down(n, width) {
             self.go_live();
-        } else {
-            self.scroll = Scroll::Back { bottom, skip };
         }
-    }
-
-    /// The held scroll position, made valid for the current width: a resize can leave
-    /// fewer rows in the bottom entry than were skipped.
-    fn held(&self, width: usize) -> Option<(u64, usize)> {
-        match self.scroll {
-            Scroll::Live => None,
-            Scroll::Back { bottom, skip } => {
-                let bottom = bottom.max(self.first_seq);
-                let rows = self.rows_of(bottom, width);
-                Some((bottom, skip.min(rows.saturating_sub(1))))
-            }
-        }
-    }
-
-    /// Don't scroll past the oldest line: when everything above the held position
-    /// fits in the pane, hold the position that shows the oldest line at the top.
-    fn clamp_top(&mut self, width: usize, height: usize) {
-        let Some((bottom, skip)) = self.held(width) else {
-            return;
-        };
-        let mut above = self.rows_of(bottom, width) - skip;
-        let mut seq = bottom;
-        while above < height && seq > self.first_seq {
-            seq -= 1;
-            above += self.rows_of(seq, width);
-        }
-        if above >= height {
-            return;
-        }
-        self.scroll_to_top();
     }
 
     fn scroll_to_top(&mut self) {
-        let Some(last) = self.last_seq() else { return };
         let (width, height) = self.pane();
-        let mut rows = 0;
-        let mut seq = self.first_seq;
-        loop {
-            let r = self.rows_of(seq, width);
-            if rows + r >= height || seq == last {
-                let skip = (rows + r).saturating_sub(height);
-                self.scroll = if seq == last && skip == 0 {
-                    Scroll::Live
-                } else {
-                    Scroll::Back { bottom: seq, skip }
-                };
-                if self.scroll == Scroll::Live {
-                    self.unseen = 0;
-                    self.unseen_mentions = 0;
-                    if self.focused {
-                        self.unread_mentions = 0;
-                    }
-                }
-                return;
-            }
-            rows += r;
-            seq += 1;
+        if self.scrollback.scroll_to_top(width, height) {
+            self.go_live();
         }
     }
 
     fn go_live(&mut self) {
-        self.scroll = Scroll::Live;
-        self.unseen = 0;
-        self.unseen_mentions = 0;
+        self.scrollback.go_live();
         if self.focused {
             self.unread_mentions = 0;
             self.marker_due = false;
