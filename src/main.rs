@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use tchat::app::{App, Bell, Role};
+use tchat::app::{App, Bell, Role, Settings};
 use tchat::cli::{self, Cli};
 use tchat::client::{self, Command, NetEvent, plain_io_error};
 use tchat::config;
@@ -301,11 +301,12 @@ async fn take_part(
         }
     } else {
         let offset = chrono::Local::now().offset().local_minus_utc();
-        let mut app = App::new(role, name, 80, 24, offset);
-        app.bell = part.look.bell;
-        app.color = part.look.color;
-        app.many_colors = many_colors();
-        app.notify = part.look.notify;
+        let app = App::new(role, name, 80, 24, offset).with(Settings {
+            bell: part.look.bell,
+            notify: part.look.notify,
+            color: part.look.color,
+            many_colors: many_colors(),
+        });
         tui::run(app, part.look.mouse, commands.clone(), events)
             .await
             .map_err(|e| format!("terminal: {e}"))

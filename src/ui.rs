@@ -28,7 +28,7 @@ fn nick_list(app: &App, area: Rect, frame: &mut Frame) {
         return;
     }
     let rows = usize::from(area.height);
-    let names = &app.members;
+    let names = app.members();
     let (shown, more) = if names.len() > rows {
         (rows.saturating_sub(1), names.len() - rows.saturating_sub(1))
     } else {
@@ -41,10 +41,10 @@ fn nick_list(app: &App, area: Rect, frame: &mut Frame) {
         .take(shown)
         .map(|n| {
             let mut style = Style::new();
-            if app.color {
-                style = style.fg(name_color(n, app.many_colors));
+            if app.settings().color {
+                style = style.fg(name_color(n, app.settings().many_colors));
             }
-            if *n == app.me {
+            if *n == app.me() {
                 style = style.add_modifier(Modifier::UNDERLINED);
             }
             Line::from(Span::styled(fit(n, room), style))
@@ -232,8 +232,8 @@ pub fn visible_lines(app: &App, width: usize, height: usize) -> Vec<Line<'static
     let mut seq = bottom;
     loop {
         if let Some(entry) = app.entry(seq) {
-            let names = app.color.then_some(app.many_colors);
-            let lines = entry_lines(entry, width, app.utc_offset, names);
+            let names = app.settings().color.then_some(app.settings().many_colors);
+            let lines = entry_lines(entry, width, app.utc_offset(), names);
             let keep = lines.len().saturating_sub(skip);
             rows.extend(lines.into_iter().take(keep).rev());
         }
@@ -254,7 +254,7 @@ pub fn visible_lines(app: &App, width: usize, height: usize) -> Vec<Line<'static
 /// Draw the whole screen.
 pub fn render(app: &App, frame: &mut Frame) {
     draw(app, frame);
-    if !app.color {
+    if !app.settings().color {
         // No colour at all (NO_COLOR, `color = false`), whatever a widget chose; bold,
         // italic and reverse video are not colour, and stay.
         for cell in frame.buffer_mut().content.iter_mut() {
@@ -347,21 +347,21 @@ pub fn status_line(app: &App) -> Line<'static> {
     // The terminal's own colours, reversed: readable on every theme.
     let bar = Style::new().add_modifier(Modifier::REVERSED);
     let sep = || Span::styled(" │ ", bar);
-    let mut place = match &app.role {
+    let mut place = match app.role() {
         Role::Host { addresses } => format!("hosting {}", addresses.join(" · ")),
         Role::Joiner { address } => format!("room {address}"),
     };
     // The topic first: where the line is short, the address gives way.
-    if let Some(topic) = &app.topic {
+    if let Some(topic) = app.topic() {
         place = format!("{topic} — {place}");
     }
-    let mut tail = vec![sep(), Span::styled(app.me.clone(), bar.bold())];
-    if app.conn == Conn::InRoom && !app.members.is_empty() {
+    let mut tail = vec![sep(), Span::styled(app.me().to_owned(), bar.bold())];
+    if *app.conn() == Conn::InRoom && !app.members().is_empty() {
         tail.push(sep());
-        tail.push(Span::styled(format!("{} here", app.members.len()), bar));
+        tail.push(Span::styled(format!("{} here", app.members().len()), bar));
     }
     tail.push(sep());
-    let (state, style) = match &app.conn {
+    let (state, style) = match app.conn() {
         Conn::Connecting => ("connecting…".to_owned(), bar),
         Conn::InRoom => ("connected".to_owned(), bar),
         Conn::Plain => ("plain text peer".to_owned(), bar),
@@ -382,7 +382,7 @@ pub fn status_line(app: &App) -> Line<'static> {
     tail.push(Span::styled(" ", bar));
 
     let head = Span::styled(" tchat", bar.bold());
-    let width = app.width as usize;
+    let width = usize::from(app.size().0);
     let fixed =
         text::width(&head.content) + tail.iter().map(|s| text::width(&s.content)).sum::<usize>();
     let room_for_place = width.saturating_sub(fixed + 3);

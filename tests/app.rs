@@ -13,7 +13,9 @@ use ratatui::backend::TestBackend;
 use std::time::Duration;
 
 use common::{T0, host, joiner, key, type_str};
-use tchat::app::{App, Bell, Conn, Delivery, Effect, Kind, Msg, Net, Scroll, mentions, update};
+use tchat::app::{
+    App, Bell, Conn, Delivery, Effect, Kind, Msg, Net, Scroll, Settings, mentions, update,
+};
 use tchat::protocol::ServerMsg;
 use tchat::sanitize::is_forbidden;
 
@@ -262,7 +264,7 @@ fn an_echo_with_an_unknown_cid_is_an_ordinary_message() {
 fn in_plain_mode_own_lines_are_delivered_at_once() {
     let mut app = joiner(80, 24);
     net(&mut app, Net::Plain);
-    assert_eq!(app.conn, Conn::Plain);
+    assert_eq!(*app.conn(), Conn::Plain);
     let (text, _) = sent(&say(&mut app, "hello socket"));
     assert_eq!(text, "hello socket");
     assert_eq!(last_kind(&app), own("alice", Delivery::Delivered));
@@ -305,7 +307,7 @@ fn after_the_connection_closes_pending_lines_are_not_sent_and_new_lines_are_refu
             reason: "connection lost: reset".into(),
         },
     );
-    assert_eq!(app.conn, Conn::Closed("connection lost: reset".into()));
+    assert_eq!(*app.conn(), Conn::Closed("connection lost: reset".into()));
     let kind_of = |app: &App, t: &str| {
         app.entries()
             .find(|(_, e)| e.text == t)
@@ -346,7 +348,7 @@ fn a_second_close_adds_no_second_error() {
             reason: "the host left".into(),
         },
     );
-    assert_eq!(app.conn, Conn::Closed("the host left".into()));
+    assert_eq!(*app.conn(), Conn::Closed("the host left".into()));
     let n = app.entries().len();
     net(
         &mut app,
@@ -355,7 +357,7 @@ fn a_second_close_adds_no_second_error() {
         },
     );
     assert_eq!(app.entries().len(), n);
-    assert!(matches!(app.conn, Conn::Closed(_)));
+    assert!(matches!(*app.conn(), Conn::Closed(_)));
 }
 
 #[test]
@@ -1108,14 +1110,14 @@ fn a_message_taller_than_the_pane_can_be_read_row_by_row() {
 fn resize_changes_the_layout_and_the_page_follows() {
     let mut app = with_messages(40, 10, 60);
     update(&mut app, Msg::Resize(60, 20), T0);
-    assert_eq!((app.width, app.height), (60, 20));
+    assert_eq!(app.size(), (60, 20));
     // 20 rows: pane 16, page 14.
     press(&mut app, KeyCode::PageUp);
     let rows = pane_rows(&app);
     assert_eq!(rows.len(), 16);
     assert!(rows[15].ends_with("bob: m45"), "{rows:?}");
     update(&mut app, Msg::Resize(40, 10), T0);
-    assert_eq!((app.width, app.height), (40, 10));
+    assert_eq!(app.size(), (40, 10));
     press(&mut app, KeyCode::PageUp);
     let rows = pane_rows(&app);
     assert_eq!(rows.len(), 6);
@@ -1164,11 +1166,11 @@ fn tiny_sizes_do_not_stop_scrolling() {
 #[test]
 fn welcome_puts_us_in_the_room() {
     let mut app = joiner(80, 24);
-    assert_eq!(app.conn, Conn::Connecting);
+    assert_eq!(*app.conn(), Conn::Connecting);
     welcome(&mut app, "alice", None, &["bob", "alice", "carol"]);
-    assert_eq!(app.conn, Conn::InRoom);
-    assert_eq!(app.me, "alice");
-    assert_eq!(app.members, vec!["bob", "alice", "carol"]);
+    assert_eq!(*app.conn(), Conn::InRoom);
+    assert_eq!(app.me(), "alice");
+    assert_eq!(app.members(), vec!["bob", "alice", "carol"]);
     assert_eq!(last_kind(&app), Kind::Notice);
     assert_eq!(last_text(&app), "you joined as alice; here: bob, carol");
 }
@@ -1188,7 +1190,7 @@ fn welcome_alone_says_nobody_else_is_here() {
 fn a_taken_name_is_told() {
     let mut app = joiner(80, 24);
     welcome(&mut app, "alice2", Some("alice"), &["alice", "alice2"]);
-    assert_eq!(app.me, "alice2");
+    assert_eq!(app.me(), "alice2");
     let all = texts(&app);
     assert!(
         all.iter()
@@ -1214,7 +1216,7 @@ fn a_line_typed_before_the_welcome_takes_the_name_the_room_gave() {
 #[test]
 fn joins_and_leaves_keep_the_member_list() {
     let mut app = in_room(80, 24);
-    assert_eq!(app.members, vec!["alice", "bob"]);
+    assert_eq!(app.members(), vec!["alice", "bob"]);
     let join = |app: &mut App, id, name: &str| {
         server(
             app,
@@ -1239,18 +1241,22 @@ fn joins_and_leaves_keep_the_member_list() {
     join(&mut app, 1, "carol");
     assert_eq!(last_text(&app), "carol joined");
     assert_eq!(last_kind(&app), Kind::Notice);
-    assert_eq!(app.members.len(), 3);
+    assert_eq!(app.members().len(), 3);
     join(&mut app, 2, "carol");
-    assert_eq!(app.members.len(), 3, "a repeated join is not counted twice");
+    assert_eq!(
+        app.members().len(),
+        3,
+        "a repeated join is not counted twice"
+    );
     join(&mut app, 3, "Dave");
-    assert_eq!(app.members, vec!["alice", "bob", "carol", "Dave"]);
+    assert_eq!(app.members(), vec!["alice", "bob", "carol", "Dave"]);
     leave(&mut app, 4, "bob", None);
     assert_eq!(last_text(&app), "bob left");
-    assert_eq!(app.members, vec!["alice", "carol", "Dave"]);
+    assert_eq!(app.members(), vec!["alice", "carol", "Dave"]);
     leave(&mut app, 5, "carol", Some("timed out"));
     assert_eq!(last_text(&app), "carol left (timed out)");
     leave(&mut app, 6, "nobody", None);
-    assert_eq!(app.members, vec!["alice", "Dave"]);
+    assert_eq!(app.members(), vec!["alice", "Dave"]);
 }
 
 #[test]
@@ -1276,8 +1282,10 @@ fn a_crowd_is_one_line_each_way_and_keeps_the_member_list() {
         ]
     );
     assert_eq!(last_kind(&app), Kind::Notice);
-    assert_eq!(app.members.len(), 13, "{:?}", app.members);
-    assert!(!app.members.contains(&"bob".to_owned()) && app.members.contains(&"g11".to_owned()));
+    assert_eq!(app.members().len(), 13, "{:?}", app.members());
+    assert!(
+        !app.members().contains(&"bob".to_owned()) && app.members().contains(&"g11".to_owned())
+    );
     // Someone who left, and someone else under that name who joined, in one crowd.
     server(
         &mut app,
@@ -1288,7 +1296,7 @@ fn a_crowd_is_one_line_each_way_and_keeps_the_member_list() {
             left: vec!["g0".into()],
         },
     );
-    assert_eq!(app.members.iter().filter(|m| *m == "g0").count(), 1);
+    assert_eq!(app.members().iter().filter(|m| *m == "g0").count(), 1);
 }
 
 #[test]
@@ -1301,7 +1309,7 @@ fn closing_says_why_and_closes() {
             reason: "the host left".into(),
         },
     );
-    assert_eq!(app.conn, Conn::Closed("the host left".into()));
+    assert_eq!(*app.conn(), Conn::Closed("the host left".into()));
     assert_eq!(last_kind(&app), Kind::Error);
     assert_eq!(last_text(&app), "the host left. Press Esc to leave.");
     assert_eq!(press(&mut app, KeyCode::Esc), vec![Effect::Quit]);
@@ -1432,7 +1440,7 @@ fn losing_the_host_says_once_that_it_rejoins_by_itself() {
         "{said:?}"
     );
     assert_eq!(
-        app.conn,
+        *app.conn(),
         Conn::Reconnecting {
             attempt: 0,
             retry_in: Some(2)
@@ -1442,7 +1450,7 @@ fn losing_the_host_says_once_that_it_rejoins_by_itself() {
 
     net(&mut app, Net::Reconnecting { attempt: 1 });
     assert_eq!(
-        app.conn,
+        *app.conn(),
         Conn::Reconnecting {
             attempt: 1,
             retry_in: None
@@ -1456,7 +1464,7 @@ fn losing_the_host_says_once_that_it_rejoins_by_itself() {
     );
     assert_eq!(app.entries().len(), n + 1, "{:?}", texts(&app));
     assert_eq!(
-        app.conn,
+        *app.conn(),
         Conn::Reconnecting {
             attempt: 1,
             retry_in: Some(2)
@@ -1465,7 +1473,7 @@ fn losing_the_host_says_once_that_it_rejoins_by_itself() {
     net(&mut app, Net::Reconnecting { attempt: 2 });
     lost(&mut app, "refused", Duration::from_millis(3001));
     assert_eq!(
-        app.conn,
+        *app.conn(),
         Conn::Reconnecting {
             attempt: 2,
             retry_in: Some(4)
@@ -1488,7 +1496,7 @@ fn a_line_typed_while_offline_is_sent_at_once_and_confirmed_once_after_the_rejoi
 
     net(&mut app, Net::Reconnecting { attempt: 1 });
     rejoin(&mut app, "room", &["alice", "bob"]);
-    assert_eq!(app.conn, Conn::InRoom);
+    assert_eq!(*app.conn(), Conn::InRoom);
     catchup(&mut app, 1, 0);
     msg(&mut app, 7, "bob", "said while you were away");
     assert_eq!(
@@ -1511,8 +1519,8 @@ fn a_rejoin_to_the_same_room_catches_up_without_a_second_welcome() {
     let n = app.entries().len();
     rejoin(&mut app, "room", &["alice", "bob", "carol"]);
     assert_eq!(app.entries().len(), n, "{:?}", texts(&app));
-    assert_eq!(app.conn, Conn::InRoom);
-    assert_eq!(app.members, vec!["alice", "bob", "carol"]);
+    assert_eq!(*app.conn(), Conn::InRoom);
+    assert_eq!(app.members(), vec!["alice", "bob", "carol"]);
     let welcomes = texts(&app)
         .iter()
         .filter(|t| t.starts_with("you joined as"))
@@ -1571,7 +1579,7 @@ fn a_rejoin_after_the_host_restarted_says_so() {
     let (text, cid) = sent(&say(&mut app, "hello again"));
     let n = app.entries().len();
     rejoin(&mut app, "room-after-restart", &["alice"]);
-    assert_eq!(app.conn, Conn::InRoom);
+    assert_eq!(*app.conn(), Conn::InRoom);
     let all = texts(&app);
     let new = &all[n..];
     assert!(
@@ -1655,7 +1663,7 @@ fn after_the_room_closed_a_lost_host_is_waited_for_then_pending_lines_are_not_se
         last_text(&app)
     );
     assert_eq!(
-        app.conn,
+        *app.conn(),
         Conn::Reconnecting {
             attempt: 0,
             retry_in: Some(1)
@@ -1673,7 +1681,7 @@ fn after_the_room_closed_a_lost_host_is_waited_for_then_pending_lines_are_not_se
             reason: "the host left; the room is closed".into(),
         },
     );
-    assert!(matches!(app.conn, Conn::Closed(_)), "{:?}", app.conn);
+    assert!(matches!(*app.conn(), Conn::Closed(_)), "{:?}", *app.conn());
     assert_eq!(kind_of(&app, "in flight"), own("alice", Delivery::NotSent));
     assert_eq!(
         kind_of(&app, "typed while waiting"),
@@ -1687,11 +1695,11 @@ fn a_ping_changes_nothing_visible() {
     let mut app = in_room(80, 24);
     msg(&mut app, 1, "bob", "hello");
     type_str(&mut app, "half typed");
-    let (n, rows, conn) = (app.entries().len(), pane_rows(&app), app.conn.clone());
+    let (n, rows, conn) = (app.entries().len(), pane_rows(&app), app.conn().clone());
     server(&mut app, ServerMsg::Ping);
     assert_eq!(app.entries().len(), n);
     assert_eq!(pane_rows(&app), rows);
-    assert_eq!(app.conn, conn);
+    assert_eq!(*app.conn(), conn);
     assert_eq!(app.input_text(), "half typed");
 }
 
@@ -1714,13 +1722,13 @@ fn all_clean(app: &App) -> Result<(), String> {
             return Err(format!("entry {seq} sender {from:?}"));
         }
     }
-    if bad_line(&app.me) {
-        return Err(format!("me {:?}", app.me));
+    if bad_line(app.me()) {
+        return Err(format!("me {:?}", app.me()));
     }
-    if let Some(m) = app.members.iter().find(|m| bad_line(m)) {
+    if let Some(m) = app.members().iter().find(|m| bad_line(m)) {
         return Err(format!("member {m:?}"));
     }
-    if let Conn::Closed(r) = &app.conn
+    if let Conn::Closed(r) = app.conn()
         && bad_line(r)
     {
         return Err(format!("close reason {r:?}"));
@@ -1985,7 +1993,7 @@ fn arb_msg() -> impl Strategy<Value = Msg> {
 }
 
 fn draw(app: &App) {
-    let mut terminal = Terminal::new(TestBackend::new(app.width, app.height)).unwrap();
+    let mut terminal = Terminal::new(TestBackend::new(app.size().0, app.size().1)).unwrap();
     terminal.draw(|f| tchat::ui::render(app, f)).unwrap();
 }
 
@@ -2121,8 +2129,8 @@ fn me_private_and_nick_events_show_as_people_expect() {
         app.entries().last().unwrap().1.text,
         "bob is now known as robert"
     );
-    assert!(app.members.contains(&"robert".to_string()));
-    assert!(!app.members.contains(&"bob".to_string()));
+    assert!(app.members().contains(&"robert".to_string()));
+    assert!(!app.members().contains(&"bob".to_string()));
     server(
         &mut app,
         ServerMsg::Nick {
@@ -2133,7 +2141,7 @@ fn me_private_and_nick_events_show_as_people_expect() {
             cid: Some("c".into()),
         },
     );
-    assert_eq!(app.me, "alicia");
+    assert_eq!(app.me(), "alicia");
     assert_eq!(
         app.entries().last().unwrap().1.text,
         "you are now known as alicia"
@@ -2143,8 +2151,10 @@ fn me_private_and_nick_events_show_as_people_expect() {
 #[test]
 fn a_line_that_names_you_is_marked_and_rings_as_the_bell_setting_says() {
     let ring = |bell: Bell, from: &str, text: &str| {
-        let mut app = in_room(80, 24);
-        app.bell = bell;
+        let mut app = in_room(80, 24).with(Settings {
+            bell,
+            ..Settings::default()
+        });
         let fx = update(
             &mut app,
             Msg::Net(Net::Server(ServerMsg::Msg {
@@ -2202,8 +2212,10 @@ fn scrolled_back_the_marker_counts_mentions_apart() {
 
 #[test]
 fn history_on_joining_is_marked_and_neither_rings_nor_counts_as_new() {
-    let mut app = in_room(80, 24);
-    app.bell = Bell::All;
+    let mut app = in_room(80, 24).with(Settings {
+        bell: Bell::All,
+        ..Settings::default()
+    });
     let fx = update(
         &mut app,
         Msg::Net(Net::Server(ServerMsg::History { count: 2 })),
@@ -2444,7 +2456,7 @@ fn offline_the_countdown_counts_and_enter_or_reconnect_tries_now() {
     );
     assert!(app.ticking());
     assert_eq!(
-        app.conn,
+        *app.conn(),
         Conn::Reconnecting {
             attempt: 0,
             retry_in: Some(16)
@@ -2452,7 +2464,7 @@ fn offline_the_countdown_counts_and_enter_or_reconnect_tries_now() {
     );
     update(&mut app, Msg::Tick, T0 + 5_000);
     assert_eq!(
-        app.conn,
+        *app.conn(),
         Conn::Reconnecting {
             attempt: 0,
             retry_in: Some(11)
@@ -2460,7 +2472,7 @@ fn offline_the_countdown_counts_and_enter_or_reconnect_tries_now() {
     );
     update(&mut app, Msg::Tick, T0 + 15_200);
     assert_eq!(
-        app.conn,
+        *app.conn(),
         Conn::Reconnecting {
             attempt: 0,
             retry_in: Some(1)
@@ -2469,7 +2481,7 @@ fn offline_the_countdown_counts_and_enter_or_reconnect_tries_now() {
     // Enter on an empty line: try now.
     assert_eq!(press(&mut app, KeyCode::Enter), vec![Effect::Reconnect]);
     assert_eq!(
-        app.conn,
+        *app.conn(),
         Conn::Reconnecting {
             attempt: 0,
             retry_in: None
@@ -2607,8 +2619,13 @@ fn a_read_marker_stands_before_what_came_while_you_were_away() {
 #[test]
 fn a_mention_while_the_window_has_no_focus_asks_for_a_notification_if_wanted() {
     use tchat::app::Notify;
-    let mut app = in_room(80, 24);
-    app.notify = Notify::Osc9;
+    let notifying = |how| {
+        in_room(80, 24).with(Settings {
+            notify: how,
+            ..Settings::default()
+        })
+    };
+    let mut app = notifying(Notify::Osc9);
     // Focused: the screen shows it; no notification.
     let e = update(&mut app, msg_event(1, "bob", "alice: lunch?"), T0);
     assert!(
@@ -2632,7 +2649,8 @@ fn a_mention_while_the_window_has_no_focus_asks_for_a_notification_if_wanted() {
     // Not for a line that does not name you; never when off.
     let e = update(&mut app, msg_event(3, "bob", "anyone?"), T0);
     assert!(!e.iter().any(|e| matches!(e, Effect::Notify { .. })));
-    app.notify = Notify::Off;
+    let mut app = notifying(Notify::Off);
+    update(&mut app, Msg::Focus(false), T0);
     let e = update(&mut app, msg_event(4, "bob", "alice!"), T0);
     assert!(!e.iter().any(|e| matches!(e, Effect::Notify { .. })));
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use unicode_width::UnicodeWidthStr;
 
 use common::{T0, host, joiner, key, type_str};
-use tchat::app::{App, Msg, Net, Role, Scroll, update};
+use tchat::app::{App, Msg, Net, Role, Scroll, Settings, update};
 use tchat::protocol::ServerMsg;
 use tchat::ui::name_color;
 
@@ -67,7 +67,7 @@ fn in_room(w: u16, h: u16) -> App {
 }
 
 fn draw(app: &App) -> Terminal<TestBackend> {
-    let mut terminal = Terminal::new(TestBackend::new(app.width, app.height)).unwrap();
+    let mut terminal = Terminal::new(TestBackend::new(app.size().0, app.size().1)).unwrap();
     terminal.draw(|f| tchat::ui::render(app, f)).unwrap();
     terminal
 }
@@ -938,8 +938,10 @@ fn a_mention_is_marked_and_private_lines_are_tagged() {
 
 #[test]
 fn no_color_draws_names_and_marks_in_the_terminals_own_colours() {
-    let mut app = conversation_with_commands(60, 10);
-    app.color = false;
+    let app = conversation_with_commands(60, 10).with(Settings {
+        color: false,
+        ..Settings::default()
+    });
     let t = draw(&app);
     let buf = t.backend().buffer();
     let pane_rows = 10 - 4;
@@ -1081,8 +1083,10 @@ fn a_terminal_with_256_colours_tells_ten_names_apart_better() {
     );
     assert!(distinct(true) >= 8, "{}", distinct(true));
     // Drawn in the wider set when the app is told the terminal has it.
-    let mut app = in_room(40, 8);
-    app.many_colors = true;
+    let mut app = in_room(40, 8).with(Settings {
+        many_colors: true,
+        ..Settings::default()
+    });
     msg(&mut app, "bob", "hi");
     let t = draw(&app);
     let buf = t.backend().buffer();

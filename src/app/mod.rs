@@ -114,6 +114,31 @@ pub enum Bell {
     All,
 }
 
+/// How a screen rings, notifies and colours: chosen at start (flags, the config file,
+/// the environment) and fixed after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// When to ring the bell (`--bell`).
+    pub bell: Bell,
+    /// Desktop notifications on a mention while unfocused (`notify` in the config).
+    pub notify: Notify,
+    /// Draw in colour (off with `NO_COLOR`); bold, italic and reverse stay.
+    pub color: bool,
+    /// The terminal has 256 colours: names are drawn from a wider set.
+    pub many_colors: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            bell: Bell::default(),
+            notify: Notify::default(),
+            color: true,
+            many_colors: false,
+        }
+    }
+}
+
 /// Whether this seat hosts the room or joined it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
@@ -199,31 +224,31 @@ pub enum Scroll {
 
 /// One person's chat screen.
 pub struct App {
-    pub role: Role,
+    role: Role,
     /// Our name: as asked at first, then as the room gave it.
-    pub me: String,
-    pub conn: Conn,
+    me: String,
+    conn: Conn,
     /// Who is in the room (when the far side tells).
-    pub members: Vec<String>,
+    members: Vec<String>,
     /// The entries and where the pane is scrolled to.
     scrollback: Scrollback,
     /// Lines naming you that came while you were not looking (the terminal without
     /// focus, or scrolled back): the window title counts them.
-    pub unread_mentions: usize,
+    unread_mentions: usize,
     /// The terminal has focus (as far as it says: one that never does is taken to).
     focused: bool,
     /// The list of who is in the room is shown beside the messages (F2).
-    pub nick_list: bool,
+    nick_list: bool,
     /// You looked away (focus lost, or scrolled back) and nothing new has come since:
     /// the next line from someone else is preceded by [`READ_MARKER`].
     marker_due: bool,
     /// The input box.
     composer: Composer,
     /// Terminal size.
-    pub width: u16,
-    pub height: u16,
+    width: u16,
+    height: u16,
     /// Local time zone, seconds east of UTC (the clock is read at the edge).
-    pub utc_offset: i32,
+    utc_offset: i32,
     /// The room's longest message, in bytes, once known.
     max_line: Option<usize>,
     /// The time of the latest update, for lines made here.
@@ -235,7 +260,7 @@ pub struct App {
     /// When the next try to reach the host is due (ms, on the clock `update` is given).
     retry_at: Option<i64>,
     /// The room's topic, as the room last said it (sanitised).
-    pub topic: Option<String>,
+    topic: Option<String>,
     /// Names whose messages this screen does not show (`/ignore`), lowercased.
     ignored: std::collections::BTreeSet<String>,
     /// Esc was pressed once where leaving costs something (see [`App::leave_costs`]):
@@ -243,16 +268,10 @@ pub struct App {
     confirm_leave: bool,
     /// The room (epoch) we were welcomed into, to tell a rejoin from a restarted host.
     epoch: Option<String>,
-    /// When to ring the bell (`--bell`).
-    pub bell: Bell,
-    /// Desktop notifications on a mention while unfocused (`notify` in the config).
-    pub notify: Notify,
+    /// How this screen rings, notifies and colours.
+    settings: Settings,
     /// A notification to ask for, made by the last update.
     notification: Option<(String, String)>,
-    /// Draw names in colour (off with `NO_COLOR`).
-    pub color: bool,
-    /// The terminal has 256 colours: names are drawn from a wider set.
-    pub many_colors: bool,
     /// A line arrived that rings the bell (taken by `update`).
     ring: bool,
     /// Messages still to come of the room's history shown on joining.
@@ -286,14 +305,57 @@ impl App {
             ignored: std::collections::BTreeSet::new(),
             topic: None,
             epoch: None,
-            bell: Bell::default(),
-            notify: Notify::default(),
+            settings: Settings::default(),
             notification: None,
-            color: true,
-            many_colors: false,
             ring: false,
             history_left: 0,
         }
+    }
+
+    /// The same screen with `settings`.
+    pub fn with(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// How this screen rings, notifies and colours.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Whether this seat hosts the room or joined it.
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+
+    /// Our name: as asked at first, then as the room gave it.
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// The state of the connection.
+    pub fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
+    /// Who is in the room (when the far side tells), sorted.
+    pub fn members(&self) -> &[String] {
+        &self.members
+    }
+
+    /// The room's topic, if it has one.
+    pub fn topic(&self) -> Option<&str> {
+        self.topic.as_deref()
+    }
+
+    /// The terminal's size: (columns, rows).
+    pub fn size(&self) -> (u16, u16) {
+        (self.width, self.height)
+    }
+
+    /// Local time zone, seconds east of UTC.
+    pub fn utc_offset(&self) -> i32 {
+        self.utc_offset
     }
 
     /// The scrollback, and where it is scrolled to.
@@ -364,13 +426,13 @@ impl App {
         let mention =
             from_others && (matches!(kind, Kind::Private { .. }) || mentions(&text, &self.me));
         if from_others && live {
-            self.ring |= match self.bell {
+            self.ring |= match self.settings.bell {
                 Bell::Never => false,
                 Bell::Mention => mention,
                 Bell::All => true,
             };
         }
-        if mention && live && !self.focused && self.notify != Notify::Off {
+        if mention && live && !self.focused && self.settings.notify != Notify::Off {
             let who = match &kind {
                 Kind::Message { from, .. }
                 | Kind::Action { from, .. }
@@ -1125,7 +1187,7 @@ pub fn update(app: &mut App, msg: Msg, now: i64) -> Vec<Effect> {
     }
     if let Some((title, body)) = app.notification.take() {
         effects.push(Effect::Notify {
-            how: app.notify,
+            how: app.settings.notify,
             title,
             body,
         });
