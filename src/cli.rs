@@ -309,6 +309,7 @@ mod tests {
             port: Some(9000),
             mouse: None,
             notify: None,
+            links: None,
         }
     }
 

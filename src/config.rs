@@ -1,5 +1,5 @@
 //! The config file: defaults a person sets once (`name`, `bell`, `color`, `port`,
-//! `mouse`, `notify`), in
+//! `mouse`, `notify`, `links`), in
 //! TOML, in the platform's config directory (`~/.config/tchat/config.toml` on Linux).
 //! Flags override it; a missing file is no config at all.
 //!
@@ -32,6 +32,9 @@ pub struct Config {
     pub mouse: Option<bool>,
     /// Desktop notifications on a mention while the window has no focus.
     pub notify: Option<crate::app::Notify>,
+    /// `false` leaves web links in messages as plain text (by default they are
+    /// hyperlinks, OSC 8, where the terminal knows them).
+    pub links: Option<bool>,
 }
 
 /// The file as written: wider types than [`Config`], so that a bad value gets a message
@@ -45,6 +48,7 @@ struct Raw {
     port: Option<i64>,
     mouse: Option<bool>,
     notify: Option<crate::app::Notify>,
+    links: Option<bool>,
 }
 
 /// The usual config file for this platform: `CONFIG_DIR/tchat/config.toml`, where
@@ -118,6 +122,7 @@ pub fn parse(text: &str) -> Result<Config, String> {
         port,
         mouse: raw.mouse,
         notify: raw.notify,
+        links: raw.links,
     })
 }
 
@@ -141,7 +146,9 @@ mod tests {
 
     #[test]
     fn every_key() {
-        let c = parse("name = \"zoe\"\nbell = \"all\"\ncolor = false\nport = 9000\nmouse = true\n");
+        let c = parse(
+            "name = \"zoe\"\nbell = \"all\"\ncolor = false\nport = 9000\nmouse = true\nlinks = false\n",
+        );
         assert_eq!(
             c,
             Ok(Config {
@@ -151,6 +158,7 @@ mod tests {
                 port: Some(9000),
                 mouse: Some(true),
                 notify: None,
+                links: Some(false),
             })
         );
         assert_eq!(

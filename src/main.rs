@@ -61,6 +61,7 @@ fn main() -> ExitCode {
         color: config::color_enabled(std::env::var_os("NO_COLOR").as_deref(), config.color),
         mouse: config.mouse.unwrap_or(false),
         notify: config.notify.unwrap_or_default(),
+        links: config.links.unwrap_or(true),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -106,6 +107,8 @@ struct Look {
     /// Take the mouse from the terminal (see [`config::Config::mouse`]).
     mouse: bool,
     notify: tchat::app::Notify,
+    /// Web links as hyperlinks (see [`config::Config::links`]).
+    links: bool,
 }
 
 /// How this person takes part: screen or lines, how the screen looks, and a log.
@@ -304,6 +307,7 @@ async fn take_part(
         let app = App::new(role, name, 80, 24, offset).with(Settings {
             bell: part.look.bell,
             notify: part.look.notify,
+            links: part.look.links,
             color: part.look.color,
             many_colors: many_colors(),
         });

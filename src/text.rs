@@ -19,14 +19,31 @@ pub fn width(s: &str) -> usize {
     s.graphemes(true).map(UnicodeWidthStr::width).sum()
 }
 
+/// One row of wrapped text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The row's text, as a byte range of the wrapped text.
+    pub bytes: Range<usize>,
+    /// The row starts at the left edge, `full` columns wide, instead of under the
+    /// text: it holds a link too long for an indented row (or the rest of a word cut
+    /// at the edge), so that the link is not broken by indent spaces when copied, and
+    /// is broken as little as the pane allows.
+    pub flush: bool,
+}
+
 /// Split `text` into rows: the first at most `first` columns wide, the others at most
-/// `rest`. Breaks at spaces where it can, inside a word only when the word is longer
-/// than a row, and never inside a grapheme cluster. `\n` always starts a new row.
-/// Returns byte ranges of `text` (without the space a row was broken at). A row is
-/// never empty of content unless its paragraph is, so even a one-column pane
-/// terminates: a two-column character then gets a row of its own.
-pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<Range<usize>> {
-    let mut rows: Vec<Range<usize>> = Vec::new();
+/// `rest`, and a row that holds a link longer than `rest` at most `full` (see
+/// [`Row::flush`]; with `full` no wider than `rest` there are none). Breaks at spaces
+/// where it can, inside a word only when the word is longer than a row, and never
+/// inside a grapheme cluster. `\n` always starts a new row. The space a row was broken
+/// at belongs to neither row. A row is never empty of content unless its paragraph is
+/// (or it is the first, left to the label when a long link goes to a flush row), so
+/// even a one-column pane terminates: a two-column character then gets a row of its
+/// own.
+pub fn wrap(text: &str, first: usize, rest: usize, full: usize) -> Vec<Row> {
+    let (first, rest) = (first.max(1), rest.max(1));
+    let full = full.max(rest);
+    let mut rows: Vec<Row> = Vec::new();
     let mut para_start = 0;
     for para in text.split('\n') {
         let para_end = para_start + para.len();
@@ -34,30 +51,93 @@ pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<Range<usize>> {
             .grapheme_indices(true)
             .map(|(i, g)| (para_start + i, g))
             .collect();
+        let is_space = |g: &str| g.chars().all(char::is_whitespace);
         let mut start = para_start;
         let mut col = 0;
+        let mut flush = false;
         // The last space in this row: (its grapheme's index, its byte offset).
         let mut brk: Option<(usize, usize)> = None;
         let mut i = 0;
         while let Some(&(at, g)) = graphemes.get(i) {
             let w = UnicodeWidthStr::width(g);
-            let space = g.chars().all(char::is_whitespace);
-            let limit = if rows.is_empty() { first } else { rest }.max(1);
+            let space = is_space(g);
+            let limit = if rows.is_empty() {
+                first
+            } else if flush {
+                full
+            } else {
+                rest
+            };
+            let word_starts = !space && (i == 0 || is_space(graphemes[i - 1].1));
+            if word_starts && !flush && full > rest {
+                let word = graphemes[i..].iter().take_while(|(_, g)| !is_space(g));
+                let (cols, end) = word.fold((0, at), |(cols, _), (gat, g)| {
+                    (cols + UnicodeWidthStr::width(*g), gat + g.len())
+                });
+                if cols > rest && col + cols > limit && looks_like_a_link(&text[at..end]) {
+                    // Too long for any indented row: it goes to a row at the left edge.
+                    if at > start {
+                        let end = brk.map_or(at, |(_, bat)| bat);
+                        rows.push(Row {
+                            bytes: start..end,
+                            flush: false,
+                        });
+                        start = at;
+                    } else if rows.is_empty() {
+                        // The first row keeps the label alone.
+                        rows.push(Row {
+                            bytes: start..start,
+                            flush: false,
+                        });
+                    }
+                    col = 0;
+                    brk = None;
+                    flush = true;
+                    continue;
+                }
+            }
+            if space && flush && at > start && !rows.is_empty() {
+                // The long word is over: what follows goes back under the text.
+                rows.push(Row {
+                    bytes: start..at,
+                    flush: true,
+                });
+                start = at + g.len();
+                i += 1;
+                flush = false;
+                col = 0;
+                brk = None;
+                continue;
+            }
             if col + w > limit && at > start {
+                let row_flush = flush && !rows.is_empty();
                 if space {
                     // Break at this space; it is not part of either row.
-                    rows.push(start..at);
+                    rows.push(Row {
+                        bytes: start..at,
+                        flush: row_flush,
+                    });
                     start = at + g.len();
                     i += 1;
+                    flush = false;
                 } else if let Some((bi, bat)) = brk {
                     // Break at the last space, and lay out the word after it again.
-                    rows.push(start..bat);
+                    rows.push(Row {
+                        bytes: start..bat,
+                        flush: row_flush,
+                    });
                     start = bat + graphemes[bi].1.len();
                     i = bi + 1;
+                    flush = false;
                 } else {
-                    // A word longer than the row: cut it here.
-                    rows.push(start..at);
+                    // A word longer than the row: cut it here; it goes on in a row
+                    // like this one (at the edge if this one is).
+                    rows.push(Row {
+                        bytes: start..at,
+                        flush: row_flush,
+                    });
                     start = at;
+                    flush = row_flush;
                 }
                 col = 0;
                 brk = None;
@@ -69,10 +149,21 @@ pub fn wrap(text: &str, first: usize, rest: usize) -> Vec<Range<usize>> {
             }
             i += 1;
         }
-        rows.push(start..para_end);
+        let row_flush = flush && !rows.is_empty();
+        rows.push(Row {
+            bytes: start..para_end,
+            flush: row_flush,
+        });
         para_start = para_end + 1;
     }
     rows
+}
+
+/// Whether `word` is worth keeping whole for copying: a link (`scheme://…`). Other
+/// long runs without spaces (a sentence in Chinese, a row of emoji) wrap where they
+/// reach the edge, as text does.
+fn looks_like_a_link(word: &str) -> bool {
+    word.contains("://")
 }
 
 /// One text's rows at one pair of widths, kept so that a text drawn again (every frame
@@ -89,9 +180,10 @@ pub struct Wrapped(RefCell<Option<Box<Kept>>>);
 struct Kept {
     first: usize,
     rest: usize,
+    full: usize,
     /// The length of the text laid out: a guard, should a change forget to `forget`.
     len: usize,
-    rows: Vec<Range<usize>>,
+    rows: Vec<Row>,
 }
 
 impl Wrapped {
@@ -100,19 +192,19 @@ impl Wrapped {
     pub fn with_rows<T>(
         &self,
         text: &str,
-        first: usize,
-        rest: usize,
-        f: impl FnOnce(&[Range<usize>]) -> T,
+        (first, rest, full): (usize, usize, usize),
+        f: impl FnOnce(&[Row]) -> T,
     ) -> T {
         let mut kept = self.0.borrow_mut();
         match kept.as_deref() {
-            Some(k) if k.first == first && k.rest == rest && k.len == text.len() => {}
+            Some(k) if (k.first, k.rest, k.full) == (first, rest, full) && k.len == text.len() => {}
             _ => {
                 *kept = Some(Box::new(Kept {
                     first,
                     rest,
+                    full,
                     len: text.len(),
-                    rows: wrap(text, first, rest),
+                    rows: wrap(text, first, rest, full),
                 }))
             }
         }
@@ -270,10 +362,52 @@ mod tests {
     }
 
     fn rows(text: &str, first: usize, rest: usize) -> Vec<&str> {
-        wrap(text, first, rest)
+        wrap(text, first, rest, rest)
             .into_iter()
-            .map(|r| &text[r])
+            .map(|r| &text[r.bytes])
             .collect()
+    }
+
+    /// Rows with a full width: each as its text, `|` before a flush one.
+    fn flush_rows(text: &str, first: usize, rest: usize, full: usize) -> Vec<String> {
+        wrap(text, first, rest, full)
+            .into_iter()
+            .map(|r| format!("{}{}", if r.flush { "|" } else { "" }, &text[r.bytes]))
+            .collect()
+    }
+
+    #[test]
+    fn a_word_too_long_for_an_indented_row_goes_to_the_edge_whole() {
+        let url = "https://example.com/a/rather/long/path";
+        // 20 columns of pane, rows indented by 6 (14 for text): the link (38) gets rows
+        // of its own at the edge, cut only at the pane's width.
+        let text = format!("see {url} now");
+        assert_eq!(
+            flush_rows(&text, 14, 14, 20),
+            vec!["see", "|https://example.com/", "|a/rather/long/path", "now"]
+        );
+        // One that fits the full width is not cut at all.
+        let text = "read https://ex.com/abcdefghij ok";
+        assert_eq!(
+            flush_rows(text, 14, 14, 30),
+            vec!["read", "|https://ex.com/abcdefghij", "ok"]
+        );
+        // A message that is only the link leaves the first row to the label.
+        assert_eq!(
+            flush_rows("https://ex.com/abcdefghij", 14, 14, 30),
+            vec!["", "|https://ex.com/abcdefghij"]
+        );
+        // Short words, long words that are not links and an unindented pane are
+        // laid out as ever.
+        assert_eq!(flush_rows("a b c", 2, 2, 10), vec!["a", "b", "c"]);
+        assert_eq!(
+            flush_rows("一二三四五六七八九十", 8, 8, 20),
+            vec!["一二三四", "五六七八", "九十"]
+        );
+        assert_eq!(
+            flush_rows("abcdefghij", 4, 4, 4),
+            vec!["abcd", "efgh", "ij"]
+        );
     }
 
     #[test]
@@ -313,8 +447,8 @@ mod tests {
     fn cjk_wraps_whole_characters() {
         // 5 characters of 2 columns in 7 columns: 3 fit (6 columns), never 3.5.
         assert_eq!(rows("一二三四五", 7, 7), vec!["一二三", "四五"]);
-        for r in wrap("日本語のテキストです", 5, 5) {
-            assert!(width(&"日本語のテキストです"[r]) <= 5);
+        for r in wrap("日本語のテキストです", 5, 5, 5) {
+            assert!(width(&"日本語のテキストです"[r.bytes]) <= 5);
         }
     }
 
@@ -338,21 +472,21 @@ mod tests {
     fn kept_rows_are_the_wrapped_rows_and_follow_the_widths() {
         let text = "hello brave new world";
         let kept = Wrapped::default();
-        let rows = |first, rest| kept.with_rows(text, first, rest, <[_]>::to_vec);
-        assert_eq!(rows(11, 11), wrap(text, 11, 11));
+        let rows = |first, rest| kept.with_rows(text, (first, rest, rest), <[_]>::to_vec);
+        assert_eq!(rows(11, 11), wrap(text, 11, 11, 11));
         // Asked again at the same widths: the same rows.
-        assert_eq!(rows(11, 11), wrap(text, 11, 11));
+        assert_eq!(rows(11, 11), wrap(text, 11, 11, 11));
         // At other widths: wrapped again, not the rows kept for the old ones.
-        assert_eq!(rows(5, 21), wrap(text, 5, 21));
-        assert_ne!(wrap(text, 5, 21), wrap(text, 11, 11));
+        assert_eq!(rows(5, 21), wrap(text, 5, 21, 21));
+        assert_ne!(wrap(text, 5, 21, 21), wrap(text, 11, 11, 11));
     }
 
     #[test]
     fn forgotten_rows_are_wrapped_again_for_the_new_text() {
         let mut kept = Wrapped::default();
-        assert_eq!(kept.with_rows("a b", 1, 1, <[_]>::len), 2);
+        assert_eq!(kept.with_rows("a b", (1, 1, 1), <[_]>::len), 2);
         kept.forget();
-        assert_eq!(kept.with_rows("abc def ghi", 1, 1, <[_]>::len), 9);
+        assert_eq!(kept.with_rows("abc def ghi", (1, 1, 1), <[_]>::len), 9);
     }
 
     #[test]

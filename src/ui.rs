@@ -109,12 +109,14 @@ pub fn clock(ts: i64, utc_offset: i32) -> String {
 
 /// The rows of one entry, styled. `names`: colour names, from how many colours (`None`:
 /// no colour at all).
+/// With `with_links`, also where each row shows links.
 fn entry_lines(
     entry: &Entry,
     width: usize,
     utc_offset: i32,
     names: Option<bool>,
-) -> Vec<Line<'static>> {
+    with_links: bool,
+) -> Vec<(Line<'static>, Vec<LinkCells>)> {
     let color = names.is_some();
     // A name in its own colour (or, with NO_COLOR, in the terminal's own).
     let name_style = |name: &str, own: bool| {
@@ -127,12 +129,10 @@ fn entry_lines(
         }
         style
     };
-    let layout::Columns {
-        first,
-        rest,
-        indent,
-    } = layout::columns(&entry.kind, width);
+    let columns = layout::columns(&entry.kind, width);
+    let indent = columns.indent;
     let label_text = layout::label(&entry.kind);
+    let prefix = layout::TIME_WIDTH + text::width(&label_text);
     let time = Span::styled(
         format!("{} ", clock(entry.ts, utc_offset)),
         Style::new().dark_gray(),
@@ -200,26 +200,129 @@ fn entry_lines(
     } else {
         (body_style, time)
     };
-    entry.wrapped.with_rows(&entry.text, first, rest, |rows| {
-        let mut lines = Vec::with_capacity(rows.len());
-        for (i, range) in rows.iter().enumerate() {
-            let body = Span::styled(entry.text[range.clone()].to_owned(), body_style);
-            if i == 0 {
-                let mut spans = vec![time.clone()];
-                spans.extend(label_span.iter().cloned());
-                spans.push(body);
-                lines.push(Line::from(spans));
-            } else {
-                lines.push(Line::from(vec![Span::raw(" ".repeat(indent)), body]));
+    let links = if with_links {
+        links(&entry.text)
+    } else {
+        Vec::new()
+    };
+    entry
+        .wrapped
+        .with_rows(&entry.text, columns.widths(), |rows| {
+            let mut out = Vec::with_capacity(rows.len());
+            for (i, row) in rows.iter().enumerate() {
+                let bytes = row.bytes.clone();
+                let body = Span::styled(entry.text[bytes.clone()].to_owned(), body_style);
+                let (line, x) = if i == 0 {
+                    let mut spans = vec![time.clone()];
+                    spans.extend(label_span.iter().cloned());
+                    spans.push(body);
+                    (Line::from(spans), prefix)
+                } else if row.flush {
+                    (Line::from(vec![body]), 0)
+                } else {
+                    (
+                        Line::from(vec![Span::raw(" ".repeat(indent)), body]),
+                        indent,
+                    )
+                };
+                // Where in this row each link shows.
+                let mut cells = Vec::new();
+                for link in &links {
+                    let (from, to) = (link.start.max(bytes.start), link.end.min(bytes.end));
+                    if from < to {
+                        cells.push(LinkCells {
+                            x: x + text::width(&entry.text[bytes.start..from]),
+                            width: text::width(&entry.text[from..to]),
+                            url: entry.text[link.clone()].to_owned(),
+                        });
+                    }
+                }
+                out.push((line, cells));
             }
-        }
-        lines
-    })
+            out
+        })
+}
+
+/// The longest link made clickable (longer ones are shown, not linked): terminals keep
+/// about this much of a hyperlink's target.
+const LINK_MAX: usize = 2048;
+
+/// The web links in `text` (http and https only: a link is what it shows, and nothing
+/// that opens a file or runs a program), as byte ranges.
+pub fn links(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut finder = linkify::LinkFinder::new();
+    finder.kinds(&[linkify::LinkKind::Url]);
+    finder
+        .links(text)
+        .filter(|l| {
+            let s = l.as_str();
+            let web = ["http://", "https://"]
+                .iter()
+                .any(|p| s.len() > p.len() && s[..p.len()].eq_ignore_ascii_case(p));
+            web && s.len() <= LINK_MAX
+        })
+        .map(|l| l.start()..l.end())
+        .collect()
+}
+
+/// Cells of one pane row that show (part of) a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LinkCells {
+    /// The column the part starts at, from the pane's left edge.
+    x: usize,
+    /// Columns it takes.
+    width: usize,
+    /// Where it goes.
+    url: String,
+}
+
+/// Make the cells that show a link into a hyperlink (OSC 8) to it, each cell on its
+/// own: a terminal that knows OSC 8 makes them one clickable link (one `id`), others
+/// draw the text as ever. Each cell carries its own escape and is told its real width,
+/// so that redrawing any one of them keeps the rest whole.
+fn hyperlink(buf: &mut ratatui::buffer::Buffer, y: u16, x0: u16, right: u16, link: &LinkCells) {
+    use ratatui::buffer::CellDiffOption;
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    link.url.hash(&mut h);
+    let id = h.finish() as u32;
+    let end = x0.saturating_add(u16::try_from(link.x + link.width).unwrap_or(u16::MAX));
+    let mut x = x0.saturating_add(u16::try_from(link.x).unwrap_or(u16::MAX));
+    while x < end.min(right) {
+        let Some(cell) = buf.cell_mut((x, y)) else {
+            return;
+        };
+        let symbol = cell.symbol().to_owned();
+        let w = text::width(&symbol).max(1);
+        let Some(width) = u16::try_from(w).ok().and_then(std::num::NonZeroU16::new) else {
+            return;
+        };
+        cell.set_symbol(&format!(
+            "\x1b]8;id={id:x};{}\x1b\\{symbol}\x1b]8;;\x1b\\",
+            link.url
+        ))
+        .set_diff_option(CellDiffOption::ForcedWidth(width));
+        x = x.saturating_add(width.get());
+    }
 }
 
 /// The rows that fill the message pane, top to bottom. Only entries that show are laid
 /// out, so a frame costs the same with ten or a hundred thousand lines of scrollback.
 pub fn visible_lines(app: &App, width: usize, height: usize) -> Vec<Line<'static>> {
+    pane_rows(app, width, height, false)
+        .into_iter()
+        .map(|(line, _)| line)
+        .collect()
+}
+
+/// The rows of the message pane, top to bottom, each with the links it shows (`links`:
+/// look for them at all).
+fn pane_rows(
+    app: &App,
+    width: usize,
+    height: usize,
+    links: bool,
+) -> Vec<(Line<'static>, Vec<LinkCells>)> {
     let Some(last) = app.last_seq() else {
         return Vec::new();
     };
@@ -228,12 +331,12 @@ pub fn visible_lines(app: &App, width: usize, height: usize) -> Vec<Line<'static
         Scroll::Live => (last, 0),
         Scroll::Back { bottom, skip } => (bottom.clamp(sb.first_seq(), last), skip),
     };
-    let mut rows: Vec<Line<'static>> = Vec::with_capacity(height);
+    let names = app.settings().color.then_some(app.settings().many_colors);
+    let mut rows = Vec::with_capacity(height);
     let mut seq = bottom;
     loop {
         if let Some(entry) = app.entry(seq) {
-            let names = app.settings().color.then_some(app.settings().many_colors);
-            let lines = entry_lines(entry, width, app.utc_offset(), names);
+            let lines = entry_lines(entry, width, app.utc_offset(), names, links);
             let keep = lines.len().saturating_sub(skip);
             rows.extend(lines.into_iter().take(keep).rev());
         }
@@ -246,7 +349,7 @@ pub fn visible_lines(app: &App, width: usize, height: usize) -> Vec<Line<'static
     rows.truncate(height);
     // Newest at the bottom, next to the input box, as in every chat: a short
     // conversation sits low in the pane with the empty space above it.
-    rows.resize(height, Line::default());
+    rows.resize(height, (Line::default(), Vec::new()));
     rows.reverse();
     rows
 }
@@ -274,10 +377,11 @@ fn draw(app: &App, frame: &mut Frame) {
     );
 
     let pane = areas.messages;
-    let rows = visible_lines(app, pane.width as usize, pane.height as usize);
+    let links = app.settings().links;
+    let rows = pane_rows(app, pane.width as usize, pane.height as usize, links);
     // Each row is already laid out to fit: drawn as it is, with no second pass of
     // wrapping or truncating over it (a `Paragraph` would re-measure every grapheme).
-    for (y, row) in (pane.y..pane.bottom()).zip(&rows) {
+    for (y, (row, _)) in (pane.y..pane.bottom()).zip(&rows) {
         frame.render_widget(row, Rect::new(pane.x, y, pane.width, 1));
     }
     let sb = app.scrollback();
@@ -298,6 +402,17 @@ fn draw(app: &App, frame: &mut Frame) {
             Paragraph::new(Line::from(marker).centered()).style(Style::new().black().on_yellow()),
             at,
         );
+    }
+    // Links last, on the rows as drawn; not under the scrolled-back marker.
+    let linked_rows = if app.scroll() == Scroll::Live {
+        pane.height
+    } else {
+        pane.height.saturating_sub(1)
+    };
+    for (y, (_, cells)) in (pane.y..pane.y + linked_rows).zip(&rows) {
+        for link in cells {
+            hyperlink(frame.buffer_mut(), y, pane.x, pane.right(), link);
+        }
     }
 
     let block = Block::bordered()

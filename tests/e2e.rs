@@ -1396,3 +1396,31 @@ fn commands_tab_and_mentions_as_a_person_uses_them() {
     alice.assert_restored();
     host.wait_text("* alicia left");
 }
+
+/// A link someone sends reaches the terminal as a hyperlink (OSC 8) to the whole
+/// link, and the screen shows its text intact, its second row at the left edge.
+#[test]
+fn a_link_is_a_hyperlink_and_shows_whole() {
+    let (mut host, port) = Term::host("hostie");
+    let bob = Term::join_sized("bob", port, 60, 16);
+    host.wait_text("* bob joined");
+    // 47 columns: too long for a row under the text (46), so it gets a row of its own
+    // at the left edge, whole.
+    let url = "https://example.com/releases/tchat/v1.2.3/notes";
+    host.send(&format!("look {url} now\r"));
+    bob.wait_text("now");
+    let s = bob.screen();
+    let first = find_row(&s, "hostie: look").expect("the line with the link");
+    let rows = rows(&s);
+    assert_eq!(rows[first + 1].trim_end(), url, "{}", bob.dump());
+    assert!(
+        rows[first + 2].trim_start().starts_with("now"),
+        "{}",
+        bob.dump()
+    );
+    let raw = String::from_utf8_lossy(&bob.raw.lock().unwrap()).into_owned();
+    assert!(
+        raw.contains(&format!(";{url}\x1b\\h\x1b]8;;\x1b\\")),
+        "the link's first cell is a hyperlink to it"
+    );
+}

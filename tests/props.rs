@@ -102,24 +102,33 @@ proptest! {
 
     #[test]
     fn wrapping_keeps_every_character_and_the_width(
-        s in "[a-z 世界🎉é\u{301}\n]{0,80}",
+        s in "([a-z 世界🎉é\u{301}\n]{0,40}(https://[a-z/世]{0,30})?){1,3}",
         first in 0usize..30,
         rest in 0usize..30,
+        more in 0usize..10,
     ) {
-        let rows = text::wrap(&s, first, rest);
+        let full = rest + more;
+        let rows = text::wrap(&s, first, rest, full);
         prop_assert!(!rows.is_empty());
         let mut last_end = 0;
         for (i, r) in rows.iter().enumerate() {
-            prop_assert!(r.start >= last_end && r.end <= s.len());
+            let r_bytes = r.bytes.clone();
+            prop_assert!(r_bytes.start >= last_end && r_bytes.end <= s.len());
             // Only whitespace (a break point or a newline) is left out between rows.
-            prop_assert!(s[last_end..r.start].chars().all(char::is_whitespace));
-            last_end = r.end;
-            let row = &s[r.clone()];
-            let limit = if i == 0 { first } else { rest }.max(1);
+            prop_assert!(s[last_end..r_bytes.start].chars().all(char::is_whitespace));
+            last_end = r_bytes.end;
+            let row = &s[r_bytes];
+            prop_assert!(i > 0 || !r.flush, "the first row is never flush");
+            let limit = if i == 0 { first } else if r.flush { full } else { rest }.max(1);
             // A row is over the limit only when it is one cluster that cannot fit.
             let clusters = row.trim().graphemes(true).count();
             prop_assert!(text::width(row) <= limit || clusters == 1,
                 "row {row:?} is wider than {limit}");
+            // Only a word longer than an indented row is put at the edge.
+            if r.flush {
+                let spaces = row.graphemes(true).any(|g| g.chars().all(char::is_whitespace));
+                prop_assert!(!spaces, "flush row {row:?} holds more than a word");
+            }
         }
         prop_assert!(s[last_end..].chars().all(char::is_whitespace));
     }

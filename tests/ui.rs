@@ -1174,3 +1174,116 @@ fn a_name_too_long_for_the_list_is_cut_with_an_ellipsis_inside_it() {
         .unwrap_or_else(|| panic!("{shown:#?}"));
     assert!(row.trim_end().ends_with('…'), "{row:?}");
 }
+
+/// What a cell shows, without the hyperlink (OSC 8) around it; and the link's target.
+fn shown(sym: &str) -> (&str, Option<&str>) {
+    let Some(rest) = sym.strip_prefix("\x1b]8;") else {
+        return (sym, None);
+    };
+    let (params_url, rest) = rest.split_once("\x1b\\").expect("an OSC 8 is ended by ST");
+    let (_, url) = params_url.split_once(';').expect("OSC 8 params;url");
+    let text = rest
+        .strip_suffix("\x1b]8;;\x1b\\")
+        .expect("the link closes in the same cell");
+    (text, Some(url))
+}
+
+#[test]
+fn a_long_link_is_one_hyperlink_and_its_rows_start_at_the_left_edge() {
+    let url = "https://example.com/a/really/long/path/to/some/thing?q=1";
+    let mut app = in_room(40, 10);
+    msg(&mut app, "bob", &format!("see {url} ok"));
+    let t = draw(&app);
+    let buf = t.backend().buffer();
+    let mut linked = String::new();
+    let mut rows_with_link = Vec::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            let (text, target) = shown(buf[(x, y)].symbol());
+            if let Some(target) = target {
+                assert_eq!(target, url, "every cell of the link goes to the whole link");
+                linked.push_str(text);
+                if !rows_with_link.contains(&y) {
+                    rows_with_link.push(y);
+                    // Not after indent spaces: a row of the link starts at the edge.
+                    assert_eq!(x, 0, "row {y} of the link starts at column {x}");
+                }
+            }
+        }
+    }
+    assert_eq!(linked, url, "the link is shown whole, in order");
+    assert_eq!(
+        rows_with_link.len(),
+        2,
+        "{} columns of link in 40",
+        url.len()
+    );
+    // The words around it stay under the text.
+    let screen: Vec<String> = (0..buf.area.height)
+        .map(|y| {
+            (0..buf.area.width)
+                .map(|x| shown(buf[(x, y)].symbol()).0)
+                .collect::<String>()
+        })
+        .collect();
+    let see = screen.iter().position(|r| r.contains("bob: see")).unwrap();
+    assert_eq!(screen[see + 3].trim_end(), format!("{}ok", " ".repeat(11)));
+}
+
+#[test]
+fn only_web_links_are_linked_and_links_can_be_turned_off() {
+    let text = "file:///etc/passwd javascript:alert(1) ssh://host https://ok.example/x";
+    let mut app = in_room(80, 10);
+    msg(&mut app, "bob", text);
+    let t = draw(&app);
+    let buf = t.backend().buffer();
+    let targets: std::collections::BTreeSet<&str> = buf
+        .content
+        .iter()
+        .filter_map(|c| shown(c.symbol()).1)
+        .collect();
+    assert_eq!(
+        targets.into_iter().collect::<Vec<_>>(),
+        ["https://ok.example/x"]
+    );
+
+    let mut plain = in_room(80, 10).with(Settings {
+        links: false,
+        ..Settings::default()
+    });
+    msg(&mut plain, "bob", text);
+    let t = draw(&plain);
+    assert!(
+        !t.backend()
+            .buffer()
+            .content
+            .iter()
+            .any(|c| c.symbol().contains('\x1b')),
+        "links = false draws no escape at all"
+    );
+    assert!(screen(&plain).contains("https://ok.example/x"));
+}
+
+#[test]
+fn a_link_under_the_scrolled_back_marker_is_not_linked_there() {
+    let mut app = in_room(60, 8);
+    for i in 0..20 {
+        msg(
+            &mut app,
+            "bob",
+            &format!("line {i} https://example.com/{i}"),
+        );
+    }
+    update(&mut app, key(KeyCode::PageUp), T0);
+    let t = draw(&app);
+    let buf = t.backend().buffer();
+    let pane_bottom = 8 - 4 - 1; // status, input box (3), then the marker's row
+    for x in 0..buf.area.width {
+        let sym = buf[(x, pane_bottom)].symbol();
+        assert!(!sym.contains('\x1b'), "the marker's row holds {sym:?}");
+    }
+    assert!(
+        buf.content.iter().any(|c| shown(c.symbol()).1.is_some()),
+        "rows above the marker keep their links"
+    );
+}

@@ -107,6 +107,16 @@ pub struct Columns {
     /// Where the rows after the first start: under the text when the label is short,
     /// at the left edge when not.
     pub indent: usize,
+    /// Columns a row at the left edge has (the pane's width): for a word too long for
+    /// an indented row (see [`text::Row::flush`]).
+    pub full: usize,
+}
+
+impl Columns {
+    /// The widths [`text::wrap`] takes.
+    pub fn widths(&self) -> (usize, usize, usize) {
+        (self.first, self.rest, self.full)
+    }
 }
 
 /// The columns of `kind`'s entry in a pane `width` wide.
@@ -117,15 +127,14 @@ pub fn columns(kind: &Kind, width: usize) -> Columns {
         first: width.saturating_sub(prefix).max(1),
         rest: width.saturating_sub(indent).max(1),
         indent,
+        full: width.max(1),
     }
 }
 
 /// How many rows `entry` takes in a pane `width` columns wide.
 pub fn entry_rows(entry: &Entry, width: usize) -> usize {
     let c = columns(&entry.kind, width);
-    entry
-        .wrapped
-        .with_rows(&entry.text, c.first, c.rest, <[_]>::len)
+    entry.wrapped.with_rows(&entry.text, c.widths(), <[_]>::len)
 }
 
 /// `s` cut to at most `width` columns, with `…` where it was cut.
@@ -160,7 +169,7 @@ mod tests {
         };
         // `12:01 bob: ` is 11 columns.
         let c = columns(&kind, 40);
-        assert_eq!((c.first, c.rest, c.indent), (29, 29, 11));
+        assert_eq!((c.first, c.rest, c.indent, c.full), (29, 29, 11, 40));
         // Where the label would take more than half the pane, rows start at the edge.
         let c = columns(&kind, 20);
         assert_eq!((c.first, c.rest, c.indent), (9, 20, 0));

@@ -126,6 +126,8 @@ pub struct Settings {
     pub color: bool,
     /// The terminal has 256 colours: names are drawn from a wider set.
     pub many_colors: bool,
+    /// Make web links in messages clickable (OSC 8) where the terminal knows how.
+    pub links: bool,
 }
 
 impl Default for Settings {
@@ -135,6 +137,7 @@ impl Default for Settings {
             notify: Notify::default(),
             color: true,
             many_colors: false,
+            links: true,
         }
     }
 }
