@@ -12,11 +12,124 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use unicode_segmentation::UnicodeSegmentation;
-use unicode_width::UnicodeWidthStr;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Columns `s` takes on screen.
 pub fn width(s: &str) -> usize {
-    s.graphemes(true).map(UnicodeWidthStr::width).sum()
+    s.graphemes(true).map(grapheme_width).sum()
+}
+
+/// Columns one grapheme cluster takes on this terminal: as Unicode says (what ratatui
+/// assumes), except for the kinds of emoji sequence this terminal was measured to draw
+/// one part at a time (see [`Measure`]).
+pub fn grapheme_width(g: &str) -> usize {
+    let standard = UnicodeWidthStr::width(g);
+    // One char (at most 4 bytes) is never a sequence: the common case stops here.
+    if g.len() <= 4 {
+        return standard;
+    }
+    match Sequence::of(g) {
+        Some(kind) if measure().parts(kind) => parts_width(g),
+        _ => standard,
+    }
+}
+
+/// The width of a cluster drawn one char at a time, as terminals that do not know the
+/// sequence draw it: a skin-toned thumb as a thumb and a swatch (4), a family as its
+/// people (6), `❤️` as a text heart (1).
+fn parts_width(g: &str) -> usize {
+    g.chars()
+        .map(|c| UnicodeWidthChar::width(c).unwrap_or(0))
+        .sum::<usize>()
+        .max(1)
+}
+
+/// The kinds of emoji sequence terminals disagree on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sequence {
+    /// Joined with ZERO WIDTH JOINER: families, professions (`👩‍👩‍👧`).
+    Zwj,
+    /// With a skin tone (`👍🏽`).
+    Modifier,
+    /// A flag: two regional indicators (`🇯🇵`).
+    Flag,
+    /// A text character asked to be emoji with VARIATION SELECTOR-16 (`❤️`), keycaps.
+    Emoji,
+}
+
+impl Sequence {
+    /// Every kind, each with a sequence to measure it by.
+    pub const PROBES: [(Sequence, &'static str); 4] = [
+        (Sequence::Zwj, "\u{1F469}\u{200D}\u{1F469}\u{200D}\u{1F467}"),
+        (Sequence::Modifier, "\u{1F44D}\u{1F3FD}"),
+        (Sequence::Flag, "\u{1F1EF}\u{1F1F5}"),
+        (Sequence::Emoji, "\u{2764}\u{FE0F}"),
+    ];
+
+    /// Which kind of sequence the cluster `g` is, if any.
+    pub fn of(g: &str) -> Option<Sequence> {
+        let mut chars = g.chars();
+        let first = chars.next()?;
+        if g.contains('\u{200D}') {
+            Some(Sequence::Zwj)
+        } else if g.chars().any(|c| ('\u{1F3FB}'..='\u{1F3FF}').contains(&c)) {
+            Some(Sequence::Modifier)
+        } else if ('\u{1F1E6}'..='\u{1F1FF}').contains(&first) && chars.next().is_some() {
+            Some(Sequence::Flag)
+        } else if g.contains('\u{FE0F}') {
+            Some(Sequence::Emoji)
+        } else {
+            None
+        }
+    }
+}
+
+/// How this terminal draws each kind of emoji sequence: whole, as Unicode says
+/// (`false`), or one part at a time (`true`). Measured once at start (the terminal
+/// reports where its cursor went after each probe), and the same for the whole run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Measure {
+    parts: [bool; 4],
+}
+
+impl Measure {
+    /// What the columns the terminal moved for each probe of [`Sequence::PROBES`] say;
+    /// a kind whose probe went unanswered, or moved neither as Unicode says nor part by
+    /// part, is taken as Unicode says.
+    pub fn from_probes(moved: &[(Sequence, Option<usize>)]) -> Measure {
+        let mut m = Measure::default();
+        for (kind, cols) in moved {
+            let Some(probe) = Sequence::PROBES
+                .iter()
+                .find(|(k, _)| k == kind)
+                .map(|p| p.1)
+            else {
+                continue;
+            };
+            let parts = parts_width(probe);
+            if *cols == Some(parts) && parts != UnicodeWidthStr::width(probe) {
+                m.parts[*kind as usize] = true;
+            }
+        }
+        m
+    }
+
+    /// Whether sequences of `kind` are drawn part by part.
+    pub fn parts(&self, kind: Sequence) -> bool {
+        self.parts[kind as usize]
+    }
+}
+
+static MEASURE: std::sync::OnceLock<Measure> = std::sync::OnceLock::new();
+
+/// Take `m` as how this terminal measures, for the rest of the run (the first call
+/// counts). Until then, and without it, widths are as Unicode says.
+pub fn set_measure(m: Measure) {
+    let _ = MEASURE.set(m);
+}
+
+fn measure() -> Measure {
+    MEASURE.get().copied().unwrap_or_default()
 }
 
 /// One row of wrapped text.
@@ -59,7 +172,7 @@ pub fn wrap(text: &str, first: usize, rest: usize, full: usize) -> Vec<Row> {
         let mut brk: Option<(usize, usize)> = None;
         let mut i = 0;
         while let Some(&(at, g)) = graphemes.get(i) {
-            let w = UnicodeWidthStr::width(g);
+            let w = grapheme_width(g);
             let space = is_space(g);
             let limit = if rows.is_empty() {
                 first
@@ -72,7 +185,7 @@ pub fn wrap(text: &str, first: usize, rest: usize, full: usize) -> Vec<Row> {
             if word_starts && !flush && full > rest {
                 let word = graphemes[i..].iter().take_while(|(_, g)| !is_space(g));
                 let (cols, end) = word.fold((0, at), |(cols, _), (gat, g)| {
-                    (cols + UnicodeWidthStr::width(*g), gat + g.len())
+                    (cols + grapheme_width(g), gat + g.len())
                 });
                 if cols > rest && col + cols > limit && looks_like_a_link(&text[at..end]) {
                     // Too long for any indented row: it goes to a row at the left edge.
@@ -231,6 +344,25 @@ impl std::fmt::Debug for Wrapped {
     }
 }
 
+/// `line` wrapped at any grapheme in rows `width` columns wide (a character that does
+/// not fit starts the next row), as byte ranges: how the input box lays out its text.
+pub fn glyph_wrap(line: &str, width: usize) -> Vec<Range<usize>> {
+    let width = width.max(1);
+    let mut rows = Vec::new();
+    let (mut start, mut col) = (0, 0);
+    for (at, g) in line.grapheme_indices(true) {
+        let w = grapheme_width(g);
+        if col + w > width && col > 0 {
+            rows.push(start..at);
+            start = at;
+            col = 0;
+        }
+        col += w;
+    }
+    rows.push(start..line.len());
+    rows
+}
+
 /// Rows `line` takes when wrapped at any grapheme in `width` columns (a character that
 /// does not fit starts the next row). With `cursor_after`, a line that ends exactly at
 /// the edge gets one more row, for the cursor to stand in.
@@ -239,7 +371,7 @@ pub fn glyph_rows(line: &str, width: usize, cursor_after: bool) -> usize {
     let mut rows = 1;
     let mut col = 0;
     for g in line.graphemes(true) {
-        let w = UnicodeWidthStr::width(g);
+        let w = grapheme_width(g);
         if col + w > width && col > 0 {
             rows += 1;
             col = 0;
@@ -305,7 +437,7 @@ pub fn cursor_cell(line: &str, col: usize, width: usize) -> (usize, usize) {
         if chars >= col {
             break;
         }
-        let w = UnicodeWidthStr::width(g);
+        let w = grapheme_width(g);
         if x + w > width && x > 0 {
             row += 1;
             x = 0;
@@ -411,6 +543,17 @@ mod tests {
     }
 
     #[test]
+    fn glyph_wrap_cuts_anywhere_between_clusters() {
+        let line = "ab你好c";
+        let rows: Vec<&str> = glyph_wrap(line, 3).into_iter().map(|r| &line[r]).collect();
+        assert_eq!(rows, ["ab", "你", "好c"]);
+        assert_eq!(glyph_wrap("", 3), vec![Range { start: 0, end: 0 }]);
+        for (w, line) in [(3, "ab你好c"), (1, "世界"), (4, "abcd")] {
+            assert_eq!(glyph_wrap(line, w).len(), glyph_rows(line, w, false));
+        }
+    }
+
+    #[test]
     fn glyph_rows_count_wide_characters_and_the_cursor() {
         assert_eq!(glyph_rows("", 10, true), 1);
         assert_eq!(glyph_rows("abcd", 4, false), 1);
@@ -418,6 +561,49 @@ mod tests {
         assert_eq!(glyph_rows("abcde", 4, true), 2);
         // 世界世 in 5 columns: two fit (4), the third starts row 2.
         assert_eq!(glyph_rows("世界世", 5, false), 2);
+    }
+
+    #[test]
+    fn sequences_are_told_apart() {
+        assert_eq!(Sequence::of("👩\u{200d}💻"), Some(Sequence::Zwj));
+        assert_eq!(Sequence::of("👋🏿"), Some(Sequence::Modifier));
+        assert_eq!(Sequence::of("🇫🇷"), Some(Sequence::Flag));
+        assert_eq!(Sequence::of("1\u{fe0f}\u{20e3}"), Some(Sequence::Emoji));
+        assert_eq!(Sequence::of("é"), None);
+        assert_eq!(
+            Sequence::of("🇫"),
+            None,
+            "a lone regional indicator is no flag"
+        );
+    }
+
+    #[test]
+    fn a_terminal_that_draws_part_by_part_is_measured_so() {
+        // As the emulator in the end-to-end tests draws them: a thumb and its tone, each
+        // person of a family, a text heart; flags whole.
+        let m = Measure::from_probes(&[
+            (Sequence::Zwj, Some(6)),
+            (Sequence::Modifier, Some(4)),
+            (Sequence::Flag, Some(2)),
+            (Sequence::Emoji, Some(1)),
+        ]);
+        assert!(m.parts(Sequence::Zwj) && m.parts(Sequence::Modifier) && m.parts(Sequence::Emoji));
+        assert!(
+            !m.parts(Sequence::Flag),
+            "whole and part by part agree on flags"
+        );
+        // As Unicode says, as the answers say nothing, or something else again (tmux
+        // draws a toned thumb in 2 and drops the tone): Unicode's widths.
+        let whole = [2, 2, 2, 2].map(Some);
+        let unsure = [None, Some(3), Some(7), Some(0)];
+        for moved in [whole, unsure] {
+            let probes: Vec<(Sequence, Option<usize>)> =
+                Sequence::PROBES.iter().map(|p| p.0).zip(moved).collect();
+            assert_eq!(Measure::from_probes(&probes), Measure::default());
+        }
+        assert_eq!(parts_width("👍🏽"), 4);
+        assert_eq!(parts_width("👩\u{200d}👩\u{200d}👧"), 6);
+        assert_eq!(parts_width("❤\u{fe0f}"), 1);
     }
 
     #[test]

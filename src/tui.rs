@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::app::{self, App, Effect, Msg};
 use crate::client::{Command, NetEvent};
+use crate::text;
 use crate::ui;
 
 /// Save and restore the window title (XTWINOPS 22 and 23).
@@ -53,6 +54,8 @@ impl Terminal {
             previous(info);
         }));
         let term = Terminal { inner, mouse };
+        // Before anything reads keys: learn how this terminal draws emoji sequences.
+        text::set_measure(measure_terminal());
         // Keep the window's title, to give it back on leaving (xterm's title stack;
         // terminals without one ignore it).
         stdout().write_all(TITLE_PUSH)?;
@@ -357,5 +360,126 @@ fn terminal_msg(ev: Event) -> Option<Msg> {
         Event::Resize(w, h) => Some(Msg::Resize(w, h)),
         Event::FocusGained => Some(Msg::Focus(true)),
         Event::FocusLost => Some(Msg::Focus(false)),
+    }
+}
+
+/// How long the terminal has to answer where its cursor went after the probes. Every
+/// terminal worth the name answers at once (it is a VT100 report); one that does not
+/// costs this once, at start.
+const PROBE_WAIT: Duration = Duration::from_millis(300);
+
+/// Print each kind of emoji sequence terminals disagree on at the top left of the
+/// (still empty) screen, ask where the cursor went after each (`CSI 6n`), and clear the
+/// screen again: what this terminal answers is how it draws them. Unanswered (no
+/// terminal on the other side, or one that does not report), widths are as Unicode
+/// says.
+fn measure_terminal() -> text::Measure {
+    let mut ask = String::new();
+    for (_, probe) in text::Sequence::PROBES {
+        ask.push_str("\x1b[1;1H");
+        ask.push_str(probe);
+        ask.push_str("\x1b[6n");
+    }
+    ask.push_str("\x1b[1;1H\x1b[2J");
+    let mut out = stdout();
+    if out
+        .write_all(ask.as_bytes())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        return text::Measure::default();
+    }
+    let columns = read_cursor_reports(text::Sequence::PROBES.len(), PROBE_WAIT);
+    let moved: Vec<(text::Sequence, Option<usize>)> = text::Sequence::PROBES
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, _))| (*kind, columns.get(i).map(|c| c.saturating_sub(1))))
+        .collect();
+    text::Measure::from_probes(&moved)
+}
+
+/// Read up to `n` cursor position reports from the terminal, for at most `wait`; the
+/// column of each (1 is the left edge). Anything else read meanwhile (a key pressed
+/// during the first split second) is dropped.
+#[cfg(unix)]
+fn read_cursor_reports(n: usize, wait: Duration) -> Vec<usize> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    use std::io::Read;
+    // Where crossterm reads keys from (`use-dev-tty`): the terminal itself.
+    let Ok(mut tty) = std::fs::File::open("/dev/tty") else {
+        return Vec::new();
+    };
+    let deadline = std::time::Instant::now() + wait;
+    let mut got = Vec::new();
+    loop {
+        let reports = cursor_reports(&got);
+        if reports.len() >= n {
+            return reports;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return reports;
+        }
+        let timeout = Timespec {
+            tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let mut fds = [PollFd::new(&tty, PollFlags::IN)];
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(0) => return reports,
+            Ok(_) => {
+                let mut buf = [0u8; 256];
+                match tty.read(&mut buf) {
+                    Ok(0) | Err(_) => return reports,
+                    Ok(k) => got.extend_from_slice(&buf[..k]),
+                }
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return reports,
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn read_cursor_reports(_n: usize, _wait: Duration) -> Vec<usize> {
+    Vec::new()
+}
+
+/// The columns of the cursor position reports (`ESC [ row ; col R`) in `bytes`, in
+/// order. Written here because crossterm reads these only one at a time, with a fixed
+/// two-second wait, and keeps its parser to itself.
+fn cursor_reports(bytes: &[u8]) -> Vec<usize> {
+    let mut cols = Vec::new();
+    let mut rest = bytes;
+    while let Some(at) = rest.windows(2).position(|w| w == b"\x1b[") {
+        rest = &rest[at + 2..];
+        let end = rest
+            .iter()
+            .position(|b| !(b.is_ascii_digit() || *b == b';'))
+            .unwrap_or(rest.len());
+        if rest.get(end) == Some(&b'R')
+            && let Ok(params) = std::str::from_utf8(&rest[..end])
+            && let Some((row, col)) = params.split_once(';')
+            && row.parse::<u16>().is_ok()
+            && let Ok(col) = col.parse::<usize>()
+        {
+            cols.push(col);
+        }
+        rest = &rest[end.min(rest.len())..];
+    }
+    cols
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_reports_are_read_among_other_bytes() {
+        let bytes = b"\x1b[1;5Rx\x1b[1;7R\x1b[A\x1b[12;3R\x1b[1;";
+        assert_eq!(cursor_reports(bytes), [5, 7, 3]);
+        assert_eq!(cursor_reports(b""), Vec::<usize>::new());
+        let bad: &[u8] = b"\x1b[;R\x1b[1;R\x1b[1;99999999999999999999999R";
+        assert_eq!(cursor_reports(bad), Vec::<usize>::new());
     }
 }

@@ -60,7 +60,11 @@ fn nick_list(app: &App, area: Rect, frame: &mut Frame) {
         .borders(ratatui::widgets::Borders::LEFT)
         .border_style(Style::new().dark_gray())
         .padding(Padding::horizontal(1));
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    for (y, line) in (inner.y..inner.bottom()).zip(&lines) {
+        draw_line(frame.buffer_mut(), inner.x, y, inner.width, line);
+    }
 }
 
 /// A stable colour for a name: from the terminal's own sixteen, or (`many`: a terminal
@@ -382,7 +386,7 @@ fn draw(app: &App, frame: &mut Frame) {
     // Each row is already laid out to fit: drawn as it is, with no second pass of
     // wrapping or truncating over it (a `Paragraph` would re-measure every grapheme).
     for (y, (row, _)) in (pane.y..pane.bottom()).zip(&rows) {
-        frame.render_widget(row, Rect::new(pane.x, y, pane.width, 1));
+        draw_line(frame.buffer_mut(), pane.x, y, pane.width, row);
     }
     let sb = app.scrollback();
     if !sb.is_live() && pane.height > 0 {
@@ -422,37 +426,99 @@ fn draw(app: &App, frame: &mut Frame) {
         .title(" Enter sends · Esc leaves · PgUp/PgDn scroll ");
     let inner = block.inner(areas.input);
     frame.render_widget(block, areas.input);
-    let composer = app.composer();
-    frame.render_widget(composer.widget(), inner);
-    if inner.width > 0 && inner.height > 0 {
-        // Laid out here by grapheme, as the box draws its text: the widget's own
-        // reckoning counts a ZWJ family or a skin-toned emoji one char at a time.
-        let (top, left) = composer.widget().scroll_offset();
-        let (drow, dcol) = composer.cursor();
-        let lines = composer.lines();
-        let w = usize::from(inner.width);
-        let above: usize = lines
-            .iter()
-            .take(drow)
-            .map(|l| text::glyph_rows(l, w, false))
-            .sum();
-        let here = lines.get(drow).map_or("", String::as_str);
-        let (sub, x) = text::cursor_cell(here, dcol, w);
-        let to_u16 = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
-        let mut row = to_u16(above + sub).saturating_sub(top);
-        let mut col = to_u16(x).saturating_sub(left);
-        if col >= inner.width && row + 1 < inner.height {
-            // After a full row, the next character goes at the start of the next.
-            row += 1;
-            col = 0;
-        }
-        let row = row.min(inner.height - 1);
-        let col = col.min(inner.width - 1);
-        frame.set_cursor_position(Position::new(inner.x + col, inner.y + row));
-    }
+    draw_input(app, inner, frame);
 
     nick_list(app, areas.nicks, frame);
-    frame.render_widget(Paragraph::new(status_line(app)), areas.status);
+    let status = areas.status;
+    if status.height == 0 {
+        return;
+    }
+    draw_line(
+        frame.buffer_mut(),
+        status.x,
+        status.y,
+        status.width,
+        &status_line(app),
+    );
+}
+
+/// The input box's text in `inner`, and the cursor in it. Laid out here by grapheme, at
+/// the widths this terminal draws (the editing widget's own drawing counts a ZWJ
+/// family or a skin-toned emoji one char at a time): wrapped at any cluster, and
+/// scrolled so that the cursor's row shows.
+fn draw_input(app: &App, inner: Rect, frame: &mut Frame) {
+    if inner.width == 0 || inner.height == 0 {
+        return;
+    }
+    let composer = app.composer();
+    let lines = composer.lines();
+    let w = usize::from(inner.width);
+    let h = usize::from(inner.height);
+    let rows: Vec<(usize, std::ops::Range<usize>)> = lines
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| text::glyph_wrap(l, w).into_iter().map(move |r| (i, r)))
+        .collect();
+    let (drow, dcol) = composer.cursor();
+    let above = rows.iter().take_while(|(i, _)| *i < drow).count();
+    let here = lines.get(drow).map_or("", String::as_str);
+    let (sub, x) = text::cursor_cell(here, dcol, w);
+    let (mut row, mut col) = (above + sub, x);
+    if col >= w {
+        // After a full row, the next character goes at the start of the next.
+        row += 1;
+        col = 0;
+    }
+    let top = (row + 1).saturating_sub(h);
+    for (k, (i, r)) in rows.iter().skip(top).take(h).enumerate() {
+        let y = inner.y + u16::try_from(k).unwrap_or(u16::MAX);
+        let line = Line::raw(&lines[*i][r.clone()]);
+        draw_line(frame.buffer_mut(), inner.x, y, inner.width, &line);
+    }
+    let to_u16 = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+    let row = to_u16(row - top).min(inner.height - 1);
+    let col = to_u16(col).min(inner.width - 1);
+    frame.set_cursor_position(Position::new(inner.x + col, inner.y + row));
+}
+
+/// Draw `line` in row `y` from column `x`, in at most `width` columns: one cluster a
+/// cell, each as wide as this terminal draws it ([`text::grapheme_width`]). Where that
+/// is not what ratatui assumes, the cell is told its real width, so that the buffer
+/// and the screen agree on where every later character stands and no fragment of an
+/// older frame is left between them.
+fn draw_line(buf: &mut ratatui::buffer::Buffer, x: u16, y: u16, width: u16, line: &Line) {
+    use ratatui::buffer::CellDiffOption;
+    use unicode_segmentation::UnicodeSegmentation;
+    let area = buf.area;
+    if y < area.top() || y >= area.bottom() || x < area.left() {
+        return;
+    }
+    let right = x.saturating_add(width).min(area.right());
+    let mut at = x;
+    for span in &line.spans {
+        let style = line.style.patch(span.style);
+        for g in span.content.graphemes(true) {
+            let w = text::grapheme_width(g);
+            if w == 0 || g.contains(char::is_control) {
+                continue;
+            }
+            let Ok(w16) = u16::try_from(w) else { return };
+            if at.saturating_add(w16) > right {
+                return;
+            }
+            let cell = &mut buf[(at, y)];
+            cell.set_symbol(g).set_style(style);
+            if w != unicode_width::UnicodeWidthStr::width(g)
+                && let Some(n) = std::num::NonZeroU16::new(w16)
+            {
+                cell.set_diff_option(CellDiffOption::ForcedWidth(n));
+            }
+            for i in 1..w16 {
+                buf[(at + i, y)].reset();
+            }
+            at += w16;
+        }
+    }
 }
 
 /// The status line: where the room is, who you are, how many are here, the connection.

@@ -60,7 +60,8 @@ struct Term {
     /// and all it wrote has been parsed).
     eof: Arc<AtomicBool>,
     master: Box<dyn MasterPty + Send>,
-    writer: Box<dyn Write + Send>,
+    /// The keyboard; the reader thread answers the program's questions on it too.
+    writer: Arc<Mutex<Box<dyn Write + Send>>>,
     child: Box<dyn Child + Send + Sync>,
     exited: Option<portable_pty::ExitStatus>,
     /// The terminal's modes before tchat started.
@@ -104,7 +105,7 @@ impl Term {
         // Only the child holds the slave now, so reads end when it does.
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().expect("pty reader");
-        let writer = pair.master.take_writer().expect("pty writer");
+        let writer = Arc::new(Mutex::new(pair.master.take_writer().expect("pty writer")));
         let parser = Arc::new(Mutex::new(vt100::Parser::new(rows, cols, 0)));
         let raw = Arc::new(Mutex::new(Vec::new()));
         let eof = Arc::new(AtomicBool::new(false));
@@ -112,6 +113,7 @@ impl Term {
             let parser = Arc::clone(&parser);
             let raw = Arc::clone(&raw);
             let eof = Arc::clone(&eof);
+            let answer = Arc::clone(&writer);
             thread::Builder::new()
                 .name(format!("pty-{name}"))
                 .spawn(move || {
@@ -121,7 +123,20 @@ impl Term {
                             Ok(0) | Err(_) => break,
                             Ok(n) => {
                                 raw.lock().unwrap().extend_from_slice(&buf[..n]);
-                                lock(&parser).process(&buf[..n]);
+                                // As a terminal does, answer "where is the cursor?"
+                                // (CSI 6n) with where the emulator put it, after
+                                // drawing what came before the question.
+                                let mut chunk = &buf[..n];
+                                while let Some(at) = chunk.windows(4).position(|w| w == b"\x1b[6n")
+                                {
+                                    lock(&parser).process(&chunk[..at]);
+                                    let (row, col) = lock(&parser).screen().cursor_position();
+                                    let report = format!("\x1b[{};{}R", row + 1, col + 1);
+                                    let mut w = answer.lock().unwrap();
+                                    let _ = w.write_all(report.as_bytes()).and_then(|()| w.flush());
+                                    chunk = &chunk[at + 4..];
+                                }
+                                lock(&parser).process(chunk);
                             }
                         }
                     }
@@ -230,9 +245,9 @@ impl Term {
 
     /// Send bytes as typed keys.
     fn send(&mut self, keys: &str) {
-        self.writer
-            .write_all(keys.as_bytes())
-            .and_then(|()| self.writer.flush())
+        let mut w = self.writer.lock().unwrap();
+        w.write_all(keys.as_bytes())
+            .and_then(|()| w.flush())
             .unwrap_or_else(|e| panic!("typing at {}: {e}", self.name));
     }
 
@@ -1423,4 +1438,33 @@ fn a_link_is_a_hyperlink_and_shows_whole() {
         raw.contains(&format!(";{url}\x1b\\h\x1b]8;;\x1b\\")),
         "the link's first cell is a hyperlink to it"
     );
+}
+
+/// The emulator here draws emoji sequences one part at a time, as many terminals do
+/// (a toned thumb in 4 columns, a family of three in 6, `❤️` in 1), where Unicode and
+/// ratatui say 2. tchat asks it at start, and lays out and draws by its answer: the
+/// screen holds every sequence whole, nothing after them is drawn over, and the
+/// cursor stands where the terminal put the text.
+#[test]
+fn emoji_sequences_are_laid_out_as_this_terminal_draws_them() {
+    let (mut host, port) = Term::host("hostie");
+    let bob = Term::join("bob", port);
+    host.wait_text("* bob joined");
+    let family = "👩\u{200d}👩\u{200d}👧";
+    let line = format!("a👍🏽b {family}c ❤\u{fe0f}d the-end");
+    host.send(&format!("{line}\r"));
+    bob.wait_text("the-end");
+    let s = bob.screen();
+    let at = find_row(&s, "hostie: ").unwrap_or_else(|| panic!("the line\n{}", bob.dump()));
+    let shown = rows(&s)[at].clone();
+    assert!(
+        shown.trim_end().ends_with(&format!("hostie: {line}")),
+        "{}",
+        bob.dump()
+    );
+    // Typed into the box: the cursor after what the terminal drew.
+    host.send("👍🏽x");
+    host.wait_for("the cursor after the thumb, its tone and x", |s| {
+        input_text(s) == "👍🏽x" && s.cursor_position() == (input_row(s), TEXT_COL + 5)
+    });
 }

@@ -60,11 +60,6 @@ impl Composer {
         (c.0, c.1)
     }
 
-    /// The editing widget, for the view to draw.
-    pub fn widget(&self) -> &TextArea<'static> {
-        &self.input
-    }
-
     /// Empty the box (the line was sent or answered here).
     pub(super) fn clear(&mut self) {
         self.input = new_input();
