@@ -77,7 +77,9 @@ fn frame(c: &mut Criterion) {
     // 10 messages fill a third of the pane; from about 30 it is full, and the cost
     // should stay flat however long the scrollback grows.
     for n in [10u64, 1_000, 100_000] {
-        let app = app_with(n, 120, 40);
+        let mut app = app_with(n, 120, 40);
+        // As the event loop does before a frame: what shows is laid out and kept.
+        app.settle();
         let mut term = Terminal::new(TestBackend::new(120, 40)).expect("a test terminal");
         group.bench_with_input(BenchmarkId::from_parameter(n), &app, |b, app| {
             b.iter(|| {
@@ -105,6 +107,7 @@ fn burst(c: &mut Criterion) {
                 }
                 let key = Msg::Key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE));
                 update(&mut app, key, T0);
+                app.settle();
                 term.draw(|f| tchat::ui::render(&app, f)).expect("draw");
                 app
             },
@@ -118,6 +121,7 @@ fn burst(c: &mut Criterion) {
                 for i in 0..10_000 {
                     update(&mut app, net(i), T0);
                     if i % 512 == 511 {
+                        app.settle();
                         term.draw(|f| tchat::ui::render(&app, f)).expect("draw");
                     }
                 }

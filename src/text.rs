@@ -8,7 +8,6 @@
 //! overflow the pane; a view that wraps with one measure and draws with another cuts
 //! characters.
 
-use std::cell::RefCell;
 use std::ops::Range;
 
 use unicode_segmentation::UnicodeSegmentation;
@@ -279,54 +278,71 @@ fn looks_like_a_link(word: &str) -> bool {
     word.contains("://")
 }
 
-/// One text's rows at one pair of widths, kept so that a text drawn again (every frame
+/// One text's rows at one set of widths, kept so that a text drawn again (every frame
 /// while it is on screen, every step of a scroll) is not measured again. Wrapping walks
 /// every grapheme of the text and was the largest part of drawing a frame.
 ///
-/// It sits beside the text it lays out and is filled while drawing, which only reads
-/// the state: hence the `RefCell`. Whoever changes the text calls [`Wrapped::forget`].
+/// Only `update` keeps rows ([`Wrapped::settle`], for the entries on screen after each
+/// change); drawing only reads them, and lays out afresh, without keeping, a text whose
+/// kept rows are for other widths. Whoever changes the text calls [`Wrapped::forget`].
 /// It is not part of the value: two texts compare equal whatever either has kept.
 #[derive(Default, Clone)]
-pub struct Wrapped(RefCell<Option<Box<Kept>>>);
+pub struct Wrapped(Option<Box<Kept>>);
 
 #[derive(Clone)]
 struct Kept {
-    first: usize,
-    rest: usize,
-    full: usize,
+    widths: (usize, usize, usize),
     /// The length of the text laid out: a guard, should a change forget to `forget`.
     len: usize,
     rows: Vec<Row>,
 }
 
 impl Wrapped {
-    /// `f` of the rows of `text` (as [`wrap`] gives them), wrapped only if they were not
-    /// kept for these widths.
+    /// The kept rows, if they are for `text` at these widths.
+    fn kept(&self, text: &str, widths: (usize, usize, usize)) -> Option<&[Row]> {
+        self.0
+            .as_deref()
+            .filter(|k| k.widths == widths && k.len == text.len())
+            .map(|k| k.rows.as_slice())
+    }
+
+    /// `f` of the rows of `text` at `widths` (`(first, rest, full)`, as [`wrap`] takes
+    /// them): the kept ones, or else laid out now and not kept.
     pub fn with_rows<T>(
         &self,
         text: &str,
-        (first, rest, full): (usize, usize, usize),
+        widths: (usize, usize, usize),
         f: impl FnOnce(&[Row]) -> T,
     ) -> T {
-        let mut kept = self.0.borrow_mut();
-        match kept.as_deref() {
-            Some(k) if (k.first, k.rest, k.full) == (first, rest, full) && k.len == text.len() => {}
-            _ => {
-                *kept = Some(Box::new(Kept {
-                    first,
-                    rest,
-                    full,
-                    len: text.len(),
-                    rows: wrap(text, first, rest, full),
-                }))
-            }
+        match self.kept(text, widths) {
+            Some(rows) => f(rows),
+            None => f(&wrap(text, widths.0, widths.1, widths.2)),
         }
-        f(kept.as_ref().map_or(&[], |k| &k.rows))
+    }
+
+    /// Keep the rows of `text` at `widths`, unless they are kept already. How many.
+    pub fn settle(&mut self, text: &str, widths: (usize, usize, usize)) -> usize {
+        if let Some(rows) = self.kept(text, widths) {
+            return rows.len();
+        }
+        let rows = wrap(text, widths.0, widths.1, widths.2);
+        let n = rows.len();
+        self.0 = Some(Box::new(Kept {
+            widths,
+            len: text.len(),
+            rows,
+        }));
+        n
+    }
+
+    /// Whether rows for `text` at `widths` are kept.
+    pub fn is_settled(&self, text: &str, widths: (usize, usize, usize)) -> bool {
+        self.kept(text, widths).is_some()
     }
 
     /// The text changed: what was kept no longer fits it.
     pub fn forget(&mut self) {
-        *self.0.get_mut() = None;
+        self.0 = None;
     }
 }
 
@@ -657,22 +673,30 @@ mod tests {
     #[test]
     fn kept_rows_are_the_wrapped_rows_and_follow_the_widths() {
         let text = "hello brave new world";
-        let kept = Wrapped::default();
-        let rows = |first, rest| kept.with_rows(text, (first, rest, rest), <[_]>::to_vec);
-        assert_eq!(rows(11, 11), wrap(text, 11, 11, 11));
-        // Asked again at the same widths: the same rows.
-        assert_eq!(rows(11, 11), wrap(text, 11, 11, 11));
-        // At other widths: wrapped again, not the rows kept for the old ones.
-        assert_eq!(rows(5, 21), wrap(text, 5, 21, 21));
-        assert_ne!(wrap(text, 5, 21, 21), wrap(text, 11, 11, 11));
+        let mut kept = Wrapped::default();
+        let at = |first, rest| (first, rest, rest);
+        assert!(!kept.is_settled(text, at(11, 11)));
+        // Read before anything is kept: laid out, and still not kept.
+        let rows = kept.with_rows(text, at(11, 11), <[_]>::to_vec);
+        assert_eq!(rows, wrap(text, 11, 11, 11));
+        assert!(!kept.is_settled(text, at(11, 11)));
+        assert_eq!(kept.settle(text, at(11, 11)), 2);
+        assert!(kept.is_settled(text, at(11, 11)));
+        assert_eq!(kept.with_rows(text, at(11, 11), <[_]>::to_vec), rows);
+        // At other widths: laid out for them, not the rows kept for the old ones.
+        assert!(!kept.is_settled(text, at(5, 21)));
+        let other = kept.with_rows(text, at(5, 21), <[_]>::to_vec);
+        assert_eq!(other, wrap(text, 5, 21, 21));
+        assert_ne!(other, rows);
     }
 
     #[test]
     fn forgotten_rows_are_wrapped_again_for_the_new_text() {
         let mut kept = Wrapped::default();
-        assert_eq!(kept.with_rows("a b", (1, 1, 1), <[_]>::len), 2);
+        assert_eq!(kept.settle("a b", (1, 1, 1)), 2);
         kept.forget();
-        assert_eq!(kept.with_rows("abc def ghi", (1, 1, 1), <[_]>::len), 9);
+        assert!(!kept.is_settled("abc def ghi", (1, 1, 1)));
+        assert_eq!(kept.settle("abc def ghi", (1, 1, 1)), 9);
     }
 
     #[test]

@@ -200,7 +200,7 @@ pub async fn run(
     let mut keys = EventStream::new();
     let mut net_open = true;
     let mut signals = Signals::new()?;
-    term.inner.draw(|f| ui::render(&app, f))?;
+    draw(&mut term, &mut app)?;
     let mut title = String::new();
     set_title(&mut title, &app)?;
     // A frame at most every FRAME: a burst of keys or lines is taken in at the speed
@@ -220,21 +220,21 @@ pub async fn run(
             () = &mut frame_due, if owed => {
                 owed = false;
                 drawn_at = tokio::time::Instant::now();
-                term.inner.draw(|f| ui::render(&app, f))?;
+                draw(&mut term, &mut app)?;
                 continue;
             }
             signaled = signals.next() => match signaled {
                 Signaled::End => return Ok(()),
                 Signaled::Stop => {
                     term.suspend()?;
-                    term.inner.draw(|f| ui::render(&app, f))?;
+                    draw(&mut term, &mut app)?;
                     continue;
                 }
                 // Stopped by something we could not catch (SIGSTOP): the shell may have
                 // put the terminal back in cooked mode meanwhile.
                 Signaled::Continued => {
                     term.resume()?;
-                    term.inner.draw(|f| ui::render(&app, f))?;
+                    draw(&mut term, &mut app)?;
                     continue;
                 }
             },
@@ -288,11 +288,11 @@ pub async fn run(
             term.repaint()?;
             owed = false;
             drawn_at = tokio::time::Instant::now();
-            term.inner.draw(|f| ui::render(&app, f))?;
+            draw(&mut term, &mut app)?;
         } else if dirty && !owed {
             if drawn_at.elapsed() >= FRAME {
                 drawn_at = tokio::time::Instant::now();
-                term.inner.draw(|f| ui::render(&app, f))?;
+                draw(&mut term, &mut app)?;
             } else {
                 owed = true;
                 frame_due.as_mut().reset(drawn_at + FRAME);
@@ -332,6 +332,13 @@ fn set_title(shown: &mut String, app: &App) -> std::io::Result<()> {
         execute!(stdout(), crossterm::terminal::SetTitle(&title))?;
         *shown = title;
     }
+    Ok(())
+}
+
+/// Lay out what the screen shows (kept in the app for the next frames), then draw it.
+fn draw(term: &mut Terminal, app: &mut App) -> std::io::Result<()> {
+    app.settle();
+    term.inner.draw(|f| ui::render(app, f))?;
     Ok(())
 }
 

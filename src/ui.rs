@@ -260,9 +260,9 @@ pub fn links(text: &str) -> Vec<std::ops::Range<usize>> {
         .links(text)
         .filter(|l| {
             let s = l.as_str();
-            let web = ["http://", "https://"]
-                .iter()
-                .any(|p| s.len() > p.len() && s[..p.len()].eq_ignore_ascii_case(p));
+            let web = ["http://", "https://"].iter().any(|p| {
+                s.len() > p.len() && s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p))
+            });
             web && s.len() <= LINK_MAX
         })
         .map(|l| l.start()..l.end())

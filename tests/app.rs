@@ -2735,3 +2735,38 @@ fn alt_y_after_a_paste_leaves_the_paste_alone() {
     update(&mut app, alt('y'), T0);
     assert_eq!(app.input_text(), "one three four pasted");
 }
+
+#[test]
+fn settling_lays_out_what_the_pane_shows_and_drawing_only_reads() {
+    use tchat::app::layout;
+    let mut app = in_room(40, 10);
+    for i in 0..500 {
+        let text = format!("message {i} is long enough to wrap in a pane forty columns wide");
+        update(&mut app, msg_event(i, "bob", &text), T0);
+    }
+    app.settle();
+    let settled = |app: &App, seq: u64| {
+        let e = app.entry(seq).unwrap();
+        let width = usize::from(app.areas().messages.width);
+        e.wrapped
+            .is_settled(&e.text, layout::columns(&e.kind, width).widths())
+    };
+    let last = app.last_seq().unwrap();
+    assert!(settled(&app, last) && settled(&app, last - 1));
+    update(&mut app, Msg::Resize(30, 10), T0);
+    assert!(
+        !settled(&app, last),
+        "laid out before the frame, not on each update"
+    );
+    app.settle();
+    assert!(settled(&app, last), "laid out again for the new width");
+    // Only what shows: the oldest lines are laid out when they come into view.
+    let first = app.scrollback().first_seq();
+    assert!(!settled(&app, first));
+    update(&mut app, key_with(KeyCode::Home, KeyModifiers::CONTROL), T0);
+    app.settle();
+    assert!(
+        settled(&app, first),
+        "scrolled to the top: the oldest line shows"
+    );
+}

@@ -1287,3 +1287,19 @@ fn a_link_under_the_scrolled_back_marker_is_not_linked_there() {
         "rows above the marker keep their links"
     );
 }
+
+#[test]
+fn links_are_found_whatever_surrounds_them() {
+    use tchat::ui::links;
+    let found =
+        |t: &str| -> Vec<String> { links(t).into_iter().map(|r| t[r].to_owned()).collect() };
+    assert_eq!(
+        found("see HTTPS://Example.com/x."),
+        ["HTTPS://Example.com/x"]
+    );
+    assert_eq!(
+        found("日本語://例え http://例え.jp/パス"),
+        ["http://例え.jp/パス"]
+    );
+    assert!(found("ftp://x.org mailto:a@b.c é://x").is_empty());
+}

@@ -119,9 +119,20 @@ impl Columns {
     }
 }
 
+/// Columns [`label`] takes, without making it.
+fn label_width(kind: &Kind) -> usize {
+    match kind {
+        Kind::Message { from, .. } | Kind::Text { from } => text::width(from) + 2,
+        Kind::Action { from, .. } => text::width(from) + 3,
+        // `[private] ` and ` → ` and `: `.
+        Kind::Private { from, to, .. } => text::width(from) + text::width(to) + 15,
+        Kind::Notice | Kind::Error => 2,
+    }
+}
+
 /// The columns of `kind`'s entry in a pane `width` wide.
 pub fn columns(kind: &Kind, width: usize) -> Columns {
-    let prefix = TIME_WIDTH + text::width(&label(kind));
+    let prefix = TIME_WIDTH + label_width(kind);
     let indent = if prefix * 2 <= width { prefix } else { 0 };
     Columns {
         first: width.saturating_sub(prefix).max(1),
@@ -173,6 +184,35 @@ mod tests {
         // Where the label would take more than half the pane, rows start at the edge.
         let c = columns(&kind, 20);
         assert_eq!((c.first, c.rest, c.indent), (9, 20, 0));
+    }
+
+    #[test]
+    fn the_label_is_as_wide_as_it_is_measured() {
+        use super::super::Delivery;
+        let kinds = [
+            Kind::Message {
+                from: "bob".into(),
+                own: false,
+                state: Delivery::Delivered,
+            },
+            Kind::Text {
+                from: "10.0.0.2:7878".into(),
+            },
+            Kind::Action {
+                from: "李雷".into(),
+                own: true,
+            },
+            Kind::Private {
+                from: "ann".into(),
+                to: "李雷".into(),
+                own: false,
+            },
+            Kind::Notice,
+            Kind::Error,
+        ];
+        for kind in kinds {
+            assert_eq!(label_width(&kind), text::width(&label(&kind)), "{kind:?}");
+        }
     }
 
     #[test]

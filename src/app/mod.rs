@@ -1068,6 +1068,15 @@ impl App {
         )
     }
 
+    /// Lay out what the message pane shows now and keep it, so that drawing lays out
+    /// nothing: the event loop calls this before each frame (not after each update, as
+    /// most of a burst of lines has scrolled away before the frame that would show it).
+    /// Drawing only reads; what was not laid out here it lays out again on each frame.
+    pub fn settle(&mut self) {
+        let (width, height) = self.pane();
+        self.scrollback.settle(width, height);
+    }
+
     /// Columns and rows of the message pane.
     fn pane(&self) -> (usize, usize) {
         let m = self.areas().messages;
@@ -1172,8 +1181,9 @@ pub fn update(app: &mut App, msg: Msg, now: i64) -> Vec<Effect> {
     if !alt_y {
         app.composer.end_yank();
     }
+    let mut effects = Vec::new();
     match msg {
-        Msg::Key(key) => return app.on_key(key),
+        Msg::Key(key) => effects = app.on_key(key),
         Msg::Paste(text) => app.composer.paste(&text),
         Msg::Mouse(m) => app.on_mouse(m),
         Msg::Resize(w, h) => {
@@ -1184,7 +1194,6 @@ pub fn update(app: &mut App, msg: Msg, now: i64) -> Vec<Effect> {
         Msg::Tick => app.count_down(),
         Msg::Focus(focused) => app.on_focus(focused),
     }
-    let mut effects = Vec::new();
     if std::mem::take(&mut app.ring) {
         effects.push(Effect::Bell);
     }

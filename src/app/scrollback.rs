@@ -21,6 +21,9 @@ pub struct Scrollback {
     /// Messages that arrived below while scrolled back, and how many of them mention you.
     unseen: usize,
     unseen_mentions: usize,
+    /// What [`Scrollback::settle`] last laid out for: the pane, the scroll position and
+    /// the newest entry. `None` once an entry may have changed.
+    settled: Option<(usize, usize, Scroll, u64)>,
 }
 
 impl Default for Scrollback {
@@ -31,6 +34,7 @@ impl Default for Scrollback {
             scroll: Scroll::Live,
             unseen: 0,
             unseen_mentions: 0,
+            settled: None,
         }
     }
 }
@@ -52,11 +56,13 @@ impl Scrollback {
     }
 
     pub(super) fn entry_mut(&mut self, seq: u64) -> Option<&mut Entry> {
+        self.settled = None;
         let i = seq.checked_sub(self.first_seq)?;
         self.entries.get_mut(usize::try_from(i).ok()?)
     }
 
     pub(super) fn entries_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
+        self.settled = None;
         self.entries.iter_mut()
     }
 
@@ -125,6 +131,49 @@ impl Scrollback {
         self.scroll = Scroll::Live;
         self.unseen = 0;
         self.unseen_mentions = 0;
+    }
+
+    /// Keep the rows of every entry the pane (`width`×`height`) shows, as it is
+    /// scrolled now, so that drawing it lays out nothing. Costs only the entries on
+    /// screen, and nothing for those kept already.
+    pub(super) fn settle(&mut self, width: usize, height: usize) {
+        let Some(last) = self.last_seq() else {
+            return;
+        };
+        // Most updates are one more line at the bottom of a live pane: then only the
+        // new lines need laying out (the rest were, and fewer of them show now).
+        let from = match self.settled {
+            Some(s) if s == (width, height, self.scroll, last) => return,
+            Some((w, h, Scroll::Live, before))
+                if (w, h) == (width, height) && self.scroll == Scroll::Live && before < last =>
+            {
+                Some(before)
+            }
+            _ => None,
+        };
+        self.settled = Some((width, height, self.scroll, last));
+        let (bottom, skip) = match self.scroll {
+            Scroll::Live => (last, 0),
+            Scroll::Back { bottom, skip } => (bottom.clamp(self.first_seq, last), skip),
+        };
+        let first = self.first_seq;
+        let mut shown = 0;
+        let mut seq = bottom;
+        loop {
+            if let Some(e) = self.entry_mut(seq) {
+                let widths = layout::columns(&e.kind, width).widths();
+                let rows = e.wrapped.settle(&e.text, widths);
+                shown += if seq == bottom {
+                    rows.saturating_sub(skip)
+                } else {
+                    rows
+                };
+            }
+            if shown >= height || seq == first || Some(seq - 1) == from {
+                return;
+            }
+            seq -= 1;
+        }
     }
 
     /// Rows entry `seq` takes in a pane `width` columns wide.
