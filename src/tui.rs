@@ -55,7 +55,16 @@ impl Terminal {
         }));
         let term = Terminal { inner, mouse };
         // Before anything reads keys: learn how this terminal draws emoji sequences.
-        text::set_measure(measure_terminal());
+        // It waits on the terminal (a fraction of a second at most): off the async
+        // workers' hands.
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let measure = if multi {
+            tokio::task::block_in_place(measure_terminal)
+        } else {
+            measure_terminal()
+        };
+        text::set_measure(measure);
         // Keep the window's title, to give it back on leaving (xterm's title stack;
         // terminals without one ignore it).
         stdout().write_all(TITLE_PUSH)?;
@@ -416,14 +425,22 @@ fn read_cursor_reports(n: usize, wait: Duration) -> Vec<usize> {
     let Ok(mut tty) = std::fs::File::open("/dev/tty") else {
         return Vec::new();
     };
-    let deadline = std::time::Instant::now() + wait;
+    let mut deadline = std::time::Instant::now() + wait;
+    let mut extended = false;
     let mut got = Vec::new();
     loop {
         let reports = cursor_reports(&got);
         if reports.len() >= n {
             return reports;
         }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let mut left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() && !extended && report_begun(&got) {
+            // A report cut off by the deadline: its end would reach the input box as
+            // keys. Wait a little for it.
+            extended = true;
+            deadline += REPORT_END_WAIT;
+            left = REPORT_END_WAIT;
+        }
         if left.is_zero() {
             return reports;
         }
@@ -450,6 +467,18 @@ fn read_cursor_reports(n: usize, wait: Duration) -> Vec<usize> {
 #[cfg(not(unix))]
 fn read_cursor_reports(_n: usize, _wait: Duration) -> Vec<usize> {
     Vec::new()
+}
+
+/// How much longer to wait for the end of a report that had begun at the deadline.
+const REPORT_END_WAIT: Duration = Duration::from_millis(100);
+
+/// Whether `bytes` end inside a cursor position report (`ESC [` and digits or `;`).
+fn report_begun(bytes: &[u8]) -> bool {
+    let tail_start = bytes
+        .iter()
+        .rposition(|b| !(b.is_ascii_digit() || *b == b';'))
+        .map_or(0, |i| i + 1);
+    bytes[..tail_start].ends_with(b"\x1b[")
 }
 
 /// The columns of the cursor position reports (`ESC [ row ; col R`) in `bytes`, in
@@ -488,5 +517,9 @@ mod tests {
         assert_eq!(cursor_reports(b""), Vec::<usize>::new());
         let bad: &[u8] = b"\x1b[;R\x1b[1;R\x1b[1;99999999999999999999999R";
         assert_eq!(cursor_reports(bad), Vec::<usize>::new());
+        assert!(report_begun(b"\x1b[1;5R\x1b[1;"));
+        assert!(report_begun(b"\x1b["));
+        assert!(!report_begun(b"\x1b[1;5R"));
+        assert!(!report_begun(b"12;3"));
     }
 }

@@ -247,9 +247,10 @@ fn entry_lines(
         })
 }
 
-/// The longest link made clickable (longer ones are shown, not linked): terminals keep
-/// about this much of a hyperlink's target.
-const LINK_MAX: usize = 2048;
+/// The longest link made clickable (longer ones are shown, not linked). Its target is
+/// sent with every row it spans, so a room full of long links must not make frames
+/// heavy; real links are far shorter.
+const LINK_MAX: usize = 512;
 
 /// The web links in `text` (http and https only: a link is what it shows, and nothing
 /// that opens a file or runs a program), as byte ranges.
@@ -280,34 +281,60 @@ struct LinkCells {
     url: String,
 }
 
-/// Make the cells that show a link into a hyperlink (OSC 8) to it, each cell on its
-/// own: a terminal that knows OSC 8 makes them one clickable link (one `id`), others
-/// draw the text as ever. Each cell carries its own escape and is told its real width,
-/// so that redrawing any one of them keeps the rest whole.
+/// Make the cells of one row that show a link into a hyperlink (OSC 8) to it: the
+/// run's text goes in its first cell between the link's start and end, the cell is told
+/// the run's width, and the cells it covers are left empty. The link's start and end
+/// thus always reach the terminal together (a start without its end would make what
+/// follows a link too), and the target is sent once a row, not once a cell. Links are
+/// made last, over rows nothing else is drawn on.
 fn hyperlink(buf: &mut ratatui::buffer::Buffer, y: u16, x0: u16, right: u16, link: &LinkCells) {
     use ratatui::buffer::CellDiffOption;
     use std::hash::{Hash, Hasher};
+    let to_u16 = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+    let start = x0.saturating_add(to_u16(link.x));
+    let end = start.saturating_add(to_u16(link.width)).min(right);
+    if start >= end || y >= buf.area.bottom() {
+        return;
+    }
+    let mut text = String::new();
+    let mut x = start;
+    while x < end {
+        let symbol = buf[(x, y)].symbol();
+        text.push_str(symbol);
+        // A wide character covers the cells after it: step over them.
+        x = x.saturating_add(u16::try_from(text::width(symbol).max(1)).unwrap_or(1));
+    }
+    let Some(width) = std::num::NonZeroU16::new(end - start) else {
+        return;
+    };
     let mut h = std::collections::hash_map::DefaultHasher::new();
     link.url.hash(&mut h);
     let id = h.finish() as u32;
-    let end = x0.saturating_add(u16::try_from(link.x + link.width).unwrap_or(u16::MAX));
-    let mut x = x0.saturating_add(u16::try_from(link.x).unwrap_or(u16::MAX));
-    while x < end.min(right) {
-        let Some(cell) = buf.cell_mut((x, y)) else {
-            return;
-        };
-        let symbol = cell.symbol().to_owned();
-        let w = text::width(&symbol).max(1);
-        let Some(width) = u16::try_from(w).ok().and_then(std::num::NonZeroU16::new) else {
-            return;
-        };
-        cell.set_symbol(&format!(
-            "\x1b]8;id={id:x};{}\x1b\\{symbol}\x1b]8;;\x1b\\",
-            link.url
+    let target = uri(&link.url);
+    let style = buf[(start, y)].style();
+    buf[(start, y)]
+        .set_symbol(&format!(
+            "\x1b]8;id={id:x};{target}\x1b\\{text}\x1b]8;;\x1b\\"
         ))
+        .set_style(style)
         .set_diff_option(CellDiffOption::ForcedWidth(width));
-        x = x.saturating_add(width.get());
+    for x in start + 1..end {
+        buf[(x, y)].set_symbol("");
     }
+}
+
+/// A link's target as OSC 8 wants it: printable ASCII, anything else percent-encoded
+/// (the text shown stays as it is).
+fn uri(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    for b in url.bytes() {
+        if (0x21..0x7f).contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The rows that fill the message pane, top to bottom. Only entries that show are laid
@@ -514,7 +541,14 @@ fn draw_line(buf: &mut ratatui::buffer::Buffer, x: u16, y: u16, width: u16, line
                 cell.set_diff_option(CellDiffOption::ForcedWidth(n));
             }
             for i in 1..w16 {
-                buf[(at + i, y)].reset();
+                let covered = &mut buf[(at + i, y)];
+                covered.reset();
+                if w != unicode_width::UnicodeWidthStr::width(g) {
+                    // Covered by a cluster ratatui takes to be narrower: a blank drawn
+                    // here next must count as a change, or the terminal keeps the rest
+                    // of the cluster (a skin tone, a second person) on screen.
+                    covered.set_symbol("");
+                }
             }
             at += w16;
         }

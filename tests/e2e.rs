@@ -1435,8 +1435,8 @@ fn a_link_is_a_hyperlink_and_shows_whole() {
     );
     let raw = String::from_utf8_lossy(&bob.raw.lock().unwrap()).into_owned();
     assert!(
-        raw.contains(&format!(";{url}\x1b\\h\x1b]8;;\x1b\\")),
-        "the link's first cell is a hyperlink to it"
+        raw.contains(&format!(";{url}\x1b\\{url}\x1b]8;;\x1b\\")),
+        "the link's row is one hyperlink to it, opened and closed together"
     );
 }
 
@@ -1462,6 +1462,24 @@ fn emoji_sequences_are_laid_out_as_this_terminal_draws_them() {
         "{}",
         bob.dump()
     );
+    // Lines that follow move it up a row at a time: no piece of a sequence (the tone,
+    // a person) is left behind in a row that now shows something else.
+    host.send(&format!("far out on the row {family} and 👍🏽\r"));
+    bob.wait_text("far out on the row");
+    for i in 0..3 {
+        host.send(&format!("l{i}\r"));
+        bob.wait_text(&format!("hostie: l{i}"));
+    }
+    let s = bob.screen();
+    for (i, row) in rows(&s).iter().enumerate() {
+        if !row.contains("hostie: a") && !row.contains("far out") {
+            assert!(
+                !row.contains('\u{1F3FD}') && !row.contains('\u{1F467}'),
+                "row {i} keeps a piece of an emoji: {row:?}\n{}",
+                bob.dump()
+            );
+        }
+    }
     // Typed into the box: the cursor after what the terminal drew.
     host.send("👍🏽x");
     host.wait_for("the cursor after the thumb, its tone and x", |s| {

@@ -1303,3 +1303,24 @@ fn links_are_found_whatever_surrounds_them() {
     );
     assert!(found("ftp://x.org mailto:a@b.c é://x").is_empty());
 }
+
+#[test]
+fn a_link_with_wide_characters_is_sent_whole_and_its_target_in_ascii() {
+    let url = "http://例え.jp/パス";
+    let mut app = in_room(60, 8);
+    msg(&mut app, "bob", &format!("見て {url} ok"));
+    let t = draw(&app);
+    let buf = t.backend().buffer();
+    let linked: Vec<(&str, &str)> = buf
+        .content
+        .iter()
+        .filter_map(|c| {
+            let (text, target) = shown(c.symbol());
+            target.map(|t| (text, t))
+        })
+        .collect();
+    assert_eq!(linked.len(), 1, "one row, one run: {linked:?}");
+    let (text, target) = linked[0];
+    assert_eq!(text, url, "the run's text, no cell it covers counted twice");
+    assert_eq!(target, "http://%E4%BE%8B%E3%81%88.jp/%E3%83%91%E3%82%B9");
+}

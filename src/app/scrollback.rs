@@ -160,7 +160,9 @@ impl Scrollback {
         let mut shown = 0;
         let mut seq = bottom;
         loop {
-            if let Some(e) = self.entry_mut(seq) {
+            // Not through `entry_mut`, which takes an entry as changed.
+            let at = usize::try_from(seq - first).unwrap_or(usize::MAX);
+            if let Some(e) = self.entries.get_mut(at) {
                 let widths = layout::columns(&e.kind, width).widths();
                 let rows = e.wrapped.settle(&e.text, widths);
                 shown += if seq == bottom {
