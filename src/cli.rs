@@ -63,6 +63,11 @@ pub struct Cli {
     #[arg(long)]
     pub plain: bool,
 
+    /// Take the key the host shows now, in place of the one remembered for it in
+    /// `known_hosts` (after the host made a new key on purpose: ask its owner first).
+    #[arg(long, conflicts_with = "host")]
+    pub accept_new_key: bool,
+
     /// Serve the room without taking part: no screen; joins and leaves are logged to
     /// stderr; stops on Ctrl-C (SIGINT) or SIGTERM.
     #[arg(long, conflicts_with = "join")]

@@ -246,11 +246,24 @@ where
     spawn(stream, name, Some((retry, connector)))
 }
 
-/// [`start_rejoining`] for a joiner that reached `addr` over TCP.
-pub fn join(stream: TcpStream, addr: String, name: String, retry: Retry) -> Handle {
+/// [`start_rejoining`] for a joiner that reached `addr` over `stream`; a rejoin
+/// reaches it again as `trust` says (a host that spoke TLS is only ever spoken to in
+/// TLS, with the same key).
+pub fn join(
+    stream: crate::link::Link,
+    addr: String,
+    name: String,
+    retry: Retry,
+    trust: crate::link::Trust,
+) -> Handle {
     start_rejoining(stream, name, retry, move || {
-        let addr = addr.clone();
-        async move { connect(&addr).await.map(|(s, _)| s) }
+        let (addr, trust) = (addr.clone(), trust.clone());
+        async move {
+            let (tcp, _) = connect(&addr).await?;
+            crate::link::secure(tcp, &addr, &trust)
+                .await
+                .map(|(s, _)| s)
+        }
     })
 }
 

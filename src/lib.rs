@@ -18,6 +18,8 @@
 //! | [`server`] | I/O | accept loop, a task per connection, a task owning the room |
 //! | [`client`] | I/O | a joiner's connection task: commands in, events out |
 //! | [`net`] | I/O | reading lines (with the pause rule) and batched writing, for both sides |
+//! | [`tls`] | – | the host's key and fingerprint, TLS 1.3 configurations, `known_hosts` |
+//! | [`link`] | I/O | a joiner's connection: TLS to a tchat host (key checked), plain only to a far side without TLS |
 //! | [`tui`] | I/O | the full-screen loop: terminal and network events in one `select!` |
 //! | [`lineio`] | I/O | line mode for scripts: stdin in, plain text out |
 //! | [`addrs`] | I/O | the addresses a host tells people to join |
@@ -43,6 +45,7 @@ pub mod client;
 pub mod complete;
 pub mod config;
 pub mod lineio;
+pub mod link;
 pub mod log;
 pub mod memory;
 pub mod names;
@@ -51,5 +54,6 @@ pub mod protocol;
 pub mod sanitize;
 pub mod server;
 pub mod text;
+pub mod tls;
 pub mod tui;
 pub mod ui;

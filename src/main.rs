@@ -12,10 +12,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use tchat::app::{App, Bell, Role, Settings};
+use tchat::app::{App, Bell, Lock, Role, Settings};
 use tchat::cli::{self, Cli};
 use tchat::client::{self, Command, NetEvent, plain_io_error};
 use tchat::config;
+use tchat::link;
 use tchat::log::Log;
 use tchat::server::room::Rules;
 use tchat::server::{self, Server};
@@ -159,6 +160,10 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
     let addresses = addrs::room_addresses(bound.ip(), port);
     let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     let max_peers = fit_peers_to_files(as_usize(cli.max_peers));
+    let key_dir = tchat::tls::default_dir()
+        .ok_or("no config directory to keep the host key in (set HOME or XDG_CONFIG_HOME)")?;
+    let key = tchat::tls::HostKey::load_or_make(&key_dir)?;
+    let fingerprint = key.fingerprint();
     let config = server::Config {
         rules: Rules {
             max_line: as_usize(cli.max_line),
@@ -180,11 +185,16 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
         log: cli.headless,
         address: addresses.first().cloned().unwrap_or_default(),
         keep: cli.keep.clone(),
+        tls: Some(tchat::tls::server_config(&key)?),
         ..server::Config::default()
     };
     let server = Server::spawn(listener, config).map_err(|e| e.to_string())?;
     if cli.headless || line_mode {
         eprintln!("tchat: hosting a room at {}", addresses.join(", "));
+        eprintln!(
+            "tchat: tchat peers are encrypted; the host key is {}",
+            tchat::tls::short(&fingerprint)
+        );
     }
     if cli.headless {
         stop_signal().await;
@@ -202,7 +212,8 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
     };
     let conn = client::start_rejoining(seat, name.clone(), retry, server.local_connector());
     let role = Role::Host { addresses };
-    take_part(conn, role, name, part, Some(server)).await
+    let lock = Lock::Encrypted(tchat::tls::short(&fingerprint));
+    take_part(conn, role, lock, name, part, Some(server)).await
 }
 
 /// Whether the terminal says it has 256 colours (or more).
@@ -239,7 +250,19 @@ async fn join(cli: Cli, mut part: Part) -> Result<(), String> {
     // With the config file's port when the address names none.
     let addr = cli.join_address().unwrap_or_default();
     part.log = part.log.map(|l| l.far_side(&addr));
-    let (stream, _) = client::connect(&addr).await?;
+    let (tcp, _) = client::connect(&addr).await?;
+    let trust = link::Trust::new(
+        tchat::tls::KnownHosts::default_path(),
+        None,
+        cli.accept_new_key,
+    );
+    let (stream, security) = link::secure(tcp, &addr, &trust).await?;
+    let lock = match &security {
+        link::Security::Encrypted { fingerprint } => {
+            Lock::Encrypted(tchat::tls::short(fingerprint))
+        }
+        link::Security::Plain => Lock::Plain,
+    };
     let name = cli.name_or("guest");
     // The full screen waits for a host that closed its room to come back; a script in
     // line mode ends there instead.
@@ -247,9 +270,9 @@ async fn join(cli: Cli, mut part: Part) -> Result<(), String> {
         after_closing: !line_mode,
         ..client::Retry::default()
     };
-    let conn = client::join(stream, addr.clone(), name.clone(), retry);
+    let conn = client::join(stream, addr.clone(), name.clone(), retry, trust);
     let role = Role::Joiner { address: addr };
-    take_part(conn, role, name, part, None).await
+    take_part(conn, role, lock, name, part, None).await
 }
 
 /// Be in the room until the person leaves, then say goodbye. A host closes its room
@@ -257,6 +280,7 @@ async fn join(cli: Cli, mut part: Part) -> Result<(), String> {
 async fn take_part(
     conn: client::Handle,
     role: Role,
+    lock: Lock,
     name: String,
     part: Part,
     room: Option<Server>,
@@ -274,6 +298,9 @@ async fn take_part(
         None => (events, None),
     };
     let result = if part.line_mode {
+        if lock == Lock::Plain {
+            eprintln!("tchat: the far side does not speak TLS: talking in clear (not encrypted)");
+        }
         match lineio::run(commands.clone(), events).await {
             Ok(lineio::End::Left) => Ok(()),
             Ok(lineio::End::Closed(reason)) => {
@@ -304,13 +331,15 @@ async fn take_part(
         }
     } else {
         let offset = chrono::Local::now().offset().local_minus_utc();
-        let app = App::new(role, name, 80, 24, offset).with(Settings {
-            bell: part.look.bell,
-            notify: part.look.notify,
-            links: part.look.links,
-            color: part.look.color,
-            many_colors: many_colors(),
-        });
+        let app = App::new(role, name, 80, 24, offset)
+            .with(Settings {
+                bell: part.look.bell,
+                notify: part.look.notify,
+                links: part.look.links,
+                color: part.look.color,
+                many_colors: many_colors(),
+            })
+            .secured(lock);
         tui::run(app, part.look.mouse, commands.clone(), events)
             .await
             .map_err(|e| format!("terminal: {e}"))

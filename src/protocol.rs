@@ -51,6 +51,22 @@ pub fn banner(room_addr: &str) -> String {
     )
 }
 
+/// The word after the version in the greeting of a host that takes TLS on its port.
+pub const BANNER_TLS: &str = "tls";
+
+/// A host's greeting that says it takes TLS: `* tchat/1 tls welcome to …`. Older
+/// clients read the version and ignore the word.
+pub fn banner_with_tls(room_addr: &str) -> String {
+    let plain = banner(room_addr);
+    let version = format!("{BANNER_PREFIX}{PROTOCOL_VERSION}");
+    format!("{version} {BANNER_TLS}{}", &plain[version.len()..])
+}
+
+/// Whether `line` is a host's greeting that offers TLS on the same connection.
+pub fn banner_offers_tls(line: &str) -> bool {
+    parse_banner(line).is_some() && line.split(' ').nth(2) == Some(BANNER_TLS)
+}
+
 /// If `line` is a host's greeting, the protocol version it offers.
 pub fn parse_banner(line: &str) -> Option<u32> {
     let rest = line.strip_prefix(BANNER_PREFIX)?;
@@ -729,7 +745,11 @@ pub fn parse_refusal(line: &str) -> Option<String> {
     parse_banner(line)?;
     let rest = line.strip_prefix(BANNER_PREFIX)?;
     let (_version, text) = rest.split_once(' ')?;
-    (!text.starts_with("welcome")).then(|| crate::sanitize::line(text))
+    let greeting = text
+        .strip_prefix(BANNER_TLS)
+        .map_or(text, str::trim_start)
+        .starts_with("welcome");
+    (!greeting).then(|| crate::sanitize::line(text))
 }
 
 fn encode_json<T: Serialize>(value: &T) -> String {
@@ -824,6 +844,16 @@ mod tests {
 
     #[test]
     fn banner_round_trip() {
+        let t = banner_with_tls("10.0.0.2:7878");
+        assert!(
+            t.starts_with("* tchat/1 tls welcome to the room at 10.0.0.2:7878."),
+            "{t}"
+        );
+        assert_eq!(parse_banner(&t), Some(PROTOCOL_VERSION));
+        assert!(banner_offers_tls(&t));
+        assert!(!banner_offers_tls(&banner("10.0.0.2:7878")));
+        assert!(!banner_offers_tls("* someone tls"));
+        assert_eq!(parse_refusal(&t), None, "a greeting with tls is no refusal");
         let b = banner("10.0.0.2:7878");
         assert_eq!(parse_banner(&b), Some(PROTOCOL_VERSION));
         assert_eq!(parse_banner("alice: * tchat/1 hi"), None);

@@ -18,7 +18,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Padding, Paragraph};
 
 use crate::app::layout::{self, fit};
-use crate::app::{App, Conn, Delivery, Entry, Kind, Role, Scroll};
+use crate::app::{App, Conn, Delivery, Entry, Kind, Lock, Role, Scroll};
 use crate::text;
 
 /// The list of names beside the messages: a rule, then one name a row, in its colour;
@@ -566,6 +566,9 @@ pub fn status_line(app: &App) -> Line<'static> {
         Role::Host { addresses } => format!("hosting {}", addresses.join(" · ")),
         Role::Joiner { address } => format!("room {address}"),
     };
+    if let Lock::Encrypted(key) = app.lock() {
+        place = format!("{place} · key {key}");
+    }
     // The topic first: where the line is short, the address gives way.
     if let Some(topic) = app.topic() {
         place = format!("{topic} — {place}");
@@ -578,7 +581,16 @@ pub fn status_line(app: &App) -> Line<'static> {
     tail.push(sep());
     let (state, style) = match app.conn() {
         Conn::Connecting => ("connecting…".to_owned(), bar),
-        Conn::InRoom => ("connected".to_owned(), bar),
+        // Connected, and how: what a person needs to know of the link in one word.
+        Conn::InRoom => match app.lock() {
+            Lock::Encrypted(_) => ("encrypted".to_owned(), bar),
+            Lock::Plain => ("not encrypted".to_owned(), bar.yellow().bold()),
+            Lock::Unknown => ("connected".to_owned(), bar),
+        },
+        Conn::Plain if *app.lock() == Lock::Plain => (
+            "plain text peer · not encrypted".to_owned(),
+            bar.yellow().bold(),
+        ),
         Conn::Plain => ("plain text peer".to_owned(), bar),
         Conn::Reconnecting {
             retry_in: Some(secs),

@@ -153,7 +153,11 @@ impl Tchat {
         cmd.args(args)
             .env("RUST_BACKTRACE", "1")
             .env_remove("RUST_LOG")
-            .env("TCHAT_CONFIG", "/dev/null");
+            .env("TCHAT_CONFIG", "/dev/null")
+            .env(
+                "XDG_CONFIG_HOME",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
+            );
         for (k, v) in env {
             match v {
                 Some(v) => cmd.env(k, v),
@@ -1359,6 +1363,10 @@ fn max_peers_is_lowered_to_the_open_files_the_system_allows() {
     let mut child = Command::new("sh")
         .args(["-c", &script])
         .env("TCHAT_CONFIG", "/dev/null")
+        .env(
+            "XDG_CONFIG_HOME",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

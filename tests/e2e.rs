@@ -99,6 +99,10 @@ impl Term {
         }
         // An empty config file: a developer's own settings must not change the test.
         cmd.env("TCHAT_CONFIG", "/dev/null");
+        cmd.env(
+            "XDG_CONFIG_HOME",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
+        );
         cmd.cwd(env!("CARGO_MANIFEST_DIR"));
         let modes_before = modes(&*pair.master);
         let child = pair.slave.spawn_command(cmd).expect("spawn tchat");
@@ -177,7 +181,7 @@ impl Term {
         host.wait_for("the host's screen with its port", |s| {
             let status = last_row(s);
             s.contents().contains(BOX_TITLE)
-                && status.contains("connected")
+                && (status.contains("connected") || status.contains("encrypted"))
                 && port_in(&status).is_some()
         });
         let port = port_in(&last_row(&host.screen())).expect("port on the status line");
@@ -195,7 +199,8 @@ impl Term {
         let room = format!("room {addr}");
         t.wait_for("the joiner to be in the room", |s| {
             let status = last_row(s);
-            status.contains(&room) && status.contains("connected") && status.contains(name)
+            let up = status.contains("connected") || status.contains("encrypted");
+            status.contains(&room) && up && status.contains(name)
         });
         t
     }
@@ -1235,6 +1240,10 @@ fn plain_host() -> (Proc, mpsc::Receiver<Vec<u8>>, u16) {
     let mut host = Proc(
         Command::new(BIN)
             .env("TCHAT_CONFIG", "/dev/null")
+            .env(
+                "XDG_CONFIG_HOME",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
+            )
             .args([
                 "--host",
                 "--bind",
@@ -1266,6 +1275,10 @@ fn plain_joiner(name: &str, port: u16, input: &[u8]) -> Proc {
     let mut p = Proc(
         Command::new(BIN)
             .env("TCHAT_CONFIG", "/dev/null")
+            .env(
+                "XDG_CONFIG_HOME",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
+            )
             .args(["--join", &format!("127.0.0.1:{port}"), "--name", name])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -271,7 +271,9 @@ async fn one_address_cannot_fill_the_room_and_others_still_get_in() {
         if first.contains("busy:") && first.contains("from your address") {
             busy += 1;
         } else {
-            assert!(first.starts_with("* tchat/1 welcome"), "{first}");
+            let greeted = tchat::protocol::parse_banner(&first).is_some()
+                && tchat::protocol::parse_refusal(&first).is_none();
+            assert!(greeted, "{first}");
             held.push(p);
         }
         honest.measure().await;
@@ -329,9 +331,13 @@ async fn a_reconnect_flood_cannot_refill_its_flood_limit_or_bury_the_room_in_joi
         spam <= allowed,
         "{spam} spam lines relayed in {elapsed:.1} s"
     );
+    // 30 new connections a minute, refilled as the minute goes on: each cycle waits
+    // for the host's greeting (a quarter second while it looks for TLS), so the flood
+    // takes a while and earns a few more.
+    let joinable = 30 + (elapsed / 2.0).ceil() as usize;
     assert!(
-        refused >= 60 - 30,
-        "only {refused} of 60 reconnects refused"
+        refused >= 60usize.saturating_sub(joinable),
+        "only {refused} of 60 reconnects refused in {elapsed:.1} s"
     );
     assert!(joins <= 30, "{joins} join lines");
     println!(

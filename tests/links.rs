@@ -63,13 +63,18 @@ struct Joiner {
 
 impl Joiner {
     async fn join(addr: std::net::SocketAddr, name: &str) -> Joiner {
-        let stream = TcpStream::connect(addr).await.unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        // Nothing remembered across runs; within one, the host's key is held to.
+        let trust = tchat::link::Trust::new(None, None, false);
+        let (stream, _) = tchat::link::secure(tcp, &addr.to_string(), &trust)
+            .await
+            .unwrap();
         let retry = Retry {
             first_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(500),
             after_closing: true,
         };
-        let h = client::join(stream, addr.to_string(), name.into(), retry);
+        let h = client::join(stream, addr.to_string(), name.into(), retry, trust);
         let mut j = Joiner {
             h,
             name: String::new(),

@@ -1324,3 +1324,33 @@ fn a_link_with_wide_characters_is_sent_whole_and_its_target_in_ascii() {
     assert_eq!(text, url, "the run's text, no cell it covers counted twice");
     assert_eq!(target, "http://%E4%BE%8B%E3%81%88.jp/%E3%83%91%E3%82%B9");
 }
+
+#[test]
+fn the_status_line_says_whether_the_room_is_encrypted_and_by_which_key() {
+    use tchat::app::Lock;
+    let mut app = joiner(100, 8).secured(Lock::Encrypted("3f2a 91bc 0d4e 77a1 5c20".into()));
+    welcome(&mut app, &["alice", "bob"]);
+    let status = rows(draw(&app).backend().buffer())[7].clone();
+    assert!(
+        status.contains("room 10.0.0.2:7878 · key 3f2a 91bc 0d4e 77a1 5c20"),
+        "{status}"
+    );
+    assert!(status.ends_with("│ encrypted"), "{status}");
+
+    let mut app = joiner(100, 8).secured(Lock::Plain);
+    welcome(&mut app, &["alice", "bob"]);
+    let t = draw(&app);
+    let status = rows(t.backend().buffer())[7].clone();
+    assert!(status.ends_with("│ not encrypted"), "{status}");
+    let (x, y) = find(t.backend().buffer(), "not encrypted").unwrap();
+    assert_eq!(
+        t.backend().buffer()[(x, y)].fg,
+        Color::Yellow,
+        "a warning's colour"
+    );
+    // Narrow: the address gives way; whether it is encrypted stays.
+    let mut app = joiner(40, 8).secured(Lock::Plain);
+    welcome(&mut app, &["alice", "bob"]);
+    let status = rows(draw(&app).backend().buffer())[7].clone();
+    assert!(status.ends_with("not encrypted"), "{status}");
+}

@@ -142,6 +142,18 @@ impl Default for Settings {
     }
 }
 
+/// Whether what this seat says crosses the network encrypted, as the status line tells.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Lock {
+    /// Not said (tests, the host's own seat before it knows).
+    #[default]
+    Unknown,
+    /// TLS; the host's key, short (see [`crate::tls::short`]).
+    Encrypted(String),
+    /// In clear: the far side does not speak TLS.
+    Plain,
+}
+
 /// Whether this seat hosts the room or joined it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
@@ -273,6 +285,8 @@ pub struct App {
     epoch: Option<String>,
     /// How this screen rings, notifies and colours.
     settings: Settings,
+    /// Whether the connection is encrypted.
+    lock: Lock,
     /// A notification to ask for, made by the last update.
     notification: Option<(String, String)>,
     /// A line arrived that rings the bell (taken by `update`).
@@ -309,6 +323,7 @@ impl App {
             topic: None,
             epoch: None,
             settings: Settings::default(),
+            lock: Lock::Unknown,
             notification: None,
             ring: false,
             history_left: 0,
@@ -319,6 +334,17 @@ impl App {
     pub fn with(mut self, settings: Settings) -> Self {
         self.settings = settings;
         self
+    }
+
+    /// The same screen, its connection `lock`ed so.
+    pub fn secured(mut self, lock: Lock) -> Self {
+        self.lock = lock;
+        self
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn lock(&self) -> &Lock {
+        &self.lock
     }
 
     /// How this screen rings, notifies and colours.

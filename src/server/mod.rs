@@ -68,6 +68,9 @@ pub struct Config {
     /// Keep the room in this file (a durable room, see [`store`]): a host restarted
     /// with it goes on with the same room.
     pub keep: Option<std::path::PathBuf>,
+    /// TLS with the host's key ([`crate::tls`]): a connection that starts a TLS
+    /// handshake is encrypted; others are plain, as ever. `None`: plain only.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for Config {
@@ -85,6 +88,7 @@ impl Default for Config {
             log: false,
             address: String::new(),
             keep: None,
+            tls: None,
         }
     }
 }
@@ -305,7 +309,7 @@ async fn run_inner(
                             // into it: a future captured and then awaited is stored twice,
                             // and this one is what every idle peer costs.
                             tracker.spawn(async move {
-                                serve_peer(id, stream, events, peer_shared, Some(ip)).await;
+                                serve_tcp(id, stream, events, peer_shared, ip).await;
                                 drop((seat, addr_seat));
                             });
                         }
@@ -325,7 +329,8 @@ async fn run_inner(
                 }
             },
             Some(stream) = local.recv() => {
-                let peer = serve_peer(id, stream, events_tx.clone(), shared.clone(), None);
+                let (greet, mark) = (Greet::Now, shared.next_event.load(Ordering::Relaxed));
+                let peer = serve_peer(id, stream, events_tx.clone(), shared.clone(), None, greet, mark);
                 tracker.spawn(peer);
             }
         }
@@ -381,6 +386,104 @@ async fn say_and_close(mut stream: tokio::net::TcpStream, line: String) {
     .await;
 }
 
+/// Whether a connection has been greeted yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Greet {
+    /// Greet it, then wait for its first line up to the configured wait.
+    Now,
+    /// It was greeted in clear and has been waited on already: its first line is read
+    /// with this much of the wait left.
+    Done { left: Duration },
+}
+
+/// A TCP connection: TLS if it starts a TLS handshake (at once, or right after a
+/// greeting in clear, when a slow path held its start back), plain otherwise; then
+/// [`serve_peer`] on what it turned out to be.
+async fn serve_tcp(
+    id: PeerId,
+    stream: tokio::net::TcpStream,
+    events: mpsc::Sender<Event>,
+    shared: Arc<Shared>,
+    ip: IpAddr,
+) {
+    // Where this connection starts in the room's story: it is sent what is said from
+    // now on, however long its handshake (and the look for TLS before it) lasts.
+    let mark = shared.next_event.load(Ordering::Relaxed);
+    let config = &shared.config;
+    let Some(tls) = config.tls.clone() else {
+        serve_peer(id, stream, events, shared, Some(ip), Greet::Now, mark).await;
+        return;
+    };
+    let greet = match session::sniff(&stream, session::SNIFF_WAIT).await {
+        session::Sniffed::Tls => None,
+        session::Sniffed::Closed => return,
+        session::Sniffed::Plain => Some(Greet::Now),
+        session::Sniffed::Quiet => {
+            // Silent: a plain peer waiting to be greeted (`nc`), or a TLS client whose
+            // start is slow to arrive. Greet it in clear and look again.
+            let banner = format!("{}\n", protocol::banner_with_tls(&config.address));
+            let mut stream = stream;
+            use tokio::io::AsyncWriteExt;
+            let wrote =
+                tokio::time::timeout(Duration::from_secs(5), stream.write_all(banner.as_bytes()))
+                    .await;
+            if !matches!(wrote, Ok(Ok(()))) {
+                return;
+            }
+            let started = tokio::time::Instant::now();
+            match session::sniff(&stream, config.hello_wait).await {
+                session::Sniffed::Tls => {
+                    return serve_tls(id, stream, tls, events, shared, ip, mark).await;
+                }
+                session::Sniffed::Closed => return,
+                session::Sniffed::Plain | session::Sniffed::Quiet => {
+                    let left = config.hello_wait.saturating_sub(started.elapsed());
+                    serve_peer(
+                        id,
+                        stream,
+                        events,
+                        shared,
+                        Some(ip),
+                        Greet::Done { left },
+                        mark,
+                    )
+                    .await;
+                    return;
+                }
+            }
+        }
+    };
+    match greet {
+        None => serve_tls(id, stream, tls, events, shared, ip, mark).await,
+        Some(greet) => serve_peer(id, stream, events, shared, Some(ip), greet, mark).await,
+    }
+}
+
+/// The TLS handshake, bounded in time; then the connection is served inside it, greeted
+/// afresh.
+async fn serve_tls(
+    id: PeerId,
+    stream: tokio::net::TcpStream,
+    tls: Arc<rustls::ServerConfig>,
+    events: mpsc::Sender<Event>,
+    shared: Arc<Shared>,
+    ip: IpAddr,
+    mark: u64,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    match tokio::time::timeout(session::TLS_WAIT, acceptor.accept(stream)).await {
+        Ok(Ok(secured)) => {
+            serve_peer(id, secured, events, shared, Some(ip), Greet::Now, mark).await
+        }
+        Ok(Err(e)) => {
+            if shared.config.log {
+                eprintln!("{} TLS handshake from {ip} failed: {e}", clock());
+            }
+        }
+        Err(_) => {}
+    }
+}
+
 /// One connection: its handshake, then lines for the room, and what the room queues
 /// written back.
 async fn serve_peer<S>(
@@ -389,20 +492,27 @@ async fn serve_peer<S>(
     events: mpsc::Sender<Event>,
     shared: Arc<Shared>,
     addr: Option<IpAddr>,
+    greet: Greet,
+    mark: u64,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let config = &shared.config;
     let own_seat = addr.is_none();
-    // Where this connection starts in the room's story: it is sent what is said from
-    // now on, even while its handshake lasts.
-    let mark = shared.next_event.load(Ordering::Relaxed);
     let (r, mut w) = tokio::io::split(stream);
     let cap = config.unterminated_cap();
     let mut lines = LineReader::new(r, protocol::frame_limit(config.rules.max_line)).with_cap(cap);
-    let banner = protocol::banner(&config.address);
+    let banner = if config.tls.is_some() {
+        protocol::banner_with_tls(&config.address)
+    } else {
+        protocol::banner(&config.address)
+    };
+    let (banner, wait) = match greet {
+        Greet::Now => (Some(banner.as_str()), config.hello_wait),
+        Greet::Done { left } => (None, left),
+    };
     let Some(session::Decided { hello, first }) =
-        session::handshake(&mut lines, &mut w, &banner, config.hello_wait, cap).await
+        session::handshake(&mut lines, &mut w, banner, wait, cap).await
     else {
         lines.drain(Duration::from_secs(1)).await;
         return;

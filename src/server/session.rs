@@ -22,6 +22,47 @@ use crate::protocol::{self, ClientMsg, Command, Frame, Hello};
 /// everything said since it connected.
 pub const HELLO_WAIT: Duration = Duration::from_secs(5);
 
+/// How long the host waits for a new connection's first byte before greeting it in
+/// clear: a TLS client starts its handshake at once, and on most paths its first bytes
+/// come with the connection; `nc` waits to be greeted, and is, this much later. A TLS
+/// start that comes later still is taken after the greeting (a joiner skips it).
+pub const SNIFF_WAIT: Duration = Duration::from_millis(250);
+
+/// The longest a TLS handshake may take.
+pub const TLS_WAIT: Duration = Duration::from_secs(10);
+
+/// What a connection's first byte says it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    /// A TLS handshake record.
+    Tls,
+    /// Something else: a plain peer's first line.
+    Plain,
+    /// Nothing yet.
+    Quiet,
+    /// It closed (or failed) before saying anything.
+    Closed,
+}
+
+/// What a first byte means (`None`: none came).
+pub fn sniffed(first: Option<u8>) -> Sniffed {
+    match first {
+        Some(crate::tls::HANDSHAKE) => Sniffed::Tls,
+        Some(_) => Sniffed::Plain,
+        None => Sniffed::Quiet,
+    }
+}
+
+/// Wait up to `wait` for a connection's first byte, and look at it without taking it.
+pub async fn sniff(stream: &tokio::net::TcpStream, wait: Duration) -> Sniffed {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(wait, stream.peek(&mut first)).await {
+        Err(_) => Sniffed::Quiet,
+        Ok(Ok(0)) | Ok(Err(_)) => Sniffed::Closed,
+        Ok(Ok(_)) => sniffed(Some(first[0])),
+    }
+}
+
 /// What a connection's first line (or its silence) makes of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Greeted {
@@ -71,7 +112,7 @@ pub struct Decided {
 pub async fn handshake<R, W>(
     lines: &mut LineReader<R>,
     w: &mut W,
-    banner: &str,
+    banner: Option<&str>,
     wait: Duration,
     cap: usize,
 ) -> Option<Decided>
@@ -79,12 +120,15 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    // A fresh connection has an empty send buffer, so this never waits on the peer.
-    let greeting = format!("{banner}\n");
-    tokio::time::timeout(Duration::from_secs(5), w.write_all(greeting.as_bytes()))
-        .await
-        .ok()?
-        .ok()?;
+    // `None`: greeted already (in clear, while the host looked for a TLS start).
+    if let Some(banner) = banner {
+        // A fresh connection has an empty send buffer, so this never waits on the peer.
+        let greeting = format!("{banner}\n");
+        tokio::time::timeout(Duration::from_secs(5), w.write_all(greeting.as_bytes()))
+            .await
+            .ok()?
+            .ok()?;
+    }
     // A `hello` split by a stall on the path is waited for whole, not taken as a plain
     // peer's first line on the pause.
     lines.set_hold(Some(looks_like_json));
@@ -212,7 +256,14 @@ mod tests {
             far.write_all(hello.as_bytes()).await.unwrap();
             far
         });
-        let got = handshake(&mut lines, &mut w, "* tchat/1 welcome", HELLO_WAIT, 1 << 16).await;
+        let got = handshake(
+            &mut lines,
+            &mut w,
+            Some("* tchat/1 welcome"),
+            HELLO_WAIT,
+            1 << 16,
+        )
+        .await;
         assert!(matches!(got, Some(Decided { hello: Some(h), first: None }) if h.name == "slow"));
         drop(client.await.unwrap());
     }
@@ -241,7 +292,14 @@ mod tests {
             far.write_all(b"\"text\":\"x\"}\n").await.unwrap();
             far
         });
-        let got = handshake(&mut lines, &mut w, "* tchat/1 welcome", HELLO_WAIT, 1 << 16).await;
+        let got = handshake(
+            &mut lines,
+            &mut w,
+            Some("* tchat/1 welcome"),
+            HELLO_WAIT,
+            1 << 16,
+        )
+        .await;
         assert!(matches!(got, Some(Decided { hello: Some(h), .. }) if h.name == "far"));
         let next = lines.next(None).await;
         assert!(
@@ -257,7 +315,14 @@ mod tests {
         let (r, mut w) = tokio::io::split(near);
         let mut lines = LineReader::new(r, 1 << 16);
         let started = tokio::time::Instant::now();
-        let got = handshake(&mut lines, &mut w, "* tchat/1 welcome", HELLO_WAIT, 1 << 16).await;
+        let got = handshake(
+            &mut lines,
+            &mut w,
+            Some("* tchat/1 welcome"),
+            HELLO_WAIT,
+            1 << 16,
+        )
+        .await;
         assert_eq!(
             got,
             Some(Decided {

@@ -102,6 +102,10 @@ impl Headless {
             ])
             .args(extra)
             .env("TCHAT_CONFIG", "/dev/null")
+            .env(
+                "XDG_CONFIG_HOME",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
+            )
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
