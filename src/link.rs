@@ -193,7 +193,13 @@ async fn tls(
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             return Err(match (&expect, shown) {
-                (Expect::Key(want), Some(got)) if *want != got => changed_key(addr, want, &got),
+                (Expect::Key(want), Some(got)) if !tls::matches(want, &got) => {
+                    if trust.invited.as_deref() == Some(want.as_str()) {
+                        not_invited_key(addr, want, &got)
+                    } else {
+                        changed_key(addr, want, &got)
+                    }
+                }
                 (Expect::Key(_), None) => format!(
                     "{addr} spoke TLS before and does not now ({}): not talking to it in clear",
                     crate::client::plain_io_error(&e)
@@ -216,6 +222,16 @@ async fn tls(
         Link::Tls(Box::new(stream)),
         Security::Encrypted { fingerprint },
     ))
+}
+
+/// What a joiner is told when the host shows another key than its invitation names.
+fn not_invited_key(addr: &str, want: &str, got: &str) -> String {
+    format!(
+        "the host at {addr} shows the key {}, not the key in the invitation ({}): someone \
+         may be in the middle; check the invitation with the host",
+        tls::short(got),
+        tls::short(want)
+    )
 }
 
 /// What a joiner is told when the host shows another key than the one it expects.

@@ -16,6 +16,7 @@ use tchat::app::{App, Bell, Lock, Role, Settings};
 use tchat::cli::{self, Cli};
 use tchat::client::{self, Command, NetEvent, plain_io_error};
 use tchat::config;
+use tchat::invite::Invitation;
 use tchat::link;
 use tchat::log::Log;
 use tchat::server::room::Rules;
@@ -164,6 +165,7 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
         .ok_or("no config directory to keep the host key in (set HOME or XDG_CONFIG_HOME)")?;
     let key = tchat::tls::HostKey::load_or_make(&key_dir)?;
     let fingerprint = key.fingerprint();
+    let invitation = Invitation::new(&addresses, &fingerprint, None).token();
     let config = server::Config {
         rules: Rules {
             max_line: as_usize(cli.max_line),
@@ -195,6 +197,7 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
             "tchat: tchat peers are encrypted; the host key is {}",
             tchat::tls::short(&fingerprint)
         );
+        eprintln!("tchat: others join with: tchat --join {invitation}");
     }
     if cli.headless {
         stop_signal().await;
@@ -213,7 +216,12 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
     let conn = client::start_rejoining(seat, name.clone(), retry, server.local_connector());
     let role = Role::Host { addresses };
     let lock = Lock::Encrypted(tchat::tls::short(&fingerprint));
-    take_part(conn, role, lock, name, part, Some(server)).await
+    let who = Who {
+        role,
+        lock,
+        invitation: Some(invitation),
+    };
+    take_part(conn, who, name, part, Some(server)).await
 }
 
 /// Whether the terminal says it has 256 colours (or more).
@@ -248,12 +256,19 @@ fn fit_peers_to_files(max_peers: usize) -> usize {
 async fn join(cli: Cli, mut part: Part) -> Result<(), String> {
     let line_mode = part.line_mode;
     // With the config file's port when the address names none.
-    let addr = cli.join_address().unwrap_or_default();
+    let arg = cli.join.clone().unwrap_or_default();
+    // An invitation names the addresses to try, in order, and the host's key.
+    let (addrs, invited) = if Invitation::looks_like(&arg) {
+        let inv = Invitation::parse(&arg)?;
+        (inv.addrs, Some(inv.key))
+    } else {
+        (vec![cli.join_address().unwrap_or_default()], None)
+    };
+    let (tcp, addr) = connect_first(&addrs).await?;
     part.log = part.log.map(|l| l.far_side(&addr));
-    let (tcp, _) = client::connect(&addr).await?;
     let trust = link::Trust::new(
         tchat::tls::KnownHosts::default_path(),
-        None,
+        invited,
         cli.accept_new_key,
     );
     let (stream, security) = link::secure(tcp, &addr, &trust).await?;
@@ -271,16 +286,39 @@ async fn join(cli: Cli, mut part: Part) -> Result<(), String> {
         ..client::Retry::default()
     };
     let conn = client::join(stream, addr.clone(), name.clone(), retry, trust);
-    let role = Role::Joiner { address: addr };
-    take_part(conn, role, lock, name, part, None).await
+    let who = Who {
+        role: Role::Joiner { address: addr },
+        lock,
+        invitation: None,
+    };
+    take_part(conn, who, name, part, None).await
+}
+
+/// The first of `addrs` that answers, and which one it was.
+async fn connect_first(addrs: &[String]) -> Result<(tokio::net::TcpStream, String), String> {
+    let mut last = String::from("no address to join");
+    for addr in addrs {
+        match client::connect(addr).await {
+            Ok((tcp, _)) => return Ok((tcp, addr.clone())),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Who this seat is: host or joiner, how its link is secured, and the invitation it
+/// can give.
+struct Who {
+    role: Role,
+    lock: Lock,
+    invitation: Option<String>,
 }
 
 /// Be in the room until the person leaves, then say goodbye. A host closes its room
 /// first, so that everyone hears "the host left; the room is closed" and nothing else.
 async fn take_part(
     conn: client::Handle,
-    role: Role,
-    lock: Lock,
+    who: Who,
     name: String,
     part: Part,
     room: Option<Server>,
@@ -298,7 +336,7 @@ async fn take_part(
         None => (events, None),
     };
     let result = if part.line_mode {
-        if lock == Lock::Plain {
+        if who.lock == Lock::Plain {
             eprintln!("tchat: the far side does not speak TLS: talking in clear (not encrypted)");
         }
         match lineio::run(commands.clone(), events).await {
@@ -331,7 +369,7 @@ async fn take_part(
         }
     } else {
         let offset = chrono::Local::now().offset().local_minus_utc();
-        let app = App::new(role, name, 80, 24, offset)
+        let app = App::new(who.role, name, 80, 24, offset)
             .with(Settings {
                 bell: part.look.bell,
                 notify: part.look.notify,
@@ -339,7 +377,11 @@ async fn take_part(
                 color: part.look.color,
                 many_colors: many_colors(),
             })
-            .secured(lock);
+            .secured(who.lock);
+        let app = match who.invitation {
+            Some(token) => app.invite(token),
+            None => app,
+        };
         tui::run(app, part.look.mouse, commands.clone(), events)
             .await
             .map_err(|e| format!("terminal: {e}"))

@@ -26,9 +26,12 @@ pub const HANDSHAKE: u8 = 0x16;
 /// Addresses are not names here: trust is in the key, not in a name.
 const NAME: &str = "tchat";
 
-/// The files the host's key and certificate are kept in, in the config directory.
+/// The file the host's key and certificate are kept in, in the config directory: one
+/// file, so that it is made whole or not at all.
 const KEY_FILE: &str = "host.key";
-const CERT_FILE: &str = "host.crt";
+
+/// What the file starts with.
+const KEY_FILE_MAGIC: &[u8] = b"tchat host key 1\n";
 
 /// A host's key and its certificate (both DER).
 #[derive(Clone)]
@@ -62,31 +65,72 @@ impl HostKey {
         })
     }
 
-    /// The host's key from `dir`, made there on first use: the key and certificate
-    /// files readable by their owner alone (0600), in a directory that is too (0700).
+    /// The host's key from `dir`, made there on first use, readable by its owner
+    /// alone (0600), in a directory that is too (0700). Two hosts starting at once for
+    /// the first time end up with the same key: the file is written aside and linked
+    /// into place only if none is there yet.
     pub fn load_or_make(dir: &Path) -> Result<HostKey, String> {
-        let (key_path, cert_path) = (dir.join(KEY_FILE), dir.join(CERT_FILE));
-        let shown = |p: &Path| p.display().to_string();
-        match (std::fs::read(&key_path), std::fs::read(&cert_path)) {
-            (Ok(key), Ok(cert)) => {
-                let k = HostKey { cert, key };
-                // A damaged pair is found now, with the file named, not at the first join.
-                server_config(&k)
-                    .map_err(|e| format!("the host key in {} is not usable: {e}", shown(dir)))?;
-                Ok(k)
+        let path = dir.join(KEY_FILE);
+        let shown = dir.display();
+        match std::fs::read(&path) {
+            Ok(bytes) => return HostKey::from_file(&bytes, &path),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("cannot read the host key {}: {e}", path.display()));
             }
-            (Err(e), _) | (_, Err(e)) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(format!("cannot read the host key in {}: {e}", shown(dir)))
-            }
-            _ => {
-                let k = HostKey::generate()?;
-                make_private_dir(dir).map_err(|e| format!("cannot make {}: {e}", shown(dir)))?;
-                write_private(&key_path, &k.key)
-                    .and_then(|()| write_private(&cert_path, &k.cert))
-                    .map_err(|e| format!("cannot keep the host key in {}: {e}", shown(dir)))?;
-                Ok(k)
-            }
+            Err(_) => {}
         }
+        let k = HostKey::generate()?;
+        make_private_dir(dir).map_err(|e| format!("cannot make {shown}: {e}"))?;
+        let aside = dir.join(format!("{KEY_FILE}.{:016x}.new", rand::random::<u64>()));
+        write_private(&aside, &k.to_file())
+            .map_err(|e| format!("cannot keep the host key in {shown}: {e}"))?;
+        let linked = std::fs::hard_link(&aside, &path);
+        let _ = std::fs::remove_file(&aside);
+        match linked {
+            Ok(()) => Ok(k),
+            // Another host made one first: that one is the key.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| format!("cannot read the host key {}: {e}", path.display()))?;
+                HostKey::from_file(&bytes, &path)
+            }
+            Err(e) => Err(format!("cannot keep the host key in {shown}: {e}")),
+        }
+    }
+
+    /// The file's contents: the magic line, then the certificate and the key, each
+    /// after its length (4 bytes, big-endian).
+    fn to_file(&self) -> Vec<u8> {
+        let mut out = KEY_FILE_MAGIC.to_vec();
+        for part in [&self.cert, &self.key] {
+            out.extend_from_slice(&u32::try_from(part.len()).unwrap_or(0).to_be_bytes());
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    fn from_file(bytes: &[u8], path: &Path) -> Result<HostKey, String> {
+        let bad = || {
+            format!(
+                "the host key {} is not usable (move it away to make a new one)",
+                path.display()
+            )
+        };
+        let mut rest = bytes.strip_prefix(KEY_FILE_MAGIC).ok_or_else(bad)?;
+        let mut part = || -> Option<Vec<u8>> {
+            let (len, tail) = rest.split_first_chunk::<4>()?;
+            let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+            let (p, tail) = (tail.get(..len)?, tail.get(len..)?);
+            rest = tail;
+            Some(p.to_vec())
+        };
+        let (Some(cert), Some(key)) = (part(), part()) else {
+            return Err(bad());
+        };
+        let k = HostKey { cert, key };
+        // A damaged file is found now, with the file named, not at the first join.
+        server_config(&k).map_err(|_| bad())?;
+        Ok(k)
     }
 
     /// The certificate's fingerprint.
@@ -131,6 +175,12 @@ pub fn fingerprint(cert_der: &[u8]) -> String {
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether the fingerprint `fp` is the one `want` names: the same, or starting with it
+/// where `want` is at least 128 bits long.
+pub fn matches(want: &str, fp: &str) -> bool {
+    want == fp || (want.len() >= crate::invite::KEY_DIGITS && fp.starts_with(want))
+}
+
 /// The first 80 bits of a fingerprint in groups of four, for reading aloud and for the
 /// status line: `3f2a 91bc 0d4e 77a1 5c20`.
 pub fn short(fingerprint: &str) -> String {
@@ -162,7 +212,8 @@ pub fn server_config(key: &HostKey) -> Result<Arc<rustls::ServerConfig>, String>
 /// What a joiner expects of a host's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expect {
-    /// This fingerprint (from an invitation, or seen before): another is refused.
+    /// This fingerprint, or one that starts with it (an invitation carries the first
+    /// [`crate::invite::KEY_DIGITS`] digits): another is refused.
     Key(String),
     /// Nothing yet (trust on first use): any key, to be remembered.
     Any,
@@ -193,7 +244,7 @@ impl ServerCertVerifier for Pinned {
             *seen = Some(fp.clone());
         }
         match &self.expect {
-            Expect::Key(want) if *want != fp => Err(rustls::Error::InvalidCertificate(
+            Expect::Key(want) if !matches(want, &fp) => Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::ApplicationVerificationFailure,
             )),
             _ => Ok(ServerCertVerified::assertion()),
@@ -356,14 +407,32 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            for f in [KEY_FILE, CERT_FILE] {
-                let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode();
-                assert_eq!(mode & 0o777, 0o600, "{f}");
-            }
+            let mode = std::fs::metadata(dir.join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
         }
         std::fs::write(dir.join(KEY_FILE), b"not a key").unwrap();
         let err = HostKey::load_or_make(&dir).unwrap_err();
         assert!(err.contains("not usable"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn hosts_starting_at_once_for_the_first_time_share_one_key() {
+        let dir = std::env::temp_dir().join(format!("tchat-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let keys: Vec<String> = std::thread::scope(|s| {
+            let runs: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| HostKey::load_or_make(&dir).unwrap().fingerprint()))
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+        assert_eq!(HostKey::load_or_make(&dir).unwrap().fingerprint(), keys[0]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

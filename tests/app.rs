@@ -2770,3 +2770,31 @@ fn settling_lays_out_what_the_pane_shows_and_drawing_only_reads() {
         "scrolled to the top: the oldest line shows"
     );
 }
+
+#[test]
+fn the_host_is_shown_the_invitation_and_invite_shows_it_again() {
+    let token = "192.168.1.5:7878/3f2a91bc0d4e77a15c20aa00bb11cc22";
+    let mut app = host(120, 24).invite(token.into());
+    welcome(&mut app, "alice", None, &["alice"]);
+    let want = format!("tchat --join {token}");
+    assert!(
+        texts(&app).iter().any(|t| t.contains(&want)),
+        "{:?}",
+        texts(&app)
+    );
+    let before = app.entries().len();
+    type_str(&mut app, "/invite");
+    let fx = press(&mut app, KeyCode::Enter);
+    assert!(fx.is_empty(), "never sent to the room: {fx:?}");
+    assert_eq!(app.entries().len(), before + 1);
+    assert!(texts(&app).last().unwrap().contains(&want));
+    // A joiner has none to give.
+    let mut j = in_room(80, 24);
+    type_str(&mut j, "/invite");
+    assert!(press(&mut j, KeyCode::Enter).is_empty());
+    assert!(
+        texts(&j).last().unwrap().contains("ask the host"),
+        "{:?}",
+        texts(&j)
+    );
+}

@@ -1389,3 +1389,39 @@ fn max_peers_is_lowered_to_the_open_files_the_system_allows() {
         "{seen:?}"
     );
 }
+
+/// A headless host writes the one line to share; pasting it is all a joiner does. An
+/// invitation whose key is not the host's is refused in one line.
+#[test]
+fn the_invitation_a_host_shares_is_all_a_joiner_needs() {
+    let mut host = Tchat::spawn(
+        "host",
+        &["--host", "--headless", "--bind", "127.0.0.1", "--port", "0"],
+    );
+    let (_, port) = hosting(&mut host);
+    let line = host.err.wait("the invitation", |l| {
+        l.starts_with("tchat: others join with: tchat --join ")
+    });
+    let token = line
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .expect("a token")
+        .to_owned();
+    assert!(token.starts_with(&format!("127.0.0.1:{port}/")), "{token}");
+    let mut obs = Peer::seated(SocketAddr::from(([127, 0, 0, 1], port)), b"watching\n");
+
+    let mut gus = Tchat::spawn("gus", &["--join", &token, "--name", "gus"]);
+    gus.write("hello by invitation\n");
+    gus.close_stdin();
+    obs.lines.wait_for("gus: hello by invitation");
+    assert_eq!(gus.finish().code(), Some(0), "stderr:\n{}", gus.err.text());
+
+    // The same address with another key in it: someone else's room, or a forgery.
+    let (addrs, _) = token.split_once('/').expect("ADDRS/KEY");
+    let forged = format!("{addrs}/{}", "0".repeat(32));
+    let t = run(&["--join", &forged, "--name", "gus"]);
+    assert_clean_failure(&t, &["not the key in the invitation", "in the middle"]);
+    let t = run(&["--join", "127.0.0.1:1/nothex"]);
+    assert_clean_failure(&t, &["not a tchat invitation"]);
+}

@@ -134,6 +134,24 @@ proptest! {
     }
 
     #[test]
+    fn invitations_read_back_and_bad_ones_never_panic(
+        hosts in proptest::collection::vec("([a-z0-9.-]{1,20}|[0-9a-f:]{2,20})", 1..4),
+        ports in proptest::collection::vec(1u16.., 4),
+        key in "[0-9a-f]{32,64}",
+        junk in any::<String>(),
+    ) {
+        let addrs: Vec<String> = hosts
+            .iter()
+            .zip(&ports)
+            .map(|(h, p)| if h.contains(':') { format!("[{h}]:{p}") } else { format!("{h}:{p}") })
+            .collect();
+        let inv = tchat::invite::Invitation::new(&addrs, &key, None);
+        let back = tchat::invite::Invitation::parse(&inv.token());
+        prop_assert_eq!(back.map(|i| i.addrs), Ok(addrs));
+        let _ = tchat::invite::Invitation::parse(&junk);
+    }
+
+    #[test]
     fn structured_decoding_never_panics(s in any::<String>()) {
         let _ = ServerMsg::decode(&s);
         let _ = ClientMsg::decode(&s);

@@ -192,13 +192,22 @@ async fn a_host_with_another_key_is_refused_unless_accepted_on_purpose() {
     }
     assert!(!err.contains('\n'), "one line: {err:?}");
 
-    // With an invitation's key, the same.
-    let invited = Trust::new(None, Some(key_a.fingerprint()), false);
+    // With an invitation's key (its first 128 bits), the same, said as such.
+    let invite =
+        tchat::invite::Invitation::new(std::slice::from_ref(&b_addr), &key_a.fingerprint(), None);
+    let invited = Trust::new(None, Some(invite.key.clone()), false);
     let err = join(b.local_addr(), "ann", &invited)
         .await
         .err()
         .expect("refused");
-    assert!(err.contains("has changed"), "{err}");
+    assert!(err.contains("not the key in the invitation"), "{err}");
+    // And the right invitation's key is enough to join, with nothing remembered.
+    let invite =
+        tchat::invite::Invitation::new(std::slice::from_ref(&b_addr), &key_b.fingerprint(), None);
+    let invited = Trust::new(None, Some(invite.key.clone()), false);
+    join(b.local_addr(), "ann", &invited)
+        .await
+        .expect("the invited key");
 
     // Accepted on purpose: joined, and the new key remembered.
     let trust = Trust::new(Some(known.clone()), None, true);

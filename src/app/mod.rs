@@ -287,6 +287,8 @@ pub struct App {
     settings: Settings,
     /// Whether the connection is encrypted.
     lock: Lock,
+    /// The host's invitation, `tchat --join TOKEN` (see [`crate::invite`]).
+    invitation: Option<String>,
     /// A notification to ask for, made by the last update.
     notification: Option<(String, String)>,
     /// A line arrived that rings the bell (taken by `update`).
@@ -324,6 +326,7 @@ impl App {
             epoch: None,
             settings: Settings::default(),
             lock: Lock::Unknown,
+            invitation: None,
             notification: None,
             ring: false,
             history_left: 0,
@@ -339,6 +342,12 @@ impl App {
     /// The same screen, its connection `lock`ed so.
     pub fn secured(mut self, lock: Lock) -> Self {
         self.lock = lock;
+        self
+    }
+
+    /// The same screen, hosting a room people join with `token`.
+    pub fn invite(mut self, token: String) -> Self {
+        self.invitation = Some(token);
         self
     }
 
@@ -617,6 +626,15 @@ impl App {
             "/clear" => {
                 self.scrollback.clear();
                 self.go_live();
+            }
+            "/invite" => {
+                let text = match (&self.role, &self.invitation) {
+                    (Role::Host { .. }, Some(token)) => format!(
+                        "to invite someone, have them run: tchat --join {token}  (it holds the room's addresses and the host key, so what they join is this room and no other)"
+                    ),
+                    _ => "/invite is for the host: ask the host for the invitation".to_owned(),
+                };
+                self.push(now, Kind::Notice, &text);
             }
             "/ignore" if arg.is_empty() => {
                 let text = if self.ignored.is_empty() {
@@ -916,8 +934,9 @@ impl App {
                         let addr = addresses.first().map(String::as_str).unwrap_or("HOST");
                         let (host, port) = addr.rsplit_once(':').unwrap_or((addr, ""));
                         let host = host.trim_start_matches('[').trim_end_matches(']');
+                        let join = self.invitation.as_deref().unwrap_or(addr);
                         format!(
-                            "you are hosting as {}; {here}. Others join with: tchat --join {addr}  (or: nc {host} {port})",
+                            "you are hosting as {}; {here}. Others join with: tchat --join {join}  (or: nc {host} {port})",
                             self.me
                         )
                     }
@@ -1180,7 +1199,7 @@ pub fn mentions(text: &str, name: &str) -> bool {
 pub const READ_MARKER: &str = "— new since you looked —";
 
 /// Commands this screen answers itself; never sent to the room.
-const LOCAL_COMMANDS: [&str; 4] = ["/clear", "/ignore", "/reconnect", "/unignore"];
+const LOCAL_COMMANDS: [&str; 5] = ["/clear", "/ignore", "/invite", "/reconnect", "/unignore"];
 
 /// What `/help` shows: the room's commands and the keys.
 fn help_text() -> String {
@@ -1189,6 +1208,7 @@ fn help_text() -> String {
          /clear            clear the scrollback\n\
          /ignore [NAME]    hide NAME's messages here (alone: who is hidden)\n\
          /unignore NAME    show them again\n\
+         /invite           the host: show the line others join with again\n\
          /reconnect        offline: try to reach the host now\nkeys: Enter sends · Alt-Enter new line · Tab completes names and commands · \
          PgUp/PgDn or the wheel scroll · Ctrl-End live · Ctrl-Home oldest · Up/Down earlier lines · \
          Ctrl-A/E/B/F/D/K/U/W/T/Y and Alt-B/F/D/Y edit · F2 who is in · Ctrl-L redraws · \
