@@ -63,6 +63,17 @@ pub struct Cli {
     #[arg(long)]
     pub plain: bool,
 
+    /// Host a private room: only those who know its code get in (the invitation holds
+    /// it); plain peers are told the room is private and closed. With --keep FILE, the
+    /// code is kept beside FILE (FILE.code), so a restarted room keeps it.
+    #[arg(long, conflicts_with = "join")]
+    pub private: bool,
+
+    /// A private room's code (NUMBER-WORD-WORD), when the invitation did not hold it.
+    /// Better in the TCHAT_CODE environment variable, where `ps` does not show it.
+    #[arg(long, value_name = "CODE", conflicts_with = "host")]
+    pub code: Option<String>,
+
     /// Take the key the host shows now, in place of the one remembered for it in
     /// `known_hosts` (after the host made a new key on purpose: ask its owner first).
     #[arg(long, conflicts_with = "host")]

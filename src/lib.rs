@@ -52,6 +52,7 @@ pub mod log;
 pub mod memory;
 pub mod names;
 pub mod net;
+pub mod pake;
 pub mod protocol;
 pub mod sanitize;
 pub mod server;

@@ -43,6 +43,8 @@ pub struct Trust {
     pub invited: Option<String>,
     /// Take whatever key the host shows, and remember it in place of the old one.
     pub accept_new_key: bool,
+    /// A private room's code (from the invitation, `--code` or `TCHAT_CODE`).
+    pub code: Option<crate::code::Code>,
     /// The key this run has seen the host use, so that a rejoin expects it.
     seen: Arc<Mutex<Option<String>>>,
 }
@@ -58,6 +60,7 @@ impl Trust {
             known_hosts,
             invited,
             accept_new_key,
+            code: None,
             seen: Arc::default(),
         }
     }
@@ -102,7 +105,7 @@ pub enum Security {
 /// A connection to a host: encrypted or not.
 pub enum Link {
     Plain(Rewound<TcpStream>),
-    Tls(Box<tokio_rustls::client::TlsStream<Rewound<TcpStream>>>),
+    Tls(Box<Rewound<tokio_rustls::client::TlsStream<Rewound<TcpStream>>>>),
 }
 
 /// Reach the host at `addr` (as typed, the key in `known_hosts`) over `tcp`, as
@@ -218,10 +221,109 @@ async fn tls(
     };
     let fingerprint = shown.unwrap_or_default();
     trust.remember(addr, &fingerprint)?;
+    let stream = inside(stream, addr, trust).await?;
     Ok((
         Link::Tls(Box::new(stream)),
         Security::Encrypted { fingerprint },
     ))
+}
+
+/// The first line inside TLS: a private room's asks for the code, which is proved
+/// here (see [`crate::pake`]); any other is given back, for the session to read.
+async fn inside(
+    mut stream: tokio_rustls::client::TlsStream<Rewound<TcpStream>>,
+    addr: &str,
+    trust: &Trust,
+) -> Result<Rewound<tokio_rustls::client::TlsStream<Rewound<TcpStream>>>, String> {
+    use crate::pake::{self, Exchange, Line};
+    use tokio::io::AsyncWriteExt;
+    let lost = |e: std::io::Error| format!("lost {addr}: {}", crate::client::plain_io_error(&e));
+    let first = tokio::time::timeout(HANDSHAKE_WAIT, read_line(&mut stream))
+        .await
+        .map_err(|_| format!("{addr} said nothing after the secure handshake"))?
+        .map_err(lost)?;
+    let text = String::from_utf8_lossy(&first).into_owned();
+    if let Some(why) = private_refusal(&text) {
+        return Err(format!("{addr} turned us away: {why}"));
+    }
+    if !text.starts_with(pake::PROMPT) {
+        return Ok(Rewound::new(stream, first, false));
+    }
+    let Some(code) = &trust.code else {
+        return Err(format!(
+            "{addr} is a private room: join with the invitation its host gave you (tchat --join TOKEN), or add --code CODE"
+        ));
+    };
+    let mut binding = [0u8; pake::BINDING_LEN];
+    stream
+        .get_ref()
+        .1
+        .export_keying_material(&mut binding, pake::EXPORTER_LABEL, None)
+        .map_err(|e| format!("no secure connection to {addr}: {e}"))?;
+    let ours = Exchange::start(code, &binding);
+    let start = Line::Pake {
+        message: ours.message.clone(),
+        confirm: None,
+    };
+    let prove = async {
+        stream
+            .write_all(start.render().as_bytes())
+            .await
+            .map_err(lost)?;
+        let answer = read_line(&mut stream).await.map_err(lost)?;
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let Some(Line::Pake {
+            message,
+            confirm: Some(theirs),
+        }) = Line::parse(&answer)
+        else {
+            return Err(match private_refusal(&answer) {
+                Some(why) => format!("{addr} turned us away: {why}"),
+                None => format!("{addr} did not answer the room's code as a tchat host does"),
+            });
+        };
+        let wrong = || format!("wrong code for the private room at {addr}: check it with the host");
+        let key = ours.finish(&message).ok_or_else(wrong)?;
+        if !key.verify("host", &theirs) {
+            return Err(wrong());
+        }
+        let done = Line::Confirm(key.confirm("joiner"));
+        stream
+            .write_all(done.render().as_bytes())
+            .await
+            .map_err(lost)?;
+        Ok(())
+    };
+    tokio::time::timeout(HANDSHAKE_WAIT, prove)
+        .await
+        .map_err(|_| format!("{addr} took too long over the room's code"))??;
+    Ok(Rewound::new(stream, Vec::new(), false))
+}
+
+/// What a private room's host says when it turns a joiner away (too many wrong codes).
+fn private_refusal(line: &str) -> Option<String> {
+    if line.starts_with(crate::pake::PROMPT) {
+        return None;
+    }
+    let rest = line.strip_prefix(crate::pake::PRIVATE_GREETING)?;
+    Some(crate::sanitize::line(rest.trim()))
+}
+
+/// One line (with its newline), read a byte at a time so that nothing after it is
+/// taken; at most [`GREETING_MAX`] bytes.
+async fn read_line<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < GREETING_MAX {
+        if r.read(&mut byte).await? == 0 {
+            break;
+        }
+        line.push(byte[0]);
+        if byte[0] == b'\n' {
+            break;
+        }
+    }
+    Ok(line)
 }
 
 /// What a joiner is told when the host shows another key than its invitation names.

@@ -165,7 +165,13 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
         .ok_or("no config directory to keep the host key in (set HOME or XDG_CONFIG_HOME)")?;
     let key = tchat::tls::HostKey::load_or_make(&key_dir)?;
     let fingerprint = key.fingerprint();
-    let invitation = Invitation::new(&addresses, &fingerprint, None).token();
+    let code = if cli.private {
+        Some(room_code(cli.keep.as_deref())?)
+    } else {
+        None
+    };
+    let invitation =
+        Invitation::new(&addresses, &fingerprint, code.as_ref().map(|c| c.as_str())).token();
     let config = server::Config {
         rules: Rules {
             max_line: as_usize(cli.max_line),
@@ -188,6 +194,7 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
         address: addresses.first().cloned().unwrap_or_default(),
         keep: cli.keep.clone(),
         tls: Some(tchat::tls::server_config(&key)?),
+        code,
         ..server::Config::default()
     };
     let server = Server::spawn(listener, config).map_err(|e| e.to_string())?;
@@ -257,20 +264,33 @@ async fn join(cli: Cli, mut part: Part) -> Result<(), String> {
     let line_mode = part.line_mode;
     // With the config file's port when the address names none.
     let arg = cli.join.clone().unwrap_or_default();
-    // An invitation names the addresses to try, in order, and the host's key.
-    let (addrs, invited) = if Invitation::looks_like(&arg) {
+    // An invitation names the addresses to try, in order, the host's key, and a private
+    // room's code.
+    let (addrs, invited, invited_code) = if Invitation::looks_like(&arg) {
         let inv = Invitation::parse(&arg)?;
-        (inv.addrs, Some(inv.key))
+        (inv.addrs, Some(inv.key), inv.code)
     } else {
-        (vec![cli.join_address().unwrap_or_default()], None)
+        (vec![cli.join_address().unwrap_or_default()], None, None)
+    };
+    let typed = cli
+        .code
+        .clone()
+        .or_else(|| std::env::var("TCHAT_CODE").ok().filter(|c| !c.is_empty()))
+        .or(invited_code);
+    let code = match typed {
+        Some(c) => Some(tchat::code::Code::parse(&c).ok_or_else(|| {
+            format!("{c:?} is not a room code: a number and two words, as 4821-tiger-piano")
+        })?),
+        None => None,
     };
     let (tcp, addr) = connect_first(&addrs).await?;
     part.log = part.log.map(|l| l.far_side(&addr));
-    let trust = link::Trust::new(
+    let mut trust = link::Trust::new(
         tchat::tls::KnownHosts::default_path(),
         invited,
         cli.accept_new_key,
     );
+    trust.code = code;
     let (stream, security) = link::secure(tcp, &addr, &trust).await?;
     let lock = match &security {
         link::Security::Encrypted { fingerprint } => {
@@ -292,6 +312,36 @@ async fn join(cli: Cli, mut part: Part) -> Result<(), String> {
         invitation: None,
     };
     take_part(conn, who, name, part, None).await
+}
+
+/// A private room's code: kept beside the room's file (`FILE.code`, 0600) when there is
+/// one, so that a restarted room keeps it; new otherwise.
+fn room_code(keep: Option<&std::path::Path>) -> Result<tchat::code::Code, String> {
+    use tchat::code::Code;
+    let Some(keep) = keep else {
+        return Ok(Code::generate());
+    };
+    let path = std::path::PathBuf::from(format!("{}.code", keep.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Code::parse(&text)
+            .ok_or_else(|| format!("{} does not hold a room code", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let code = Code::generate();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            options
+                .open(&path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{code}\n").as_bytes()))
+                .map_err(|e| format!("cannot keep the room's code in {}: {e}", path.display()))?;
+            Ok(code)
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
 }
 
 /// The first of `addrs` that answers, and which one it was.

@@ -1425,3 +1425,64 @@ fn the_invitation_a_host_shares_is_all_a_joiner_needs() {
     let t = run(&["--join", "127.0.0.1:1/nothex"]);
     assert_clean_failure(&t, &["not a tchat invitation"]);
 }
+
+/// `--private`: the invitation carries the code, and is all a joiner needs; `nc` is
+/// told the room is private; with `--keep`, a restarted room keeps its code.
+#[test]
+fn a_private_room_lets_in_who_has_the_invitation_and_keeps_its_code() {
+    let dir = TempDir::new("private");
+    let keep = dir.path("room.db");
+    let start = |keep: &str| {
+        let mut host = Tchat::spawn(
+            "host",
+            &[
+                "--host",
+                "--headless",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--private",
+                "--keep",
+                keep,
+                "--hello-wait",
+                "1000",
+            ],
+        );
+        let (_, port) = hosting(&mut host);
+        let line = host.err.wait("the invitation", |l| {
+            l.starts_with("tchat: others join with: tchat --join ")
+        });
+        let token = line.trim_end().rsplit(' ').next().unwrap().to_owned();
+        (host, port, token)
+    };
+    let (host, port, token) = start(&keep);
+    assert_eq!(token.matches('/').count(), 2, "addresses/key/code: {token}");
+    let code = token.rsplit('/').next().unwrap().to_owned();
+
+    let mut nc = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut told = String::new();
+    std::io::Read::read_to_string(&mut nc, &mut told).unwrap();
+    assert!(told.contains("this room is private"), "{told}");
+
+    let mut obs = Tchat::spawn("obs", &["--join", &token, "--name", "obs"]);
+    obs.out.wait("the room", |l| l.contains("you are obs"));
+    let mut gus = Tchat::spawn("gus", &["--join", &token, "--name", "gus"]);
+    gus.write("in by invitation\n");
+    gus.close_stdin();
+    obs.out
+        .wait("gus's line", |l| l.contains("gus: in by invitation"));
+    assert_eq!(gus.finish().code(), Some(0), "stderr:\n{}", gus.err.text());
+    drop(obs);
+    drop(host);
+
+    let (_host, port, again) = start(&keep);
+    assert!(again.ends_with(&format!("/{code}")), "{again} keeps {code}");
+    let wrong = if code == "1-acorn-zebra" {
+        "2-acorn-zebra"
+    } else {
+        "1-acorn-zebra"
+    };
+    let t = run(&["--join", &format!("127.0.0.1:{port}"), "--code", wrong]);
+    assert_clean_failure(&t, &["wrong code"]);
+}

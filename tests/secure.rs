@@ -374,3 +374,158 @@ async fn openssl_s_client_talks_in_an_ordinary_room() {
     let _ = child.wait();
     server.shutdown().await;
 }
+
+/// A private room with `code`, its host holding `key`.
+async fn private_room(key: &HostKey, code: &str) -> Server {
+    let config = Config {
+        tls: Some(tls::server_config(key).unwrap()),
+        code: Some(tchat::code::Code::parse(code).unwrap()),
+        hello_wait: Duration::from_secs(3),
+        ..Config::default()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    Server::spawn(listener, config).unwrap()
+}
+
+fn with_code(code: &str) -> Trust {
+    let mut t = Trust::default();
+    t.code = tchat::code::Code::parse(code);
+    t
+}
+
+const CODE: &str = "4821-tiger-piano";
+
+#[tokio::test]
+async fn the_right_code_gets_in_a_wrong_one_does_not_and_wrong_ones_make_an_address_wait() {
+    let key = HostKey::generate().unwrap();
+    let server = private_room(&key, CODE).await;
+    let addr = server.local_addr();
+    let (mut ann, _) = join(addr, "ann", &with_code(CODE)).await.unwrap();
+    until(&mut ann, "ann's welcome", welcomed).await;
+
+    let err = join(addr, "eve", &Trust::default())
+        .await
+        .err()
+        .expect("no code");
+    assert!(
+        err.contains("private room") && err.contains("--code"),
+        "{err}"
+    );
+    let mut refusals = Vec::new();
+    for _ in 0..4 {
+        let err = join(addr, "eve", &with_code("4821-tiger-pillow"))
+            .await
+            .err()
+            .expect("wrong");
+        refusals.push(err);
+    }
+    assert!(
+        refusals.iter().all(|e| e.contains("wrong code")),
+        "{refusals:?}"
+    );
+    // Four wrong tries: this address now waits, even with the right code.
+    let err = join(addr, "eve", &with_code(CODE))
+        .await
+        .err()
+        .expect("waiting");
+    assert!(
+        err.contains("too many wrong codes") && err.contains("try again in"),
+        "{err}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn nc_at_a_private_room_is_told_it_is_private_and_hears_nothing_of_it() {
+    let key = HostKey::generate().unwrap();
+    let server = private_room(&key, CODE).await;
+    let addr = server.local_addr();
+    let (mut ann, _) = join(addr, "ann", &with_code(CODE)).await.unwrap();
+    until(&mut ann, "ann's welcome", welcomed).await;
+    for first in [Some("hello?\n"), None] {
+        let mut nc = TcpStream::connect(addr).await.unwrap();
+        if let Some(line) = first {
+            nc.write_all(line.as_bytes()).await.unwrap();
+        }
+        say(&ann, "the secret plan");
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(DEADLINE, nc.read_to_end(&mut got)).await;
+        assert!(read.is_ok(), "the host closes it");
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.contains("this room is private") && text.contains("tchat --join"),
+            "{text}"
+        );
+        assert!(!text.contains("secret") && !text.contains("ann"), "{text}");
+        assert_eq!(text.lines().count(), 1, "one line: {text}");
+    }
+    server.shutdown().await;
+}
+
+/// A man in the middle who relays everything, code exchange included, between his own
+/// TLS session with the joiner (with his own key) and his TLS session with the host.
+async fn relaying_middle(host: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let his = HostKey::generate().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(&his).unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // As a tchat host greets a joiner it has not met.
+                let _ = client
+                    .write_all(b"* tchat/1 tls welcome to the room\n")
+                    .await;
+                let Ok(mut near) = acceptor.accept(client).await else {
+                    return;
+                };
+                let Ok(tcp) = TcpStream::connect(host).await else {
+                    return;
+                };
+                let (config, _) = tls::client_config(tls::Expect::Any);
+                let connector = tokio_rustls::TlsConnector::from(config);
+                let Ok(mut far) = connector.connect(tls::server_name(), tcp).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut near, &mut far).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_man_in_the_middle_who_relays_the_code_exchange_is_still_refused() {
+    let key = HostKey::generate().unwrap();
+    let server = private_room(&key, CODE).await;
+    let middle = relaying_middle(server.local_addr()).await;
+    // A joiner that has not met the host (so takes the middle's key on first use), with
+    // the right code: the exchange is bound to each TLS session, and the two differ.
+    let err = join(middle, "ann", &with_code(CODE))
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.contains("wrong code"), "{err}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_host_is_told_of_each_wrong_code() {
+    let key = HostKey::generate().unwrap();
+    let server = private_room(&key, CODE).await;
+    let seat = server.connect_local().await.unwrap();
+    let mut host = client::start(seat, "host".into());
+    until(&mut host, "the host's welcome", welcomed).await;
+    let err = join(server.local_addr(), "eve", &with_code("1-acorn-zebra"))
+        .await
+        .err()
+        .expect("wrong");
+    assert!(err.contains("wrong code"), "{err}");
+    until(&mut host, "a notice of the wrong code", |e| {
+        matches!(e, NetEvent::Server(ServerMsg::Notice { text, .. })
+            if text.contains("wrong code was tried from 127.0.0.1 (1 from that address)"))
+    })
+    .await;
+    server.shutdown().await;
+}

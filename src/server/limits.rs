@@ -254,3 +254,109 @@ mod tests {
         assert!(door.is_empty());
     }
 }
+
+/// Wrong codes tried at a private room, by address (as [`address_key`] groups them):
+/// the first few are free (a typo), then the address waits before its next try, twice
+/// as long after each wrong one, up to an hour. A right code forgets the address. The
+/// table is bounded: when full, addresses whose wait is over go first, then any.
+#[derive(Debug)]
+pub struct WrongCodes {
+    tries: std::collections::HashMap<IpAddr, (u32, std::time::Instant)>,
+    cap: usize,
+}
+
+/// Wrong codes an address may try before it has to wait.
+pub const FREE_WRONG_CODES: u32 = 3;
+
+/// The longest an address is made to wait between tries.
+const MAX_CODE_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl WrongCodes {
+    pub fn new(cap: usize) -> Self {
+        WrongCodes {
+            tries: std::collections::HashMap::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Whether `ip` may try a code now; if not, how long it still has to wait.
+    pub fn check(&self, ip: IpAddr, now: std::time::Instant) -> Result<(), std::time::Duration> {
+        match self.tries.get(&address_key(ip)) {
+            Some((_, until)) if *until > now => Err(*until - now),
+            _ => Ok(()),
+        }
+    }
+
+    /// `ip` tried a wrong code: how many it has tried, and how long it must now wait.
+    pub fn failed(&mut self, ip: IpAddr, now: std::time::Instant) -> (u32, std::time::Duration) {
+        let key = address_key(ip);
+        if !self.tries.contains_key(&key) && self.tries.len() >= self.cap {
+            self.tries.retain(|_, (_, until)| *until > now);
+            if self.tries.len() >= self.cap
+                && let Some(k) = self.tries.keys().next().copied()
+            {
+                self.tries.remove(&k);
+            }
+        }
+        let entry = self.tries.entry(key).or_insert((0, now));
+        entry.0 = entry.0.saturating_add(1);
+        let wait = match entry.0.checked_sub(FREE_WRONG_CODES) {
+            None | Some(0) => std::time::Duration::ZERO,
+            Some(n) => std::time::Duration::from_secs(1u64 << n.min(12)).min(MAX_CODE_WAIT),
+        };
+        entry.1 = now + wait;
+        (entry.0, wait)
+    }
+
+    /// `ip` proved the code: its wrong tries are forgotten.
+    pub fn succeeded(&mut self, ip: IpAddr) {
+        self.tries.remove(&address_key(ip));
+    }
+}
+
+#[cfg(test)]
+mod wrong_code_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn wrong_codes_cost_an_address_a_growing_wait_and_a_right_one_forgets() {
+        let mut w = WrongCodes::new(16);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let t = Instant::now();
+        for n in 1..=FREE_WRONG_CODES {
+            assert_eq!(w.failed(a, t), (n, Duration::ZERO));
+            assert_eq!(w.check(a, t), Ok(()));
+        }
+        assert_eq!(w.failed(a, t), (4, Duration::from_secs(2)));
+        assert_eq!(w.check(a, t), Err(Duration::from_secs(2)));
+        assert_eq!(w.check(b, t), Ok(()), "another address is not held up");
+        let later = t + Duration::from_secs(2);
+        assert_eq!(w.check(a, later), Ok(()));
+        assert_eq!(w.failed(a, later), (5, Duration::from_secs(4)));
+        w.succeeded(a);
+        assert_eq!(w.check(a, later), Ok(()));
+        // One /64 is one address.
+        let (v6a, v6b): (IpAddr, IpAddr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
+        for _ in 0..4 {
+            w.failed(v6a, t);
+        }
+        assert!(w.check(v6b, t).is_err());
+    }
+
+    #[test]
+    fn the_table_stays_bounded() {
+        let mut w = WrongCodes::new(8);
+        let t = Instant::now();
+        for i in 0..100u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(i));
+            for _ in 0..5 {
+                w.failed(ip, t);
+            }
+        }
+        assert!(w.tries.len() <= 8);
+    }
+}

@@ -71,6 +71,9 @@ pub struct Config {
     /// TLS with the host's key ([`crate::tls`]): a connection that starts a TLS
     /// handshake is encrypted; others are plain, as ever. `None`: plain only.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// A private room's code: a joiner must prove it knows it (inside TLS, see
+    /// [`crate::pake`]); plain peers are told the room is private and closed.
+    pub code: Option<crate::code::Code>,
 }
 
 impl Default for Config {
@@ -89,6 +92,7 @@ impl Default for Config {
             address: String::new(),
             keep: None,
             tls: None,
+            code: None,
         }
     }
 }
@@ -230,6 +234,8 @@ enum Event {
     /// Too much arrived without a newline.
     Overrun(PeerId),
     Closed(PeerId, Option<String>),
+    /// Something the host should know that is no one's message (wrong codes tried).
+    Tell(String),
 }
 
 /// What every connection task shares.
@@ -239,9 +245,17 @@ struct Shared {
     /// a connection opening now starts (see [`Arrival::mark`]).
     next_event: AtomicU64,
     door: std::sync::Mutex<PerAddress>,
+    /// Wrong codes tried at a private room, by address.
+    codes: std::sync::Mutex<limits::WrongCodes>,
 }
 
 impl Shared {
+    fn codes(&self) -> std::sync::MutexGuard<'_, limits::WrongCodes> {
+        self.codes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn door(&self) -> std::sync::MutexGuard<'_, PerAddress> {
         // Nothing panics while holding it; if something did, the table is still sound.
         self.door
@@ -276,6 +290,7 @@ async fn run_inner(
             config.joins_per_minute,
         )),
         next_event: AtomicU64::new(start.room.next_event()),
+        codes: std::sync::Mutex::new(limits::WrongCodes::new(WRONG_CODE_ADDRESSES)),
         config,
     });
     let config = &shared.config;
@@ -386,6 +401,19 @@ async fn say_and_close(mut stream: tokio::net::TcpStream, line: String) {
     .await;
 }
 
+/// Addresses whose wrong codes a private room remembers at once.
+const WRONG_CODE_ADDRESSES: usize = 4096;
+
+/// What a plain peer at a private room is told, in clear, before it is closed.
+fn private_line() -> String {
+    format!(
+        "{}{} {} private: this room is private; join with the invitation its host gave you (tchat --join …); nothing of it is sent in clear\n",
+        protocol::BANNER_PREFIX,
+        protocol::PROTOCOL_VERSION,
+        protocol::BANNER_TLS
+    )
+}
+
 /// Whether a connection has been greeted yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Greet {
@@ -417,11 +445,19 @@ async fn serve_tcp(
     let greet = match session::sniff(&stream, session::SNIFF_WAIT).await {
         session::Sniffed::Tls => None,
         session::Sniffed::Closed => return,
+        session::Sniffed::Plain if config.code.is_some() => {
+            say_and_close(stream, private_line()).await;
+            return;
+        }
         session::Sniffed::Plain => Some(Greet::Now),
         session::Sniffed::Quiet => {
             // Silent: a plain peer waiting to be greeted (`nc`), or a TLS client whose
-            // start is slow to arrive. Greet it in clear and look again.
-            let banner = format!("{}\n", protocol::banner_with_tls(&config.address));
+            // start is slow to arrive. Greet it in clear (a private room only says it
+            // is private) and look again.
+            let banner = match config.code {
+                Some(_) => private_line(),
+                None => format!("{}\n", protocol::banner_with_tls(&config.address)),
+            };
             let mut stream = stream;
             use tokio::io::AsyncWriteExt;
             let wrote =
@@ -436,6 +472,11 @@ async fn serve_tcp(
                     return serve_tls(id, stream, tls, events, shared, ip, mark).await;
                 }
                 session::Sniffed::Closed => return,
+                session::Sniffed::Plain | session::Sniffed::Quiet if config.code.is_some() => {
+                    // Told already; nothing of the room for it.
+                    say_and_close(stream, String::new()).await;
+                    return;
+                }
                 session::Sniffed::Plain | session::Sniffed::Quiet => {
                     let left = config.hello_wait.saturating_sub(started.elapsed());
                     serve_peer(
@@ -472,7 +513,12 @@ async fn serve_tls(
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     match tokio::time::timeout(session::TLS_WAIT, acceptor.accept(stream)).await {
-        Ok(Ok(secured)) => {
+        Ok(Ok(mut secured)) => {
+            if let Some(code) = shared.config.code.clone()
+                && !prove_code(&mut secured, &code, &shared, &events, ip).await
+            {
+                return;
+            }
             serve_peer(id, secured, events, shared, Some(ip), Greet::Now, mark).await
         }
         Ok(Err(e)) => {
@@ -482,6 +528,122 @@ async fn serve_tls(
         }
         Err(_) => {}
     }
+}
+
+/// A private room's door, inside TLS: the joiner proves it knows the code (see
+/// [`crate::pake`]), bound to this TLS session. Whether it did. A wrong code, or an
+/// exchange not finished, counts against the address; after a few, the address waits
+/// longer and longer and is told so; the host is told of each.
+async fn prove_code(
+    stream: &mut tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    code: &crate::code::Code,
+    shared: &Shared,
+    events: &mpsc::Sender<Event>,
+    ip: IpAddr,
+) -> bool {
+    use crate::pake::{self, Exchange, Line};
+    use tokio::io::AsyncWriteExt;
+    let now = std::time::Instant::now();
+    let prefix = format!("{}{}", protocol::BANNER_PREFIX, protocol::PROTOCOL_VERSION);
+    let allowed = shared.codes().check(ip, now);
+    if let Err(wait) = allowed {
+        let line = format!(
+            "{prefix} private: too many wrong codes from your address; try again in {} s\n",
+            wait.as_secs().max(1)
+        );
+        let _ = stream.write_all(line.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        return false;
+    }
+    let mut binding = [0u8; pake::BINDING_LEN];
+    if stream
+        .get_ref()
+        .1
+        .export_keying_material(&mut binding, pake::EXPORTER_LABEL, None)
+        .is_err()
+    {
+        return false;
+    }
+    let exchange = async {
+        let greeting = format!(
+            "{} (tchat does this for you with the invitation or --code)\n",
+            pake::PROMPT
+        );
+        stream.write_all(greeting.as_bytes()).await.ok()?;
+        let Some(Line::Pake {
+            message,
+            confirm: None,
+        }) = read_exchange_line(stream).await
+        else {
+            // No guess made (a joiner without the code, or not tchat): nothing to count.
+            return None;
+        };
+        let ours = Exchange::start(code, &binding);
+        let reply_message = ours.message.clone();
+        let Some(key) = ours.finish(&message) else {
+            return Some(false);
+        };
+        let reply = Line::Pake {
+            message: reply_message,
+            confirm: Some(key.confirm("host")),
+        };
+        stream.write_all(reply.render().as_bytes()).await.ok()?;
+        let Some(Line::Confirm(proof)) = read_exchange_line(stream).await else {
+            return Some(false);
+        };
+        Some(key.verify("joiner", &proof))
+    };
+    // `None`: over before a guess (or a write failed); `Some(proved)` after one.
+    let outcome = tokio::time::timeout(session::TLS_WAIT, exchange)
+        .await
+        .ok()
+        .flatten();
+    match outcome {
+        Some(true) => {
+            shared.codes().succeeded(ip);
+            return true;
+        }
+        None => return false,
+        Some(false) => {}
+    }
+    let failed = shared.codes().failed(ip, std::time::Instant::now());
+    let (tries, wait) = failed;
+    let line = if wait.is_zero() {
+        format!("{prefix} private: wrong code\n")
+    } else {
+        format!(
+            "{prefix} private: wrong code ({tries} from your address); the next try may come in {} s\n",
+            wait.as_secs()
+        )
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(line.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+    let tell = format!("a wrong code was tried from {ip} ({tries} from that address)");
+    if shared.config.log {
+        eprintln!("{} {tell}", clock());
+    }
+    let _ = events.try_send(Event::Tell(tell));
+    false
+}
+
+/// One line of the code exchange (bounded; anything else is no line).
+async fn read_exchange_line<R: AsyncRead + Unpin>(r: &mut R) -> Option<crate::pake::Line> {
+    use tokio::io::AsyncReadExt;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < crate::pake::MAX_LINE {
+        if r.read(&mut byte).await.ok()? == 0 {
+            return None;
+        }
+        if byte[0] == b'\n' {
+            return crate::pake::Line::parse(std::str::from_utf8(&line).ok()?);
+        }
+        line.push(byte[0]);
+    }
+    None
 }
 
 /// One connection: its handshake, then lines for the room, and what the room queues
@@ -751,6 +913,17 @@ fn on_event(
             conns.remove(&id);
             let reason = reason.map(|_| "connection lost");
             room.disconnect(id, reason, now)
+        }
+        Event::Tell(text) => {
+            if let Some(own) = conns.values().find(|c| c.own_seat) {
+                let notice = ServerMsg::Notice {
+                    ts: now_ms(),
+                    text,
+                    cid: None,
+                };
+                push_to_own_seat(own, Dialect::Structured, Bytes::from(notice.encode()));
+            }
+            Vec::new()
         }
     }
 }
