@@ -5,6 +5,7 @@
 #   benches/compare.sh            # the full table (about 10 minutes)
 #   QUICK=1 benches/compare.sh    # one repeat, shorter runs, fewer points
 #   KEEP=1 benches/compare.sh     # also tchat with --keep (a durable room)
+#   TLS=1 benches/compare.sh      # also tchat with every peer on TLS
 #
 # Installs ngircd (Debian's package) if it is missing. The server runs on one core and
 # the load generator on another (taskset); each point is repeated and the median shown.
@@ -75,7 +76,7 @@ wait_port() {
 
 start_tchat() {
     # Limits raised for the benchmark: no flood limit, room for 5000, 16 MiB backlog.
-    taskset -c $SERVER_CPU "$TCHAT" --host --headless --bind 127.0.0.1 --port "$TCHAT_PORT" \
+    XDG_CONFIG_HOME="$WORK/config" taskset -c $SERVER_CPU "$TCHAT" --host --headless --bind 127.0.0.1 --port "$TCHAT_PORT" \
         --burst 0 --max-peers 5000 --max-backlog 16777216 \
         --addr-burst 0 --max-per-address 0 --joins-per-minute 0 "$@" 2>/dev/null &
     SERVER_PID=$!
@@ -92,14 +93,16 @@ start_ngircd() {
 run() {
     local server=$1; shift
     local mode port
-    if [[ $server == tchat ]]; then start_tchat; mode=tchat; port=$TCHAT_PORT
+    if [[ $server == tchat || $server == tchat-tls ]]; then start_tchat; mode=tchat; port=$TCHAT_PORT
     elif [[ $server == tchat-keep ]]; then
         # A fresh room file for every run, on the same disk as the work directory.
         rm -f "$WORK"/room.db*
         start_tchat --keep "$WORK/room.db"; mode=tchat; port=$TCHAT_PORT
     else start_ngircd; mode=irc; port=$IRC_PORT; fi
+    local tls=()
+    if [[ $server == tchat-tls ]]; then tls=(--tls); fi
     taskset -c $LOAD_CPU "$LOAD" --raw --mode "$mode" --addr "127.0.0.1:$port" \
-        --pid "$SERVER_PID" "$@" || echo "failed=1"
+        --pid "$SERVER_PID" "${tls[@]}" "$@" || echo "failed=1"
     stop_server
 }
 
@@ -114,7 +117,10 @@ record() { # record POINT SERVER ARGS…
 }
 
 SERVERS="tchat ngircd"
-if [[ -n "${KEEP:-}" ]]; then SERVERS="tchat tchat-keep ngircd"; fi
+if [[ -n "${KEEP:-}" ]]; then SERVERS="$SERVERS tchat-keep"; fi
+if [[ -n "${TLS:-}" ]]; then SERVERS="$SERVERS tchat-tls"; fi
+IDLE_SERVERS="tchat ngircd"
+if [[ -n "${TLS:-}" ]]; then IDLE_SERVERS="$IDLE_SERVERS tchat-tls"; fi
 echo "fan-out: every peer sends as fast as the socket takes it, ${SECS} s" >&2
 for n in $POINTS; do
     for s in $SERVERS; do record "fanout-$n" "$s" --peers "$n" --secs "$SECS"; done
@@ -126,7 +132,7 @@ for s in $SERVERS; do
 done
 echo "idle memory" >&2
 for n in 1 1000; do
-    for s in tchat ngircd; do record "idle-$n" "$s" --peers "$n" --idle 3; done
+    for s in $IDLE_SERVERS; do record "idle-$n" "$s" --peers "$n" --idle 3; done
 done
 
 python3 - "$RESULTS" <<'PY'
@@ -156,6 +162,9 @@ for p in points:
         k = med(p, "tchat-keep", "per_sec")
         if k == k:
             print(f"{'  with --keep':<16}{k/1e6:>12.2f} M{'':>14}{ratio(k, t):>14.2f}   of tchat without it (lost {med(p, 'tchat-keep', 'lost'):.0f})")
+        e = med(p, "tchat-tls", "per_sec")
+        if e == e:
+            print(f"{'  over TLS':<16}{e/1e6:>12.2f} M{'':>14}{ratio(e, n):>14.2f}   of ngircd in clear; {ratio(e, t):.2f} of tchat in clear (lost {med(p, 'tchat-tls', 'lost'):.0f})")
     elif kind == "paced":
         for key in ("p50_ms", "p99_ms", "max_ms"):
             t, n = med(p, "tchat", key), med(p, "ngircd", key)
@@ -166,4 +175,7 @@ for p in points:
     elif kind == "idle":
         t, n = med(p, "tchat", "kb_per_peer"), med(p, "ngircd", "kb_per_peer")
         print(f"{p:<16}{t:>11.2f} KB{n:>11.2f} KB{ratio(t, n):>14.2f}   RSS per idle peer")
+        e = med(p, "tchat-tls", "kb_per_peer")
+        if e == e:
+            print(f"{'  over TLS':<16}{e:>11.2f} KB{'':>14}{ratio(e, n):>14.2f}   RSS per idle TLS peer")
 PY

@@ -24,7 +24,10 @@ use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+/// One peer's receiving half: plain TCP or TLS.
+type OwnedReadHalf = Box<dyn tokio::io::AsyncRead + Unpin>;
+/// One peer's sending half.
+type OwnedWriteHalf = Box<dyn tokio::io::AsyncWrite + Unpin>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -61,6 +64,10 @@ struct Args {
     /// Print one machine-readable line (`key=value …`) instead of the table.
     #[arg(long)]
     raw: bool,
+    /// Speak TLS to a tchat host (as `openssl s_client` does: the host's key is not
+    /// checked; this measures the cost of encryption, not trust).
+    #[arg(long)]
+    tls: bool,
     /// Send nothing: join, stay idle this many seconds, and report the server's memory
     /// per idle peer.
     #[arg(long, value_name = "SECS")]
@@ -321,7 +328,18 @@ async fn join(args: &Args, i: usize) -> Result<(OwnedReadHalf, OwnedWriteHalf), 
         .await
         .map_err(|e| format!("connect {}: {e}", args.addr))?;
     let _ = stream.set_nodelay(true);
-    let (r, mut w) = stream.into_split();
+    let (r, mut w): (OwnedReadHalf, OwnedWriteHalf) = if args.tls {
+        let (config, _) = tchat::tls::client_config(tchat::tls::Expect::Any);
+        let tls = tokio_rustls::TlsConnector::from(config)
+            .connect(tchat::tls::server_name(), stream)
+            .await
+            .map_err(|e| format!("peer {i}: TLS: {e}"))?;
+        let (r, w) = tokio::io::split(tls);
+        (Box::new(r), Box::new(w))
+    } else {
+        let (r, w) = stream.into_split();
+        (Box::new(r), Box::new(w))
+    };
     let mut r = BufReader::with_capacity(64 * 1024, r);
     let mut line = String::new();
     match args.mode {

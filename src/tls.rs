@@ -200,12 +200,16 @@ fn provider() -> Arc<CryptoProvider> {
 /// The host's side: TLS 1.3 with its key.
 pub fn server_config(key: &HostKey) -> Result<Arc<rustls::ServerConfig>, String> {
     let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.key.clone()));
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_single_cert(vec![CertificateDer::from(key.cert.clone())], der)
         .map_err(|e| e.to_string())?;
+    // Joiners do not resume sessions (a rejoin is a fresh handshake), so tickets would
+    // be bytes and work for every connection, for nothing.
+    config.send_tls13_tickets = 0;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(Arc::new(config))
 }
 

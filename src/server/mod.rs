@@ -439,7 +439,16 @@ async fn serve_tcp(
     let mark = shared.next_event.load(Ordering::Relaxed);
     let config = &shared.config;
     let Some(tls) = config.tls.clone() else {
-        serve_peer(id, stream, events, shared, Some(ip), Greet::Now, mark).await;
+        Box::pin(serve_peer(
+            id,
+            stream,
+            events,
+            shared,
+            Some(ip),
+            Greet::Now,
+            mark,
+        ))
+        .await;
         return;
     };
     let greet = match session::sniff(&stream, session::SNIFF_WAIT).await {
@@ -469,7 +478,7 @@ async fn serve_tcp(
             let started = tokio::time::Instant::now();
             match session::sniff(&stream, config.hello_wait).await {
                 session::Sniffed::Tls => {
-                    return serve_tls(id, stream, tls, events, shared, ip, mark).await;
+                    return Box::pin(serve_tls(id, stream, tls, events, shared, ip, mark)).await;
                 }
                 session::Sniffed::Closed => return,
                 session::Sniffed::Plain | session::Sniffed::Quiet if config.code.is_some() => {
@@ -479,7 +488,7 @@ async fn serve_tcp(
                 }
                 session::Sniffed::Plain | session::Sniffed::Quiet => {
                     let left = config.hello_wait.saturating_sub(started.elapsed());
-                    serve_peer(
+                    Box::pin(serve_peer(
                         id,
                         stream,
                         events,
@@ -487,7 +496,7 @@ async fn serve_tcp(
                         Some(ip),
                         Greet::Done { left },
                         mark,
-                    )
+                    ))
                     .await;
                     return;
                 }
@@ -495,8 +504,19 @@ async fn serve_tcp(
         }
     };
     match greet {
-        None => serve_tls(id, stream, tls, events, shared, ip, mark).await,
-        Some(greet) => serve_peer(id, stream, events, shared, Some(ip), greet, mark).await,
+        None => Box::pin(serve_tls(id, stream, tls, events, shared, ip, mark)).await,
+        Some(greet) => {
+            Box::pin(serve_peer(
+                id,
+                stream,
+                events,
+                shared,
+                Some(ip),
+                greet,
+                mark,
+            ))
+            .await
+        }
     }
 }
 
@@ -512,7 +532,10 @@ async fn serve_tls(
     mark: u64,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    match tokio::time::timeout(session::TLS_WAIT, acceptor.accept(stream)).await {
+    // The handshake's state on the heap, and gone once it is over: the connection's
+    // own state machine keeps room only for what an established peer needs.
+    let accept = Box::pin(acceptor.accept(stream));
+    match tokio::time::timeout(session::TLS_WAIT, accept).await {
         Ok(Ok(mut secured)) => {
             if let Some(code) = shared.config.code.clone()
                 && !prove_code(&mut secured, &code, &shared, &events, ip).await
