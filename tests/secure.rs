@@ -529,3 +529,21 @@ async fn the_host_is_told_of_each_wrong_code() {
     .await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn tls_starts_that_stall_hold_up_no_one_else() {
+    let key = HostKey::generate().unwrap();
+    let server = room(&key).await;
+    let addr = server.local_addr();
+    // Ten connections that start a TLS handshake and then say nothing more.
+    let mut stalled = Vec::new();
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&[tls::HANDSHAKE, 3, 1]).await.unwrap();
+        stalled.push(s);
+    }
+    let (mut ann, _) = join(addr, "ann", &Trust::default()).await.unwrap();
+    until(&mut ann, "ann's welcome", welcomed).await;
+    drop(stalled);
+    server.shutdown().await;
+}
