@@ -28,6 +28,14 @@ pub fn room_addresses(bind: IpAddr, port: u16) -> Vec<String> {
     ips.into_iter().map(|ip| with_port(ip, port)).collect()
 }
 
+/// Whether an address as [`room_addresses`] gives it (`HOST:PORT`, `[V6]:PORT`) is
+/// this machine's loopback, which no one else can reach.
+pub fn is_loopback(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// `ip:port`, with brackets around IPv6.
 pub fn with_port(ip: IpAddr, port: u16) -> String {
     match ip {
@@ -57,6 +65,14 @@ pub fn order(mut ips: Vec<IpAddr>) -> Vec<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_addresses_are_told_apart() {
+        assert!(is_loopback("127.0.0.1:7878"));
+        assert!(is_loopback("[::1]:7878"));
+        assert!(!is_loopback("192.168.1.5:7878"));
+        assert!(!is_loopback("[fe80::1]:7878"));
+    }
 
     #[test]
     fn lan_first_loopback_last_link_local_dropped() {

@@ -170,8 +170,19 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
     } else {
         None
     };
+    // Others cannot reach this machine's loopback: leave it out where there is more.
+    let reachable: Vec<String> = addresses
+        .iter()
+        .filter(|a| !addrs::is_loopback(a))
+        .cloned()
+        .collect();
+    let shared = if reachable.is_empty() {
+        &addresses
+    } else {
+        &reachable
+    };
     let invitation =
-        Invitation::new(&addresses, &fingerprint, code.as_ref().map(|c| c.as_str())).token();
+        Invitation::new(shared, &fingerprint, code.as_ref().map(|c| c.as_str())).token();
     let config = server::Config {
         rules: Rules {
             max_line: as_usize(cli.max_line),

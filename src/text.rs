@@ -271,11 +271,13 @@ pub fn wrap(text: &str, first: usize, rest: usize, full: usize) -> Vec<Row> {
     rows
 }
 
-/// Whether `word` is worth keeping whole for copying: a link (`scheme://…`). Other
-/// long runs without spaces (a sentence in Chinese, a row of emoji) wrap where they
-/// reach the edge, as text does.
+/// Whether `word` is worth keeping whole for copying: a link (`scheme://…`) or a
+/// room's invitation (see [`crate::invite`]). Other long runs without spaces (a
+/// sentence in Chinese, a row of emoji) wrap where they reach the edge, as text does.
 fn looks_like_a_link(word: &str) -> bool {
     word.contains("://")
+        || (crate::invite::Invitation::looks_like(word)
+            && crate::invite::Invitation::parse(word).is_ok())
 }
 
 /// One text's rows at one set of widths, kept so that a text drawn again (every frame
@@ -534,6 +536,11 @@ mod tests {
             flush_rows(&text, 14, 14, 20),
             vec!["see", "|https://example.com/", "|a/rather/long/path", "now"]
         );
+        // An invitation is kept whole the same way.
+        let token = "192.0.2.2:7990,127.0.0.1:7990/0653f82873602ceb54d78041bd8c92bd";
+        let text = format!("join with: {token} (or nc)");
+        let rows = flush_rows(&text, 30, 30, 80);
+        assert_eq!(rows[1], format!("|{token}"), "{rows:?}");
         // One that fits the full width is not cut at all.
         let text = "read https://ex.com/abcdefghij ok";
         assert_eq!(
