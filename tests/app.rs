@@ -2788,6 +2788,18 @@ fn the_host_is_shown_the_invitation_and_invite_shows_it_again() {
     assert!(fx.is_empty(), "never sent to the room: {fx:?}");
     assert_eq!(app.entries().len(), before + 1);
     assert!(texts(&app).last().unwrap().contains(&want));
+    // A private room's invitation holds its code; `nc` gets nowhere there.
+    let private = format!("{token}/4821-tiger-piano");
+    let mut app = host(120, 24).invite(private.clone());
+    welcome(&mut app, "alice", None, &["alice"]);
+    let notice = texts(&app)
+        .into_iter()
+        .find(|t| t.contains(&private))
+        .unwrap();
+    assert!(
+        notice.contains("a private room") && !notice.contains("nc "),
+        "{notice}"
+    );
     // A joiner has none to give.
     let mut j = in_room(80, 24);
     type_str(&mut j, "/invite");

@@ -935,8 +935,16 @@ impl App {
                         let (host, port) = addr.rsplit_once(':').unwrap_or((addr, ""));
                         let host = host.trim_start_matches('[').trim_end_matches(']');
                         let join = self.invitation.as_deref().unwrap_or(addr);
+                        let private =
+                            crate::invite::Invitation::parse(join).is_ok_and(|i| i.code.is_some());
+                        let nc = if private {
+                            // `nc` is told the room is private, and nothing more.
+                            "a private room: only the invitation gets in".to_owned()
+                        } else {
+                            format!("or: nc {host} {port}")
+                        };
                         format!(
-                            "you are hosting as {}; {here}. Others join with: tchat --join {join}  (or: nc {host} {port})",
+                            "you are hosting as {}; {here}. Others join with: tchat --join {join}  ({nc})",
                             self.me
                         )
                     }
