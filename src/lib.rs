@@ -38,6 +38,17 @@
 // One call into the C library needs `unsafe` (`memory::release_free`); nothing else may.
 #![deny(unsafe_code)]
 
+/// Write a line to stderr, and nothing more if no one reads it any longer: `eprintln!`
+/// panics when stderr is a closed pipe, and neither a host nor a joiner may stop over
+/// a line of its log.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod addrs;
 pub mod app;
 pub mod cli;

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
-            eprintln!(
+            tchat::note!(
                 "tchat: {} (tchat --help shows usage)",
                 one_line(&e.to_string())
             );
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     if cli.man {
         let mut page = Vec::new();
         if let Err(e) = clap_mangen::Man::new(cli::command()).render(&mut page) {
-            eprintln!("tchat: cannot make the manual page: {e}");
+            tchat::note!("tchat: cannot make the manual page: {e}");
             return ExitCode::FAILURE;
         }
         return print(&page);
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     let config = match config::load(cli.config.as_deref(), env.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("tchat: {e}");
+            tchat::note!("tchat: {e}");
             return ExitCode::from(2);
         }
     };
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("tchat: cannot start: {e}");
+            tchat::note!("tchat: cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -81,7 +81,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tchat: {e}");
+            tchat::note!("tchat: {e}");
             ExitCode::FAILURE
         }
     }
@@ -95,7 +95,7 @@ fn print(bytes: &[u8]) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tchat: {}", plain_io_error(&e));
+            tchat::note!("tchat: {}", plain_io_error(&e));
             ExitCode::FAILURE
         }
     }
@@ -210,12 +210,12 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
     };
     let server = Server::spawn(listener, config).map_err(|e| e.to_string())?;
     if cli.headless || line_mode {
-        eprintln!("tchat: hosting a room at {}", addresses.join(", "));
-        eprintln!(
+        tchat::note!("tchat: hosting a room at {}", addresses.join(", "));
+        tchat::note!(
             "tchat: tchat peers are encrypted; the host key is {}",
             tchat::tls::short(&fingerprint)
         );
-        eprintln!("tchat: others join with: tchat --join {invitation}");
+        tchat::note!("tchat: others join with: tchat --join {invitation}");
     }
     if cli.headless {
         stop_signal().await;
@@ -263,7 +263,7 @@ fn fit_peers_to_files(max_peers: usize) -> usize {
         .unwrap_or(usize::MAX)
         .max(1);
     if max_peers > fits {
-        eprintln!(
+        tchat::note!(
             "tchat: --max-peers lowered from {max_peers} to {fits}: this system allows {limit} open files (raise it with ulimit -n)"
         );
         return fits;
@@ -398,12 +398,14 @@ async fn take_part(
     };
     let result = if part.line_mode {
         if who.lock == Lock::Plain {
-            eprintln!("tchat: the far side does not speak TLS: talking in clear (not encrypted)");
+            tchat::note!(
+                "tchat: the far side does not speak TLS: talking in clear (not encrypted)"
+            );
         }
         match lineio::run(commands.clone(), events).await {
             Ok(lineio::End::Left) => Ok(()),
             Ok(lineio::End::Closed(reason)) => {
-                eprintln!("tchat: {reason}");
+                tchat::note!("tchat: {reason}");
                 Ok(())
             }
             Ok(lineio::End::Refused { count, reason }) => {
@@ -514,5 +516,5 @@ async fn stop_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
     }
-    eprintln!("tchat: stopping; telling everyone the room is closed");
+    tchat::note!("tchat: stopping; telling everyone the room is closed");
 }

@@ -366,13 +366,20 @@ impl KnownHosts {
         s
     }
 
-    /// Write the file at `path` (its directory made if need be).
+    /// Write the file at `path` (its directory made if need be): written aside and
+    /// renamed into place, so that a reader, or another tchat joining at the same
+    /// moment, never sees half of it.
     pub fn save(&self, path: &Path) -> Result<(), String> {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        write_private(path, self.render().as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        let aside = path.with_extension(format!("{:016x}.new", rand::random::<u64>()));
+        let written = write_private(&aside, self.render().as_bytes())
+            .and_then(|()| std::fs::rename(&aside, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&aside);
+        }
+        written.map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 }
 
@@ -422,6 +429,33 @@ mod tests {
         std::fs::write(dir.join(KEY_FILE), b"not a key").unwrap();
         let err = HostKey::load_or_make(&dir).unwrap_err();
         assert!(err.contains("not usable"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn known_hosts_written_at_once_by_many_are_never_half_written() {
+        let dir = std::env::temp_dir().join(format!("tchat-known-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("known_hosts");
+        let fp = fingerprint(b"a key");
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let path = &path;
+                let fp = &fp;
+                s.spawn(move || {
+                    for i in 0..50 {
+                        let mut k = KnownHosts::load(path).unwrap();
+                        k.set(&format!("127.0.0.1:{}", 1000 + t * 100 + i), fp);
+                        k.save(path).unwrap();
+                        // Whatever is read back is whole: every line a full entry.
+                        let back = KnownHosts::load(path).unwrap();
+                        for line in &back.lines {
+                            assert!(line.ends_with(fp.as_str()), "{line:?}");
+                        }
+                    }
+                });
+            }
+        });
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -149,15 +149,28 @@ impl Tchat {
         args: &[&str],
         env: &[(&str, Option<&str>)],
     ) -> Tchat {
+        // Hosts share one config directory, so one host key (a restarted host is the
+        // same host). Each joiner gets its own: its `known_hosts` would otherwise remember
+        // another test's TLS host at a port a plain server now has, and rightly refuse to
+        // talk to it in clear.
+        let config_home = if args.contains(&"--join") {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static NEXT: AtomicU32 = AtomicU32::new(0);
+            format!(
+                "{}/joiner-{}-{}",
+                env!("CARGO_TARGET_TMPDIR"),
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            )
+        } else {
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/config").to_owned()
+        };
         let mut cmd = Command::new(program);
         cmd.args(args)
             .env("RUST_BACKTRACE", "1")
             .env_remove("RUST_LOG")
             .env("TCHAT_CONFIG", "/dev/null")
-            .env(
-                "XDG_CONFIG_HOME",
-                concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
-            );
+            .env("XDG_CONFIG_HOME", &config_home);
         for (k, v) in env {
             match v {
                 Some(v) => cmd.env(k, v),
@@ -1485,4 +1498,47 @@ fn a_private_room_lets_in_who_has_the_invitation_and_keeps_its_code() {
     };
     let t = run(&["--join", &format!("127.0.0.1:{port}"), "--code", wrong]);
     assert_clean_failure(&t, &["wrong code"]);
+}
+
+/// A host whose log no one reads any more (its stderr a closed pipe) goes on hosting:
+/// a line of log it cannot write is lost, and nothing else.
+#[test]
+fn a_host_with_its_stderr_closed_keeps_hosting() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(BIN)
+        .args(["--host", "--headless", "--bind", "127.0.0.1", "--port", "0"])
+        .env("TCHAT_CONFIG", "/dev/null")
+        .env(
+            "XDG_CONFIG_HOME",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    let port: u16 = first
+        .trim_end()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // No one reads the log from here on.
+    drop(err);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // Joins and leaves are logged: each is a write to the closed pipe.
+    for i in 0..3 {
+        drop(Peer::seated(addr, format!("passer{i}\n").as_bytes()));
+    }
+    let mut a = Peer::seated(addr, b"still here?\n");
+    let mut b = Peer::seated(addr, b"listening\n");
+    a.send(b"yes\n");
+    b.lines.wait("a's line", |l| l.ends_with(": yes"));
+    assert!(child.try_wait().unwrap().is_none(), "the host died");
+    let _ = child.kill();
+    let _ = child.wait();
 }

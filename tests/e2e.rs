@@ -1298,9 +1298,18 @@ fn line_mode_works_through_pipes() {
     let bot_out = lines_of(bot.0.stdout.take().expect("stdout"));
     let bot_err = lines_of(bot.0.stderr.take().expect("stderr"));
     let mut host_seen = Vec::new();
-    wait_line(&host_out, &mut host_seen, "`bot: hi`", |l| {
-        l.trim_end() == "bot: hi"
-    });
+    let bot_said = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_line(&host_out, &mut host_seen, "`bot: hi`", |l| {
+            l.trim_end() == "bot: hi"
+        })
+    }));
+    if bot_said.is_err() {
+        let said: Vec<String> = bot_err
+            .try_iter()
+            .map(|l| String::from_utf8_lossy(&l).into_owned())
+            .collect();
+        panic!("the host never showed the bot's line; the bot's stderr: {said:?}");
+    }
     let status = bot.wait_exit("the bot");
     let bot_stderr: Vec<String> = bot_err
         .try_iter()

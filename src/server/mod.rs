@@ -338,7 +338,7 @@ async fn run_inner(
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     if config.log {
-                        eprintln!("{} accept failed: {e}", clock());
+                        crate::note!("{} accept failed: {e}", clock());
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -546,7 +546,7 @@ async fn serve_tls(
         }
         Ok(Err(e)) => {
             if shared.config.log {
-                eprintln!("{} TLS handshake from {ip} failed: {e}", clock());
+                crate::note!("{} TLS handshake from {ip} failed: {e}", clock());
             }
         }
         Err(_) => {}
@@ -646,7 +646,7 @@ async fn prove_code(
     .await;
     let tell = format!("a wrong code was tried from {ip} ({tries} from that address)");
     if shared.config.log {
-        eprintln!("{} {tell}", clock());
+        crate::note!("{} {tell}", clock());
     }
     let _ = events.try_send(Event::Tell(tell));
     false
@@ -1104,7 +1104,7 @@ impl Turn {
         if let Err(e) = store.write(&journal, room, &sent) {
             // The room goes on; it is no longer kept.
             let path = config.keep.as_deref().unwrap_or(std::path::Path::new("?"));
-            eprintln!(
+            crate::note!(
                 "{} tchat: cannot write the room to {}: {e}; it goes on, but is no longer kept",
                 clock(),
                 path.display()
@@ -1186,7 +1186,8 @@ fn log_event(target: Target, out: &Outgoing) {
         msg @ (ServerMsg::Join { .. } | ServerMsg::Leave { .. } | ServerMsg::Crowd { .. }),
     ) = out
     {
-        eprint!("{} {}", clock(), msg.to_plain());
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), "{} {}", clock(), msg.to_plain());
     }
 }
 
