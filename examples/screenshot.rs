@@ -19,7 +19,7 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Position;
 use ratatui::style::{Color, Modifier};
-use tchat::app::{App, Effect, Msg, Net, Role, update};
+use tchat::app::{App, Effect, Lock, Msg, Net, Role, update};
 use tchat::protocol::ServerMsg;
 
 const WIDTH: u16 = 92;
@@ -49,7 +49,9 @@ fn conversation() -> App {
         addresses: vec!["192.168.1.20:7878".into(), "127.0.0.1:7878".into()],
     };
     let mut s = Scene {
-        app: App::new(role, "alice".into(), WIDTH, HEIGHT, 0),
+        app: App::new(role, "alice".into(), WIDTH, HEIGHT, 0)
+            .secured(Lock::Encrypted("3f2a 91bc 0d4e 77a1 5c20".into()))
+            .invite("192.168.1.20:7878/3f2a91bc0d4e77a15c20aa00bb11cc22".into()),
         id: 0,
     };
     s.room(

@@ -19,6 +19,9 @@
 //! | [`client`] | I/O | a joiner's connection task: commands in, events out |
 //! | [`net`] | I/O | reading lines (with the pause rule) and batched writing, for both sides |
 //! | [`tls`] | – | the host's key and fingerprint, TLS 1.3 configurations, `known_hosts` |
+//! | [`invite`] | yes | the invitation: one word with the room's addresses, the host key and a private room's code |
+//! | [`code`] | yes | a private room's code (a number and two words) |
+//! | [`pake`] | yes | proving a private room's code with SPAKE2, bound to the TLS session |
 //! | [`link`] | I/O | a joiner's connection: TLS to a tchat host (key checked), plain only to a far side without TLS |
 //! | [`tui`] | I/O | the full-screen loop: terminal and network events in one `select!` |
 //! | [`lineio`] | I/O | line mode for scripts: stdin in, plain text out |
