@@ -246,23 +246,32 @@ where
     spawn(stream, name, Some((retry, connector)))
 }
 
-/// [`start_rejoining`] for a joiner that reached `addr` over `stream`; a rejoin
-/// reaches it again as `trust` says (a host that spoke TLS is only ever spoken to in
-/// TLS, with the same key).
+/// [`start_rejoining`] for a joiner that reached the room over `stream`; a rejoin tries
+/// `addrs` in order (an invitation may list several) and reaches the first that answers
+/// as `trust` says (a host that spoke TLS is only ever spoken to in TLS, with the same
+/// key).
 pub fn join(
     stream: crate::link::Link,
-    addr: String,
+    addrs: Vec<String>,
     name: String,
     retry: Retry,
     trust: crate::link::Trust,
 ) -> Handle {
     start_rejoining(stream, name, retry, move || {
-        let (addr, trust) = (addr.clone(), trust.clone());
+        let (addrs, trust) = (addrs.clone(), trust.clone());
         async move {
-            let (tcp, _) = connect(&addr).await?;
-            crate::link::secure(tcp, &addr, &trust)
-                .await
-                .map(|(s, _)| s)
+            let mut last = String::from("no address to rejoin");
+            for addr in &addrs {
+                let reached = match connect(addr).await {
+                    Ok((tcp, _)) => crate::link::secure(tcp, addr, &trust).await,
+                    Err(e) => Err(e),
+                };
+                match reached {
+                    Ok((s, _)) => return Ok(s),
+                    Err(e) => last = e,
+                }
+            }
+            Err(last)
         }
     })
 }

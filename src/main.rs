@@ -316,7 +316,10 @@ async fn join(cli: Cli, mut part: Part) -> Result<(), String> {
         after_closing: !line_mode,
         ..client::Retry::default()
     };
-    let conn = client::join(stream, addr.clone(), name.clone(), retry, trust);
+    // Rejoining tries the address that answered first, then the others.
+    let mut rejoin = vec![addr.clone()];
+    rejoin.extend(addrs.iter().filter(|a| **a != addr).cloned());
+    let conn = client::join(stream, rejoin, name.clone(), retry, trust);
     let who = Who {
         role: Role::Joiner { address: addr },
         lock,

@@ -41,7 +41,7 @@ impl Joiner {
             after_closing: true,
         };
         let mut j = Joiner {
-            h: client::join(stream, addr.into(), name.into(), retry, trust),
+            h: client::join(stream, vec![addr.into()], name.into(), retry, trust),
             seen: Vec::new(),
         };
         j.until(Duration::from_secs(10), |e| {

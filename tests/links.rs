@@ -74,7 +74,7 @@ impl Joiner {
             max_delay: Duration::from_millis(500),
             after_closing: true,
         };
-        let h = client::join(stream, addr.to_string(), name.into(), retry, trust);
+        let h = client::join(stream, vec![addr.to_string()], name.into(), retry, trust);
         let mut j = Joiner {
             h,
             name: String::new(),

@@ -46,7 +46,13 @@ async fn join(
         max_delay: Duration::from_millis(500),
         after_closing: false,
     };
-    let h = client::join(stream, addr.to_string(), name.into(), retry, trust.clone());
+    let h = client::join(
+        stream,
+        vec![addr.to_string()],
+        name.into(),
+        retry,
+        trust.clone(),
+    );
     Ok((h, security))
 }
 
@@ -546,4 +552,33 @@ async fn tls_starts_that_stall_hold_up_no_one_else() {
     until(&mut ann, "ann's welcome", welcomed).await;
     drop(stalled);
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_rejoin_tries_the_invitations_other_addresses() {
+    // One host key, two addresses (as a host on two networks, or a room moved).
+    let key = HostKey::generate().unwrap();
+    let (first, second) = (room(&key).await, room(&key).await);
+    let (a, b) = (first.local_addr(), second.local_addr());
+    let trust = Trust::new(None, Some(key.fingerprint()), false);
+    let tcp = TcpStream::connect(a).await.unwrap();
+    let (stream, _) = link::secure(tcp, &a.to_string(), &trust).await.unwrap();
+    let retry = Retry {
+        first_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(300),
+        after_closing: true,
+    };
+    let addrs = vec![a.to_string(), b.to_string()];
+    let mut h = client::join(stream, addrs, "ann".into(), retry, trust);
+    until(&mut h, "the first welcome", welcomed).await;
+    first.shutdown().await;
+    // The first address is gone: the rejoin finds the room at the second.
+    until(&mut h, "a welcome at the second address", welcomed).await;
+    say(&h, "over here now");
+    let (mut bob, _) = join(b, "bob", &Trust::default()).await.unwrap();
+    until(&mut bob, "ann's line at the second address", |e| {
+        said(e, "over here now")
+    })
+    .await;
+    second.shutdown().await;
 }
