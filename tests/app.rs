@@ -2810,3 +2810,16 @@ fn the_host_is_shown_the_invitation_and_invite_shows_it_again() {
         texts(&j)
     );
 }
+
+#[test]
+fn scrolling_to_the_oldest_line_counts_as_looking_away_too() {
+    let mut app = in_room(80, 24);
+    for i in 1..60 {
+        msg(&mut app, i, "bob", &format!("line {i}"));
+    }
+    update(&mut app, key_with(KeyCode::Home, KeyModifiers::CONTROL), T0);
+    msg(&mut app, 60, "bob", "came while you read the start");
+    update(&mut app, key_with(KeyCode::End, KeyModifiers::CONTROL), T0);
+    let t = texts(&app);
+    assert!(t[t.len() - 2].contains(tchat::app::READ_MARKER), "{t:?}");
+}

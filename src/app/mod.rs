@@ -1172,6 +1172,10 @@ impl App {
     }
 
     fn scroll_to_top(&mut self) {
+        if self.scrollback.last_seq().is_none() {
+            return;
+        }
+        self.look_away();
         let (width, height) = self.pane();
         if self.scrollback.scroll_to_top(width, height) {
             self.go_live();
