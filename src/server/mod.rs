@@ -438,84 +438,68 @@ async fn serve_tcp(
     // now on, however long its handshake (and the look for TLS before it) lasts.
     let mark = shared.next_event.load(Ordering::Relaxed);
     let config = &shared.config;
-    let Some(tls) = config.tls.clone() else {
-        Box::pin(serve_peer(
-            id,
-            stream,
-            events,
-            shared,
-            Some(ip),
-            Greet::Now,
-            mark,
-        ))
-        .await;
-        return;
+    let (stream, greet) = match &config.tls {
+        None => (stream, Some(Greet::Now)),
+        Some(_) => match tls_or_plain(stream, config).await {
+            Some(decided) => decided,
+            None => return,
+        },
     };
-    let greet = match session::sniff(&stream, session::SNIFF_WAIT).await {
-        session::Sniffed::Tls => None,
-        session::Sniffed::Closed => return,
-        session::Sniffed::Plain if config.code.is_some() => {
+    // Each path its own allocation: a plain peer does not carry a TLS stream's room.
+    match (greet, config.tls.clone()) {
+        (Some(greet), _) => {
+            let peer = serve_peer(id, stream, events, shared, Some(ip), greet, mark);
+            Box::pin(peer).await;
+        }
+        (None, Some(tls)) => Box::pin(serve_tls(id, stream, tls, events, shared, ip, mark)).await,
+        (None, None) => {}
+    }
+}
+
+/// Whether a connection to a host that takes TLS is a TLS client (`None` in the
+/// second place) or a plain peer (how it has been greeted); `None` when it is over
+/// (it closed, or it was a plain peer at a private room, told so).
+async fn tls_or_plain(
+    stream: tokio::net::TcpStream,
+    config: &Config,
+) -> Option<(tokio::net::TcpStream, Option<Greet>)> {
+    use tokio::io::AsyncWriteExt;
+    let private = config.code.is_some();
+    match session::sniff(&stream, session::SNIFF_WAIT).await {
+        session::Sniffed::Tls => return Some((stream, None)),
+        session::Sniffed::Closed => return None,
+        session::Sniffed::Plain if private => {
             say_and_close(stream, private_line()).await;
-            return;
+            return None;
         }
-        session::Sniffed::Plain => Some(Greet::Now),
-        session::Sniffed::Quiet => {
-            // Silent: a plain peer waiting to be greeted (`nc`), or a TLS client whose
-            // start is slow to arrive. Greet it in clear (a private room only says it
-            // is private) and look again.
-            let banner = match config.code {
-                Some(_) => private_line(),
-                None => format!("{}\n", protocol::banner_with_tls(&config.address)),
-            };
-            let mut stream = stream;
-            use tokio::io::AsyncWriteExt;
-            let wrote =
-                tokio::time::timeout(Duration::from_secs(5), stream.write_all(banner.as_bytes()))
-                    .await;
-            if !matches!(wrote, Ok(Ok(()))) {
-                return;
-            }
-            let started = tokio::time::Instant::now();
-            match session::sniff(&stream, config.hello_wait).await {
-                session::Sniffed::Tls => {
-                    return Box::pin(serve_tls(id, stream, tls, events, shared, ip, mark)).await;
-                }
-                session::Sniffed::Closed => return,
-                session::Sniffed::Plain | session::Sniffed::Quiet if config.code.is_some() => {
-                    // Told already; nothing of the room for it.
-                    say_and_close(stream, String::new()).await;
-                    return;
-                }
-                session::Sniffed::Plain | session::Sniffed::Quiet => {
-                    let left = config.hello_wait.saturating_sub(started.elapsed());
-                    Box::pin(serve_peer(
-                        id,
-                        stream,
-                        events,
-                        shared,
-                        Some(ip),
-                        Greet::Done { left },
-                        mark,
-                    ))
-                    .await;
-                    return;
-                }
-            }
-        }
+        session::Sniffed::Plain => return Some((stream, Some(Greet::Now))),
+        session::Sniffed::Quiet => {}
+    }
+    // Silent: a plain peer waiting to be greeted (`nc`), or a TLS client whose start is
+    // slow to arrive. Greet it in clear (a private room only says it is private) and
+    // look again.
+    let banner = match config.code {
+        Some(_) => private_line(),
+        None => format!("{}\n", protocol::banner_with_tls(&config.address)),
     };
-    match greet {
-        None => Box::pin(serve_tls(id, stream, tls, events, shared, ip, mark)).await,
-        Some(greet) => {
-            Box::pin(serve_peer(
-                id,
-                stream,
-                events,
-                shared,
-                Some(ip),
-                greet,
-                mark,
-            ))
-            .await
+    let mut stream = stream;
+    let wrote =
+        tokio::time::timeout(Duration::from_secs(5), stream.write_all(banner.as_bytes())).await;
+    if !matches!(wrote, Ok(Ok(()))) {
+        return None;
+    }
+    let started = tokio::time::Instant::now();
+    match session::sniff(&stream, config.hello_wait).await {
+        session::Sniffed::Tls => Some((stream, None)),
+        session::Sniffed::Closed => None,
+        session::Sniffed::Plain | session::Sniffed::Quiet if private => {
+            // Told already; nothing of the room for it.
+            say_and_close(stream, String::new()).await;
+            None
+        }
+        session::Sniffed::Plain | session::Sniffed::Quiet => {
+            let left = config.hello_wait.saturating_sub(started.elapsed());
+            Some((stream, Some(Greet::Done { left })))
         }
     }
 }
