@@ -1090,6 +1090,15 @@ fn ipv6_loopback_host_and_join() {
 // ---------------------------------------------------------------------------------------
 // 7. The config file.
 
+/// The invitation a headless host writes to stderr after its address: the token.
+fn invitation(host: &mut Tchat) -> String {
+    let line = host.err.wait("the invitation", |l| {
+        l.starts_with("tchat: others join with: tchat --join ")
+    });
+    let token = line.trim_end().rsplit(' ').next().expect("a token");
+    token.to_owned()
+}
+
 /// `tchat --host --headless --bind 127.0.0.1 EXTRA`, with the port it reports.
 fn headless_with(extra: &[&str], env: &[(&str, Option<&str>)]) -> (Tchat, u16) {
     let mut args = vec!["--host", "--headless", "--bind", "127.0.0.1"];
@@ -1407,20 +1416,8 @@ fn max_peers_is_lowered_to_the_open_files_the_system_allows() {
 /// invitation whose key is not the host's is refused in one line.
 #[test]
 fn the_invitation_a_host_shares_is_all_a_joiner_needs() {
-    let mut host = Tchat::spawn(
-        "host",
-        &["--host", "--headless", "--bind", "127.0.0.1", "--port", "0"],
-    );
-    let (_, port) = hosting(&mut host);
-    let line = host.err.wait("the invitation", |l| {
-        l.starts_with("tchat: others join with: tchat --join ")
-    });
-    let token = line
-        .trim_end()
-        .rsplit(' ')
-        .next()
-        .expect("a token")
-        .to_owned();
+    let (mut host, port) = headless_with(&["--port", "0"], &[]);
+    let token = invitation(&mut host);
     assert!(token.starts_with(&format!("127.0.0.1:{port}/")), "{token}");
     let mut obs = Peer::seated(SocketAddr::from(([127, 0, 0, 1], port)), b"watching\n");
 
@@ -1446,27 +1443,17 @@ fn a_private_room_lets_in_who_has_the_invitation_and_keeps_its_code() {
     let dir = TempDir::new("private");
     let keep = dir.path("room.db");
     let start = |keep: &str| {
-        let mut host = Tchat::spawn(
-            "host",
-            &[
-                "--host",
-                "--headless",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--private",
-                "--keep",
-                keep,
-                "--hello-wait",
-                "1000",
-            ],
-        );
-        let (_, port) = hosting(&mut host);
-        let line = host.err.wait("the invitation", |l| {
-            l.starts_with("tchat: others join with: tchat --join ")
-        });
-        let token = line.trim_end().rsplit(' ').next().unwrap().to_owned();
+        let args = [
+            "--port",
+            "0",
+            "--private",
+            "--keep",
+            keep,
+            "--hello-wait",
+            "1000",
+        ];
+        let (mut host, port) = headless_with(&args, &[]);
+        let token = invitation(&mut host);
         (host, port, token)
     };
     let (host, port, token) = start(&keep);

@@ -189,16 +189,30 @@ mod tests {
         Some(Frame::Line(s.into()))
     }
 
-    #[test]
-    fn a_hello_is_a_tchat_client_whenever_it_comes_first() {
-        let hello = ClientMsg::Hello {
+    /// A client's `hello` as `name`, as it goes on the wire.
+    fn hello_line(name: &str, session: Option<&str>) -> String {
+        ClientMsg::Hello {
             v: 1,
-            name: "alice".into(),
+            name: name.into(),
             client: None,
-            session: Some("s1".into()),
+            session: session.map(str::to_owned),
             since: None,
         }
-        .encode();
+        .encode()
+    }
+
+    /// The handshake with the usual greeting and wait, over `lines` and `w`.
+    async fn shake<R, W>(lines: &mut LineReader<R>, w: &mut W) -> Option<Decided>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        handshake(lines, w, Some("* tchat/1 welcome"), HELLO_WAIT, 1 << 16).await
+    }
+
+    #[test]
+    fn a_hello_is_a_tchat_client_whenever_it_comes_first() {
+        let hello = hello_line("alice", Some("s1"));
         match greeted(line(hello.trim_end())) {
             Greeted::Tchat(h) => {
                 assert_eq!(h.name, "alice");
@@ -239,14 +253,7 @@ mod tests {
         let (near, mut far) = tokio::io::duplex(4096);
         let (r, mut w) = tokio::io::split(near);
         let mut lines = LineReader::new(r, 1 << 16);
-        let hello = ClientMsg::Hello {
-            v: 1,
-            name: "slow".into(),
-            client: None,
-            session: None,
-            since: None,
-        }
-        .encode();
+        let hello = hello_line("slow", None);
         let client = tokio::spawn(async move {
             use tokio::io::AsyncReadExt;
             let mut greeting = [0u8; 8];
@@ -256,14 +263,7 @@ mod tests {
             far.write_all(hello.as_bytes()).await.unwrap();
             far
         });
-        let got = handshake(
-            &mut lines,
-            &mut w,
-            Some("* tchat/1 welcome"),
-            HELLO_WAIT,
-            1 << 16,
-        )
-        .await;
+        let got = shake(&mut lines, &mut w).await;
         assert!(matches!(got, Some(Decided { hello: Some(h), first: None }) if h.name == "slow"));
         drop(client.await.unwrap());
     }
@@ -273,14 +273,7 @@ mod tests {
         let (near, mut far) = tokio::io::duplex(4096);
         let (r, mut w) = tokio::io::split(near);
         let mut lines = LineReader::new(r, 1 << 16);
-        let hello = ClientMsg::Hello {
-            v: 1,
-            name: "far".into(),
-            client: None,
-            session: None,
-            since: None,
-        }
-        .encode();
+        let hello = hello_line("far", None);
         let client = tokio::spawn(async move {
             let (a, b) = hello.as_bytes().split_at(10);
             far.write_all(a).await.unwrap();
@@ -292,14 +285,7 @@ mod tests {
             far.write_all(b"\"text\":\"x\"}\n").await.unwrap();
             far
         });
-        let got = handshake(
-            &mut lines,
-            &mut w,
-            Some("* tchat/1 welcome"),
-            HELLO_WAIT,
-            1 << 16,
-        )
-        .await;
+        let got = shake(&mut lines, &mut w).await;
         assert!(matches!(got, Some(Decided { hello: Some(h), .. }) if h.name == "far"));
         let next = lines.next(None).await;
         assert!(
@@ -315,14 +301,7 @@ mod tests {
         let (r, mut w) = tokio::io::split(near);
         let mut lines = LineReader::new(r, 1 << 16);
         let started = tokio::time::Instant::now();
-        let got = handshake(
-            &mut lines,
-            &mut w,
-            Some("* tchat/1 welcome"),
-            HELLO_WAIT,
-            1 << 16,
-        )
-        .await;
+        let got = shake(&mut lines, &mut w).await;
         assert_eq!(
             got,
             Some(Decided {
