@@ -238,10 +238,13 @@ async fn inside(
     use crate::pake::{self, Exchange, Line};
     use tokio::io::AsyncWriteExt;
     let lost = |e: std::io::Error| format!("lost {addr}: {}", crate::client::plain_io_error(&e));
-    let first = tokio::time::timeout(HANDSHAKE_WAIT, read_line(&mut stream))
-        .await
-        .map_err(|_| format!("{addr} said nothing after the secure handshake"))?
-        .map_err(lost)?;
+    let first = tokio::time::timeout(
+        HANDSHAKE_WAIT,
+        crate::net::read_one_line(&mut stream, GREETING_MAX),
+    )
+    .await
+    .map_err(|_| format!("{addr} said nothing after the secure handshake"))?
+    .map_err(lost)?;
     let text = String::from_utf8_lossy(&first).into_owned();
     if let Some(why) = private_refusal(&text) {
         return Err(format!("{addr} turned us away: {why}"));
@@ -270,7 +273,9 @@ async fn inside(
             .write_all(start.render().as_bytes())
             .await
             .map_err(lost)?;
-        let answer = read_line(&mut stream).await.map_err(lost)?;
+        let answer = crate::net::read_one_line(&mut stream, GREETING_MAX)
+            .await
+            .map_err(lost)?;
         let answer = String::from_utf8_lossy(&answer).into_owned();
         let Some(Line::Pake {
             message,
@@ -307,23 +312,6 @@ fn private_refusal(line: &str) -> Option<String> {
     }
     let rest = line.strip_prefix(crate::pake::PRIVATE_GREETING)?;
     Some(crate::sanitize::line(rest.trim()))
-}
-
-/// One line (with its newline), read a byte at a time so that nothing after it is
-/// taken; at most [`GREETING_MAX`] bytes.
-async fn read_line<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while line.len() < GREETING_MAX {
-        if r.read(&mut byte).await? == 0 {
-            break;
-        }
-        line.push(byte[0]);
-        if byte[0] == b'\n' {
-            break;
-        }
-    }
-    Ok(line)
 }
 
 /// What a joiner is told when the host shows another key than its invitation names.

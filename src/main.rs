@@ -341,16 +341,7 @@ fn room_code(keep: Option<&std::path::Path>) -> Result<tchat::code::Code, String
             .ok_or_else(|| format!("{} does not hold a room code", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let code = Code::generate();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            options
-                .open(&path)
-                .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{code}\n").as_bytes()))
+            tchat::tls::write_private(&path, format!("{code}\n").as_bytes())
                 .map_err(|e| format!("cannot keep the room's code in {}: {e}", path.display()))?;
             Ok(code)
         }

@@ -215,6 +215,29 @@ async fn readable<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<()> {
     .await
 }
 
+/// One line with its newline, read a byte at a time so that nothing after it is taken
+/// off the stream (what follows may be another protocol's, or the next layer's); at
+/// most `max` bytes, fewer if the stream ends first. For the few lines of a handshake,
+/// not for a conversation.
+pub async fn read_one_line<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < max {
+        if r.read(&mut byte).await? == 0 {
+            break;
+        }
+        line.push(byte[0]);
+        if byte[0] == b'\n' {
+            break;
+        }
+    }
+    Ok(line)
+}
+
 /// Listen on `addr` with room for many connections arriving at once: a burst of joins
 /// (a class, a script starting a hundred bots) should not see its connections dropped
 /// and retried for seconds because the kernel's queue of unaccepted ones is full.

@@ -155,8 +155,9 @@ fn make_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Write `bytes` to a new file at `path` that only its owner may read, replacing any.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Write `bytes` to a file at `path` that only its owner may read (0600), replacing
+/// any, and see it on the disk before saying it is written.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -171,8 +172,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// The SHA-256 of a certificate, as 64 lower-case hex digits.
 pub fn fingerprint(cert_der: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, cert_der);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::pake::hex(ring::digest::digest(&ring::digest::SHA256, cert_der).as_ref())
 }
 
 /// Whether the fingerprint `fp` is the one `want` names: the same, or starting with it

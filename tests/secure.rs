@@ -582,3 +582,103 @@ async fn a_rejoin_tries_the_invitations_other_addresses() {
     .await;
     second.shutdown().await;
 }
+
+/// A guesser that sends its guess, reads the host's answer (which tells it whether the
+/// guess was right) and then neither confirms nor leaves: the connection is kept open.
+async fn guess_and_hold(
+    addr: SocketAddr,
+    code: &str,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    use tchat::pake::{Exchange, Line};
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (config, _) = tls::client_config(tls::Expect::Any);
+    let mut s = tokio_rustls::TlsConnector::from(config)
+        .connect(tls::server_name(), tcp)
+        .await
+        .unwrap();
+    let prompt = tchat::net::read_one_line(&mut s, 1024).await.unwrap();
+    assert!(String::from_utf8_lossy(&prompt).starts_with(tchat::pake::PROMPT));
+    let mut binding = [0u8; tchat::pake::BINDING_LEN];
+    s.get_ref()
+        .1
+        .export_keying_material(&mut binding, tchat::pake::EXPORTER_LABEL, None)
+        .unwrap();
+    let ours = Exchange::start(&tchat::code::Code::parse(code).unwrap(), &binding);
+    let start = Line::Pake {
+        message: ours.message.clone(),
+        confirm: None,
+    };
+    s.write_all(start.render().as_bytes()).await.unwrap();
+    let answer = tchat::net::read_one_line(&mut s, 1024).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer).starts_with("pake "));
+    s
+}
+
+#[tokio::test]
+async fn a_guess_counts_when_it_is_made_not_when_the_guesser_says_it_is_done() {
+    let key = HostKey::generate().unwrap();
+    let server = private_room(&key, CODE).await;
+    let addr = server.local_addr();
+    // Four wrong guesses whose answers were read, the connections held open.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(guess_and_hold(addr, "1-acorn-zebra").await);
+    }
+    let err = join(addr, "eve", &with_code(CODE))
+        .await
+        .err()
+        .expect("waiting");
+    assert!(err.contains("too many wrong codes"), "{err}");
+    drop(held);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn guesses_made_side_by_side_share_their_addresss_limit() {
+    let key = HostKey::generate().unwrap();
+    let server = private_room(&key, CODE).await;
+    let addr = server.local_addr();
+    // Twelve connections at once, each past the door before any has guessed.
+    let tries = (0..12).map(|_| async move {
+        let r = tokio::time::timeout(DEADLINE, async {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            let (config, _) = tls::client_config(tls::Expect::Any);
+            let mut s = tokio_rustls::TlsConnector::from(config)
+                .connect(tls::server_name(), tcp)
+                .await
+                .unwrap();
+            tchat::net::read_one_line(&mut s, 1024).await.unwrap();
+            s
+        })
+        .await;
+        r.unwrap()
+    });
+    let mut streams = futures::future::join_all(tries).await;
+    // Now each guesses.
+    let mut answered = 0;
+    for s in &mut streams {
+        use tchat::pake::{Exchange, Line};
+        let mut binding = [0u8; tchat::pake::BINDING_LEN];
+        s.get_ref()
+            .1
+            .export_keying_material(&mut binding, tchat::pake::EXPORTER_LABEL, None)
+            .unwrap();
+        let ours = Exchange::start(
+            &tchat::code::Code::parse("1-acorn-zebra").unwrap(),
+            &binding,
+        );
+        let start = Line::Pake {
+            message: ours.message.clone(),
+            confirm: None,
+        };
+        s.write_all(start.render().as_bytes()).await.unwrap();
+        let answer = tchat::net::read_one_line(s, 1024).await.unwrap();
+        if String::from_utf8_lossy(&answer).starts_with("pake ") {
+            answered += 1;
+        }
+    }
+    // Three free, and the fourth sets the wait: no more are answered.
+    assert_eq!(answered, 4, "guesses answered");
+    drop(streams);
+    server.shutdown().await;
+}

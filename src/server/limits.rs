@@ -287,14 +287,32 @@ impl WrongCodes {
         }
     }
 
+    /// `ip` makes a guess: counted at once, before anyone knows whether it is right
+    /// (a guesser that learns the answer and goes quiet has still guessed), and only if
+    /// the address may guess now, checked in the same step (so connections side by side
+    /// cannot all pass the check before any is counted). The guesses so far and the
+    /// wait now due, or the wait still to go.
+    pub fn guess(
+        &mut self,
+        ip: IpAddr,
+        now: std::time::Instant,
+    ) -> Result<(u32, std::time::Duration), std::time::Duration> {
+        self.check(ip, now)?;
+        Ok(self.failed(ip, now))
+    }
+
     /// `ip` tried a wrong code: how many it has tried, and how long it must now wait.
     pub fn failed(&mut self, ip: IpAddr, now: std::time::Instant) -> (u32, std::time::Duration) {
         let key = address_key(ip);
         if !self.tries.contains_key(&key) && self.tries.len() >= self.cap {
-            self.tries.retain(|_, (_, until)| *until > now);
-            if self.tries.len() >= self.cap
-                && let Some(k) = self.tries.keys().next().copied()
-            {
+            // Full: the address with the fewest guesses goes (rarely: a scan of the
+            // table), so that churning through addresses cannot wipe a guesser's count.
+            let fewest = self
+                .tries
+                .iter()
+                .min_by_key(|(_, (n, until))| (*n, *until))
+                .map(|(k, _)| *k);
+            if let Some(k) = fewest {
                 self.tries.remove(&k);
             }
         }
@@ -345,6 +363,42 @@ mod wrong_code_tests {
             w.failed(v6a, t);
         }
         assert!(w.check(v6b, t).is_err());
+    }
+
+    #[test]
+    fn a_guess_is_counted_and_checked_in_one_step() {
+        let mut w = WrongCodes::new(16);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let t = Instant::now();
+        for n in 1..=FREE_WRONG_CODES {
+            assert_eq!(w.guess(a, t), Ok((n, Duration::ZERO)));
+        }
+        assert_eq!(w.guess(a, t), Ok((4, Duration::from_secs(2))));
+        assert_eq!(
+            w.guess(a, t),
+            Err(Duration::from_secs(2)),
+            "not counted while waiting"
+        );
+        w.succeeded(a);
+        assert_eq!(w.guess(a, t), Ok((1, Duration::ZERO)));
+    }
+
+    #[test]
+    fn a_full_table_lets_go_of_the_fewest_guesses_first() {
+        let mut w = WrongCodes::new(2);
+        let t = Instant::now();
+        let (heavy, light, new): (IpAddr, IpAddr, IpAddr) = (
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            "10.0.0.3".parse().unwrap(),
+        );
+        for _ in 0..6 {
+            w.failed(heavy, t);
+        }
+        w.failed(light, t);
+        w.failed(new, t);
+        assert!(w.check(heavy, t).is_err(), "the guesser is still held");
+        assert_eq!(w.tries.len(), 2);
     }
 
     #[test]

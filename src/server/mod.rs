@@ -549,17 +549,16 @@ async fn prove_code(
     ip: IpAddr,
 ) -> bool {
     use crate::pake::{self, Exchange, Line};
-    use tokio::io::AsyncWriteExt;
-    let now = std::time::Instant::now();
     let prefix = format!("{}{}", protocol::BANNER_PREFIX, protocol::PROTOCOL_VERSION);
-    let allowed = shared.codes().check(ip, now);
-    if let Err(wait) = allowed {
-        let line = format!(
+    let too_many = |wait: Duration| {
+        format!(
             "{prefix} private: too many wrong codes from your address; try again in {} s\n",
             wait.as_secs().max(1)
-        );
-        let _ = stream.write_all(line.as_bytes()).await;
-        let _ = stream.shutdown().await;
+        )
+    };
+    let allowed = shared.codes().check(ip, std::time::Instant::now());
+    if let Err(wait) = allowed {
+        session::say_last(stream, &too_many(wait)).await;
         return false;
     }
     let mut binding = [0u8; pake::BINDING_LEN];
@@ -571,7 +570,10 @@ async fn prove_code(
     {
         return false;
     }
+    // `None`: over before a guess (a joiner without the code, or not tchat: nothing to
+    // count), or the connection failed; else how the guess went.
     let exchange = async {
+        use tokio::io::AsyncWriteExt;
         let greeting = format!(
             "{} (tchat does this for you with the invitation or --code)\n",
             pake::PROMPT
@@ -582,39 +584,43 @@ async fn prove_code(
             confirm: None,
         }) = read_exchange_line(stream).await
         else {
-            // No guess made (a joiner without the code, or not tchat): nothing to count.
             return None;
         };
+        // The guess is made: it counts now, whatever the guesser does next.
+        let counted = shared.codes().guess(ip, std::time::Instant::now());
+        let (tries, wait) = match counted {
+            Ok(counted) => counted,
+            Err(wait) => return Some(Guess::Waiting(wait)),
+        };
+        let wrong = Guess::Wrong { tries, wait };
         let ours = Exchange::start(code, &binding);
         let reply_message = ours.message.clone();
         let Some(key) = ours.finish(&message) else {
-            return Some(false);
+            return Some(wrong);
         };
         let reply = Line::Pake {
             message: reply_message,
             confirm: Some(key.confirm("host")),
         };
         stream.write_all(reply.render().as_bytes()).await.ok()?;
-        let Some(Line::Confirm(proof)) = read_exchange_line(stream).await else {
-            return Some(false);
-        };
-        Some(key.verify("joiner", &proof))
+        match read_exchange_line(stream).await {
+            Some(Line::Confirm(proof)) if key.verify("joiner", &proof) => Some(Guess::Right),
+            _ => Some(wrong),
+        }
     };
-    // `None`: over before a guess (or a write failed); `Some(proved)` after one.
-    let outcome = tokio::time::timeout(session::TLS_WAIT, exchange)
-        .await
-        .ok()
-        .flatten();
-    match outcome {
-        Some(true) => {
+    let outcome = tokio::time::timeout(session::TLS_WAIT, exchange).await;
+    let (tries, wait) = match outcome.ok().flatten() {
+        None => return false,
+        Some(Guess::Right) => {
             shared.codes().succeeded(ip);
             return true;
         }
-        None => return false,
-        Some(false) => {}
-    }
-    let failed = shared.codes().failed(ip, std::time::Instant::now());
-    let (tries, wait) = failed;
+        Some(Guess::Waiting(wait)) => {
+            session::say_last(stream, &too_many(wait)).await;
+            return false;
+        }
+        Some(Guess::Wrong { tries, wait }) => (tries, wait),
+    };
     let line = if wait.is_zero() {
         format!("{prefix} private: wrong code\n")
     } else {
@@ -623,11 +629,7 @@ async fn prove_code(
             wait.as_secs()
         )
     };
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = stream.write_all(line.as_bytes()).await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
+    session::say_last(stream, &line).await;
     let tell = format!("a wrong code was tried from {ip} ({tries} from that address)");
     if shared.config.log {
         crate::note!("{} {tell}", clock());
@@ -636,21 +638,26 @@ async fn prove_code(
     false
 }
 
+/// How a guess at a private room's code went.
+enum Guess {
+    Right,
+    /// Wrong (or not seen through): the guesses so far from its address, and the wait
+    /// now due.
+    Wrong {
+        tries: u32,
+        wait: Duration,
+    },
+    /// Its address must still wait this long: not counted, not answered.
+    Waiting(Duration),
+}
+
 /// One line of the code exchange (bounded; anything else is no line).
 async fn read_exchange_line<R: AsyncRead + Unpin>(r: &mut R) -> Option<crate::pake::Line> {
-    use tokio::io::AsyncReadExt;
-    let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    while line.len() < crate::pake::MAX_LINE {
-        if r.read(&mut byte).await.ok()? == 0 {
-            return None;
-        }
-        if byte[0] == b'\n' {
-            return crate::pake::Line::parse(std::str::from_utf8(&line).ok()?);
-        }
-        line.push(byte[0]);
-    }
-    None
+    let line = crate::net::read_one_line(r, crate::pake::MAX_LINE)
+        .await
+        .ok()?;
+    let text = std::str::from_utf8(line.strip_suffix(b"\n")?).ok()?;
+    crate::pake::Line::parse(text)
 }
 
 /// One connection: its handshake, then lines for the room, and what the room queues

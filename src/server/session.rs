@@ -173,7 +173,7 @@ fn looks_like_json(buffered: &[u8]) -> bool {
 
 /// Write a last line and close our side (the caller drains what still arrives, so that
 /// the line is not lost to a reset).
-async fn say_last<W: AsyncWrite + Unpin>(w: &mut W, line: &str) {
+pub(crate) async fn say_last<W: AsyncWrite + Unpin>(w: &mut W, line: &str) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         w.write_all(line.as_bytes()).await?;
         w.shutdown().await
