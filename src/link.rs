@@ -65,10 +65,13 @@ impl Trust {
         }
     }
 
+    /// The key this run has seen the host use.
+    fn seen(&self) -> Option<String> {
+        self.seen.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// The key an invitation or `known_hosts` names for `addr`.
     fn remembered(&self, addr: &str) -> Result<Option<String>, String> {
-        if let Some(fp) = self.seen.lock().ok().and_then(|s| s.clone()) {
-            return Ok(Some(fp));
-        }
         if let Some(fp) = &self.invited {
             return Ok(Some(fp.clone()));
         }
@@ -79,6 +82,10 @@ impl Trust {
     }
 
     fn remember(&self, addr: &str, fp: &str) -> Result<(), String> {
+        if self.seen().as_deref() == Some(fp) {
+            // A rejoin to the key already held: `known_hosts` has it too.
+            return Ok(());
+        }
         if let Ok(mut seen) = self.seen.lock() {
             *seen = Some(fp.to_owned());
         }
@@ -115,10 +122,20 @@ pub async fn secure(
     addr: &str,
     trust: &Trust,
 ) -> Result<(Link, Security), String> {
-    let expected = if trust.accept_new_key {
-        None
-    } else {
-        trust.remembered(addr)?
+    // The key this run has held to comes first, whatever else was said: a rejoin is to
+    // the same host. Taking a new key on purpose still takes it only over TLS.
+    let expected = match trust.seen() {
+        Some(fp) => Some(fp),
+        None if trust.accept_new_key => {
+            return tls(
+                Rewound::new(tcp, Vec::new(), true),
+                addr,
+                Expect::Any,
+                trust,
+            )
+            .await;
+        }
+        None => trust.remembered(addr)?,
     };
     if let Some(fp) = expected {
         // Known to speak TLS: nothing else will do.
@@ -131,6 +148,12 @@ pub async fn secure(
         .await;
     }
     let (greeting, offers_tls) = listen(&mut tcp).await?;
+    if !offers_tls && trust.code.is_some() {
+        // A private room is only ever entered over TLS: this is not the room.
+        return Err(format!(
+            "{addr} does not offer TLS, so it is not the private room of the code: not talking to it in clear"
+        ));
+    }
     if offers_tls {
         // The greeting was read off the socket already; TLS starts after it.
         return tls(
@@ -453,9 +476,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for Rewound<S> {
             if this.skip == Skip::InGreeting {
                 let end = rest.iter().position(|b| *b == b'\n');
                 let line = &rest[..end.unwrap_or(rest.len())];
-                let room = GREETING_MAX.saturating_sub(this.greeting.len());
-                this.greeting
-                    .extend_from_slice(&line[..line.len().min(room)]);
+                if this.greeting.len() + line.len() > GREETING_MAX {
+                    // No greeting is this long: this is not a host that takes TLS.
+                    return Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "it sends a greeting without end instead of TLS",
+                    )));
+                }
+                this.greeting.extend_from_slice(line);
                 match end {
                     Some(i) => {
                         rest = &rest[i + 1..];

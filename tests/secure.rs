@@ -682,3 +682,65 @@ async fn guesses_made_side_by_side_share_their_addresss_limit() {
     drop(streams);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_joiner_that_accepted_a_new_key_holds_to_it_and_to_tls_on_every_rejoin() {
+    let (key_a, key_b) = (HostKey::generate().unwrap(), HostKey::generate().unwrap());
+    let (a, b) = (room(&key_a).await, room(&key_b).await);
+    let trust = Trust::new(None, None, true);
+    let (_h, first) = join(a.local_addr(), "ann", &trust).await.unwrap();
+    assert!(matches!(first, Security::Encrypted { .. }));
+    // A rejoin that reaches another key (someone in the middle) is refused ...
+    let tcp = TcpStream::connect(b.local_addr()).await.unwrap();
+    let err = link::secure(tcp, &a.local_addr().to_string(), &trust)
+        .await
+        .err()
+        .expect("another key");
+    assert!(err.contains("has changed"), "{err}");
+    // ... and so is one that reaches a far side without TLS.
+    let (plain, _) = seed_server(Some("* tchat/1 welcome to the room\n")).await;
+    let tcp = TcpStream::connect(plain).await.unwrap();
+    let err = link::secure(tcp, &a.local_addr().to_string(), &trust)
+        .await
+        .err()
+        .expect("no TLS");
+    assert!(err.contains("in clear"), "{err}");
+}
+
+#[tokio::test]
+async fn a_joiner_with_a_rooms_code_never_talks_in_clear() {
+    // A greeting with `tls` taken out: not the private room this joiner was given.
+    let (addr, got) = seed_server(Some("* tchat/1 welcome to the room\n")).await;
+    let err = join(addr, "ann", &with_code(CODE))
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.contains("in clear"), "{err}");
+    assert!(!contains(&got.lock().unwrap(), "ann"));
+}
+
+#[tokio::test]
+async fn a_greeting_without_end_before_tls_is_not_read_forever() {
+    // A far side that answers a TLS start with endless text that looks like a greeting.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let _ = s.write_all(b"* tchat/1 tls ").await;
+        let chunk = vec![b'x'; 4096];
+        for _ in 0..64 {
+            if s.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        tokio::time::sleep(DEADLINE).await;
+    });
+    let trust = Trust::new(None, Some("ab".repeat(32)), false);
+    let started = tokio::time::Instant::now();
+    let err = join(addr, "ann", &trust).await.err().expect("refused");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{err} after {:?}",
+        started.elapsed()
+    );
+}
