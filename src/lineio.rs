@@ -103,7 +103,8 @@ pub async fn run(
                     && let ServerMsg::Notice { text, .. } = msg
                     && !command
                 {
-                    refused.push(text.clone());
+                    // A host's words, bound for stderr: safe for a terminal first.
+                    refused.push(crate::sanitize::line(text));
                 }
                 let text = match ev {
                     // A plain far side confirms nothing: what was written was sent.

@@ -290,7 +290,7 @@ async fn join(cli: Cli, mut part: Part) -> Result<(), String> {
         .or(invited_code);
     let code = match typed {
         Some(c) => Some(tchat::code::Code::parse(&c).ok_or_else(|| {
-            format!("{c:?} is not a room code: a number and two words, as 4821-tiger-piano")
+            "that is not a room code: a number and two words, as 4821-tiger-piano".to_owned()
         })?),
         None => None,
     };

@@ -1529,3 +1529,52 @@ fn a_host_with_its_stderr_closed_keeps_hosting() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A host's refusal reaches a line-mode joiner's stderr as the one line it prints: a
+/// hostile host's escape sequences in it must not reach the terminal raw.
+#[test]
+fn a_hostile_hosts_refusal_reaches_stderr_without_escapes() {
+    use std::io::BufRead;
+    use tchat::protocol::{ClientMsg, ServerMsg};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("local_addr");
+    let mut t = Tchat::spawn("zed", &["--join", &addr.to_string(), "--name", "zed"]);
+    let (mut s, _) = listener.accept().expect("accept");
+    s.write_all(b"* tchat/1 welcome to a room\n").unwrap();
+    let mut r = std::io::BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(ClientMsg::parse_hello(line.trim_end()).is_some(), "{line}");
+    let welcome = ServerMsg::Welcome {
+        v: 1,
+        room: "r".into(),
+        name: "zed".into(),
+        asked: None,
+        members: vec!["zed".into()],
+        max_line: 8192,
+        pace: None,
+        ts: None,
+        topic: None,
+    };
+    s.write_all(welcome.encode().as_bytes()).unwrap();
+    t.write("hello\n");
+    t.close_stdin();
+    // The joiner's line, and its cid, which the refusal names.
+    let cid = loop {
+        line.clear();
+        assert!(r.read_line(&mut line).unwrap() > 0, "the joiner left first");
+        if let Ok(ClientMsg::Say { cid: Some(cid), .. }) = ClientMsg::decode(line.trim_end()) {
+            break cid;
+        }
+    };
+    let refusal = ServerMsg::Notice {
+        ts: 0,
+        text: "no: \u{1b}]0;owned\u{7}\u{1b}[2J".into(),
+        cid: Some(cid),
+    };
+    s.write_all(refusal.encode().as_bytes()).unwrap();
+    let status = t.finish();
+    assert_eq!(status.code(), Some(1), "a refused line is an error");
+    assert!(t.err.text().contains("refused"), "{}", t.err.text());
+    assert_no_escape("stderr", &t.err.bytes());
+}
