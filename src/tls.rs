@@ -445,10 +445,12 @@ mod tests {
                 s.spawn(move || {
                     for i in 0..50 {
                         let mut k = KnownHosts::load(path).unwrap();
-                        k.set(&format!("127.0.0.1:{}", 1000 + t * 100 + i), fp);
+                        let addr = format!("127.0.0.1:{}", 1000 + t * 100 + i);
+                        k.set(&addr, fp);
                         k.save(path).unwrap();
                         // Whatever is read back is whole: every line a full entry.
                         let back = KnownHosts::load(path).unwrap();
+                        assert!(!back.lines.is_empty(), "an empty read");
                         for line in &back.lines {
                             assert!(line.ends_with(fp.as_str()), "{line:?}");
                         }

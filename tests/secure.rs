@@ -211,9 +211,15 @@ async fn a_host_with_another_key_is_refused_unless_accepted_on_purpose() {
     let invite =
         tchat::invite::Invitation::new(std::slice::from_ref(&b_addr), &key_b.fingerprint(), None);
     let invited = Trust::new(None, Some(invite.key.clone()), false);
-    join(b.local_addr(), "ann", &invited)
+    let (_h, security) = join(b.local_addr(), "ann", &invited)
         .await
         .expect("the invited key");
+    assert_eq!(
+        security,
+        Security::Encrypted {
+            fingerprint: key_b.fingerprint()
+        }
+    );
 
     // Accepted on purpose: joined, and the new key remembered.
     let trust = Trust::new(Some(known.clone()), None, true);

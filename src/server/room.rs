@@ -514,11 +514,6 @@ impl Room {
             .map(|(_, origin, id)| (origin, *id))
     }
 
-    /// The room's epoch.
-    pub fn epoch(&self) -> &str {
-        &self.epoch
-    }
-
     /// The room's topic, if one is set.
     pub fn topic(&self) -> Option<&str> {
         self.topic.as_deref()
