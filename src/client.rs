@@ -259,20 +259,7 @@ pub fn join(
 ) -> Handle {
     start_rejoining(stream, name, retry, move || {
         let (addrs, trust) = (addrs.clone(), trust.clone());
-        async move {
-            let mut last = String::from("no address to rejoin");
-            for addr in &addrs {
-                let reached = match connect(addr).await {
-                    Ok((tcp, _)) => crate::link::secure(tcp, addr, &trust).await,
-                    Err(e) => Err(e),
-                };
-                match reached {
-                    Ok((s, _)) => return Ok(s),
-                    Err(e) => last = e,
-                }
-            }
-            Err(last)
-        }
+        async move { crate::link::reach(&addrs, &trust).await.map(|(s, _, _)| s) }
     })
 }
 

@@ -170,6 +170,24 @@ pub async fn secure(
     ))
 }
 
+/// Reach the room at the first of `addrs` that answers and is secured as `trust`
+/// says: the link, how it is secured, and which address it was. Used for the first
+/// join and for every rejoin alike, so both go through the addresses the same way.
+pub async fn reach(addrs: &[String], trust: &Trust) -> Result<(Link, Security, String), String> {
+    let mut last = String::from("no address to join");
+    for addr in addrs {
+        let reached = match crate::client::connect(addr).await {
+            Ok((tcp, _)) => secure(tcp, addr, trust).await,
+            Err(e) => Err(e),
+        };
+        match reached {
+            Ok((link, security)) => return Ok((link, security, addr.clone())),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// Read what a far side says first, up to its first newline or [`GREETING_WAIT`]: the
 /// bytes read, and whether they were a tchat greeting offering TLS.
 async fn listen(tcp: &mut TcpStream) -> Result<(Vec<u8>, bool), String> {

@@ -294,15 +294,14 @@ async fn join(cli: Cli, mut part: Part) -> Result<(), String> {
         })?),
         None => None,
     };
-    let (tcp, addr) = connect_first(&addrs).await?;
-    part.log = part.log.map(|l| l.far_side(&addr));
     let mut trust = link::Trust::new(
         tchat::tls::KnownHosts::default_path(),
         invited,
         cli.accept_new_key,
     );
     trust.code = code;
-    let (stream, security) = link::secure(tcp, &addr, &trust).await?;
+    let (stream, security, addr) = link::reach(&addrs, &trust).await?;
+    part.log = part.log.map(|l| l.far_side(&addr));
     let lock = match &security {
         link::Security::Encrypted { fingerprint } => {
             Lock::Encrypted(tchat::tls::short(fingerprint))
@@ -347,18 +346,6 @@ fn room_code(keep: Option<&std::path::Path>) -> Result<tchat::code::Code, String
         }
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
-}
-
-/// The first of `addrs` that answers, and which one it was.
-async fn connect_first(addrs: &[String]) -> Result<(tokio::net::TcpStream, String), String> {
-    let mut last = String::from("no address to join");
-    for addr in addrs {
-        match client::connect(addr).await {
-            Ok((tcp, _)) => return Ok((tcp, addr.clone())),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
 }
 
 /// Who this seat is: host or joiner, how its link is secured, and the invitation it
