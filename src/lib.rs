@@ -68,6 +68,7 @@ pub mod names;
 pub mod net;
 pub mod pake;
 pub mod protocol;
+pub mod records;
 pub mod sanitize;
 pub mod server;
 pub mod text;

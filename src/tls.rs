@@ -210,6 +210,9 @@ pub fn server_config(key: &HostKey) -> Result<Arc<rustls::ServerConfig>, String>
     // be bytes and work for every connection, for nothing.
     config.send_tls13_tickets = 0;
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    // Once the handshake is over the host seals and opens records itself, with the
+    // keys alone (see `records`).
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }
 

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadHalf, WriteHalf};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -345,7 +345,7 @@ async fn run_inner(
             },
             Some(stream) = local.recv() => {
                 let (greet, mark) = (Greet::Now, shared.next_event.load(Ordering::Relaxed));
-                let peer = serve_peer(id, stream, events_tx.clone(), shared.clone(), None, greet, mark);
+                let peer = serve_peer(id, tokio::io::split(stream), events_tx.clone(), shared.clone(), None, greet, mark);
                 tracker.spawn(peer);
             }
         }
@@ -448,7 +448,15 @@ async fn serve_tcp(
     // Each path its own allocation: a plain peer does not carry a TLS stream's room.
     match (greet, config.tls.clone()) {
         (Some(greet), _) => {
-            let peer = serve_peer(id, stream, events, shared, Some(ip), greet, mark);
+            let peer = serve_peer(
+                id,
+                tokio::io::split(stream),
+                events,
+                shared,
+                Some(ip),
+                greet,
+                mark,
+            );
             Box::pin(peer).await;
         }
         (None, Some(tls)) => Box::pin(serve_tls(id, stream, tls, events, shared, ip, mark)).await,
@@ -515,25 +523,53 @@ async fn serve_tls(
     ip: IpAddr,
     mark: u64,
 ) {
+    // The handshake (and a private room's code) on the heap, and gone once it is over:
+    // an established peer's state machine keeps room only for what it needs.
+    let Some(records) = Box::pin(secure(stream, tls, &events, &shared, ip)).await else {
+        return;
+    };
+    // Split here, so that the keys are held once (in the halves), not also in the
+    // state machine's copy of its argument.
+    let halves = tokio::io::split(records);
+    serve_peer(id, halves, events, shared, Some(ip), Greet::Now, mark).await
+}
+
+/// An encrypted connection, once TLS and a private room's code are through; its records
+/// are then sealed and opened with the keys alone (see [`crate::records`]): an idle peer
+/// keeps nothing of rustls.
+async fn secure(
+    stream: tokio::net::TcpStream,
+    tls: Arc<rustls::ServerConfig>,
+    events: &mpsc::Sender<Event>,
+    shared: &Shared,
+    ip: IpAddr,
+) -> Option<crate::records::Records<tokio::net::TcpStream>> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    // The handshake's state on the heap, and gone once it is over: the connection's
-    // own state machine keeps room only for what an established peer needs.
-    let accept = Box::pin(acceptor.accept(stream));
-    match tokio::time::timeout(session::TLS_WAIT, accept).await {
-        Ok(Ok(mut secured)) => {
-            if let Some(code) = shared.config.code.clone()
-                && !prove_code(&mut secured, &code, &shared, &events, ip).await
-            {
-                return;
-            }
-            serve_peer(id, secured, events, shared, Some(ip), Greet::Now, mark).await
-        }
+    let accept = acceptor.accept(crate::records::WholeRecords::new(stream));
+    let mut secured = match tokio::time::timeout(session::TLS_WAIT, accept).await {
+        Ok(Ok(secured)) => secured,
         Ok(Err(e)) => {
             if shared.config.log {
                 crate::note!("{} TLS handshake from {ip} failed: {e}", clock());
             }
+            return None;
         }
-        Err(_) => {}
+        Err(_) => return None,
+    };
+    if let Some(code) = shared.config.code.clone()
+        && !prove_code(&mut secured, &code, shared, events, ip).await
+    {
+        return None;
+    }
+    let (io, conn) = secured.into_inner();
+    match crate::records::Records::take_over(io, conn) {
+        Ok(records) => Some(records),
+        Err(e) => {
+            if shared.config.log {
+                crate::note!("{} TLS from {ip}: {e}", clock());
+            }
+            None
+        }
     }
 }
 
@@ -542,7 +578,9 @@ async fn serve_tls(
 /// exchange not finished, counts against the address; after a few, the address waits
 /// longer and longer and is told so; the host is told of each.
 async fn prove_code(
-    stream: &mut tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    stream: &mut tokio_rustls::server::TlsStream<
+        crate::records::WholeRecords<tokio::net::TcpStream>,
+    >,
     code: &crate::code::Code,
     shared: &Shared,
     events: &mpsc::Sender<Event>,
@@ -664,7 +702,7 @@ async fn read_exchange_line<R: AsyncRead + Unpin>(r: &mut R) -> Option<crate::pa
 /// written back.
 async fn serve_peer<S>(
     id: PeerId,
-    stream: S,
+    (r, mut w): (ReadHalf<S>, WriteHalf<S>),
     events: mpsc::Sender<Event>,
     shared: Arc<Shared>,
     addr: Option<IpAddr>,
@@ -675,7 +713,6 @@ async fn serve_peer<S>(
 {
     let config = &shared.config;
     let own_seat = addr.is_none();
-    let (r, mut w) = tokio::io::split(stream);
     let cap = config.unterminated_cap();
     let mut lines = LineReader::new(r, protocol::frame_limit(config.rules.max_line)).with_cap(cap);
     let banner = if config.tls.is_some() {
