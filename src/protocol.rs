@@ -450,6 +450,23 @@ impl ServerMsg {
         }
     }
 
+    /// The same event numbered `new` (the log's number for it), for the events that
+    /// have one.
+    pub fn with_id(mut self, new: u64) -> Self {
+        match &mut self {
+            ServerMsg::Msg { id, .. }
+            | ServerMsg::Me { id, .. }
+            | ServerMsg::Private { id, .. }
+            | ServerMsg::Nick { id, .. }
+            | ServerMsg::Topic { id, .. }
+            | ServerMsg::Join { id, .. }
+            | ServerMsg::Leave { id, .. }
+            | ServerMsg::Crowd { id, .. } => *id = new,
+            _ => {}
+        }
+        self
+    }
+
     /// One JSON line, with its `\n`.
     pub fn encode(&self) -> String {
         encode_json(self)

@@ -833,6 +833,7 @@ async fn room_task(
     let mut turn = Turn {
         steps: Vec::new(),
         store,
+        publish: None,
         sent: Vec::new(),
     };
     let clock = RoomClock::start();
@@ -1029,6 +1030,8 @@ const TIDY_AFTER: Duration = Duration::from_secs(1);
 struct Turn {
     steps: Vec<Step>,
     store: Option<store::Store>,
+    /// A clustered room: where its proposals go to be put on the log.
+    publish: Option<mpsc::Sender<room::Entry>>,
     /// For a durable room: the structured line made for each event sent to the room
     /// this turn, by id, for the file to keep without encoding it again.
     sent: Vec<(u64, Bytes)>,
@@ -1091,6 +1094,14 @@ impl Turn {
                     }
                 }
                 Action::Close(id) => self.steps.push(Step::Close(id)),
+                Action::Publish(entry) => {
+                    if let Some(log) = &self.publish
+                        && log.try_send(*entry).is_err()
+                        && config.log
+                    {
+                        crate::note!("{} the room's log is behind; an event was dropped", clock());
+                    }
+                }
             }
         }
     }

@@ -88,6 +88,93 @@ pub enum Action {
     Send(Target, Outgoing),
     /// Close this connection once what was sent to it is written.
     Close(PeerId),
+    /// A clustered room: put this on the room's log (see [`Log`]); every host's room
+    /// applies it when the log hands it back, numbered.
+    Publish(Box<Entry>),
+}
+
+/// Where a room's events are put in order and numbered.
+///
+/// Every event of the room's story (a message, a join, a leave, a rename, a topic) is
+/// first *proposed*: the room checks the request (limits, names, commands) and makes
+/// the event, unnumbered, as an [`Entry`]. The log orders the entries; each is then
+/// *applied* ([`Room::apply`]): numbered, kept for catching up, and sent to this
+/// host's people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Log {
+    /// One host: the room is its own log, and applies what it proposes at once, with
+    /// its own numbers.
+    Local,
+    /// Several hosts share the room through a log outside it (NATS JetStream, see
+    /// [`super::cluster`]): what is proposed goes out as [`Action::Publish`], and comes
+    /// back numbered by the log, in the log's order, as it does to every other host.
+    Shared {
+        /// This host's name on the log, so that it knows its own entries.
+        host: Arc<str>,
+    },
+}
+
+/// An event before the log has numbered it: what a room proposes, and what the log
+/// hands back to every host's room in one order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Entry {
+    /// The event, its `id` set when it is applied.
+    pub event: ServerMsg,
+    /// The host that proposed it (empty for a single host).
+    #[serde(default)]
+    pub host: String,
+    /// The seat on that host whose doing it is, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<PeerId>,
+    pub reach: Reach,
+    /// `(session, cid)` of the line it relays: for recognising a resend, and for the
+    /// sender's echo on a catch-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<(String, String)>,
+    /// For a join or a leave, the session it was about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<String>,
+}
+
+impl Entry {
+    /// An event for everyone, no one's own doing.
+    fn to_room(event: ServerMsg) -> Entry {
+        Entry {
+            event,
+            host: String::new(),
+            peer: None,
+            reach: Reach::Room,
+            origin: None,
+            about: None,
+        }
+    }
+
+    /// An event `peer` caused: everyone is told, and `peer`'s own copy carries its
+    /// `cid`, so that it knows the room has it.
+    fn echoed(event: ServerMsg, peer: PeerId, cid: Option<String>) -> Entry {
+        Entry {
+            peer: Some(peer),
+            reach: Reach::Echo { cid },
+            ..Entry::to_room(event)
+        }
+    }
+}
+
+/// The most names of members on other hosts a clustered room remembers.
+const MAX_REMOTE_NAMES: usize = 100_000;
+
+/// Who an entry is sent to, on the host of the seat it came from; on any other host it
+/// goes to everyone.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reach {
+    /// Everyone.
+    Room,
+    /// Everyone but the seat.
+    Others,
+    /// Everyone but the seat, which gets its own copy carrying its `cid`: that is how a
+    /// client knows the room has it.
+    Echo { cid: Option<String> },
 }
 
 /// The room's limits; each is a flag of `tchat --host`.
@@ -374,6 +461,10 @@ pub struct Room {
     journal: Option<Journal>,
     /// The room's topic (`/topic`), if one is set.
     topic: Option<String>,
+    log: Log,
+    /// A clustered room: the members seated on other hosts, by the key their names
+    /// clash under, with their names as shown (see [`Room::apply`]).
+    remote: HashMap<String, String>,
 }
 
 /// `(session, cid)`: a line as its sender names it.
@@ -456,7 +547,159 @@ impl Room {
             relayed: Relayed::default(),
             journal: None,
             topic: None,
+            log: Log::Local,
+            remote: HashMap::new(),
         }
+    }
+
+    /// A room whose events several hosts put in one order through a log they share
+    /// ([`Log::Shared`]); `epoch` is the log's own identity, the same on every host.
+    pub fn clustered(epoch: String, rules: Rules, host: Arc<str>) -> Self {
+        Room {
+            log: Log::Shared { host },
+            ..Room::new(epoch, rules)
+        }
+    }
+
+    /// Propose an event: a single host applies it at once; a clustered room puts it on
+    /// the log, and applies it when the log hands it back.
+    fn propose(&mut self, entry: Entry, now: i64, out: &mut Vec<Action>) {
+        match &self.log {
+            Log::Local => {
+                let id = self.next_id();
+                self.apply_entry(id, entry, true, now, out);
+            }
+            Log::Shared { host } => {
+                let entry = Entry {
+                    host: host.to_string(),
+                    ..entry
+                };
+                out.push(Action::Publish(Box::new(entry)));
+            }
+        }
+    }
+
+    /// Apply an entry of a clustered room's log, numbered `id` by the log: kept for
+    /// catching up and, when `live`, sent to this host's people. `live` is false while
+    /// a starting host reads the log's past: nobody is here to tell, and those it names
+    /// are not taken to be in the room now. An entry older than the room's numbering
+    /// (the log handing one over again) or a line already relayed (a resend the log
+    /// no longer recognised) is not applied twice.
+    pub fn apply(&mut self, id: u64, entry: Entry, live: bool, now: i64) -> Vec<Action> {
+        let mut out = Vec::new();
+        if id < self.next_event {
+            return out;
+        }
+        self.next_event = id + 1;
+        if let Some((session, cid)) = &entry.origin
+            && self
+                .relayed
+                .get(&Arc::from(session.as_str()), cid)
+                .is_some()
+        {
+            return out;
+        }
+        let own = match &self.log {
+            Log::Local => true,
+            Log::Shared { host } => **host == *entry.host,
+        };
+        if !own && live {
+            self.track_remote(&entry.event);
+        }
+        if live {
+            self.apply_entry(id, entry, own, now, &mut out);
+        } else {
+            self.apply_state(&entry.event);
+            self.keep_entry(id, entry, now);
+        }
+        out
+    }
+
+    /// Apply an entry numbered `id`: what it changes, what is kept of it, and who is
+    /// sent it (on its own host, by its reach; elsewhere, everyone).
+    fn apply_entry(&mut self, id: u64, entry: Entry, own: bool, now: i64, out: &mut Vec<Action>) {
+        let event = entry.event.clone().with_id(id);
+        self.apply_state(&event);
+        let seat = entry.peer.filter(|p| own && self.peers.contains_key(p));
+        let reach = entry.reach.clone();
+        self.keep_entry(id, entry, now);
+        match (seat, reach) {
+            (Some(seat), Reach::Others) => {
+                out.push(Action::Send(
+                    Target::RoomExcept(seat),
+                    Outgoing::Event(event),
+                ));
+            }
+            (Some(seat), Reach::Echo { cid }) => {
+                out.push(Action::Send(
+                    Target::One(seat),
+                    Outgoing::Event(event.clone().with_cid(cid)),
+                ));
+                out.push(Action::Send(
+                    Target::RoomExcept(seat),
+                    Outgoing::Event(event),
+                ));
+            }
+            _ => out.push(Action::Send(Target::Room, Outgoing::Event(event))),
+        }
+    }
+
+    /// What an event changes of the room itself, wherever it was proposed.
+    fn apply_state(&mut self, event: &ServerMsg) {
+        if let ServerMsg::Topic { text, .. } = event {
+            self.topic = (!text.is_empty()).then(|| text.clone());
+            if let Some(j) = &mut self.journal {
+                j.topic = Some(text.clone());
+            }
+        }
+    }
+
+    /// Keep an applied entry for catching up (and its line, for recognising a resend).
+    fn keep_entry(&mut self, id: u64, entry: Entry, now: i64) {
+        let event = entry.event.with_id(id);
+        let origin: Option<Origin> = entry
+            .origin
+            .map(|(session, cid)| (Arc::from(session), Box::from(cid)));
+        let about: Option<Arc<str>> = entry.about.map(Arc::from);
+        if origin.is_some() {
+            self.keep_line(id, event, origin, None, now);
+        } else {
+            self.keep_about(id, event, about);
+        }
+    }
+
+    /// Who came, went or took another name on another host, from its events (the most
+    /// remembered is bounded: a host that died never says its people left).
+    fn track_remote(&mut self, event: &ServerMsg) {
+        let add = |room: &mut Room, name: &String| {
+            if room.remote.len() < MAX_REMOTE_NAMES {
+                room.remote.insert(names::fold(name), name.clone());
+            }
+        };
+        match event {
+            ServerMsg::Join { name, .. } => add(self, name),
+            ServerMsg::Leave { name, .. } => {
+                self.remote.remove(&names::fold(name));
+            }
+            ServerMsg::Crowd { joined, left, .. } => {
+                for name in left {
+                    self.remote.remove(&names::fold(name));
+                }
+                for name in joined {
+                    add(self, name);
+                }
+            }
+            ServerMsg::Nick { old, new, .. } => {
+                self.remote.remove(&names::fold(old));
+                add(self, new);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a name (folded) is a member's, here or on another host.
+    fn name_taken(&self, key: &str) -> bool {
+        self.by_name.contains_key(key) || self.remote.contains_key(key)
     }
 
     /// A room as a durable room left it: the same epoch, its numbering going on from
@@ -541,9 +784,20 @@ impl Room {
         self.peers.is_empty()
     }
 
-    /// The names of those in the room, sorted.
+    /// The names of those in the room (on every host of a clustered room), sorted.
     pub fn names(&self) -> Vec<String> {
-        self.sorted.iter().map(|(_, n)| n.clone()).collect()
+        if self.remote.is_empty() {
+            return self.sorted.iter().map(|(_, n)| n.clone()).collect();
+        }
+        let mut all: Vec<(String, String)> = self.sorted.iter().cloned().collect();
+        all.extend(
+            self.remote
+                .iter()
+                .filter(|(key, _)| !self.by_name.contains_key(*key))
+                .map(|(_, n)| (n.to_lowercase(), n.clone())),
+        );
+        all.sort();
+        all.into_iter().map(|(_, n)| n).collect()
     }
 
     /// The dialect of a connection, if it is in the room.
@@ -805,11 +1059,6 @@ impl Room {
                 self.addrs.remove(&ip);
             }
         }
-    }
-
-    /// Remember an event for catching up; forget the oldest beyond the limit.
-    fn keep(&mut self, id: u64, event: ServerMsg) {
-        self.keep_kept(Kept::new(id, event));
     }
 
     /// Remember a line someone sent: for catching up, and (by its origin) for
@@ -1182,18 +1431,21 @@ impl Room {
             self.crowd(now).join(name);
             return;
         }
-        let id = self.next_id();
         let event = ServerMsg::Join {
-            id,
+            id: 0,
             ts: self.ts(now),
             name,
         };
         let about = self.peers.get(&peer).and_then(|p| p.session.clone());
-        self.keep_about(id, event.clone(), about);
-        out.push(Action::Send(
-            Target::RoomExcept(peer),
-            Outgoing::Event(event),
-        ));
+        let entry = Entry {
+            event,
+            host: String::new(),
+            peer: Some(peer),
+            reach: Reach::Others,
+            origin: None,
+            about: about.map(|s| s.to_string()),
+        };
+        self.propose(entry, now, out);
     }
 
     /// Tell everyone that `name` left: at once, or with a crowd.
@@ -1208,15 +1460,21 @@ impl Room {
             self.crowd(now).leave(name);
             return;
         }
-        let id = self.next_id();
         let event = ServerMsg::Leave {
-            id,
+            id: 0,
             ts: self.ts(now),
             name,
             reason: reason.map(str::to_owned),
         };
-        self.keep_about(id, event.clone(), session);
-        out.push(Action::Send(Target::Room, Outgoing::Event(event)));
+        let entry = Entry {
+            event,
+            host: String::new(),
+            peer: None,
+            reach: Reach::Room,
+            origin: None,
+            about: session.map(|s| s.to_string()),
+        };
+        self.propose(entry, now, out);
     }
 
     /// May a join or a leave be told on its own now? It may while no crowd is being
@@ -1242,15 +1500,13 @@ impl Room {
         if c.joined.is_empty() && c.left.is_empty() {
             return;
         }
-        let id = self.next_id();
         let event = ServerMsg::Crowd {
-            id,
+            id: 0,
             ts: self.ts(now),
             joined: c.joined,
             left: c.left,
         };
-        self.keep(id, event.clone());
-        out.push(Action::Send(Target::Room, Outgoing::Event(event)));
+        self.propose(Entry::to_room(event), now, out);
     }
 
     fn welcome(
@@ -1419,21 +1675,28 @@ impl Room {
             return;
         };
         let (from, dialect) = (p.name.clone(), p.dialect);
-        let origin = p.session.clone().zip(cid.as_deref().map(Box::from));
-        let id = self.next_id();
-        let relayed = make(id, self.ts(now), from, text);
+        let origin = p
+            .session
+            .as_deref()
+            .zip(cid.as_deref())
+            .map(|(s, c)| (s.to_owned(), c.to_owned()));
+        let relayed = make(0, self.ts(now), from, text);
         // A structured sender gets its own line back, with the room's id and time and its
         // own `cid`: that is how it knows the line was delivered. The `cid` is the
         // sender's business only. A plain sender already sees what it typed.
-        if dialect == Dialect::Structured {
-            let echo = relayed.clone().with_cid(cid);
-            out.push(Action::Send(Target::One(peer), Outgoing::Event(echo)));
-        }
-        self.keep_line(id, relayed.clone(), origin, None, now);
-        out.push(Action::Send(
-            Target::RoomExcept(peer),
-            Outgoing::Event(relayed),
-        ));
+        let reach = match dialect {
+            Dialect::Structured => Reach::Echo { cid },
+            Dialect::Plain => Reach::Others,
+        };
+        let entry = Entry {
+            event: relayed,
+            host: String::new(),
+            peer: Some(peer),
+            reach,
+            origin,
+            about: None,
+        };
+        self.propose(entry, now, out);
     }
 
     /// `/msg NAME TEXT`: to that one person, and back to the sender.
@@ -1568,6 +1831,13 @@ impl Room {
             return refuse(self, format!("you are already {old}"), out);
         }
         let holder = self.by_name.get(&names::fold(&new)).copied();
+        if holder.is_none() && self.remote.contains_key(&names::fold(&new)) {
+            return refuse(
+                self,
+                format!("the name {new} is taken; you are still {old}"),
+                out,
+            );
+        }
         if let Some(holder) = holder.filter(|h| *h != peer) {
             let member = self
                 .peers
@@ -1588,36 +1858,14 @@ impl Room {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.name = new.clone();
         }
-        let id = self.next_id();
         let event = ServerMsg::Nick {
-            id,
+            id: 0,
             ts: self.ts(now),
             old,
             new,
             cid: None,
         };
-        self.tell_room_and_echo(peer, id, event, cid, out);
-    }
-
-    /// Keep an event `peer` caused and tell the room; `peer`'s own copy carries its
-    /// `cid`, so that it knows the room has it.
-    fn tell_room_and_echo(
-        &mut self,
-        peer: PeerId,
-        id: u64,
-        event: ServerMsg,
-        cid: Option<String>,
-        out: &mut Vec<Action>,
-    ) {
-        self.keep(id, event.clone());
-        out.push(Action::Send(
-            Target::RoomExcept(peer),
-            Outgoing::Event(event.clone()),
-        ));
-        out.push(Action::Send(
-            Target::One(peer),
-            Outgoing::Event(event.with_cid(cid)),
-        ));
+        self.propose(Entry::echoed(event, peer, cid), now, out);
     }
 
     /// `/topic TEXT`: the room's topic, shown to everyone and to whoever comes in. `-`
@@ -1638,19 +1886,14 @@ impl Room {
         } else {
             sanitize::line(text.trim())
         };
-        self.topic = (!text.is_empty()).then(|| text.clone());
-        if let Some(j) = &mut self.journal {
-            j.topic = Some(text.clone());
-        }
-        let id = self.next_id();
         let event = ServerMsg::Topic {
-            id,
+            id: 0,
             ts: self.ts(now),
             by,
             text,
             cid: None,
         };
-        self.tell_room_and_echo(peer, id, event, cid, out);
+        self.propose(Entry::echoed(event, peer, cid), now, out);
     }
 
     /// The room's messages for someone who just came in (not for a rejoin, which
@@ -1737,7 +1980,7 @@ impl Room {
     /// where the last one ended: joining costs O(1), not O(members).
     fn unique_name(&mut self, base: &str) -> String {
         let key = names::fold(base);
-        if !self.by_name.contains_key(&key) {
+        if !self.name_taken(&key) {
             return base.to_owned();
         }
         let start = self.suffix_hint.get(&key).copied().unwrap_or(2);
@@ -1746,7 +1989,7 @@ impl Room {
             let keep = MAX_NAME_CHARS.saturating_sub(suffix.len());
             let stem: String = base.chars().take(keep).collect();
             let candidate = stem + &suffix;
-            if !self.by_name.contains_key(&names::fold(&candidate)) {
+            if !self.name_taken(&names::fold(&candidate)) {
                 // A crowd of one name stops being remembered once it has gone.
                 if self.suffix_hint.len() > 4096 {
                     self.suffix_hint.clear();
@@ -3252,5 +3495,244 @@ mod tests {
         );
         let a = joined(&mut r, 2, "jose\u{301}");
         assert_eq!(welcome_name(&a), ("jos\u{e9}".into(), None));
+    }
+
+    /// A clustered room whose log hands each entry straight back, numbered in turn:
+    /// the actions, with each `Publish` replaced by what applying it does.
+    fn through_log(room: &mut Room, actions: Vec<Action>, now: i64) -> Vec<Action> {
+        let mut out = Vec::new();
+        for action in actions {
+            match action {
+                Action::Publish(entry) => {
+                    let id = room.next_event();
+                    out.extend(room.apply(id, *entry, true, now));
+                }
+                other => out.push(other),
+            }
+        }
+        out
+    }
+
+    fn clustered(host: &str) -> Room {
+        Room::clustered(
+            "e1".into(),
+            Rules {
+                max_line: 100,
+                ..Rules::default()
+            },
+            Arc::from(host),
+        )
+    }
+
+    /// One step of a room's life, for comparing a single host with a clustered one.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Join(PeerId, &'static str),
+        Say(PeerId, String),
+        Leave(PeerId),
+        Wait(i64),
+    }
+
+    fn run_step(room: &mut Room, step: &Step, now: i64) -> Vec<Action> {
+        match step {
+            Step::Join(peer, name) => {
+                let arrival = Arrival {
+                    mark: room.next_event(),
+                    ..arrive(hello(name))
+                };
+                room.seat(*peer, arrival, now)
+            }
+            Step::Say(peer, text) => room.receive(*peer, say_cid(text, "c"), now),
+            Step::Leave(peer) => room.disconnect(*peer, None, now),
+            Step::Wait(_) => room.tick(now),
+        }
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        let text = prop_oneof![
+            Just("hello".to_owned()),
+            Just("/me waves".to_owned()),
+            Just("/nick ana".to_owned()),
+            Just("/nick bo".to_owned()),
+            Just("/topic plans".to_owned()),
+            Just("/topic -".to_owned()),
+            Just("/who".to_owned()),
+            Just("/msg ana hi".to_owned()),
+            "[a-z ]{0,12}",
+        ];
+        prop_oneof![
+            (0u64..4, prop_oneof![Just("ana"), Just("bo"), Just("cy")])
+                .prop_map(|(p, n)| Step::Join(p, n)),
+            (0u64..4, text).prop_map(|(p, t)| Step::Say(p, t)),
+            (0u64..4).prop_map(Step::Leave),
+            (0i64..3_000).prop_map(Step::Wait),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The room split into proposing and applying: a clustered room whose log hands
+        /// everything straight back behaves exactly as a single host's room.
+        #[test]
+        fn a_clustered_room_with_an_immediate_log_is_a_single_hosts_room(
+            steps in proptest::collection::vec(step(), 0..60)
+        ) {
+            let mut single = room();
+            let mut shared = clustered("h1");
+            let mut now = 0;
+            for step in &steps {
+                if let Step::Wait(ms) = step {
+                    now += ms;
+                }
+                let one = run_step(&mut single, step, now);
+                let proposed = run_step(&mut shared, step, now);
+                let two = through_log(&mut shared, proposed, now);
+                proptest::prop_assert_eq!(one, two, "after {:?}", step);
+            }
+            proptest::prop_assert_eq!(single.names(), shared.names());
+            proptest::prop_assert_eq!(single.topic(), shared.topic());
+            proptest::prop_assert_eq!(single.next_event(), shared.next_event());
+        }
+    }
+
+    #[test]
+    fn a_clustered_room_proposes_and_applies_only_what_the_log_hands_back() {
+        let mut room = clustered("h1");
+        let arrival = Arrival {
+            mark: room.next_event(),
+            ..arrive(hello_again("ana", "s-ana", None))
+        };
+        room.seat(1, arrival, 0);
+        let before = room.next_event();
+        let actions = room.receive(1, say_cid("hello", "c7"), 0);
+        let [Action::Publish(entry)] = actions.as_slice() else {
+            panic!("one entry proposed, nothing sent: {actions:?}")
+        };
+        assert_eq!(room.next_event(), before, "nothing numbered before the log");
+        assert_eq!(entry.host, "h1");
+        assert_eq!(entry.peer, Some(1));
+        // The log numbers it 40: that is its id, and the sender's echo carries its cid.
+        let applied = room.apply(40, (**entry).clone(), true, 0);
+        assert_eq!(room.next_event(), 41);
+        let echo = applied.iter().find_map(|a| match a {
+            Action::Send(Target::One(1), Outgoing::Event(e)) => Some(e.clone()),
+            _ => None,
+        });
+        let Some(ServerMsg::Msg { id, cid, text, .. }) = echo else {
+            panic!("an echo: {applied:?}")
+        };
+        assert_eq!(
+            (id, cid.as_deref(), text.as_str()),
+            (40, Some("c7"), "hello")
+        );
+        // Handed over again (the log redelivering), it is not applied twice.
+        assert!(room.apply(40, (**entry).clone(), true, 0).is_empty());
+        // Sent again after a rejoin and numbered anew by a log that no longer knew it:
+        // still once.
+        assert!(room.apply(41, (**entry).clone(), true, 0).is_empty());
+    }
+
+    #[test]
+    fn another_hosts_events_reach_everyone_here_and_its_people_count_as_members() {
+        let mut room = clustered("h1");
+        joined(&mut room, 1, "ana");
+        let far = |event: ServerMsg| Entry {
+            event,
+            host: "h2".into(),
+            peer: Some(1),
+            reach: Reach::Echo {
+                cid: Some("x".into()),
+            },
+            origin: None,
+            about: None,
+        };
+        let join = far(ServerMsg::Join {
+            id: 0,
+            ts: 0,
+            name: "bo".into(),
+        });
+        let actions = room.apply(5, join, true, 0);
+        // Seat 1 here is not the seat 1 of the other host: everyone here is told.
+        assert!(
+            matches!(
+                actions.as_slice(),
+                [Action::Send(
+                    Target::Room,
+                    Outgoing::Event(ServerMsg::Join { id: 5, .. })
+                )]
+            ),
+            "{actions:?}"
+        );
+        assert_eq!(room.names(), vec!["ana", "bo"]);
+        // A newcomer here who asks for that name gets another.
+        let welcomed = joined(&mut room, 2, "bo");
+        let name = welcomed.iter().find_map(|a| match a {
+            Action::Send(_, Outgoing::Event(ServerMsg::Welcome { name, .. })) => Some(name.clone()),
+            _ => None,
+        });
+        assert_eq!(name.as_deref(), Some("bo2"));
+        // Nor can anyone here rename to it.
+        let refused = room.receive(1, say_cid("/nick bo", "n1"), 0);
+        assert!(format!("{refused:?}").contains("taken"), "{refused:?}");
+        room.apply(
+            9,
+            far(ServerMsg::Leave {
+                id: 0,
+                ts: 0,
+                name: "bo".into(),
+                reason: None,
+            }),
+            true,
+            0,
+        );
+        assert!(!room.names().contains(&"bo".to_owned()));
+    }
+
+    #[test]
+    fn a_starting_host_keeps_the_logs_past_but_takes_no_one_in_it_to_be_here() {
+        let mut room = clustered("h1");
+        let said = Entry {
+            event: ServerMsg::Msg {
+                id: 0,
+                ts: 0,
+                from: "bo".into(),
+                text: "before you came".into(),
+                cid: None,
+            },
+            host: "h0".into(),
+            peer: None,
+            reach: Reach::Others,
+            origin: Some(("s-bo".into(), "c1".into())),
+            about: None,
+        };
+        let join = Entry {
+            event: ServerMsg::Join {
+                id: 0,
+                ts: 0,
+                name: "bo".into(),
+            },
+            ..Entry::to_room(ServerMsg::History { count: 0 })
+        };
+        let topic = Entry::to_room(ServerMsg::Topic {
+            id: 0,
+            ts: 0,
+            by: "bo".into(),
+            text: "plans".into(),
+            cid: None,
+        });
+        assert!(room.apply(3, join, false, 0).is_empty());
+        assert!(room.apply(4, said.clone(), false, 0).is_empty());
+        assert!(room.apply(5, topic, false, 0).is_empty());
+        assert_eq!(room.next_event(), 6);
+        assert_eq!(room.topic(), Some("plans"));
+        assert!(room.names().is_empty(), "{:?}", room.names());
+        // A newcomer is shown the past.
+        let actions = joined(&mut room, 1, "ana");
+        assert!(
+            format!("{actions:?}").contains("before you came"),
+            "{actions:?}"
+        );
+        // And that line, sent again, is recognised.
+        assert!(room.apply(6, said, true, 0).is_empty());
     }
 }
