@@ -48,6 +48,8 @@ const HANDSHAKE: u8 = 22;
 const APPLICATION_DATA: u8 = 23;
 const CLOSE_NOTIFY: u8 = 0;
 const KEY_UPDATE: u8 = 24;
+/// Empty records taken in a row before a peer is refused (as rustls does).
+const MAX_EMPTY_RUN: u32 = 32;
 
 fn broken(why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {why}"))
@@ -184,8 +186,12 @@ pub struct Records<S> {
     io: S,
     rx: Direction,
     tx: Direction,
-    /// Received, not yet a whole record (empty, and nothing held, while idle).
+    /// Received, not yet opened, from `in_at` on (empty, and nothing held, while
+    /// idle).
     inbuf: Vec<u8>,
+    in_at: usize,
+    /// Records in a row that carried no data: bounded, as each costs an opening.
+    empty_run: u32,
     /// Opened, not yet read.
     plain: Vec<u8>,
     plain_at: usize,
@@ -221,6 +227,9 @@ impl<S> Records<S> {
                 Err(e) => return Err(e),
             }
         }
+        // A key update the peer asked for before now: rustls has switched its sending
+        // key and parked the reply, which an empty write moves to what is to be sent.
+        std::io::Write::write(&mut conn.writer(), &[])?;
         let mut out = Vec::new();
         while conn.wants_write() {
             conn.write_tls(&mut out)?;
@@ -241,6 +250,8 @@ impl<S> Records<S> {
             rx: Direction::new(secrets.rx.0, secrets.rx.1, limit)?,
             tx: Direction::new(secrets.tx.0, secrets.tx.1, limit)?,
             inbuf: buf[at..].to_vec(),
+            in_at: 0,
+            empty_run: 0,
             plain,
             plain_at: 0,
             out,
@@ -252,16 +263,27 @@ impl<S> Records<S> {
 
     /// Open the next record if it has all come, into `plain`. Whether one was opened.
     fn open_next(&mut self) -> io::Result<bool> {
-        let Some(total) = record_len(&self.inbuf)? else {
+        let held = &mut self.inbuf[self.in_at..];
+        let Some(total) = record_len(held)? else {
             return Ok(false);
         };
-        match open(&mut self.rx, &mut self.inbuf, total)? {
-            Opened::Data(range) => self.plain.extend_from_slice(&self.inbuf[range]),
+        match open(&mut self.rx, held, total)? {
+            Opened::Data(range) if range.is_empty() => {
+                self.empty_run += 1;
+                if self.empty_run > MAX_EMPTY_RUN {
+                    return Err(broken("too many empty records in a row"));
+                }
+            }
+            Opened::Data(range) => {
+                self.empty_run = 0;
+                self.plain.extend_from_slice(&held[range]);
+            }
             Opened::Closed => self.read_closed = true,
         }
-        self.inbuf.drain(..total);
-        if self.inbuf.is_empty() {
+        self.in_at += total;
+        if self.in_at == self.inbuf.len() {
             self.inbuf = Vec::new();
+            self.in_at = 0;
         }
         Ok(true)
     }
@@ -311,12 +333,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for Records<S> {
             let mut read = ReadBuf::new(&mut chunk);
             ready!(Pin::new(&mut this.io).poll_read(cx, &mut read))?;
             if read.filled().is_empty() {
-                if !this.inbuf.is_empty() {
-                    return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
-                }
-                // Closed without close_notify: what was said is all there is.
-                this.read_closed = true;
-                continue;
+                // Closed without close_notify, as rustls takes it: an error, so that a
+                // stream cut short on the way is not taken for a whole one.
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "TLS: closed without close_notify",
+                )));
+            }
+            if this.in_at > 0 {
+                this.inbuf.drain(..this.in_at);
+                this.in_at = 0;
             }
             this.inbuf.extend_from_slice(read.filled());
         }
@@ -337,6 +363,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Records<S> {
         }
         let take = data.len().min(SEAL_AT_ONCE);
         let records = take.div_ceil(MAX_PLAIN);
+        if this.tx.seq.saturating_add(records as u64) > this.tx.limit {
+            return Poll::Ready(Err(broken(
+                "this connection's key has carried all it may; rejoin",
+            )));
+        }
         this.out.reserve(take + records * (HEADER + 1 + TAG));
         for piece in data[..take].chunks(MAX_PLAIN) {
             this.tx.seal(&mut this.out, piece, APPLICATION_DATA)?;
@@ -357,11 +388,13 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Records<S> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if !this.close_sent {
-            // A warning-level close_notify (RFC 8446 §6.1).
-            this.tx.seal(&mut this.out, &[1, CLOSE_NOTIFY], ALERT)?;
             this.close_sent = true;
+            // A warning-level close_notify (RFC 8446 §6.1); past the key's limit the
+            // connection is closed without one.
+            let _ = this.tx.seal(&mut this.out, &[1, CLOSE_NOTIFY], ALERT);
         }
-        ready!(this.poll_send(cx))?;
+        // What cannot be sent does not keep the connection open.
+        let _ = ready!(this.poll_send(cx));
         Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }
@@ -400,6 +433,10 @@ impl<S> WholeRecords<S> {
         while held.len() - end >= HEADER {
             let len = HEADER + usize::from(u16::from_be_bytes([held[end + 3], held[end + 4]]));
             if len > HEADER + MAX_CIPHER {
+                if end > 0 {
+                    // The whole records first, on their own.
+                    break;
+                }
                 // Not TLS: rustls says why at once, no need to wait for more.
                 return (held.len().min(room), 0);
             }
@@ -595,6 +632,71 @@ mod tests {
         assert!(open(&mut rx, &mut second, total).is_err());
     }
 
+    fn reading(stream: &[u8]) -> Records<&[u8]> {
+        Records {
+            io: stream,
+            rx: direction(0, u64::MAX),
+            tx: direction(0, u64::MAX),
+            inbuf: Vec::new(),
+            in_at: 0,
+            empty_run: 0,
+            plain: Vec::new(),
+            plain_at: 0,
+            out: Vec::new(),
+            out_at: 0,
+            read_closed: false,
+            close_sent: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_end_without_close_notify_is_an_error_and_with_it_is_the_end() {
+        let mut tx = direction(0, u64::MAX);
+        let mut stream = Vec::new();
+        tx.seal(&mut stream, b"half a li", APPLICATION_DATA)
+            .unwrap();
+        let mut got = Vec::new();
+        let err = reading(&stream).read_to_end(&mut got).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        tx.seal(&mut stream, &[1, CLOSE_NOTIFY], ALERT).unwrap();
+        let mut got = Vec::new();
+        reading(&stream).read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"half a li");
+    }
+
+    #[tokio::test]
+    async fn a_run_of_empty_records_is_refused() {
+        let mut tx = direction(0, u64::MAX);
+        let mut stream = Vec::new();
+        for _ in 0..MAX_EMPTY_RUN {
+            tx.seal(&mut stream, b"", APPLICATION_DATA).unwrap();
+        }
+        tx.seal(&mut stream, b"x", APPLICATION_DATA).unwrap();
+        tx.seal(&mut stream, &[1, CLOSE_NOTIFY], ALERT).unwrap();
+        let mut got = Vec::new();
+        reading(&stream).read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"x", "a few empty records are fine");
+        let mut stream = Vec::new();
+        let mut tx = direction(0, u64::MAX);
+        for _ in 0..=MAX_EMPTY_RUN {
+            tx.seal(&mut stream, b"", APPLICATION_DATA).unwrap();
+        }
+        let err = reading(&stream).read_to_end(&mut got).await.unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn a_header_that_is_not_tls_after_whole_records_waits_for_its_own_read() {
+        let mut whole = WholeRecords::new(());
+        whole.buf = stream_of(&[20, 30]);
+        whole
+            .buf
+            .extend_from_slice(&[APPLICATION_DATA, 3, 3, 0xff, 0xff, 1, 2, 3]);
+        assert_eq!(whole.ready_len(4096), (HEADER * 2 + 50, 0));
+        whole.at = HEADER * 2 + 50;
+        assert_eq!(whole.ready_len(4096), (8, 0));
+    }
+
     /// Records of the given body lengths, headers only meaningful.
     fn stream_of(lengths: &[usize]) -> Vec<u8> {
         let mut bytes = Vec::new();
@@ -683,18 +785,7 @@ mod tests {
             stream.extend_from_slice(&bytes);
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let got = runtime.block_on(async {
-                let mut reader = Records {
-                    io: &stream[..],
-                    rx: direction(0, u64::MAX),
-                    tx: direction(0, u64::MAX),
-                    inbuf: Vec::new(),
-                    plain: Vec::new(),
-                    plain_at: 0,
-                    out: Vec::new(),
-                    out_at: 0,
-                    read_closed: false,
-                    close_sent: false,
-                };
+                let mut reader = reading(&stream);
                 let mut got = Vec::new();
                 let _ = reader.read_to_end(&mut got).await;
                 got
