@@ -31,6 +31,9 @@ Examples:
   tchat --join 192.168.1.5        join it from another machine
   nc 192.168.1.5 7878             join it with no tchat installed";
 
+/// The default for `--log-keep`.
+pub const DEFAULT_LOG_KEEP: u64 = 100_000;
+
 /// A full-screen terminal chat. Host a room with `tchat --host`; join it with
 /// `tchat --join ADDR`. Anyone can also join with `nc ADDR 7878`.
 #[derive(Debug, Parser)]
@@ -162,6 +165,28 @@ pub struct Cli {
     /// with the same room, and those who rejoin catch up exactly once.
     #[arg(long, value_name = "FILE", conflicts_with = "join")]
     pub keep: Option<PathBuf>,
+
+    /// Serve one room with other hosts through NATS JetStream at URL
+    /// (`nats://HOST:PORT`, a server started with `-js`): every host's people see one
+    /// story, and a joiner can move from one host to another. See --room.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["join", "keep"])]
+    pub cluster: Option<String>,
+
+    /// The room's name on the cluster: hosts with the same --cluster and --room serve
+    /// the same room (1 to 32 letters, digits, - or _).
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "tchat",
+        requires = "cluster"
+    )]
+    pub room: String,
+
+    /// The most events the cluster's log keeps for the room (the oldest go first); the
+    /// first host to make the room's log sets it.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_LOG_KEEP, requires = "cluster",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_keep: u64,
 
     /// Lines relayed that the host remembers by their sender's id, so that a line sent
     /// again after a rejoin is never shown twice, however long ago the history let go

@@ -208,7 +208,21 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
         code,
         ..server::Config::default()
     };
-    let server = Server::spawn(listener, config).map_err(|e| e.to_string())?;
+    let server = match &cli.cluster {
+        None => Server::spawn(listener, config),
+        Some(url) => {
+            let joined = server::cluster::join(url, &cli.room, cli.history, cli.log_keep).await?;
+            if cli.headless || line_mode {
+                tchat::note!(
+                    "tchat: room {} on the cluster at {url} ({} events of its log read)",
+                    cli.room,
+                    joined.past.len()
+                );
+            }
+            Server::spawn_clustered(listener, config, joined)
+        }
+    }
+    .map_err(|e| e.to_string())?;
     if cli.headless || line_mode {
         tchat::note!("tchat: hosting a room at {}", addresses.join(", "));
         tchat::note!(

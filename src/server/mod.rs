@@ -10,6 +10,7 @@
 //!   changes. It never waits on a peer: a full queue means the peer is not reading, and
 //!   it is dropped rather than slowing everyone else down.
 
+pub mod cluster;
 pub mod limits;
 pub mod room;
 pub mod session;
@@ -133,8 +134,37 @@ pub struct Server {
 impl Server {
     /// Start serving the room on `listener`.
     pub fn spawn(listener: TcpListener, config: Config) -> std::io::Result<Server> {
-        let addr = listener.local_addr()?;
         let kept = open_kept(&config)?;
+        Server::start(listener, config, kept)
+    }
+
+    /// Start serving a room that several hosts share through its log on NATS (see
+    /// [`cluster`]), which this host has joined.
+    pub fn spawn_clustered(
+        listener: TcpListener,
+        config: Config,
+        joined: cluster::Joined,
+    ) -> std::io::Result<Server> {
+        let mut room = Room::clustered(
+            joined.epoch.clone(),
+            config.rules.clone(),
+            joined.host.clone(),
+        );
+        let mut joined = joined;
+        for (id, entry) in std::mem::take(&mut joined.past) {
+            room.apply(id, entry, false, 0);
+        }
+        let start = Start {
+            room,
+            store: None,
+            cluster: Some(joined),
+            publish: None,
+        };
+        Server::start(listener, config, start)
+    }
+
+    fn start(listener: TcpListener, config: Config, kept: Start) -> std::io::Result<Server> {
+        let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let (local, local_rx) = mpsc::channel(4);
         let done = tokio::spawn(run_inner(listener, local_rx, config, kept, stop.clone()));
@@ -190,10 +220,14 @@ impl Server {
     }
 }
 
-/// The room as it starts: from its file (`--keep`), or new.
+/// The room as it starts: from its file (`--keep`), from its cluster's log, or new.
 struct Start {
     room: Room,
     store: Option<store::Store>,
+    /// A clustered room's log, to be run once the room's task is there to hear it.
+    cluster: Option<cluster::Joined>,
+    /// Where a clustered room's proposals go (set when its log is run).
+    publish: Option<mpsc::Sender<room::Entry>>,
 }
 
 fn open_kept(config: &Config) -> std::io::Result<Start> {
@@ -202,6 +236,8 @@ fn open_kept(config: &Config) -> std::io::Result<Start> {
         return Ok(Start {
             room: Room::new(epoch, config.rules.clone()),
             store: None,
+            cluster: None,
+            publish: None,
         });
     };
     let (store, saved) = store::Store::open(path, &epoch, &config.rules).map_err(|e| {
@@ -212,6 +248,8 @@ fn open_kept(config: &Config) -> std::io::Result<Start> {
     Ok(Start {
         room,
         store: Some(store),
+        cluster: None,
+        publish: None,
     })
 }
 
@@ -236,6 +274,10 @@ enum Event {
     Closed(PeerId, Option<String>),
     /// Something the host should know that is no one's message (wrong codes tried).
     Tell(String),
+    /// A clustered room's log handed over this entry, numbered.
+    Logged(u64, Box<room::Entry>),
+    /// A clustered room's log is in trouble (for the host's own seat and log).
+    Trouble(String),
 }
 
 /// What every connection task shares.
@@ -296,6 +338,10 @@ async fn run_inner(
     let config = &shared.config;
     let tracker = TaskTracker::new();
     let (events_tx, events) = mpsc::channel::<Event>(1024);
+    let mut start = start;
+    if let Some(joined) = start.cluster.take() {
+        start.publish = Some(joined.run(events_tx.clone(), stop.clone()));
+    }
     let room_task = tokio::spawn(room_task(events, shared.clone(), start, stop.clone()));
     let seats = Arc::new(Semaphore::new(config.max_peers));
     let turning_away = Arc::new(Semaphore::new(TURN_AWAY_AT_ONCE));
@@ -829,11 +875,16 @@ async fn room_task(
     stop: CancellationToken,
 ) {
     let config = &shared.config;
-    let Start { mut room, store } = start;
+    let Start {
+        mut room,
+        store,
+        publish,
+        ..
+    } = start;
     let mut turn = Turn {
         steps: Vec::new(),
         store,
-        publish: None,
+        publish,
         sent: Vec::new(),
     };
     let clock = RoomClock::start();
@@ -966,17 +1017,30 @@ fn on_event(
             let reason = reason.map(|_| "connection lost");
             room.disconnect(id, reason, now)
         }
-        Event::Tell(text) => {
-            if let Some(own) = conns.values().find(|c| c.own_seat) {
-                let notice = ServerMsg::Notice {
-                    ts: now_ms(),
-                    text,
-                    cid: None,
-                };
-                push_to_own_seat(own, Dialect::Structured, Bytes::from(notice.encode()));
+        Event::Logged(id, entry) => room.apply(id, *entry, true, now),
+        Event::Trouble(text) => {
+            if config.log {
+                crate::note!("{} {text}", clock());
             }
+            tell_own_seat(conns, text);
             Vec::new()
         }
+        Event::Tell(text) => {
+            tell_own_seat(conns, text);
+            Vec::new()
+        }
+    }
+}
+
+/// Tell the host's own seat something that is no one's message.
+fn tell_own_seat(conns: &Conns, text: String) {
+    if let Some(own) = conns.values().find(|c| c.own_seat) {
+        let notice = ServerMsg::Notice {
+            ts: now_ms(),
+            text,
+            cid: None,
+        };
+        push_to_own_seat(own, Dialect::Structured, Bytes::from(notice.encode()));
     }
 }
 

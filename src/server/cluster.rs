@@ -1,0 +1,312 @@
+//! A room across several hosts: NATS JetStream as the room's log (see [`Log::Shared`]).
+//!
+//! Each room is one stream, `TCHAT_<ROOM>`, on one subject, `tchat.<ROOM>.log`. A
+//! host publishes what its room proposes ([`Entry`], as JSON) and applies what the
+//! stream delivers, in the stream's order, numbered by the stream's sequence: every
+//! host applies the same entries in the same order under the same numbers, so a
+//! joiner sees one story whichever host it is on, and can move to another host and
+//! catch up from where it was. The stream's creation time names the room's epoch.
+//!
+//! A line a client sent is published with a message id made of its session and its
+//! `cid` (`Nats-Msg-Id`): the stream takes it once within its duplicate window, and
+//! each room also recognises a line it has already applied, so a resend after a cut,
+//! to any host, appears once.
+//!
+//! Not done yet (see the issue): names claimed in a key-value bucket, presence with a
+//! TTL (a host that dies leaves its people listed elsewhere), private messages across
+//! hosts, and keeping local people talking while NATS is unreachable.
+//!
+//! [`Log::Shared`]: super::room::Log::Shared
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::Event;
+use super::room::Entry;
+
+/// How long a host waits for NATS before it gives up starting.
+const CONNECT_WAIT: Duration = Duration::from_secs(5);
+/// How long the stream recognises a message id it has taken.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// Entries waiting to be published before the room's proposals are dropped (each is a
+/// line someone was allowed to send; the flood limits keep this far from full).
+pub const PUBLISH_QUEUE: usize = 4096;
+
+/// A room's place on NATS, and where its log stood when this host joined it.
+pub struct Joined {
+    /// The room's epoch: the same on every host of the room, new if the stream is
+    /// made anew.
+    pub epoch: String,
+    /// This host's name on the log (random, new for every run).
+    pub host: Arc<str>,
+    /// The log's recent past, oldest first, numbered: read before anyone is seated.
+    pub past: Vec<(u64, Entry)>,
+    /// The first number to read live.
+    next: u64,
+    subject: String,
+    stream: stream::Stream,
+    js: jetstream::Context,
+}
+
+/// Whether `name` can name a room: 1 to 32 ASCII letters, digits, `-` or `_` (it is
+/// part of a stream's name and a subject).
+pub fn valid_room(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Connect to NATS at `url`, make (or find) the room's stream, and read its last
+/// `history` entries. `keep`: the most entries the stream holds (the oldest go first).
+pub async fn join(url: &str, room: &str, history: usize, keep: u64) -> Result<Joined, String> {
+    if !valid_room(room) {
+        return Err(format!(
+            "--room {room:?}: a room's name is 1 to 32 letters, digits, - or _"
+        ));
+    }
+    let options = async_nats::ConnectOptions::new()
+        .name("tchat host")
+        .connection_timeout(CONNECT_WAIT);
+    let client = tokio::time::timeout(CONNECT_WAIT, options.connect(url))
+        .await
+        .map_err(|_| format!("cannot reach NATS at {url}: no answer in 5 s"))?
+        .map_err(|e| format!("cannot reach NATS at {url}: {e}"))?;
+    let js = jetstream::new(client);
+    let subject = format!("tchat.{room}.log");
+    let config = stream::Config {
+        name: format!("TCHAT_{room}"),
+        subjects: vec![subject.clone()],
+        max_messages: i64::try_from(keep).unwrap_or(i64::MAX),
+        storage: stream::StorageType::File,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    };
+    let mut stream = js.get_or_create_stream(config).await.map_err(|e| {
+        format!("NATS at {url} has no JetStream for the room (start it with -js): {e}")
+    })?;
+    let info = stream
+        .info()
+        .await
+        .map_err(|e| format!("NATS at {url}: {e}"))?
+        .clone();
+    let epoch = format!("{room}.{}", info.created.unix_timestamp_nanos());
+    let last = info.state.last_sequence;
+    let first = info.state.first_sequence.max(1);
+    let from = last
+        .saturating_sub(u64::try_from(history).unwrap_or(u64::MAX))
+        .saturating_add(1)
+        .max(first);
+    let mut past = Vec::new();
+    if info.state.messages > 0 && from <= last {
+        let reader = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: from,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| format!("NATS at {url}: cannot read the room's log: {e}"))?;
+        let mut messages = reader
+            .messages()
+            .await
+            .map_err(|e| format!("NATS at {url}: cannot read the room's log: {e}"))?;
+        let read = async {
+            while let Some(message) = messages.next().await {
+                let message = message.map_err(|e| e.to_string())?;
+                let seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
+                if let Some(entry) = decode(&message.payload) {
+                    past.push((seq, entry));
+                }
+                if seq >= last {
+                    break;
+                }
+            }
+            Ok::<(), String>(())
+        };
+        tokio::time::timeout(Duration::from_secs(30), read)
+            .await
+            .map_err(|_| format!("NATS at {url}: reading the room's log took over 30 s"))?
+            .map_err(|e| format!("NATS at {url}: cannot read the room's log: {e}"))?;
+    }
+    Ok(Joined {
+        epoch,
+        host: Arc::from(format!("{:08x}", rand::random::<u32>())),
+        past,
+        next: last + 1,
+        subject,
+        stream,
+        js,
+    })
+}
+
+fn decode(payload: &[u8]) -> Option<Entry> {
+    serde_json::from_slice(payload).ok()
+}
+
+impl Joined {
+    /// Run the log's two sides until `stop`: what the room proposes (sent to the
+    /// returned queue) is published; what the stream delivers from where the past
+    /// ended goes to the room's task, in order.
+    pub(super) fn run(
+        self,
+        events: mpsc::Sender<Event>,
+        stop: CancellationToken,
+    ) -> mpsc::Sender<Entry> {
+        let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
+        tokio::spawn(publish(
+            self.js.clone(),
+            self.subject.clone(),
+            rx,
+            events.clone(),
+            stop.clone(),
+        ));
+        tokio::spawn(follow(self.stream, self.next, events, stop));
+        tx
+    }
+}
+
+/// Publish the room's proposals in the order they were made, each acknowledged by the
+/// stream before the next (so that one host's own events keep their order).
+async fn publish(
+    js: jetstream::Context,
+    subject: String,
+    mut rx: mpsc::Receiver<Entry>,
+    events: mpsc::Sender<Event>,
+    stop: CancellationToken,
+) {
+    loop {
+        let entry = tokio::select! {
+            _ = stop.cancelled() => return,
+            entry = rx.recv() => match entry {
+                Some(entry) => entry,
+                None => return,
+            },
+        };
+        let Ok(payload) = serde_json::to_vec(&entry) else {
+            continue;
+        };
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some((session, cid)) = &entry.origin {
+            headers.insert("Nats-Msg-Id", format!("{session}/{cid}").as_str());
+        }
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let sent = async {
+                js.publish_with_headers(subject.clone(), headers.clone(), payload.clone().into())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            let outcome = tokio::select! {
+                _ = stop.cancelled() => return,
+                outcome = sent => outcome,
+            };
+            match outcome {
+                Ok(_) => break,
+                Err(e) => {
+                    let trouble = format!(
+                        "cannot put an event on the room's log: {e}; trying again in {} ms",
+                        wait.as_millis()
+                    );
+                    if events.send(Event::Trouble(trouble)).await.is_err() {
+                        return;
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+/// Follow the stream from `next` on, handing each entry over in order.
+async fn follow(
+    stream: stream::Stream,
+    next: u64,
+    events: mpsc::Sender<Event>,
+    stop: CancellationToken,
+) {
+    let mut next = next;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let reader = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: next,
+                },
+                ..Default::default()
+            })
+            .await;
+        let messages = match reader {
+            Ok(reader) => reader.messages().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match messages {
+            Ok(mut messages) => loop {
+                let message = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    message = messages.next() => message,
+                };
+                let Some(Ok(message)) = message else {
+                    break;
+                };
+                wait = Duration::from_millis(100);
+                let Ok(info) = message.info() else {
+                    continue;
+                };
+                let seq = info.stream_sequence;
+                if seq < next {
+                    continue;
+                }
+                next = seq + 1;
+                if let Some(entry) = decode(&message.payload)
+                    && events
+                        .send(Event::Logged(seq, Box::new(entry)))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+            },
+            Err(e) => {
+                let trouble = format!("cannot follow the room's log: {e}; trying again");
+                if events.send(Event::Trouble(trouble)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rooms_name_is_short_and_plain() {
+        assert!(valid_room("lobby"));
+        assert!(valid_room("team-7_x"));
+        assert!(!valid_room(""));
+        assert!(!valid_room("a.b"));
+        assert!(!valid_room("a b"));
+        assert!(!valid_room("a*"));
+        assert!(!valid_room(&"x".repeat(33)));
+        assert!(!valid_room("ünï"));
+    }
+}
