@@ -146,11 +146,47 @@ pub async fn join(url: &str, room: &str, history: usize, keep: u64) -> Result<Jo
     })
 }
 
+/// What puts entries on a room's log.
+#[derive(Clone)]
+pub struct Publisher {
+    js: jetstream::Context,
+    subject: String,
+}
+
+impl Publisher {
+    /// Put `entry` on the log, once it is acknowledged: its number there, and whether
+    /// the log already had it (a line with the same session and `cid` within the
+    /// duplicate window), in which case the number is the one it had.
+    pub async fn put(&self, entry: &Entry) -> Result<(u64, bool), String> {
+        let payload = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some((session, cid)) = &entry.origin {
+            headers.insert("Nats-Msg-Id", format!("{session}/{cid}").as_str());
+        }
+        let ack = self
+            .js
+            .publish_with_headers(self.subject.clone(), headers, payload.into())
+            .await
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((ack.sequence, ack.duplicate))
+    }
+}
+
 fn decode(payload: &[u8]) -> Option<Entry> {
     serde_json::from_slice(payload).ok()
 }
 
 impl Joined {
+    /// What puts entries on this room's log.
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            js: self.js.clone(),
+            subject: self.subject.clone(),
+        }
+    }
+
     /// Run the log's two sides until `stop`: what the room proposes (sent to the
     /// returned queue) is published; what the stream delivers from where the past
     /// ended goes to the room's task, in order.
@@ -160,13 +196,7 @@ impl Joined {
         stop: CancellationToken,
     ) -> mpsc::Sender<Entry> {
         let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
-        tokio::spawn(publish(
-            self.js.clone(),
-            self.subject.clone(),
-            rx,
-            events.clone(),
-            stop.clone(),
-        ));
+        tokio::spawn(publish(self.publisher(), rx, events.clone(), stop.clone()));
         tokio::spawn(follow(self.stream, self.next, events, stop));
         tx
     }
@@ -175,8 +205,7 @@ impl Joined {
 /// Publish the room's proposals in the order they were made, each acknowledged by the
 /// stream before the next (so that one host's own events keep their order).
 async fn publish(
-    js: jetstream::Context,
-    subject: String,
+    log: Publisher,
     mut rx: mpsc::Receiver<Entry>,
     events: mpsc::Sender<Event>,
     stop: CancellationToken,
@@ -189,25 +218,11 @@ async fn publish(
                 None => return,
             },
         };
-        let Ok(payload) = serde_json::to_vec(&entry) else {
-            continue;
-        };
-        let mut headers = async_nats::HeaderMap::new();
-        if let Some((session, cid)) = &entry.origin {
-            headers.insert("Nats-Msg-Id", format!("{session}/{cid}").as_str());
-        }
         let mut wait = Duration::from_millis(100);
         loop {
-            let sent = async {
-                js.publish_with_headers(subject.clone(), headers.clone(), payload.clone().into())
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .await
-                    .map_err(|e| e.to_string())
-            };
             let outcome = tokio::select! {
                 _ = stop.cancelled() => return,
-                outcome = sent => outcome,
+                outcome = log.put(&entry) => outcome,
             };
             match outcome {
                 Ok(_) => break,

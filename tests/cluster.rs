@@ -1,0 +1,378 @@
+//! One room across several hosts through NATS JetStream: real `nats-server -js` on a
+//! free loopback port with its own store, real hosts (`tchat --host --headless
+//! --cluster …`), and clients speaking the structured dialect over TCP. Skipped, with a
+//! message, where `nats-server` is not installed (`.ci/run` installs it).
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::{Headless, TempDir};
+use tchat::protocol::{ClientMsg, ServerMsg, Since};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// `nats-server -js` on a free loopback port, its store in a temporary directory;
+/// stopped when dropped.
+struct Nats {
+    child: Option<std::process::Child>,
+    binary: String,
+    port: u16,
+    store: TempDir,
+}
+
+impl Nats {
+    /// `None` (and a note why) where there is no `nats-server`.
+    fn start() -> Option<Nats> {
+        let Some(binary) = nats_server() else {
+            eprintln!(
+                "nats-server is not installed: the cluster tests are skipped (apt-get install nats-server)"
+            );
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut nats = Nats {
+            child: None,
+            binary,
+            port,
+            store: TempDir::new("nats"),
+        };
+        nats.run();
+        Some(nats)
+    }
+
+    fn run(&mut self) {
+        let child = std::process::Command::new(&self.binary)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.store.0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server listens within 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// A host of `room` on this cluster.
+    fn host(&self, room: &str) -> Headless {
+        Headless::start(&["--cluster", &self.url(), "--room", room])
+    }
+}
+
+/// `nats-server` on the PATH, or where Debian puts it (`/usr/sbin`, which an
+/// ordinary user's PATH may lack).
+fn nats_server() -> Option<String> {
+    ["nats-server", "/usr/sbin/nats-server"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(str::to_owned)
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A structured client on one host.
+struct Client {
+    stream: BufReader<TcpStream>,
+    /// The room's epoch, from its welcome.
+    epoch: String,
+    name: String,
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+impl Client {
+    async fn join(addr: &str, name: &str, session: &str, since: Option<Since>) -> Client {
+        let stream = TcpStream::connect(addr).await.expect("connect to the host");
+        let mut stream = BufReader::new(stream);
+        let hello = ClientMsg::Hello {
+            v: 1,
+            name: name.into(),
+            client: None,
+            session: Some(session.into()),
+            since,
+        };
+        stream
+            .get_mut()
+            .write_all(hello.encode().as_bytes())
+            .await
+            .unwrap();
+        let mut client = Client {
+            stream,
+            epoch: String::new(),
+            name: String::new(),
+        };
+        let welcome = client
+            .until(|m| matches!(m, ServerMsg::Welcome { .. }))
+            .await;
+        if let ServerMsg::Welcome { room, name, .. } = welcome {
+            client.epoch = room;
+            client.name = name;
+        }
+        client
+    }
+
+    async fn say(&mut self, text: &str, cid: &str) {
+        let say = ClientMsg::Say {
+            text: text.into(),
+            cid: Some(cid.into()),
+        };
+        self.stream
+            .get_mut()
+            .write_all(say.encode().as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// The next event, waited for up to [`WAIT`].
+    async fn next(&mut self) -> ServerMsg {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = tokio::time::timeout(WAIT, self.stream.read_line(&mut line))
+                .await
+                .expect("the host sends within the wait")
+                .expect("the connection holds");
+            assert!(n > 0, "the host closed the connection");
+            if let Ok(msg) = ServerMsg::decode(line.trim_end()) {
+                return msg;
+            }
+        }
+    }
+
+    /// Events up to and including the first that `pred` holds for.
+    async fn until(&mut self, pred: impl Fn(&ServerMsg) -> bool) -> ServerMsg {
+        loop {
+            let msg = self.next().await;
+            if pred(&msg) {
+                return msg;
+            }
+        }
+    }
+
+    /// The messages (`id`, `text`) seen until one with `text` arrives.
+    async fn messages_until(&mut self, last: &str) -> Vec<(u64, String)> {
+        self.messages_until_all(&[last]).await
+    }
+
+    /// The messages (`id`, `text`) seen until each of `last` has arrived.
+    async fn messages_until_all(&mut self, last: &[&str]) -> Vec<(u64, String)> {
+        let mut seen = Vec::new();
+        let mut left: HashSet<&str> = last.iter().copied().collect();
+        while !left.is_empty() {
+            if let ServerMsg::Msg { id, text, .. } = self.next().await {
+                left.remove(text.as_str());
+                seen.push((id, text));
+            }
+        }
+        seen
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_cross_three_hosts_in_one_order() {
+    let Some(nats) = Nats::start() else { return };
+    let hosts: Vec<Headless> = (0..3).map(|_| nats.host("order")).collect();
+    let mut clients = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        clients.push(Client::join(&host.addr, &format!("p{i}"), &format!("s{i}"), None).await);
+    }
+    let epochs: HashSet<&str> = clients.iter().map(|c| c.epoch.as_str()).collect();
+    assert_eq!(epochs.len(), 1, "one room, one epoch: {epochs:?}");
+    // Each says ten lines, all at once, then a last one; all wait for the three last.
+    const EACH: usize = 10;
+    for round in 0..EACH {
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.say(&format!("{i}-{round}"), &format!("c{round}")).await;
+        }
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.say(&format!("end{i}"), "end").await;
+    }
+    let mut seen = Vec::new();
+    for c in &mut clients {
+        seen.push(c.messages_until_all(&["end0", "end1", "end2"]).await);
+    }
+    for (i, s) in seen.iter().enumerate() {
+        let texts: Vec<&str> = s.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(
+            texts.len(),
+            3 * (EACH + 1),
+            "client {i} saw every line once: {texts:?}"
+        );
+        let unique: HashSet<&&str> = texts.iter().collect();
+        assert_eq!(unique.len(), texts.len(), "client {i} saw a line twice");
+        assert!(
+            s.windows(2).all(|w| w[0].0 < w[1].0),
+            "ids rise for client {i}: {s:?}"
+        );
+    }
+    assert_eq!(seen[0], seen[1], "hosts 0 and 1 told one story");
+    assert_eq!(seen[0], seen[2], "hosts 0 and 2 told one story");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_sent_again_to_another_host_appears_once() {
+    let Some(nats) = Nats::start() else { return };
+    let a = nats.host("resend");
+    let b = nats.host("resend");
+    let mut watcher = Client::join(&b.addr, "watcher", "s-watch", None).await;
+    let mut mover = Client::join(&a.addr, "mover", "s-move", None).await;
+    mover.say("only once", "c1").await;
+    let echoed = mover
+        .until(|m| matches!(m, ServerMsg::Msg { cid: Some(c), .. } if c == "c1"))
+        .await;
+    let id = echoed.id().expect("an id");
+    // The mover's link breaks before it saw its echo (as far as it knows): it rejoins
+    // on the other host from before that line and sends it again.
+    drop(mover);
+    let since = Since {
+        room: watcher.epoch.clone(),
+        id: id - 1,
+    };
+    let mut moved = Client::join(&b.addr, "mover", "s-move", Some(since)).await;
+    moved.say("only once", "c1").await;
+    moved.say("and then this", "c2").await;
+    let again = moved
+        .until(|m| matches!(m, ServerMsg::Msg { cid: Some(c), .. } if c == "c1"))
+        .await;
+    assert_eq!(
+        again.id(),
+        Some(id),
+        "recognised as the line already relayed"
+    );
+    let seen = watcher.messages_until("and then this").await;
+    let times = seen.iter().filter(|(_, t)| t == "only once").count();
+    assert_eq!(times, 1, "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_line_sent_to_two_hosts_at_once_appears_once() {
+    let Some(nats) = Nats::start() else { return };
+    let a = nats.host("twice");
+    let b = nats.host("twice");
+    let c = nats.host("twice");
+    let mut watcher = Client::join(&c.addr, "watcher", "s-watch", None).await;
+    // One client's session on two hosts at once (a link that came back while the old
+    // one lingered), sending the same line on both: whether or not the second host has
+    // applied the first one's entry by then (the log's side of it is
+    // `the_log_takes_a_line_once_whichever_host_puts_it`), the room shows it once.
+    let mut here = Client::join(&a.addr, "twin", "s-twin", None).await;
+    let mut there = Client::join(&b.addr, "twin", "s-twin", None).await;
+    here.say("just once", "c1").await;
+    there.say("just once", "c1").await;
+    here.say("done", "c2").await;
+    let seen = watcher.messages_until("done").await;
+    let times = seen.iter().filter(|(_, t)| t == "just once").count();
+    assert_eq!(times, 1, "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_takes_a_line_once_whichever_host_puts_it() {
+    use tchat::server::cluster;
+    use tchat::server::room::{Entry, Reach};
+    let Some(nats) = Nats::start() else { return };
+    // Two hosts' hold on the room's log, each putting the same line (one client's
+    // session and cid), as two hosts do when a client's resend reaches the second
+    // before the first one's entry has come back to it.
+    let one = cluster::join(&nats.url(), "once", 10, 1000).await.unwrap();
+    let two = cluster::join(&nats.url(), "once", 10, 1000).await.unwrap();
+    let line = |text: &str, cid: &str| Entry {
+        event: ServerMsg::Msg {
+            id: 0,
+            ts: 0,
+            from: "ana".into(),
+            text: text.into(),
+            cid: None,
+        },
+        host: String::new(),
+        peer: None,
+        reach: Reach::Others,
+        origin: Some(("s-ana".into(), cid.into())),
+        about: None,
+    };
+    let (first, again) = one.publisher().put(&line("hi", "c1")).await.unwrap();
+    assert!(!again);
+    let (second, again) = two.publisher().put(&line("hi", "c1")).await.unwrap();
+    assert!(again, "the log knew it");
+    assert_eq!(second, first);
+    let (third, again) = two.publisher().put(&line("hi", "c2")).await.unwrap();
+    assert!(!again, "another cid is another line");
+    assert_eq!(third, first + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_outlives_every_host() {
+    let Some(nats) = Nats::start() else { return };
+    {
+        let a = nats.host("lasting");
+        let b = nats.host("lasting");
+        let mut one = Client::join(&a.addr, "one", "s1", None).await;
+        let mut two = Client::join(&b.addr, "two", "s2", None).await;
+        one.say("remember this", "c1").await;
+        two.messages_until("remember this").await;
+        two.say("and this", "c1").await;
+        one.messages_until("and this").await;
+    }
+    // Every host is gone; a new one finds the room's story on the log.
+    let c = nats.host("lasting");
+    let mut late = Client::join(&c.addr, "late", "s3", None).await;
+    let seen = late.messages_until("and this").await;
+    let texts: Vec<&str> = seen.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts, vec!["remember this", "and this"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_said_while_nats_is_down_arrive_once_when_it_is_back() {
+    let Some(mut nats) = Nats::start() else {
+        return;
+    };
+    let a = nats.host("outage");
+    let b = nats.host("outage");
+    let mut one = Client::join(&a.addr, "one", "s1", None).await;
+    let mut two = Client::join(&b.addr, "two", "s2", None).await;
+    one.say("before", "c0").await;
+    two.messages_until("before").await;
+    nats.stop();
+    one.say("during 1", "c1").await;
+    one.say("during 2", "c2").await;
+    nats.run();
+    one.say("after", "c3").await;
+    let seen = two.messages_until("after").await;
+    let texts: Vec<&str> = seen.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts, vec!["during 1", "during 2", "after"]);
+}
