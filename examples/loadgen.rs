@@ -41,6 +41,10 @@ struct Args {
     /// The server: a loopback address with its port.
     #[arg(long, default_value = "127.0.0.1:7878")]
     addr: SocketAddr,
+    /// Another host of the same room (a cluster, `--cluster`): peers are spread over
+    /// `--addr` and these in turn. May be given more than once.
+    #[arg(long, value_name = "ADDR")]
+    also: Vec<SocketAddr>,
     #[arg(long, value_enum, default_value = "tchat")]
     mode: Mode,
     /// Peers in the room (all of them receive).
@@ -139,8 +143,10 @@ fn main() {
 }
 
 fn check(args: &Args) -> Result<(), String> {
-    if !args.addr.ip().is_loopback() {
-        return Err(format!("{} is not a loopback address", args.addr));
+    for addr in std::iter::once(&args.addr).chain(&args.also) {
+        if !addr.ip().is_loopback() {
+            return Err(format!("{addr} is not a loopback address"));
+        }
     }
     if args.peers == 0 || args.peers > 5000 {
         return Err("--peers must be 1..=5000".into());
@@ -324,9 +330,15 @@ async fn run(args: Args) -> Result<(), String> {
 }
 
 async fn join(args: &Args, i: usize) -> Result<(OwnedReadHalf, OwnedWriteHalf), String> {
-    let stream = TcpStream::connect(args.addr)
+    // Peer i on the i-th host, round the hosts.
+    let hosts = 1 + args.also.len();
+    let addr = match i % hosts {
+        0 => args.addr,
+        n => args.also[n - 1],
+    };
+    let stream = TcpStream::connect(addr)
         .await
-        .map_err(|e| format!("connect {}: {e}", args.addr))?;
+        .map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = stream.set_nodelay(true);
     let (r, mut w): (OwnedReadHalf, OwnedWriteHalf) = if args.tls {
         let (config, _) = tchat::tls::client_config(tchat::tls::Expect::Any);

@@ -324,6 +324,7 @@ async fn the_log_takes_a_line_once_whichever_host_puts_it() {
         reach: Reach::Others,
         origin: Some(("s-ana".into(), cid.into())),
         about: None,
+        n: 0,
     };
     let (first, again) = one.publisher().put(&line("hi", "c1")).await.unwrap();
     assert!(!again);

@@ -21,8 +21,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -158,19 +164,20 @@ impl Publisher {
     /// the log already had it (a line with the same session and `cid` within the
     /// duplicate window), in which case the number is the one it had.
     pub async fn put(&self, entry: &Entry) -> Result<(u64, bool), String> {
+        let ack = self.send(entry).await?.await.map_err(|e| e.to_string())?;
+        Ok((ack.sequence, ack.duplicate))
+    }
+
+    /// Send `entry` on its way to the log; the stream's acknowledgment is awaited
+    /// apart, so that many can be on their way at once (in order: one connection).
+    async fn send(&self, entry: &Entry) -> Result<PublishAckFuture, String> {
         let payload = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
         let mut headers = async_nats::HeaderMap::new();
-        if let Some((session, cid)) = &entry.origin {
-            headers.insert("Nats-Msg-Id", format!("{session}/{cid}").as_str());
-        }
-        let ack = self
-            .js
+        headers.insert("Nats-Msg-Id", entry.log_id().as_str());
+        self.js
             .publish_with_headers(self.subject.clone(), headers, payload.into())
             .await
-            .map_err(|e| e.to_string())?
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok((ack.sequence, ack.duplicate))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -190,60 +197,116 @@ impl Joined {
     /// Run the log's two sides until `stop`: what the room proposes (sent to the
     /// returned queue) is published; what the stream delivers from where the past
     /// ended goes to the room's task, in order.
-    pub(super) fn run(
-        self,
-        events: mpsc::Sender<Event>,
-        stop: CancellationToken,
-    ) -> mpsc::Sender<Entry> {
+    pub(super) fn run(self, events: mpsc::Sender<Event>, stop: CancellationToken) -> LogQueue {
         let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
-        tokio::spawn(publish(self.publisher(), rx, events.clone(), stop.clone()));
+        let down = Arc::new(AtomicBool::new(false));
+        tokio::spawn(publish(
+            self.publisher(),
+            rx,
+            down.clone(),
+            events.clone(),
+            stop.clone(),
+        ));
         tokio::spawn(follow(self.stream, self.next, events, stop));
-        tx
+        LogQueue { tx, down }
     }
 }
 
-/// Publish the room's proposals in the order they were made, each acknowledged by the
-/// stream before the next (so that one host's own events keep their order).
+/// Where a clustered room's proposals wait to be published.
+pub(super) struct LogQueue {
+    pub tx: mpsc::Sender<Entry>,
+    /// The log cannot be reached now (what waits is put there once it can).
+    pub down: Arc<AtomicBool>,
+}
+
+/// Entries on their way to the log at once, awaiting its acknowledgment.
+const IN_FLIGHT: usize = 512;
+
+type Acked = std::pin::Pin<Box<dyn Future<Output = (Entry, Result<(), String>)> + Send>>;
+
+/// Publish the room's proposals in the order they were made, many on their way at once.
+/// One that the log did not take (NATS unreachable) is put again, in order, once those
+/// on their way have settled, with a growing wait; the log recognises any it already
+/// had ([`Entry::log_id`]), so nothing is taken twice.
 async fn publish(
     log: Publisher,
     mut rx: mpsc::Receiver<Entry>,
+    down: Arc<AtomicBool>,
     events: mpsc::Sender<Event>,
     stop: CancellationToken,
 ) {
-    loop {
-        let entry = tokio::select! {
-            _ = stop.cancelled() => return,
-            entry = rx.recv() => match entry {
-                Some(entry) => entry,
-                None => return,
-            },
-        };
-        let mut wait = Duration::from_millis(100);
-        loop {
-            let outcome = tokio::select! {
-                _ = stop.cancelled() => return,
-                outcome = log.put(&entry) => outcome,
+    let mut on_way: FuturesOrdered<Acked> = FuturesOrdered::new();
+    let mut again: VecDeque<Entry> = VecDeque::new();
+    let mut wait = RETRY_FIRST;
+    let mut failing = false;
+    let mut open = true;
+    // Each entry is handed to the connection here, one after another, so that they
+    // reach the stream in the order proposed; only the acknowledgments are awaited
+    // side by side.
+    async fn launch(log: &Publisher, entry: Entry, on_way: &mut FuturesOrdered<Acked>) {
+        let sent = log.send(&entry).await;
+        on_way.push_back(Box::pin(async move {
+            let result = match sent {
+                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(e) => Err(e),
             };
-            match outcome {
-                Ok(_) => break,
-                Err(e) => {
-                    let trouble = format!(
-                        "cannot put an event on the room's log: {e}; trying again in {} ms",
-                        wait.as_millis()
-                    );
-                    if events.send(Event::Trouble(trouble)).await.is_err() {
-                        return;
-                    }
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                }
+            (entry, result)
+        }));
+    }
+    loop {
+        if !open && on_way.is_empty() && again.is_empty() {
+            return;
+        }
+        if !again.is_empty() && on_way.is_empty() {
+            // Everything on its way has settled: put the failed ones again, in order.
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
             }
+            wait = (wait * 2).min(RETRY_MOST);
+            for entry in std::mem::take(&mut again) {
+                launch(&log, entry, &mut on_way).await;
+            }
+            continue;
+        }
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            Some((entry, result)) = on_way.next(), if !on_way.is_empty() => match result {
+                Ok(()) if again.is_empty() => {
+                    wait = RETRY_FIRST;
+                    if failing {
+                        failing = false;
+                        down.store(false, Ordering::Relaxed);
+                        let back = "the room's log is reachable again".to_owned();
+                        let _ = events.send(Event::Trouble(back)).await;
+                    }
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    again.push_back(entry);
+                    if !failing {
+                        failing = true;
+                        down.store(true, Ordering::Relaxed);
+                        let trouble = format!(
+                            "cannot put events on the room's log ({e}); they wait and are put there once it can be reached"
+                        );
+                        if events.send(Event::Trouble(trouble)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            },
+            entry = rx.recv(), if open && again.is_empty() && on_way.len() < IN_FLIGHT => match entry {
+                Some(entry) => launch(&log, entry, &mut on_way).await,
+                None => open = false,
+            },
         }
     }
 }
+
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MOST: Duration = Duration::from_secs(5);
 
 /// Follow the stream from `next` on, handing each entry over in order.
 async fn follow(

@@ -227,7 +227,7 @@ struct Start {
     /// A clustered room's log, to be run once the room's task is there to hear it.
     cluster: Option<cluster::Joined>,
     /// Where a clustered room's proposals go (set when its log is run).
-    publish: Option<mpsc::Sender<room::Entry>>,
+    publish: Option<cluster::LogQueue>,
 }
 
 fn open_kept(config: &Config) -> std::io::Result<Start> {
@@ -885,6 +885,7 @@ async fn room_task(
         steps: Vec::new(),
         store,
         publish,
+        proposals: Vec::new(),
         sent: Vec::new(),
     };
     let clock = RoomClock::start();
@@ -918,6 +919,8 @@ async fn room_task(
                 let now = clock.now(&mut room);
                 let actions = room.tick(now);
                 turn.settle(&mut room, &mut conns, actions, config, now);
+                let refused = turn.hand_to_log(&room).await;
+                turn.settle(&mut room, &mut conns, refused, config, now);
                 crowd_due = None;
                 rearm(&room, now, &mut crowd_due, crowd.as_mut());
                 continue;
@@ -952,6 +955,12 @@ async fn room_task(
             }
         }
         turn.finish(&mut room, &mut conns, config, now);
+        if !turn.proposals.is_empty() {
+            let refused = turn.hand_to_log(&room).await;
+            if !refused.is_empty() {
+                turn.settle(&mut room, &mut conns, refused, config, now);
+            }
+        }
         rearm(&room, now, &mut crowd_due, crowd.as_mut());
     }
     let now = clock.now(&mut room);
@@ -960,6 +969,10 @@ async fn room_task(
     // Dropping the queues lets each writer flush the goodbye and close.
     conns.clear();
 }
+
+/// The longest a clustered room's turn waits for room in its log's queue while the
+/// log is reachable (NATS's own wait for an acknowledgment is 5 s).
+const LOG_WAIT: Duration = Duration::from_secs(5);
 
 /// The most events, and the most sends they make, taken in one turn of the room. A
 /// durable room writes a turn in one transaction: the larger the turn, the less each
@@ -1095,7 +1108,9 @@ struct Turn {
     steps: Vec<Step>,
     store: Option<store::Store>,
     /// A clustered room: where its proposals go to be put on the log.
-    publish: Option<mpsc::Sender<room::Entry>>,
+    publish: Option<cluster::LogQueue>,
+    /// This turn's proposals, handed to the log once the turn is over.
+    proposals: Vec<room::Entry>,
     /// For a durable room: the structured line made for each event sent to the room
     /// this turn, by id, for the file to keep without encoding it again.
     sent: Vec<(u64, Bytes)>,
@@ -1159,11 +1174,8 @@ impl Turn {
                 }
                 Action::Close(id) => self.steps.push(Step::Close(id)),
                 Action::Publish(entry) => {
-                    if let Some(log) = &self.publish
-                        && log.try_send(*entry).is_err()
-                        && config.log
-                    {
-                        crate::note!("{} the room's log is behind; an event was dropped", clock());
+                    if self.publish.is_some() {
+                        self.proposals.push(*entry);
                     }
                 }
             }
@@ -1185,6 +1197,65 @@ impl Turn {
     }
 
     /// Resolve `actions` and finish the turn with them.
+    /// Hand this turn's proposals to the log. While more wait for the log than its
+    /// queue holds and the log is taking them, the room waits (up to [`LOG_WAIT`] a
+    /// turn), so that the people sending are slowed down as a single host slows them.
+    /// What finds no room (the log cannot be reached, or takes nothing for that long)
+    /// is not sent, and whoever typed it is told. What to tell them.
+    async fn hand_to_log(&mut self, room: &Room) -> Vec<Action> {
+        let Some(queue) = &self.publish else {
+            return Vec::new();
+        };
+        let log = queue.tx.clone();
+        let wait = if queue.down.load(Ordering::Relaxed) {
+            Duration::ZERO
+        } else {
+            LOG_WAIT
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut refused = Vec::new();
+        for entry in self.proposals.drain(..) {
+            let entry = match log.try_send(entry) {
+                Ok(()) => continue,
+                Err(mpsc::error::TrySendError::Full(entry)) => {
+                    match tokio::time::timeout_at(deadline, log.reserve()).await {
+                        Ok(Ok(slot)) => {
+                            slot.send(entry);
+                            continue;
+                        }
+                        _ => entry,
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(entry)) => entry,
+            };
+            let typed = matches!(
+                entry.event,
+                ServerMsg::Msg { .. }
+                    | ServerMsg::Me { .. }
+                    | ServerMsg::Nick { .. }
+                    | ServerMsg::Topic { .. }
+            );
+            let Some(peer) = entry.peer.filter(|p| typed && room.dialect(*p).is_some()) else {
+                continue;
+            };
+            let cid = match entry.reach {
+                room::Reach::Echo { cid } => cid,
+                _ => None,
+            };
+            refused.push(Action::Send(
+                Target::One(peer),
+                Outgoing::Event(ServerMsg::Notice {
+                    ts: now_ms(),
+                    text:
+                        "not sent: more is waiting for the room's log than it takes; send it again"
+                            .into(),
+                    cid,
+                }),
+            ));
+        }
+        refused
+    }
+
     fn settle(
         &mut self,
         room: &mut Room,

@@ -134,9 +134,23 @@ pub struct Entry {
     /// For a join or a leave, the session it was about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub about: Option<String>,
+    /// The proposing host's own number for it (1, 2, …): with `host`, what the log
+    /// recognises it by when it is put there again, for an entry that is no one's line.
+    #[serde(default)]
+    pub n: u64,
 }
 
 impl Entry {
+    /// What the log recognises this entry by if it is put there again: a line by its
+    /// sender's session and `cid` (whichever host puts it), anything else by its host
+    /// and that host's number for it.
+    pub fn log_id(&self) -> String {
+        match &self.origin {
+            Some((session, cid)) => format!("{session}/{cid}"),
+            None => format!("{}#{}", self.host, self.n),
+        }
+    }
+
     /// An event for everyone, no one's own doing.
     fn to_room(event: ServerMsg) -> Entry {
         Entry {
@@ -146,6 +160,7 @@ impl Entry {
             reach: Reach::Room,
             origin: None,
             about: None,
+            n: 0,
         }
     }
 
@@ -462,6 +477,8 @@ pub struct Room {
     /// The room's topic (`/topic`), if one is set.
     topic: Option<String>,
     log: Log,
+    /// Entries this room has proposed to a shared log.
+    proposed: u64,
     /// A clustered room: the members seated on other hosts, by the key their names
     /// clash under, with their names as shown (see [`Room::apply`]).
     remote: HashMap<String, String>,
@@ -548,6 +565,7 @@ impl Room {
             journal: None,
             topic: None,
             log: Log::Local,
+            proposed: 0,
             remote: HashMap::new(),
         }
     }
@@ -570,8 +588,10 @@ impl Room {
                 self.apply_entry(id, entry, true, now, out);
             }
             Log::Shared { host } => {
+                self.proposed += 1;
                 let entry = Entry {
                     host: host.to_string(),
+                    n: self.proposed,
                     ..entry
                 };
                 out.push(Action::Publish(Box::new(entry)));
@@ -1444,6 +1464,7 @@ impl Room {
             reach: Reach::Others,
             origin: None,
             about: about.map(|s| s.to_string()),
+            n: 0,
         };
         self.propose(entry, now, out);
     }
@@ -1473,6 +1494,7 @@ impl Room {
             reach: Reach::Room,
             origin: None,
             about: session.map(|s| s.to_string()),
+            n: 0,
         };
         self.propose(entry, now, out);
     }
@@ -1695,6 +1717,7 @@ impl Room {
             reach,
             origin,
             about: None,
+            n: 0,
         };
         self.propose(entry, now, out);
     }
@@ -3645,6 +3668,7 @@ mod tests {
             },
             origin: None,
             about: None,
+            n: 1,
         };
         let join = far(ServerMsg::Join {
             id: 0,
@@ -3704,6 +3728,7 @@ mod tests {
             reach: Reach::Others,
             origin: Some(("s-bo".into(), "c1".into())),
             about: None,
+            n: 1,
         };
         let join = Entry {
             event: ServerMsg::Join {
