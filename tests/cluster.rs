@@ -337,6 +337,42 @@ async fn the_log_takes_a_line_once_whichever_host_puts_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_is_one_persons_across_hosts() {
+    let Some(nats) = Nats::start() else { return };
+    let hosts: Vec<Headless> = (0..3).map(|_| nats.host("names")).collect();
+    // Two people ask for one name on two hosts at the same moment.
+    let (mut one, mut two) = tokio::join!(
+        Client::join(&hosts[0].addr, "ana", "s1", None),
+        Client::join(&hosts[1].addr, "ana", "s2", None),
+    );
+    // One of them keeps it; the other is renamed, and everyone is told.
+    let mut names = vec![one.name.clone(), two.name.clone()];
+    if names[0] == names[1] {
+        let renamed = |m: &ServerMsg| matches!(m, ServerMsg::Nick { old, .. } if old == "ana");
+        let (a, b) = tokio::join!(one.until(renamed), two.until(renamed));
+        assert_eq!(a, b, "both hosts told the same rename");
+        let ServerMsg::Nick { new, .. } = a else {
+            unreachable!()
+        };
+        names = vec!["ana".to_owned(), new];
+    }
+    names.sort();
+    assert_eq!(names, vec!["ana", "ana2"]);
+    // A third host lists both, and gives the name to no one else.
+    let mut three = Client::join(&hosts[2].addr, "ana", "s3", None).await;
+    assert_eq!(three.name, "ana3");
+    three.say("/who", "w").await;
+    let who = three
+        .until(|m| matches!(m, ServerMsg::Notice { cid: Some(c), .. } if c == "w"))
+        .await;
+    let ServerMsg::Notice { text, .. } = who else {
+        unreachable!()
+    };
+    assert!(text.contains("ana,") || text.contains("ana "), "{text}");
+    assert!(text.contains("ana2"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_room_outlives_every_host() {
     let Some(nats) = Nats::start() else { return };
     {

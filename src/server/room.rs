@@ -175,6 +175,13 @@ impl Entry {
     }
 }
 
+/// A member seated on another host of a clustered room.
+#[derive(Debug, Clone)]
+struct Remote {
+    name: String,
+    host: String,
+}
+
 /// The most names of members on other hosts a clustered room remembers.
 const MAX_REMOTE_NAMES: usize = 100_000;
 
@@ -479,9 +486,12 @@ pub struct Room {
     log: Log,
     /// Entries this room has proposed to a shared log.
     proposed: u64,
+    /// A clustered room: the names (folded) of members here whose claim the log has
+    /// applied (see [`Room::settle_claims`]).
+    claimed: std::collections::HashSet<String>,
     /// A clustered room: the members seated on other hosts, by the key their names
     /// clash under, with their names as shown (see [`Room::apply`]).
-    remote: HashMap<String, String>,
+    remote: HashMap<String, Remote>,
 }
 
 /// `(session, cid)`: a line as its sender names it.
@@ -566,6 +576,7 @@ impl Room {
             topic: None,
             log: Log::Local,
             proposed: 0,
+            claimed: std::collections::HashSet::new(),
             remote: HashMap::new(),
         }
     }
@@ -624,10 +635,14 @@ impl Room {
             Log::Shared { host } => **host == *entry.host,
         };
         if !own && live {
-            self.track_remote(&entry.event);
+            self.track_remote(&entry.host, &entry.event);
         }
         if live {
+            let event = entry.event.clone();
             self.apply_entry(id, entry, own, now, &mut out);
+            if own && matches!(self.log, Log::Shared { .. }) {
+                self.settle_claims(&event, now, &mut out);
+            }
         } else {
             self.apply_state(&entry.event);
             self.keep_entry(id, entry, now);
@@ -688,29 +703,95 @@ impl Room {
         }
     }
 
+    /// This host's own join, crowd or rename, back from a shared log: the names it
+    /// claims are this host's now, unless another host's claim to one came first in
+    /// the log's order, which every host sees alike. Then the member here gives way:
+    /// it takes another name, is told why, and the room is told of the rename.
+    fn settle_claims(&mut self, event: &ServerMsg, now: i64, out: &mut Vec<Action>) {
+        let (claims, releases): (Vec<&String>, Vec<&String>) = match event {
+            ServerMsg::Join { name, .. } => (vec![name], vec![]),
+            ServerMsg::Leave { name, .. } => (vec![], vec![name]),
+            ServerMsg::Crowd { joined, left, .. } => {
+                (joined.iter().collect(), left.iter().collect())
+            }
+            ServerMsg::Nick { old, new, .. } => (vec![new], vec![old]),
+            _ => return,
+        };
+        for name in releases {
+            self.claimed.remove(&names::fold(name));
+        }
+        for name in claims {
+            let key = names::fold(name);
+            if !self.remote.contains_key(&key) {
+                self.claimed.insert(key);
+                continue;
+            }
+            let Some(&holder) = self.by_name.get(&key) else {
+                continue;
+            };
+            let Some(old) = self.peers.get(&holder).map(|p| p.name.clone()) else {
+                continue;
+            };
+            let new = self.unique_name(&old);
+            self.rename_seat(holder, &old, &new);
+            let text = format!(
+                "someone on another host of this room took the name {old} a moment before you; you are {new}"
+            );
+            self.notice(holder, &text, None, now, out);
+            let event = ServerMsg::Nick {
+                id: 0,
+                ts: self.ts(now),
+                old,
+                new,
+                cid: None,
+            };
+            let entry = Entry {
+                peer: Some(holder),
+                ..Entry::to_room(event)
+            };
+            self.propose(entry, now, out);
+        }
+    }
+
     /// Who came, went or took another name on another host, from its events (the most
-    /// remembered is bounded: a host that died never says its people left).
-    fn track_remote(&mut self, event: &ServerMsg) {
+    /// remembered is bounded: a host that died never says its people left). A name
+    /// this host holds by an earlier claim stays its own: the other host's member gives
+    /// way (see [`Room::settle_claims`]).
+    /// A name claimed on another host after an earlier claim (on a third host) is not
+    /// taken from that one: its holder gives way the same way.
+    fn track_remote(&mut self, host: &str, event: &ServerMsg) {
         let add = |room: &mut Room, name: &String| {
-            if room.remote.len() < MAX_REMOTE_NAMES {
-                room.remote.insert(names::fold(name), name.clone());
+            let key = names::fold(name);
+            if room.remote.len() < MAX_REMOTE_NAMES
+                && !room.claimed.contains(&key)
+                && !room.remote.contains_key(&key)
+            {
+                let held = Remote {
+                    name: name.clone(),
+                    host: host.to_owned(),
+                };
+                room.remote.insert(key, held);
+            }
+        };
+        let remove = |room: &mut Room, name: &String| {
+            let key = names::fold(name);
+            if room.remote.get(&key).is_some_and(|r| r.host == host) {
+                room.remote.remove(&key);
             }
         };
         match event {
             ServerMsg::Join { name, .. } => add(self, name),
-            ServerMsg::Leave { name, .. } => {
-                self.remote.remove(&names::fold(name));
-            }
+            ServerMsg::Leave { name, .. } => remove(self, name),
             ServerMsg::Crowd { joined, left, .. } => {
                 for name in left {
-                    self.remote.remove(&names::fold(name));
+                    remove(self, name);
                 }
                 for name in joined {
                     add(self, name);
                 }
             }
             ServerMsg::Nick { old, new, .. } => {
-                self.remote.remove(&names::fold(old));
+                remove(self, old);
                 add(self, new);
             }
             _ => {}
@@ -814,7 +895,7 @@ impl Room {
             self.remote
                 .iter()
                 .filter(|(key, _)| !self.by_name.contains_key(*key))
-                .map(|(_, n)| (n.to_lowercase(), n.clone())),
+                .map(|(_, r)| (r.name.to_lowercase(), r.name.clone())),
         );
         all.sort();
         all.into_iter().map(|(_, n)| n).collect()
@@ -1399,6 +1480,17 @@ impl Room {
         );
     }
 
+    /// A member's name is now `new`.
+    fn rename_seat(&mut self, peer: PeerId, old: &str, new: &str) {
+        self.by_name.remove(&names::fold(old));
+        self.sorted.remove(&(old.to_lowercase(), old.to_owned()));
+        self.by_name.insert(names::fold(new), peer);
+        self.sorted.insert((new.to_lowercase(), new.to_owned()));
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.name = new.to_owned();
+        }
+    }
+
     /// Take a connection out of the room; its name and session, if it was in.
     fn unseat(&mut self, peer: PeerId, now: i64) -> Option<(String, Option<Arc<str>>)> {
         let p = self.peers.remove(&peer)?;
@@ -1620,9 +1712,9 @@ impl Room {
             Command::Nick(asked) => self.nick(peer, asked, cid, now, out),
             Command::Who => {
                 let names: Vec<String> = self
-                    .sorted
+                    .names()
                     .iter()
-                    .map(|(_, n)| {
+                    .map(|n| {
                         let away = self
                             .by_name
                             .get(&names::fold(n))
@@ -1874,13 +1966,7 @@ impl Room {
             };
             return refuse(self, text, out);
         }
-        self.by_name.remove(&names::fold(&old));
-        self.sorted.remove(&(old.to_lowercase(), old.clone()));
-        self.by_name.insert(names::fold(&new), peer);
-        self.sorted.insert((new.to_lowercase(), new.clone()));
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.name = new.clone();
-        }
+        self.rename_seat(peer, &old, &new);
         let event = ServerMsg::Nick {
             id: 0,
             ts: self.ts(now),
@@ -3759,5 +3845,69 @@ mod tests {
         );
         // And that line, sent again, is recognised.
         assert!(room.apply(6, said, true, 0).is_empty());
+    }
+
+    /// Hosts sharing one log: what each proposes is appended, and every entry is
+    /// applied by every host in the log's order, until nothing new is proposed. What
+    /// each host sent, in order.
+    fn run_log(hosts: &mut [&mut Room], proposed: Vec<Entry>, now: i64) -> Vec<Vec<Action>> {
+        let mut log: VecDeque<Entry> = proposed.into();
+        let mut sent = vec![Vec::new(); hosts.len()];
+        let mut id = hosts.iter().map(|h| h.next_event()).max().unwrap_or(1);
+        while let Some(entry) = log.pop_front() {
+            for (i, host) in hosts.iter_mut().enumerate() {
+                for action in host.apply(id, entry.clone(), true, now) {
+                    match action {
+                        Action::Publish(e) => log.push_back(*e),
+                        other => sent[i].push(other),
+                    }
+                }
+            }
+            id += 1;
+        }
+        sent
+    }
+
+    fn published(actions: Vec<Action>) -> Vec<Entry> {
+        actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Publish(e) => Some(*e),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn two_hosts_giving_one_name_at_once_settle_it_by_the_logs_order() {
+        let mut one = clustered("h1");
+        let mut two = clustered("h2");
+        // Each seats an "ana" before either has heard of the other's.
+        let first = published(joined(&mut one, 1, "ana"));
+        let second = published(joined(&mut two, 1, "ana"));
+        assert_eq!(one.names(), vec!["ana"]);
+        assert_eq!(two.names(), vec!["ana"]);
+        // The log took host one's join first.
+        let proposed: Vec<Entry> = first.into_iter().chain(second).collect();
+        let sent = run_log(&mut [&mut one, &mut two], proposed, 0);
+        assert_eq!(one.names(), vec!["ana", "ana2"]);
+        assert_eq!(two.names(), vec!["ana", "ana2"]);
+        // Host two's ana was told, by name, and everyone saw the rename.
+        let told = notices(&sent[1]);
+        assert!(
+            told.iter()
+                .any(|(t, _)| t.contains("took the name ana") && t.contains("ana2")),
+            "{told:?}"
+        );
+        for (i, s) in sent.iter().enumerate() {
+            assert!(
+                s.iter().any(|a| matches!(a, Action::Send(_, Outgoing::Event(ServerMsg::Nick { old, new, .. })) if old == "ana" && new == "ana2")),
+                "host {i} told the rename: {s:?}"
+            );
+        }
+        // Each host's own member keeps or has its name, and a third "ana" anywhere is
+        // refused as taken.
+        let again = joined(&mut one, 2, "ana");
+        assert_eq!(welcome_name(&again).0, "ana3");
     }
 }
