@@ -258,23 +258,39 @@ impl Cli {
     /// (`HOST` → `HOST:PORT`, `IPV6` or `[IPV6]` → `[IPV6]:PORT`). An address that does
     /// not parse is left as it is, for the connection to report.
     pub fn join_address(&self) -> Option<String> {
-        let addr = self.join.as_deref()?;
+        self.join_addresses().into_iter().next()
+    }
+
+    /// The addresses `--join A,B,…` names (the hosts of one room, tried in order),
+    /// each with the default port where it names none.
+    pub fn join_addresses(&self) -> Vec<String> {
+        let Some(list) = self.join.as_deref() else {
+            return Vec::new();
+        };
+        list.split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| self.with_default_port(a))
+            .collect()
+    }
+
+    fn with_default_port(&self, addr: &str) -> String {
         let port = self.port();
         if port == DEFAULT_PORT {
-            return Some(addr.to_owned());
+            return addr.to_owned();
         }
         // An address without a port takes whichever default it is given.
         let (Ok((host, a)), Ok((_, b))) = (
             crate::client::parse_addr(addr, 1),
             crate::client::parse_addr(addr, 2),
         ) else {
-            return Some(addr.to_owned());
+            return addr.to_owned();
         };
-        Some(match (a, b) {
+        match (a, b) {
             (1, 2) if host.contains(':') => format!("[{host}]:{port}"),
             (1, 2) => format!("{host}:{port}"),
             _ => addr.to_owned(),
-        })
+        }
     }
 }
 

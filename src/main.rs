@@ -295,7 +295,7 @@ async fn join(cli: Cli, mut part: Part) -> Result<(), String> {
         let inv = Invitation::parse(&arg)?;
         (inv.addrs, Some(inv.key), inv.code)
     } else {
-        (vec![cli.join_address().unwrap_or_default()], None, None)
+        (cli.join_addresses(), None, None)
     };
     let typed = cli
         .code

@@ -8,6 +8,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use common::joiner::{Joiner, has_text};
 use common::{Headless, TempDir};
 use tchat::protocol::{ClientMsg, ServerMsg, Since};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -370,6 +371,47 @@ async fn a_name_is_one_persons_across_hosts() {
     };
     assert!(text.contains("ana,") || text.contains("ana "), "{text}");
     assert!(text.contains("ana2"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_killed_its_joiners_go_on_at_another_with_nothing_lost_or_doubled() {
+    let Some(nats) = Nats::start() else { return };
+    let a = nats.host("failover");
+    let b = nats.host("failover");
+    let mut watcher = Joiner::join(&b.addr, "watcher").await;
+    // A tchat joiner given both hosts (`--join A,B`), on the first.
+    let mut mover = Joiner::join_any(&[&a.addr, &b.addr], "mover").await;
+    for i in 0..5 {
+        mover.say(&format!("line {i}"), &format!("c{i}"));
+    }
+    mover
+        .until(Duration::from_secs(10), has_text("line 4"))
+        .await;
+    // kill -9 (what dropping a host does); the mover goes on typing.
+    drop(a);
+    for i in 5..10 {
+        mover.say(&format!("line {i}"), &format!("c{i}"));
+    }
+    watcher
+        .until(Duration::from_secs(20), has_text("line 9"))
+        .await;
+    mover
+        .until(Duration::from_secs(20), has_text("line 9"))
+        .await;
+    let want: Vec<String> = (0..10).map(|i| format!("line {i}")).collect();
+    let seen: Vec<String> = watcher
+        .texts()
+        .into_iter()
+        .filter(|t| t.starts_with("line "))
+        .collect();
+    assert_eq!(seen, want, "the watcher saw each line once, in order");
+    // The mover's own screen: each line once, though it rejoined in between.
+    let own: Vec<String> = mover
+        .texts()
+        .into_iter()
+        .filter(|t| t.starts_with("line "))
+        .collect();
+    assert_eq!(own, want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use common::joiner::{Joiner, has_text};
 use common::{Headless, TempDir};
-use tchat::client::{self, Command, NetEvent, Retry};
+use tchat::client::NetEvent;
 use tchat::protocol::ServerMsg;
 use tchat::server::room::Rules;
 use tchat::server::{Config, Server};
@@ -21,89 +21,6 @@ use tchat::server::{Config, Server};
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
-}
-
-/// A tchat joiner that rejoins by itself, keeping every event it passes on.
-struct Joiner {
-    h: client::Handle,
-    seen: Vec<NetEvent>,
-}
-
-impl Joiner {
-    async fn join(addr: &str, name: &str) -> Joiner {
-        let tcp = TcpStream::connect(addr).await.unwrap();
-        // Nothing remembered across runs; within one, the host's key is held to.
-        let trust = tchat::link::Trust::new(None, None, false);
-        let (stream, _) = tchat::link::secure(tcp, addr, &trust).await.unwrap();
-        let retry = Retry {
-            first_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(400),
-            after_closing: true,
-        };
-        let mut j = Joiner {
-            h: client::join(stream, vec![addr.into()], name.into(), retry, trust),
-            seen: Vec::new(),
-        };
-        j.until(Duration::from_secs(10), |e| {
-            matches!(e, NetEvent::Server(ServerMsg::Welcome { .. }))
-        })
-        .await;
-        j
-    }
-
-    fn say(&self, text: &str, cid: &str) {
-        let say = Command::Say {
-            text: text.into(),
-            cid: cid.into(),
-        };
-        self.h.commands.send(say).unwrap();
-    }
-
-    /// Take whatever has arrived, without waiting.
-    fn drain(&mut self) {
-        while let Ok(e) = self.h.events.try_recv() {
-            self.seen.push(e);
-        }
-    }
-
-    async fn until(&mut self, within: Duration, pred: impl Fn(&NetEvent) -> bool) {
-        let deadline = Instant::now() + within;
-        loop {
-            let e = tokio::time::timeout_at(deadline, self.h.events.recv())
-                .await
-                .unwrap_or_else(|_| panic!("nothing such within {within:?}: {:#?}", self.seen))
-                .expect("the connection task is running");
-            self.seen.push(e.clone());
-            if pred(&e) {
-                return;
-            }
-        }
-    }
-
-    /// The texts of every message passed on, in order.
-    fn texts(&self) -> Vec<String> {
-        self.seen
-            .iter()
-            .filter_map(|e| match e {
-                NetEvent::Server(ServerMsg::Msg { text, .. }) => Some(text.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn rooms(&self) -> Vec<String> {
-        self.seen
-            .iter()
-            .filter_map(|e| match e {
-                NetEvent::Server(ServerMsg::Welcome { room, .. }) => Some(room.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-fn has_text(want: &str) -> impl Fn(&NetEvent) -> bool + '_ {
-    move |e| matches!(e, NetEvent::Server(ServerMsg::Msg { text, .. }) if text == want)
 }
 
 fn kept_config(path: PathBuf) -> Config {

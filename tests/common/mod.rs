@@ -213,3 +213,4 @@ impl Drop for TempDir {
 }
 
 pub mod impair;
+pub mod joiner;
