@@ -326,6 +326,7 @@ async fn the_log_takes_a_line_once_whichever_host_puts_it() {
         origin: Some(("s-ana".into(), cid.into())),
         about: None,
         n: 0,
+        key: None,
     };
     let (first, again) = one.publisher().put(&line("hi", "c1")).await.unwrap();
     assert!(!again);
@@ -412,6 +413,55 @@ async fn a_host_killed_its_joiners_go_on_at_another_with_nothing_lost_or_doubled
         .filter(|t| t.starts_with("line "))
         .collect();
     assert_eq!(own, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_dies_has_its_people_told_gone_and_a_new_host_knows_who_is_here() {
+    let Some(nats) = Nats::start() else { return };
+    let a = nats.host("presence");
+    let b = nats.host("presence");
+    let _ana = Client::join(&a.addr, "ana", "s-ana", None).await;
+    let mut bo = Client::join(&b.addr, "bo", "s-bo", None).await;
+    // A host started now learns who is on the others from what they say of themselves.
+    let c = nats.host("presence");
+    let mut cy = Client::join(&c.addr, "cy", "s-cy", None).await;
+    let started = Instant::now();
+    loop {
+        cy.say("/who", "w").await;
+        let who = cy
+            .until(|m| matches!(m, ServerMsg::Notice { cid: Some(c), .. } if c == "w"))
+            .await;
+        let ServerMsg::Notice { text, .. } = who else {
+            unreachable!()
+        };
+        if text.contains("ana") && text.contains("bo") {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "a new host lists everyone: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Host a dies (kill -9): those on the others are told ana is gone, once.
+    drop(a);
+    let gone = bo
+        .until(|m| matches!(m, ServerMsg::Leave { name, .. } if name == "ana"))
+        .await;
+    let ServerMsg::Leave { reason, .. } = gone else {
+        unreachable!()
+    };
+    assert_eq!(reason.as_deref(), Some("their host is gone"));
+    bo.say("after", "c1").await;
+    let mut leaves = 0;
+    loop {
+        match cy.next().await {
+            ServerMsg::Leave { name, .. } if name == "ana" => leaves += 1,
+            ServerMsg::Msg { text, .. } if text == "after" => break,
+            _ => {}
+        }
+    }
+    assert_eq!(leaves, 1, "told once, though two hosts noticed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

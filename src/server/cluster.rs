@@ -55,6 +55,7 @@ pub struct Joined {
     /// The first number to read live.
     next: u64,
     subject: String,
+    room: String,
     stream: stream::Stream,
     js: jetstream::Context,
 }
@@ -147,6 +148,7 @@ pub async fn join(url: &str, room: &str, history: usize, keep: u64) -> Result<Jo
         past,
         next: last + 1,
         subject,
+        room: room.to_owned(),
         stream,
         js,
     })
@@ -204,6 +206,13 @@ impl Joined {
             self.publisher(),
             rx,
             down.clone(),
+            events.clone(),
+            stop.clone(),
+        ));
+        tokio::spawn(presence(
+            self.js.clone(),
+            self.room.clone(),
+            self.host.clone(),
             events.clone(),
             stop.clone(),
         ));
@@ -307,6 +316,93 @@ async fn publish(
 
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MOST: Duration = Duration::from_secs(5);
+
+/// How often a host tells the others who is on it.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// A host not heard from for this long is gone, and its people with it.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(6);
+
+/// Tell the other hosts who is on this one, every [`HEARTBEAT`], and tell the room what
+/// every other host last said, so that it learns who is on them and notices a host that
+/// stopped saying. What each host says is the last message on its own subject of the
+/// stream `TCHAT_<ROOM>_hosts` (one kept per subject, each for [`PRESENCE_TTL`]): the
+/// key-value store made by hand, which the NATS servers in Debian's stable release take.
+async fn presence(
+    js: jetstream::Context,
+    room: String,
+    host: Arc<str>,
+    events: mpsc::Sender<Event>,
+    stop: CancellationToken,
+) {
+    let prefix = format!("tchat.{room}.hosts.");
+    let config = stream::Config {
+        name: format!("TCHAT_{room}_hosts"),
+        subjects: vec![format!("{prefix}*")],
+        max_messages_per_subject: 1,
+        max_age: PRESENCE_TTL,
+        storage: stream::StorageType::Memory,
+        ..Default::default()
+    };
+    let mine = format!("{prefix}{host}");
+    let mut hosts_stream = None;
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = beat.tick() => {}
+        }
+        if hosts_stream.is_none() {
+            hosts_stream = js.get_or_create_stream(config.clone()).await.ok();
+        }
+        let Some(hosts_stream) = &hosts_stream else {
+            continue;
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if events.send(Event::Beat(tx)).await.is_err() {
+            return;
+        }
+        let Ok(names) = rx.await else { return };
+        let Ok(said) = serde_json::to_vec(&names) else {
+            continue;
+        };
+        let heard = async {
+            js.publish(mine.clone(), said.into())
+                .await
+                .ok()?
+                .await
+                .ok()?;
+            let subjects: Vec<String> = hosts_stream
+                .info_with_subjects(format!("{prefix}*"))
+                .await
+                .ok()?
+                .filter_map(|s| async { s.ok().map(|(subject, _)| subject) })
+                .collect()
+                .await;
+            let mut hosts = std::collections::HashMap::new();
+            for subject in subjects.into_iter().filter(|s| *s != mine) {
+                let Some(other) = subject.strip_prefix(&prefix) else {
+                    continue;
+                };
+                let Ok(last) = hosts_stream.get_last_raw_message_by_subject(&subject).await else {
+                    continue;
+                };
+                if let Ok(names) = serde_json::from_slice::<Vec<String>>(&last.payload) {
+                    hosts.insert(other.to_owned(), names);
+                }
+            }
+            Some(hosts)
+        };
+        // A beat that cannot hear every host (NATS unreachable, slow) tells nothing:
+        // no one is taken to be gone for it.
+        let Ok(Some(hosts)) = tokio::time::timeout(HEARTBEAT, heard).await else {
+            continue;
+        };
+        if events.send(Event::Presence(hosts)).await.is_err() {
+            return;
+        }
+    }
+}
 
 /// Follow the stream from `next` on, handing each entry over in order.
 async fn follow(

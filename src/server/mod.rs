@@ -278,6 +278,10 @@ enum Event {
     Logged(u64, Box<room::Entry>),
     /// A clustered room's log is in trouble (for the host's own seat and log).
     Trouble(String),
+    /// A clustered room's heartbeat: who is on this host?
+    Beat(tokio::sync::oneshot::Sender<Vec<String>>),
+    /// What the other hosts of a clustered room last said of who is on them.
+    Presence(std::collections::HashMap<String, Vec<String>>),
 }
 
 /// What every connection task shares.
@@ -1031,6 +1035,11 @@ fn on_event(
             room.disconnect(id, reason, now)
         }
         Event::Logged(id, entry) => room.apply(id, *entry, true, now),
+        Event::Beat(answer) => {
+            let _ = answer.send(room.local_names());
+            Vec::new()
+        }
+        Event::Presence(hosts) => room.presence(&hosts, now),
         Event::Trouble(text) => {
             if config.log {
                 crate::note!("{} {text}", clock());

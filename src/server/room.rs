@@ -138,6 +138,10 @@ pub struct Entry {
     /// recognises it by when it is put there again, for an entry that is no one's line.
     #[serde(default)]
     pub n: u64,
+    /// What the log recognises it by, when several hosts may put the same entry (the
+    /// people of a host that is gone, told gone by every host that noticed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl Entry {
@@ -145,9 +149,10 @@ impl Entry {
     /// sender's session and `cid` (whichever host puts it), anything else by its host
     /// and that host's number for it.
     pub fn log_id(&self) -> String {
-        match &self.origin {
-            Some((session, cid)) => format!("{session}/{cid}"),
-            None => format!("{}#{}", self.host, self.n),
+        match (&self.key, &self.origin) {
+            (Some(key), _) => key.clone(),
+            (None, Some((session, cid))) => format!("{session}/{cid}"),
+            (None, None) => format!("{}#{}", self.host, self.n),
         }
     }
 
@@ -161,6 +166,7 @@ impl Entry {
             origin: None,
             about: None,
             n: 0,
+            key: None,
         }
     }
 
@@ -181,6 +187,9 @@ struct Remote {
     name: String,
     host: String,
 }
+
+/// The most names one host's presence is taken to list.
+const MAX_NAMES_PER_HOST: usize = 10_000;
 
 /// The most names of members on other hosts a clustered room remembers.
 const MAX_REMOTE_NAMES: usize = 100_000;
@@ -796,6 +805,61 @@ impl Room {
             }
             _ => {}
         }
+    }
+
+    /// The names of the members seated on this host, for telling the other hosts.
+    pub fn local_names(&self) -> Vec<String> {
+        self.sorted.iter().map(|(_, n)| n.clone()).collect()
+    }
+
+    /// What the hosts of a clustered room last said of themselves: who is on each
+    /// (this host not among them). A member on a host not heard of before is taken to
+    /// be in the room (a host starting up learns who is there); the members of a host
+    /// no longer among them are gone with it, and the room is told so, once (every
+    /// host that notices puts the same entries on the log, which takes each once).
+    pub fn presence(&mut self, hosts: &HashMap<String, Vec<String>>, now: i64) -> Vec<Action> {
+        let mut out = Vec::new();
+        if !matches!(self.log, Log::Shared { .. }) {
+            return out;
+        }
+        for (host, names) in hosts {
+            for name in names.iter().take(MAX_NAMES_PER_HOST) {
+                let key = names::fold(name);
+                if self.remote.len() < MAX_REMOTE_NAMES
+                    && !self.by_name.contains_key(&key)
+                    && !self.claimed.contains(&key)
+                    && !self.remote.contains_key(&key)
+                {
+                    let held = Remote {
+                        name: name.clone(),
+                        host: host.clone(),
+                    };
+                    self.remote.insert(key, held);
+                }
+            }
+        }
+        let gone: Vec<(String, Remote)> = self
+            .remote
+            .iter()
+            .filter(|(_, r)| !hosts.contains_key(&r.host))
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect();
+        for (key, r) in gone {
+            self.remote.remove(&key);
+            let event = ServerMsg::Leave {
+                id: 0,
+                ts: self.ts(now),
+                name: r.name.clone(),
+                reason: Some("their host is gone".into()),
+            };
+            let entry = Entry {
+                host: r.host.clone(),
+                key: Some(format!("gone/{}/{}", r.host, r.name)),
+                ..Entry::to_room(event)
+            };
+            out.push(Action::Publish(Box::new(entry)));
+        }
+        out
     }
 
     /// Whether a name (folded) is a member's, here or on another host.
@@ -1557,6 +1621,7 @@ impl Room {
             origin: None,
             about: about.map(|s| s.to_string()),
             n: 0,
+            key: None,
         };
         self.propose(entry, now, out);
     }
@@ -1587,6 +1652,7 @@ impl Room {
             origin: None,
             about: session.map(|s| s.to_string()),
             n: 0,
+            key: None,
         };
         self.propose(entry, now, out);
     }
@@ -1810,6 +1876,7 @@ impl Room {
             origin,
             about: None,
             n: 0,
+            key: None,
         };
         self.propose(entry, now, out);
     }
@@ -3755,6 +3822,7 @@ mod tests {
             origin: None,
             about: None,
             n: 1,
+            key: None,
         };
         let join = far(ServerMsg::Join {
             id: 0,
@@ -3815,6 +3883,7 @@ mod tests {
             origin: Some(("s-bo".into(), "c1".into())),
             about: None,
             n: 1,
+            key: None,
         };
         let join = Entry {
             event: ServerMsg::Join {
@@ -3909,5 +3978,29 @@ mod tests {
         // refused as taken.
         let again = joined(&mut one, 2, "ana");
         assert_eq!(welcome_name(&again).0, "ana3");
+    }
+
+    #[test]
+    fn what_hosts_say_of_themselves_seats_their_people_and_their_silence_sends_them_away() {
+        let mut room = clustered("h1");
+        joined(&mut room, 1, "ana");
+        let mut hosts = HashMap::new();
+        hosts.insert("h2".to_owned(), vec!["bo".to_owned(), "ana".to_owned()]);
+        assert!(room.presence(&hosts, 0).is_empty());
+        // bo is on h2; "ana" is this host's member's, whatever h2 says.
+        assert_eq!(room.names(), vec!["ana", "bo"]);
+        assert_eq!(welcome_name(&joined(&mut room, 2, "bo")).0, "bo2");
+        // h2 says nothing any more: bo is told gone, as h2's, once by any host.
+        let actions = room.presence(&HashMap::new(), 0);
+        let [Action::Publish(entry)] = actions.as_slice() else {
+            panic!("one leave: {actions:?}")
+        };
+        assert!(
+            matches!(&entry.event, ServerMsg::Leave { name, reason: Some(_), .. } if name == "bo")
+        );
+        assert_eq!(entry.host, "h2");
+        assert_eq!(entry.log_id(), "gone/h2/bo");
+        assert_eq!(room.names(), vec!["ana", "bo2"]);
+        assert!(room.presence(&HashMap::new(), 0).is_empty(), "told once");
     }
 }
