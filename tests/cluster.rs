@@ -465,6 +465,47 @@ async fn a_host_that_dies_has_its_people_told_gone_and_a_new_host_knows_who_is_h
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_message_reaches_someone_on_another_host_and_no_one_else() {
+    let Some(nats) = Nats::start() else { return };
+    let a = nats.host("private");
+    let b = nats.host("private");
+    let mut bo = Client::join(&b.addr, "bo", "s-bo", None).await;
+    let mut cy = Client::join(&b.addr, "cy", "s-cy", None).await;
+    let mut ana = Client::join(&a.addr, "ana", "s-ana", None).await;
+    // Until host a has heard of bo (at once, or within a heartbeat).
+    let started = Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        let cid = format!("m{n}");
+        ana.say("/msg bo just between us", &cid).await;
+        let answer = ana.until(|m| m.cid() == Some(cid.as_str())).await;
+        if matches!(answer, ServerMsg::Private { .. }) {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "host a hears of bo: {answer:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let got = bo.until(|m| matches!(m, ServerMsg::Private { .. })).await;
+    let ServerMsg::Private { from, to, text, .. } = got else {
+        unreachable!()
+    };
+    assert_eq!(
+        (from.as_str(), to.as_str(), text.as_str()),
+        ("ana", "bo", "just between us")
+    );
+    // cy, on bo's host, is not told; the room's next line reaches cy with nothing before it.
+    ana.say("for everyone", "p1").await;
+    let next = cy
+        .until(|m| matches!(m, ServerMsg::Msg { .. } | ServerMsg::Private { .. }))
+        .await;
+    assert!(
+        matches!(next, ServerMsg::Msg { ref text, .. } if text == "for everyone"),
+        "{next:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_room_outlives_every_host() {
     let Some(nats) = Nats::start() else { return };
     {

@@ -216,14 +216,25 @@ impl Joined {
             events.clone(),
             stop.clone(),
         ));
+        let (direct, direct_rx) = mpsc::channel(DIRECT_QUEUE);
+        tokio::spawn(directs(
+            self.js.client(),
+            self.room.clone(),
+            self.host.clone(),
+            direct_rx,
+            events.clone(),
+            stop.clone(),
+        ));
         tokio::spawn(follow(self.stream, self.next, events, stop));
-        LogQueue { tx, down }
+        LogQueue { tx, down, direct }
     }
 }
 
 /// Where a clustered room's proposals wait to be published.
 pub(super) struct LogQueue {
     pub tx: mpsc::Sender<Entry>,
+    /// Private messages for someone on another host: `(host, message)`.
+    pub direct: mpsc::Sender<(String, crate::protocol::ServerMsg)>,
     /// The log cannot be reached now (what waits is put there once it can).
     pub down: Arc<AtomicBool>,
 }
@@ -316,6 +327,53 @@ async fn publish(
 
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MOST: Duration = Duration::from_secs(5);
+
+/// Private messages waiting to go to other hosts (more are not sent).
+const DIRECT_QUEUE: usize = 1024;
+
+/// Private messages between hosts, on plain NATS (not the log): each host listens on
+/// `tchat.<ROOM>.to.<HOST>`, and sends there what is for someone on that host.
+async fn directs(
+    client: async_nats::Client,
+    room: String,
+    host: Arc<str>,
+    mut out: mpsc::Receiver<(String, crate::protocol::ServerMsg)>,
+    events: mpsc::Sender<Event>,
+    stop: CancellationToken,
+) {
+    let mine = format!("tchat.{room}.to.{host}");
+    let mut inbox = loop {
+        match client.subscribe(mine.clone()).await {
+            Ok(inbox) => break inbox,
+            Err(_) => tokio::select! {
+                _ = stop.cancelled() => return,
+                () = tokio::time::sleep(RETRY_MOST) => {}
+            },
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            sending = out.recv() => {
+                let Some((to, message)) = sending else { return };
+                let subject = format!("tchat.{room}.to.{to}");
+                let _ = client.publish(subject, message.encode().into()).await;
+            }
+            heard = inbox.next() => {
+                let Some(heard) = heard else { return };
+                let Ok(text) = std::str::from_utf8(&heard.payload) else { continue };
+                let Ok(message) = crate::protocol::ServerMsg::decode(text.trim_end()) else {
+                    continue;
+                };
+                if matches!(message, crate::protocol::ServerMsg::Private { .. })
+                    && events.send(Event::Direct(Box::new(message))).await.is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
 
 /// How often a host tells the others who is on it.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);

@@ -282,6 +282,8 @@ enum Event {
     Beat(tokio::sync::oneshot::Sender<Vec<String>>),
     /// What the other hosts of a clustered room last said of who is on them.
     Presence(std::collections::HashMap<String, Vec<String>>),
+    /// A private message from another host of a clustered room.
+    Direct(Box<ServerMsg>),
 }
 
 /// What every connection task shares.
@@ -1040,6 +1042,7 @@ fn on_event(
             Vec::new()
         }
         Event::Presence(hosts) => room.presence(&hosts, now),
+        Event::Direct(event) => room.private_from_afar(*event, now),
         Event::Trouble(text) => {
             if config.log {
                 crate::note!("{} {text}", clock());
@@ -1185,6 +1188,12 @@ impl Turn {
                 Action::Publish(entry) => {
                     if self.publish.is_some() {
                         self.proposals.push(*entry);
+                    }
+                }
+                Action::Direct { host, event } => {
+                    // Bounded; a private message that finds no room is not sent.
+                    if let Some(queue) = &self.publish {
+                        let _ = queue.direct.try_send((host, event));
                     }
                 }
             }

@@ -91,6 +91,12 @@ pub enum Action {
     /// A clustered room: put this on the room's log (see [`Log`]); every host's room
     /// applies it when the log hands it back, numbered.
     Publish(Box<Entry>),
+    /// A clustered room: a private message for someone on that host (not on the log:
+    /// it is no one else's).
+    Direct {
+        host: String,
+        event: ServerMsg,
+    },
 }
 
 /// Where a room's events are put in order and numbered.
@@ -1897,6 +1903,10 @@ impl Room {
                 .map(|p| (*id, p.name.clone(), p.session.clone()))
         });
         let Some((target, to_name, to_session)) = target else {
+            if let Some(far) = self.remote.get(&names::fold(to)).cloned() {
+                self.private_far(peer, far, text, cid, now, out);
+                return;
+            }
             let to = sanitize::line(to);
             let text = format!("nobody called {to} is here (/who lists who is)");
             self.notice(peer, &text, cid, now, out);
@@ -1908,7 +1918,7 @@ impl Room {
         };
         let (from, from_session) = (p.name.clone(), p.session.clone());
         let origin = from_session.clone().zip(cid.as_deref().map(Box::from));
-        let id = self.next_id();
+        let id = self.private_id();
         let event = ServerMsg::Private {
             id,
             ts: self.ts(now),
@@ -1945,6 +1955,76 @@ impl Room {
                 .unwrap_or_default();
             self.notice(peer, &format!("{to} is away: {away}"), None, now, out);
         }
+    }
+
+    /// The number a private message takes: the next of a single host's own; in a
+    /// clustered room, where only the log numbers events, that of the last event (it
+    /// is not on the log, and must not take a number the log will give).
+    fn private_id(&mut self) -> u64 {
+        match self.log {
+            Log::Local => self.next_id(),
+            Log::Shared { .. } => self.next_event.saturating_sub(1),
+        }
+    }
+
+    /// `/msg` to someone on another host of a clustered room: sent to that host alone,
+    /// and back to the sender.
+    fn private_far(
+        &mut self,
+        peer: PeerId,
+        far: Remote,
+        text: &str,
+        cid: Option<String>,
+        now: i64,
+        out: &mut Vec<Action>,
+    ) {
+        let text = collapse_blank_lines(&sanitize::text(text.trim_end()));
+        let Some(p) = self.peers.get(&peer) else {
+            return;
+        };
+        let (from, from_session) = (p.name.clone(), p.session.clone());
+        let origin = from_session.clone().zip(cid.as_deref().map(Box::from));
+        let id = self.private_id();
+        let event = ServerMsg::Private {
+            id,
+            ts: self.ts(now),
+            from,
+            to: far.name,
+            text,
+            cid: None,
+        };
+        self.keep_line(id, event.clone(), origin, Some([from_session, None]), now);
+        out.push(Action::Direct {
+            host: far.host,
+            event: event.clone(),
+        });
+        out.push(Action::Send(
+            Target::One(peer),
+            Outgoing::Event(event.with_cid(cid)),
+        ));
+    }
+
+    /// A private message from someone on another host of a clustered room, for someone
+    /// here (if they still are).
+    pub fn private_from_afar(&mut self, event: ServerMsg, now: i64) -> Vec<Action> {
+        let ServerMsg::Private { from, to, text, .. } = event else {
+            return Vec::new();
+        };
+        let Some(&target) = self.by_name.get(&names::fold(&to)) else {
+            return Vec::new();
+        };
+        let session = self.peers.get(&target).and_then(|p| p.session.clone());
+        let id = self.private_id();
+        let event = ServerMsg::Private {
+            id,
+            ts: self.ts(now),
+            from: sanitize::line(&from),
+            to,
+            text: collapse_blank_lines(&sanitize::text(&text)),
+            cid: None,
+        };
+        self.keep_line(id, event.clone(), None, Some([None, session]), now);
+        vec![Action::Send(Target::One(target), Outgoing::Event(event))]
     }
 
     /// What `/whois NAME` tells: how long they have been in, how they joined, whether
@@ -3734,7 +3814,8 @@ mod tests {
             Just("/topic plans".to_owned()),
             Just("/topic -".to_owned()),
             Just("/who".to_owned()),
-            Just("/msg ana hi".to_owned()),
+            // No `/msg`: a private message is not on the log, and so takes no number
+            // in a clustered room (see `a_private_message_in_a_clustered_room_…`).
             "[a-z ]{0,12}",
         ];
         prop_oneof![
@@ -4002,5 +4083,54 @@ mod tests {
         assert_eq!(entry.log_id(), "gone/h2/bo");
         assert_eq!(room.names(), vec!["ana", "bo2"]);
         assert!(room.presence(&HashMap::new(), 0).is_empty(), "told once");
+    }
+
+    #[test]
+    fn a_private_message_in_a_clustered_room_takes_no_number_from_the_log() {
+        let mut room = clustered("h1");
+        joined(&mut room, 1, "ana");
+        joined(&mut room, 2, "bo");
+        let before = room.next_event();
+        let sent = room.receive(1, say_cid("/msg bo psst", "p1"), 0);
+        assert!(
+            sent.iter().any(|a| matches!(
+                a,
+                Action::Send(Target::One(2), Outgoing::Event(ServerMsg::Private { .. }))
+            )),
+            "{sent:?}"
+        );
+        assert_eq!(
+            room.next_event(),
+            before,
+            "the log's next number is still free"
+        );
+        let said = Entry {
+            event: ServerMsg::Msg {
+                id: 0,
+                ts: 0,
+                from: "cy".into(),
+                text: "next".into(),
+                cid: None,
+            },
+            host: "h2".into(),
+            ..Entry::to_room(ServerMsg::History { count: 0 })
+        };
+        assert!(
+            !room.apply(before, said, true, 0).is_empty(),
+            "applied, not skipped"
+        );
+        // Someone on another host: sent to that host alone, and back to the sender.
+        let mut hosts = HashMap::new();
+        hosts.insert("h2".to_owned(), vec!["cy".to_owned()]);
+        room.presence(&hosts, 0);
+        let sent = room.receive(1, say_cid("/msg cy hello", "p2"), 0);
+        assert!(
+            sent.iter().any(|a| matches!(a, Action::Direct { host, event: ServerMsg::Private { to, .. } } if host == "h2" && to == "cy")),
+            "{sent:?}"
+        );
+        assert!(
+            sent.iter().any(|a| matches!(a, Action::Send(Target::One(1), Outgoing::Event(ServerMsg::Private { cid: Some(c), .. })) if c == "p2")),
+            "{sent:?}"
+        );
     }
 }
