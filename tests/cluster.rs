@@ -540,7 +540,11 @@ async fn lines_said_while_nats_is_down_arrive_once_when_it_is_back() {
     nats.stop();
     one.say("during 1", "c1").await;
     one.say("during 2", "c2").await;
+    // Those on the host are told the link is down, and told when it is back.
+    let told = |m: &ServerMsg, what: &str| matches!(m, ServerMsg::Notice { text, .. } if text.contains("link to the room's other hosts") && text.contains(what));
+    one.until(|m| told(m, "down")).await;
     nats.run();
+    one.until(|m| told(m, "back")).await;
     one.say("after", "c3").await;
     let seen = two.messages_until("after").await;
     let texts: Vec<&str> = seen.iter().map(|(_, t)| t.as_str()).collect();

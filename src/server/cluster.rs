@@ -300,6 +300,7 @@ async fn publish(
                         down.store(false, Ordering::Relaxed);
                         let back = "the room's log is reachable again".to_owned();
                         let _ = events.send(Event::Trouble(back)).await;
+                        let _ = events.send(Event::LinkDown(false)).await;
                     }
                 }
                 Ok(()) => {}
@@ -311,7 +312,9 @@ async fn publish(
                         let trouble = format!(
                             "cannot put events on the room's log ({e}); they wait and are put there once it can be reached"
                         );
-                        if events.send(Event::Trouble(trouble)).await.is_err() {
+                        if events.send(Event::Trouble(trouble)).await.is_err()
+                            || events.send(Event::LinkDown(true)).await.is_err()
+                        {
                             return;
                         }
                     }

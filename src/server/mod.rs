@@ -278,6 +278,9 @@ enum Event {
     Logged(u64, Box<room::Entry>),
     /// A clustered room's log is in trouble (for the host's own seat and log).
     Trouble(String),
+    /// A clustered room's log can no longer (`true`), or can again (`false`), be
+    /// reached: everyone here is told.
+    LinkDown(bool),
     /// A clustered room's heartbeat: who is on this host?
     Beat(tokio::sync::oneshot::Sender<Vec<String>>),
     /// What the other hosts of a clustered room last said of who is on them.
@@ -1049,6 +1052,19 @@ fn on_event(
             }
             tell_own_seat(conns, text);
             Vec::new()
+        }
+        Event::LinkDown(down) => {
+            let text = if down {
+                "the link to the room's other hosts is down: what is said here waits, and reaches everyone once it is back"
+            } else {
+                "the link to the room's other hosts is back"
+            };
+            let notice = ServerMsg::Notice {
+                ts: now_ms(),
+                text: text.to_owned(),
+                cid: None,
+            };
+            vec![Action::Send(Target::Room, Outgoing::Event(notice))]
         }
         Event::Tell(text) => {
             tell_own_seat(conns, text);
