@@ -128,10 +128,14 @@ pub async fn join(url: &str, room: &str, history: usize, keep: u64) -> Result<Jo
             while let Some(message) = messages.next().await {
                 let message = message.map_err(|e| e.to_string())?;
                 let seq = message.info().map_err(|e| e.to_string())?.stream_sequence;
+                if seq > last {
+                    // Said since the log's end was read: followed live instead.
+                    break;
+                }
                 if let Some(entry) = decode(&message.payload) {
                     past.push((seq, entry));
                 }
-                if seq >= last {
+                if seq == last {
                     break;
                 }
             }
@@ -216,25 +220,14 @@ impl Joined {
             events.clone(),
             stop.clone(),
         ));
-        let (direct, direct_rx) = mpsc::channel(DIRECT_QUEUE);
-        tokio::spawn(directs(
-            self.js.client(),
-            self.room.clone(),
-            self.host.clone(),
-            direct_rx,
-            events.clone(),
-            stop.clone(),
-        ));
         tokio::spawn(follow(self.stream, self.next, events, stop));
-        LogQueue { tx, down, direct }
+        LogQueue { tx, down }
     }
 }
 
 /// Where a clustered room's proposals wait to be published.
 pub(super) struct LogQueue {
     pub tx: mpsc::Sender<Entry>,
-    /// Private messages for someone on another host: `(host, message)`.
-    pub direct: mpsc::Sender<(String, crate::protocol::ServerMsg)>,
     /// The log cannot be reached now (what waits is put there once it can).
     pub down: Arc<AtomicBool>,
 }
@@ -298,9 +291,11 @@ async fn publish(
                     if failing {
                         failing = false;
                         down.store(false, Ordering::Relaxed);
+                        // Told without waiting: the room may itself be waiting on this
+                        // task's queue.
                         let back = "the room's log is reachable again".to_owned();
-                        let _ = events.send(Event::Trouble(back)).await;
-                        let _ = events.send(Event::LinkDown(false)).await;
+                        let _ = events.try_send(Event::Trouble(back));
+                        let _ = events.try_send(Event::LinkDown(false));
                     }
                 }
                 Ok(()) => {}
@@ -312,11 +307,8 @@ async fn publish(
                         let trouble = format!(
                             "cannot put events on the room's log ({e}); they wait and are put there once it can be reached"
                         );
-                        if events.send(Event::Trouble(trouble)).await.is_err()
-                            || events.send(Event::LinkDown(true)).await.is_err()
-                        {
-                            return;
-                        }
+                        let _ = events.try_send(Event::Trouble(trouble));
+                        let _ = events.try_send(Event::LinkDown(true));
                     }
                 }
             },
@@ -330,53 +322,6 @@ async fn publish(
 
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MOST: Duration = Duration::from_secs(5);
-
-/// Private messages waiting to go to other hosts (more are not sent).
-const DIRECT_QUEUE: usize = 1024;
-
-/// Private messages between hosts, on plain NATS (not the log): each host listens on
-/// `tchat.<ROOM>.to.<HOST>`, and sends there what is for someone on that host.
-async fn directs(
-    client: async_nats::Client,
-    room: String,
-    host: Arc<str>,
-    mut out: mpsc::Receiver<(String, crate::protocol::ServerMsg)>,
-    events: mpsc::Sender<Event>,
-    stop: CancellationToken,
-) {
-    let mine = format!("tchat.{room}.to.{host}");
-    let mut inbox = loop {
-        match client.subscribe(mine.clone()).await {
-            Ok(inbox) => break inbox,
-            Err(_) => tokio::select! {
-                _ = stop.cancelled() => return,
-                () = tokio::time::sleep(RETRY_MOST) => {}
-            },
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            sending = out.recv() => {
-                let Some((to, message)) = sending else { return };
-                let subject = format!("tchat.{room}.to.{to}");
-                let _ = client.publish(subject, message.encode().into()).await;
-            }
-            heard = inbox.next() => {
-                let Some(heard) = heard else { return };
-                let Ok(text) = std::str::from_utf8(&heard.payload) else { continue };
-                let Ok(message) = crate::protocol::ServerMsg::decode(text.trim_end()) else {
-                    continue;
-                };
-                if matches!(message, crate::protocol::ServerMsg::Private { .. })
-                    && events.send(Event::Direct(Box::new(message))).await.is_err()
-                {
-                    return;
-                }
-            }
-        }
-    }
-}
 
 /// How often a host tells the others who is on it.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -445,12 +390,15 @@ async fn presence(
                 let Some(other) = subject.strip_prefix(&prefix) else {
                     continue;
                 };
-                let Ok(last) = hosts_stream.get_last_raw_message_by_subject(&subject).await else {
-                    continue;
-                };
-                if let Ok(names) = serde_json::from_slice::<Vec<String>>(&last.payload) {
-                    hosts.insert(other.to_owned(), names);
-                }
+                // A listing that cannot be read makes the whole beat tell nothing: a
+                // host left out of it would count as silent.
+                let last = hosts_stream
+                    .get_last_raw_message_by_subject(&subject)
+                    .await
+                    .ok()?;
+                let listing = serde_json::from_slice::<super::room::Listing>(&last.payload)
+                    .unwrap_or_default();
+                hosts.insert(other.to_owned(), listing);
             }
             Some(hosts)
         };

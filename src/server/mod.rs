@@ -282,11 +282,9 @@ enum Event {
     /// reached: everyone here is told.
     LinkDown(bool),
     /// A clustered room's heartbeat: who is on this host?
-    Beat(tokio::sync::oneshot::Sender<Vec<String>>),
+    Beat(tokio::sync::oneshot::Sender<room::Listing>),
     /// What the other hosts of a clustered room last said of who is on them.
-    Presence(std::collections::HashMap<String, Vec<String>>),
-    /// A private message from another host of a clustered room.
-    Direct(Box<ServerMsg>),
+    Presence(std::collections::HashMap<String, room::Listing>),
 }
 
 /// What every connection task shares.
@@ -1041,11 +1039,10 @@ fn on_event(
         }
         Event::Logged(id, entry) => room.apply(id, *entry, true, now),
         Event::Beat(answer) => {
-            let _ = answer.send(room.local_names());
+            let _ = answer.send(room.listing());
             Vec::new()
         }
         Event::Presence(hosts) => room.presence(&hosts, now),
-        Event::Direct(event) => room.private_from_afar(*event, now),
         Event::Trouble(text) => {
             if config.log {
                 crate::note!("{} {text}", clock());
@@ -1204,12 +1201,6 @@ impl Turn {
                 Action::Publish(entry) => {
                     if self.publish.is_some() {
                         self.proposals.push(*entry);
-                    }
-                }
-                Action::Direct { host, event } => {
-                    // Bounded; a private message that finds no room is not sent.
-                    if let Some(queue) = &self.publish {
-                        let _ = queue.direct.try_send((host, event));
                     }
                 }
             }

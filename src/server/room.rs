@@ -91,12 +91,6 @@ pub enum Action {
     /// A clustered room: put this on the room's log (see [`Log`]); every host's room
     /// applies it when the log hands it back, numbered.
     Publish(Box<Entry>),
-    /// A clustered room: a private message for someone on that host (not on the log:
-    /// it is no one else's).
-    Direct {
-        host: String,
-        event: ServerMsg,
-    },
 }
 
 /// Where a room's events are put in order and numbered.
@@ -155,10 +149,12 @@ impl Entry {
     /// sender's session and `cid` (whichever host puts it), anything else by its host
     /// and that host's number for it.
     pub fn log_id(&self) -> String {
+        // Each kind its own prefix, and a session's length before it: no client's
+        // session and cid can spell another entry's id.
         match (&self.key, &self.origin) {
-            (Some(key), _) => key.clone(),
-            (None, Some((session, cid))) => format!("{session}/{cid}"),
-            (None, None) => format!("{}#{}", self.host, self.n),
+            (Some(key), _) => format!("key:{key}"),
+            (None, Some((session, cid))) => format!("line:{}:{session}{cid}", session.len()),
+            (None, None) => format!("entry:{}:{}", self.host, self.n),
         }
     }
 
@@ -187,12 +183,23 @@ impl Entry {
     }
 }
 
+/// Who is seated on one host of a clustered room, as of its log position `at` (the
+/// number of the last event it had applied).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Listing {
+    pub at: u64,
+    pub names: Vec<String>,
+}
+
 /// A member seated on another host of a clustered room.
 #[derive(Debug, Clone)]
 struct Remote {
     name: String,
     host: String,
 }
+
+/// Listings in a row a host must be missing from before it is taken to be gone.
+const GONE_AFTER: u32 = 2;
 
 /// The most names one host's presence is taken to list.
 const MAX_NAMES_PER_HOST: usize = 10_000;
@@ -501,6 +508,11 @@ pub struct Room {
     log: Log,
     /// Entries this room has proposed to a shared log.
     proposed: u64,
+    /// A clustered room: the other hosts whose listing has been heard (see
+    /// [`Room::presence`]), and for how many listings in a row each known host has
+    /// been missing.
+    heard: std::collections::HashSet<String>,
+    missing: HashMap<String, u32>,
     /// A clustered room: the names (folded) of members here whose claim the log has
     /// applied (see [`Room::settle_claims`]).
     claimed: std::collections::HashSet<String>,
@@ -591,6 +603,8 @@ impl Room {
             topic: None,
             log: Log::Local,
             proposed: 0,
+            heard: std::collections::HashSet::new(),
+            missing: HashMap::new(),
             claimed: std::collections::HashSet::new(),
             remote: HashMap::new(),
         }
@@ -649,6 +663,11 @@ impl Room {
             Log::Local => true,
             Log::Shared { host } => **host == *entry.host,
         };
+        if own && entry.key.is_some() {
+            // Another host took this one for gone (it was slow to say it is here): its
+            // people are here all the same.
+            return out;
+        }
         if !own && live {
             self.track_remote(&entry.host, &entry.event);
         }
@@ -658,7 +677,8 @@ impl Room {
             if own && matches!(self.log, Log::Shared { .. }) {
                 self.settle_claims(&event, now, &mut out);
             }
-        } else {
+        } else if !matches!(entry.event, ServerMsg::Private { .. }) {
+            // A private message of the past is no one's here now: not kept.
             self.apply_state(&entry.event);
             self.keep_entry(id, entry, now);
         }
@@ -668,6 +688,10 @@ impl Room {
     /// Apply an entry numbered `id`: what it changes, what is kept of it, and who is
     /// sent it (on its own host, by its reach; elsewhere, everyone).
     fn apply_entry(&mut self, id: u64, entry: Entry, own: bool, now: i64, out: &mut Vec<Action>) {
+        if matches!(entry.event, ServerMsg::Private { .. }) {
+            self.apply_private(id, entry, own, now, out);
+            return;
+        }
         let event = entry.event.clone().with_id(id);
         self.apply_state(&event);
         let seat = entry.peer.filter(|p| own && self.peers.contains_key(p));
@@ -813,23 +837,36 @@ impl Room {
         }
     }
 
-    /// The names of the members seated on this host, for telling the other hosts.
-    pub fn local_names(&self) -> Vec<String> {
-        self.sorted.iter().map(|(_, n)| n.clone()).collect()
+    /// Who is seated on this host, as of the last event applied: what a clustered
+    /// room's host tells the others.
+    pub fn listing(&self) -> Listing {
+        Listing {
+            at: self.next_event.saturating_sub(1),
+            names: self.sorted.iter().map(|(_, n)| n.clone()).collect(),
+        }
     }
 
     /// What the hosts of a clustered room last said of themselves: who is on each
-    /// (this host not among them). A member on a host not heard of before is taken to
-    /// be in the room (a host starting up learns who is there); the members of a host
-    /// no longer among them are gone with it, and the room is told so, once (every
-    /// host that notices puts the same entries on the log, which takes each once).
-    pub fn presence(&mut self, hosts: &HashMap<String, Vec<String>>, now: i64) -> Vec<Action> {
+    /// (this host not among them). The members a listing names are taken to be in the
+    /// room when it is as new as what this room has applied of the log (a host
+    /// starting up learns who is there; an older listing does not bring back someone
+    /// the log since said left). A host missing from [`GONE_AFTER`] listings in a row is gone
+    /// with its members, and the room is told so, once (every host that notices puts
+    /// the same entries on the log, which takes each once).
+    pub fn presence(&mut self, hosts: &HashMap<String, Listing>, now: i64) -> Vec<Action> {
         let mut out = Vec::new();
-        if !matches!(self.log, Log::Shared { .. }) {
+        let Log::Shared { host: me } = &self.log else {
             return out;
-        }
-        for (host, names) in hosts {
-            for name in names.iter().take(MAX_NAMES_PER_HOST) {
+        };
+        let me = me.clone();
+        let applied = self.next_event.saturating_sub(1);
+        for (host, listing) in hosts {
+            self.missing.remove(host);
+            self.heard.insert(host.clone());
+            if listing.at < applied {
+                continue;
+            }
+            for name in listing.names.iter().take(MAX_NAMES_PER_HOST) {
                 let key = names::fold(name);
                 if self.remote.len() < MAX_REMOTE_NAMES
                     && !self.by_name.contains_key(&key)
@@ -844,26 +881,45 @@ impl Room {
                 }
             }
         }
-        let gone: Vec<(String, Remote)> = self
-            .remote
+        // Hosts known (by their listing or their members) and not among them now.
+        let mut silent: Vec<String> = self
+            .heard
             .iter()
-            .filter(|(_, r)| !hosts.contains_key(&r.host))
-            .map(|(k, r)| (k.clone(), r.clone()))
+            .chain(self.remote.values().map(|r| &r.host))
+            .filter(|h| !hosts.contains_key(*h) && ***h != *me)
+            .cloned()
             .collect();
-        for (key, r) in gone {
-            self.remote.remove(&key);
-            let event = ServerMsg::Leave {
-                id: 0,
-                ts: self.ts(now),
-                name: r.name.clone(),
-                reason: Some("their host is gone".into()),
-            };
-            let entry = Entry {
-                host: r.host.clone(),
-                key: Some(format!("gone/{}/{}", r.host, r.name)),
-                ..Entry::to_room(event)
-            };
-            out.push(Action::Publish(Box::new(entry)));
+        silent.sort();
+        silent.dedup();
+        for host in silent {
+            let count = self.missing.entry(host.clone()).or_insert(0);
+            *count += 1;
+            if *count < GONE_AFTER {
+                continue;
+            }
+            self.missing.remove(&host);
+            self.heard.remove(&host);
+            let gone: Vec<(String, Remote)> = self
+                .remote
+                .iter()
+                .filter(|(_, r)| r.host == host)
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect();
+            for (key, r) in gone {
+                self.remote.remove(&key);
+                let event = ServerMsg::Leave {
+                    id: 0,
+                    ts: self.ts(now),
+                    name: r.name.clone(),
+                    reason: Some("their host is gone".into()),
+                };
+                let entry = Entry {
+                    host: r.host.clone(),
+                    key: Some(format!("gone:{}:{}", r.host, r.name)),
+                    ..Entry::to_room(event)
+                };
+                out.push(Action::Publish(Box::new(entry)));
+            }
         }
         out
     }
@@ -1902,11 +1958,14 @@ impl Room {
                 .get(id)
                 .map(|p| (*id, p.name.clone(), p.session.clone()))
         });
-        let Some((target, to_name, to_session)) = target else {
-            if let Some(far) = self.remote.get(&names::fold(to)).cloned() {
-                self.private_far(peer, far, text, cid, now, out);
+        if matches!(self.log, Log::Shared { .. }) {
+            let far = self.remote.get(&names::fold(to)).map(|r| r.name.clone());
+            if let Some(to_name) = target.as_ref().map(|t| t.1.clone()).or(far) {
+                self.private_shared(peer, to_name, text, cid, now, out);
                 return;
             }
+        }
+        let Some((target, to_name, to_session)) = target else {
             let to = sanitize::line(to);
             let text = format!("nobody called {to} is here (/who lists who is)");
             self.notice(peer, &text, cid, now, out);
@@ -1918,7 +1977,7 @@ impl Room {
         };
         let (from, from_session) = (p.name.clone(), p.session.clone());
         let origin = from_session.clone().zip(cid.as_deref().map(Box::from));
-        let id = self.private_id();
+        let id = self.next_id();
         let event = ServerMsg::Private {
             id,
             ts: self.ts(now),
@@ -1957,22 +2016,14 @@ impl Room {
         }
     }
 
-    /// The number a private message takes: the next of a single host's own; in a
-    /// clustered room, where only the log numbers events, that of the last event (it
-    /// is not on the log, and must not take a number the log will give).
-    fn private_id(&mut self) -> u64 {
-        match self.log {
-            Log::Local => self.next_id(),
-            Log::Shared { .. } => self.next_event.saturating_sub(1),
-        }
-    }
-
-    /// `/msg` to someone on another host of a clustered room: sent to that host alone,
-    /// and back to the sender.
-    fn private_far(
+    /// `/msg` in a clustered room: on the log like everything else, so that it has the
+    /// log's number (clients take an event numbered no higher than one they have seen
+    /// for one they have), but shown and kept only where the two it is between are
+    /// seated (see [`Room::apply_private`]).
+    fn private_shared(
         &mut self,
         peer: PeerId,
-        far: Remote,
+        to: String,
         text: &str,
         cid: Option<String>,
         now: i64,
@@ -1982,49 +2033,73 @@ impl Room {
         let Some(p) = self.peers.get(&peer) else {
             return;
         };
-        let (from, from_session) = (p.name.clone(), p.session.clone());
-        let origin = from_session.clone().zip(cid.as_deref().map(Box::from));
-        let id = self.private_id();
+        let from = p.name.clone();
+        let origin = p
+            .session
+            .as_deref()
+            .zip(cid.as_deref())
+            .map(|(s, c)| (s.to_owned(), c.to_owned()));
         let event = ServerMsg::Private {
-            id,
+            id: 0,
             ts: self.ts(now),
             from,
-            to: far.name,
+            to,
             text,
             cid: None,
         };
-        self.keep_line(id, event.clone(), origin, Some([from_session, None]), now);
-        out.push(Action::Direct {
-            host: far.host,
-            event: event.clone(),
-        });
-        out.push(Action::Send(
-            Target::One(peer),
-            Outgoing::Event(event.with_cid(cid)),
-        ));
+        let entry = Entry {
+            origin,
+            ..Entry::echoed(event, peer, cid)
+        };
+        self.propose(entry, now, out);
     }
 
-    /// A private message from someone on another host of a clustered room, for someone
-    /// here (if they still are).
-    pub fn private_from_afar(&mut self, event: ServerMsg, now: i64) -> Vec<Action> {
-        let ServerMsg::Private { from, to, text, .. } = event else {
-            return Vec::new();
+    /// A private message back from a clustered room's log: to its sender, if seated
+    /// here (with its `cid`), and to the one it is for, if seated here; kept for those
+    /// two alone, and not at all on a host where neither is.
+    fn apply_private(&mut self, id: u64, entry: Entry, own: bool, now: i64, out: &mut Vec<Action>) {
+        let event = entry.event.clone().with_id(id);
+        let ServerMsg::Private { to, .. } = &event else {
+            return;
         };
-        let Some(&target) = self.by_name.get(&names::fold(&to)) else {
-            return Vec::new();
-        };
-        let session = self.peers.get(&target).and_then(|p| p.session.clone());
-        let id = self.private_id();
-        let event = ServerMsg::Private {
+        let seat = entry.peer.filter(|p| own && self.peers.contains_key(p));
+        let target = self.by_name.get(&names::fold(to)).copied();
+        let from_session = seat
+            .and_then(|s| self.peers.get(&s))
+            .and_then(|p| p.session.clone());
+        let to_session = target
+            .and_then(|t| self.peers.get(&t))
+            .and_then(|p| p.session.clone());
+        if seat.is_none() && target.is_none() {
+            return;
+        }
+        let origin: Option<Origin> = entry
+            .origin
+            .clone()
+            .map(|(session, cid)| (Arc::from(session), Box::from(cid)));
+        self.keep_line(
             id,
-            ts: self.ts(now),
-            from: sanitize::line(&from),
-            to,
-            text: collapse_blank_lines(&sanitize::text(&text)),
-            cid: None,
-        };
-        self.keep_line(id, event.clone(), None, Some([None, session]), now);
-        vec![Action::Send(Target::One(target), Outgoing::Event(event))]
+            event.clone(),
+            origin,
+            Some([from_session, to_session]),
+            now,
+        );
+        if let Some(target) = target.filter(|t| Some(*t) != seat) {
+            out.push(Action::Send(
+                Target::One(target),
+                Outgoing::Event(event.clone()),
+            ));
+        }
+        if let Some(seat) = seat {
+            let cid = match entry.reach {
+                Reach::Echo { cid } => cid,
+                _ => None,
+            };
+            out.push(Action::Send(
+                Target::One(seat),
+                Outgoing::Event(event.with_cid(cid)),
+            ));
+        }
     }
 
     /// What `/whois NAME` tells: how long they have been in, how they joined, whether
@@ -3814,8 +3889,8 @@ mod tests {
             Just("/topic plans".to_owned()),
             Just("/topic -".to_owned()),
             Just("/who".to_owned()),
-            // No `/msg`: a private message is not on the log, and so takes no number
-            // in a clustered room (see `a_private_message_in_a_clustered_room_…`).
+            Just("/msg ana hi".to_owned()),
+            Just("/msg nobody hi".to_owned()),
             "[a-z ]{0,12}",
         ];
         prop_oneof![
@@ -4065,13 +4140,39 @@ mod tests {
     fn what_hosts_say_of_themselves_seats_their_people_and_their_silence_sends_them_away() {
         let mut room = clustered("h1");
         joined(&mut room, 1, "ana");
+        let listing = |at: u64, names: &[&str]| Listing {
+            at,
+            names: names.iter().map(|n| n.to_string()).collect(),
+        };
         let mut hosts = HashMap::new();
-        hosts.insert("h2".to_owned(), vec!["bo".to_owned(), "ana".to_owned()]);
+        hosts.insert("h2".to_owned(), listing(0, &["bo", "ana", "cy"]));
         assert!(room.presence(&hosts, 0).is_empty());
-        // bo is on h2; "ana" is this host's member's, whatever h2 says.
-        assert_eq!(room.names(), vec!["ana", "bo"]);
+        // bo and cy are on h2; "ana" is this host's member's, whatever h2 says.
+        assert_eq!(room.names(), vec!["ana", "bo", "cy"]);
         assert_eq!(welcome_name(&joined(&mut room, 2, "bo")).0, "bo2");
-        // h2 says nothing any more: bo is told gone, as h2's, once by any host.
+        // cy leaves (the log says so); h2's listing, older, still names cy: cy stays gone,
+        // and a newer one does not name cy.
+        let left = Entry {
+            host: "h2".into(),
+            ..Entry::to_room(ServerMsg::Leave {
+                id: 0,
+                ts: 0,
+                name: "cy".into(),
+                reason: None,
+            })
+        };
+        let id = room.next_event();
+        room.apply(id, left, true, 0);
+        assert!(room.presence(&hosts, 0).is_empty());
+        assert_eq!(room.names(), vec!["ana", "bo", "bo2"]);
+        hosts.insert("h2".to_owned(), listing(id, &["bo"]));
+        assert!(room.presence(&hosts, 0).is_empty());
+        assert_eq!(room.names(), vec!["ana", "bo", "bo2"]);
+        // h2 is missing from one listing: not yet gone (it may be slow).
+        assert!(room.presence(&HashMap::new(), 0).is_empty());
+        assert!(room.presence(&hosts, 0).is_empty(), "back in time");
+        // Missing twice in a row: bo is told gone, as h2's, under one id for every host.
+        assert!(room.presence(&HashMap::new(), 0).is_empty());
         let actions = room.presence(&HashMap::new(), 0);
         let [Action::Publish(entry)] = actions.as_slice() else {
             panic!("one leave: {actions:?}")
@@ -4080,57 +4181,90 @@ mod tests {
             matches!(&entry.event, ServerMsg::Leave { name, reason: Some(_), .. } if name == "bo")
         );
         assert_eq!(entry.host, "h2");
-        assert_eq!(entry.log_id(), "gone/h2/bo");
+        assert_eq!(entry.log_id(), "key:gone:h2:bo");
         assert_eq!(room.names(), vec!["ana", "bo2"]);
         assert!(room.presence(&HashMap::new(), 0).is_empty(), "told once");
     }
 
     #[test]
-    fn a_private_message_in_a_clustered_room_takes_no_number_from_the_log() {
+    fn a_host_told_gone_while_it_is_here_keeps_its_people() {
         let mut room = clustered("h1");
         joined(&mut room, 1, "ana");
-        joined(&mut room, 2, "bo");
-        let before = room.next_event();
-        let sent = room.receive(1, say_cid("/msg bo psst", "p1"), 0);
-        assert!(
-            sent.iter().any(|a| matches!(
-                a,
-                Action::Send(Target::One(2), Outgoing::Event(ServerMsg::Private { .. }))
-            )),
-            "{sent:?}"
-        );
-        assert_eq!(
-            room.next_event(),
-            before,
-            "the log's next number is still free"
-        );
-        let said = Entry {
-            event: ServerMsg::Msg {
+        let gone = Entry {
+            host: "h1".into(),
+            key: Some("gone:h1:ana".into()),
+            ..Entry::to_room(ServerMsg::Leave {
                 id: 0,
                 ts: 0,
-                from: "cy".into(),
-                text: "next".into(),
-                cid: None,
-            },
-            host: "h2".into(),
+                name: "ana".into(),
+                reason: Some("their host is gone".into()),
+            })
+        };
+        let id = room.next_event();
+        assert!(room.apply(id, gone, true, 0).is_empty());
+        assert_eq!(room.names(), vec!["ana"]);
+    }
+
+    #[test]
+    fn no_session_and_cid_spell_another_entrys_log_id() {
+        let line = |session: &str, cid: &str| Entry {
+            origin: Some((session.into(), cid.into())),
             ..Entry::to_room(ServerMsg::History { count: 0 })
         };
-        assert!(
-            !room.apply(before, said, true, 0).is_empty(),
-            "applied, not skipped"
+        assert_ne!(line("a/b", "c").log_id(), line("a", "b/c").log_id());
+        assert_ne!(line("ab", "c").log_id(), line("a", "bc").log_id());
+        let gone = Entry {
+            key: Some("gone:h2:bo".into()),
+            ..Entry::to_room(ServerMsg::History { count: 0 })
+        };
+        assert_ne!(line("key", ":gone:h2:bo").log_id(), gone.log_id());
+        assert_ne!(line("gone", ":h2:bo").log_id(), gone.log_id());
+    }
+
+    #[test]
+    fn a_private_message_in_a_clustered_room_is_numbered_by_the_log_and_seen_by_two() {
+        let mut one = clustered("h1");
+        let mut two = clustered("h2");
+        let mut three = clustered("h3");
+        let arrival = |room: &Room, name: &str, session: &str| Arrival {
+            mark: room.next_event(),
+            ..arrive(hello_again(name, session, None))
+        };
+        let mut proposed = Vec::new();
+        proposed.extend(published(one.seat(1, arrival(&one, "ana", "s-ana"), 0)));
+        proposed.extend(published(two.seat(1, arrival(&two, "bo", "s-bo"), 0)));
+        proposed.extend(published(three.seat(1, arrival(&three, "cy", "s-cy"), 0)));
+        run_log(&mut [&mut one, &mut two, &mut three], proposed, 0);
+        let before = one.next_event();
+        let said = one.receive(1, say_cid("/msg bo psst", "p1"), 0);
+        let proposed = published(said);
+        assert_eq!(proposed.len(), 1, "on the log");
+        let sent = run_log(&mut [&mut one, &mut two, &mut three], proposed, 0);
+        let privates = |s: &[Action]| -> Vec<(PeerId, u64, Option<String>)> {
+            s.iter()
+                .filter_map(|a| match a {
+                    Action::Send(
+                        Target::One(p),
+                        Outgoing::Event(ServerMsg::Private { id, cid, .. }),
+                    ) => Some((*p, *id, cid.clone())),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(
+            privates(&sent[0]),
+            vec![(1, before, Some("p1".into()))],
+            "the sender, with its cid"
         );
-        // Someone on another host: sent to that host alone, and back to the sender.
-        let mut hosts = HashMap::new();
-        hosts.insert("h2".to_owned(), vec!["cy".to_owned()]);
-        room.presence(&hosts, 0);
-        let sent = room.receive(1, say_cid("/msg cy hello", "p2"), 0);
-        assert!(
-            sent.iter().any(|a| matches!(a, Action::Direct { host, event: ServerMsg::Private { to, .. } } if host == "h2" && to == "cy")),
-            "{sent:?}"
+        assert_eq!(
+            privates(&sent[1]),
+            vec![(1, before, None)],
+            "the one it is for, on another host"
         );
-        assert!(
-            sent.iter().any(|a| matches!(a, Action::Send(Target::One(1), Outgoing::Event(ServerMsg::Private { cid: Some(c), .. })) if c == "p2")),
-            "{sent:?}"
-        );
+        assert!(privates(&sent[2]).is_empty(), "no one else");
+        assert!(sent[2].is_empty(), "{:?}", sent[2]);
+        // Kept where the two are, for them; a third host keeps nothing of it.
+        let welcome = three.seat(2, arrival(&three, "dee", "s-dee"), 0);
+        assert!(!format!("{welcome:?}").contains("psst"));
     }
 }
