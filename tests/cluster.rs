@@ -413,6 +413,16 @@ async fn a_host_killed_its_joiners_go_on_at_another_with_nothing_lost_or_doubled
         .filter(|t| t.starts_with("line "))
         .collect();
     assert_eq!(own, want);
+    // It kept its name at the other host: the name went with its session.
+    let names: Vec<String> = mover
+        .seen
+        .iter()
+        .filter_map(|e| match e {
+            tchat::client::NetEvent::Server(ServerMsg::Welcome { name, .. }) => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, vec!["mover", "mover"], "welcomed twice, as itself");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -893,6 +893,7 @@ async fn room_task(
         store,
         publish,
         proposals: Vec::new(),
+        held: std::collections::VecDeque::new(),
         sent: Vec::new(),
     };
     let clock = RoomClock::start();
@@ -926,7 +927,7 @@ async fn room_task(
                 let now = clock.now(&mut room);
                 let actions = room.tick(now);
                 turn.settle(&mut room, &mut conns, actions, config, now);
-                let refused = turn.hand_to_log(&room).await;
+                let refused = turn.hand_to_log(&room, config.log).await;
                 turn.settle(&mut room, &mut conns, refused, config, now);
                 crowd_due = None;
                 rearm(&room, now, &mut crowd_due, crowd.as_mut());
@@ -962,8 +963,8 @@ async fn room_task(
             }
         }
         turn.finish(&mut room, &mut conns, config, now);
-        if !turn.proposals.is_empty() {
-            let refused = turn.hand_to_log(&room).await;
+        if !turn.proposals.is_empty() || !turn.held.is_empty() {
+            let refused = turn.hand_to_log(&room, config.log).await;
             if !refused.is_empty() {
                 turn.settle(&mut room, &mut conns, refused, config, now);
             }
@@ -976,6 +977,9 @@ async fn room_task(
     // Dropping the queues lets each writer flush the goodbye and close.
     conns.clear();
 }
+
+/// Events (not lines) held back while a clustered room's log is behind, at most.
+const MAX_HELD: usize = 65_536;
 
 /// The longest a clustered room's turn waits for room in its log's queue while the
 /// log is reachable (NATS's own wait for an acknowledgment is 5 s).
@@ -1136,6 +1140,9 @@ struct Turn {
     publish: Option<cluster::LogQueue>,
     /// This turn's proposals, handed to the log once the turn is over.
     proposals: Vec<room::Entry>,
+    /// Proposals that found no room in the log's queue and are not someone's line to
+    /// refuse: tried again first at the next turn.
+    held: std::collections::VecDeque<room::Entry>,
     /// For a durable room: the structured line made for each event sent to the room
     /// this turn, by id, for the file to keep without encoding it again.
     sent: Vec<(u64, Bytes)>,
@@ -1227,7 +1234,7 @@ impl Turn {
     /// turn), so that the people sending are slowed down as a single host slows them.
     /// What finds no room (the log cannot be reached, or takes nothing for that long)
     /// is not sent, and whoever typed it is told. What to tell them.
-    async fn hand_to_log(&mut self, room: &Room) -> Vec<Action> {
+    async fn hand_to_log(&mut self, room: &Room, config_log: bool) -> Vec<Action> {
         let Some(queue) = &self.publish else {
             return Vec::new();
         };
@@ -1239,28 +1246,55 @@ impl Turn {
         };
         let deadline = tokio::time::Instant::now() + wait;
         let mut refused = Vec::new();
-        for entry in self.proposals.drain(..) {
-            let entry = match log.try_send(entry) {
-                Ok(()) => continue,
-                Err(mpsc::error::TrySendError::Full(entry)) => {
-                    match tokio::time::timeout_at(deadline, log.reserve()).await {
-                        Ok(Ok(slot)) => {
-                            slot.send(entry);
-                            continue;
+        // What was held back before goes first, in order.
+        let pending: Vec<room::Entry> = self
+            .held
+            .drain(..)
+            .chain(self.proposals.drain(..))
+            .collect();
+        let mut stuck = false;
+        for entry in pending {
+            let entry = if stuck {
+                entry
+            } else {
+                match log.try_send(entry) {
+                    Ok(()) => continue,
+                    Err(mpsc::error::TrySendError::Full(entry)) => {
+                        match tokio::time::timeout_at(deadline, log.reserve()).await {
+                            Ok(Ok(slot)) => {
+                                slot.send(entry);
+                                continue;
+                            }
+                            _ => entry,
                         }
-                        _ => entry,
                     }
+                    Err(mpsc::error::TrySendError::Closed(entry)) => entry,
                 }
-                Err(mpsc::error::TrySendError::Closed(entry)) => entry,
             };
+            // Nothing more is tried this turn: what follows keeps its place.
+            stuck = true;
+            // A line someone typed is refused, and they are told; anything else (a
+            // join, a leave, a rename this host has already made) is held for the
+            // next turn, within a bound.
             let typed = matches!(
                 entry.event,
                 ServerMsg::Msg { .. }
                     | ServerMsg::Me { .. }
-                    | ServerMsg::Nick { .. }
+                    | ServerMsg::Private { .. }
                     | ServerMsg::Topic { .. }
             );
-            let Some(peer) = entry.peer.filter(|p| typed && room.dialect(*p).is_some()) else {
+            if !typed {
+                if self.held.len() < MAX_HELD {
+                    self.held.push_back(entry);
+                } else if config_log {
+                    crate::note!(
+                        "{} the room's log is far behind: an event was not sent",
+                        clock()
+                    );
+                }
+                continue;
+            }
+            let Some(peer) = entry.peer.filter(|p| room.dialect(*p).is_some()) else {
                 continue;
             };
             let cid = match entry.reach {

@@ -196,6 +196,9 @@ pub struct Listing {
 struct Remote {
     name: String,
     host: String,
+    /// The member's session, where the log said it (a join): the same session coming
+    /// back on another host (its host died) takes its name with it.
+    session: Option<String>,
 }
 
 /// Listings in a row a host must be missing from before it is taken to be gone.
@@ -669,7 +672,7 @@ impl Room {
             return out;
         }
         if !own && live {
-            self.track_remote(&entry.host, &entry.event);
+            self.track_remote(&entry.host, &entry.event, entry.about.as_deref());
         }
         if live {
             let event = entry.event.clone();
@@ -798,9 +801,17 @@ impl Room {
     /// way (see [`Room::settle_claims`]).
     /// A name claimed on another host after an earlier claim (on a third host) is not
     /// taken from that one: its holder gives way the same way.
-    fn track_remote(&mut self, host: &str, event: &ServerMsg) {
-        let add = |room: &mut Room, name: &String| {
+    fn track_remote(&mut self, host: &str, event: &ServerMsg, about: Option<&str>) {
+        let add = |room: &mut Room, name: &String, session: Option<&str>| {
             let key = names::fold(name);
+            if let Some(held) = room.remote.get_mut(&key)
+                && session.is_some()
+                && held.session.as_deref() == session
+            {
+                // The same member, seated now on another host (theirs died).
+                held.host = host.to_owned();
+                return;
+            }
             if room.remote.len() < MAX_REMOTE_NAMES
                 && !room.claimed.contains(&key)
                 && !room.remote.contains_key(&key)
@@ -808,6 +819,7 @@ impl Room {
                 let held = Remote {
                     name: name.clone(),
                     host: host.to_owned(),
+                    session: session.map(str::to_owned),
                 };
                 room.remote.insert(key, held);
             }
@@ -819,19 +831,24 @@ impl Room {
             }
         };
         match event {
-            ServerMsg::Join { name, .. } => add(self, name),
+            ServerMsg::Join { name, .. } => add(self, name, about),
             ServerMsg::Leave { name, .. } => remove(self, name),
             ServerMsg::Crowd { joined, left, .. } => {
                 for name in left {
                     remove(self, name);
                 }
                 for name in joined {
-                    add(self, name);
+                    add(self, name, None);
                 }
             }
             ServerMsg::Nick { old, new, .. } => {
+                let session = self
+                    .remote
+                    .get(&names::fold(old))
+                    .filter(|r| r.host == host)
+                    .and_then(|r| r.session.clone());
                 remove(self, old);
-                add(self, new);
+                add(self, new, session.as_deref());
             }
             _ => {}
         }
@@ -876,6 +893,7 @@ impl Room {
                     let held = Remote {
                         name: name.clone(),
                         host: host.clone(),
+                        session: None,
                     };
                     self.remote.insert(key, held);
                 }
@@ -1377,6 +1395,18 @@ impl Room {
                 out.extend(missed);
             }
             None => {
+                // Back on this host of a clustered room from another (which died, or
+                // which it left): its name is still its own.
+                if let Some(s) = &session {
+                    let key = names::fold(&hello.name);
+                    if self
+                        .remote
+                        .get(&key)
+                        .is_some_and(|r| r.session.as_deref() == Some(&**s))
+                    {
+                        self.remote.remove(&key);
+                    }
+                }
                 let asked = Some(hello.name.as_str());
                 let name = self.seat_as(peer, Dialect::Structured, asked, session, addr, now, out);
                 out.extend(missed);
