@@ -698,7 +698,19 @@ impl Room {
         let event = entry.event.clone().with_id(id);
         self.apply_state(&event);
         let seat = entry.peer.filter(|p| own && self.peers.contains_key(p));
-        let reach = entry.reach.clone();
+        let mut reach = entry.reach.clone();
+        // A line whose sender is seated here though another host (or another seat)
+        // put it on the log (it moved, and sent it again): its echo, with its `cid`,
+        // is what tells it the line is in.
+        let moved = seat.is_none().then_some(()).and_then(|()| {
+            let (session, cid) = entry.origin.as_ref()?;
+            let seat = self.by_session.get(session.as_str()).copied()?;
+            reach = Reach::Echo {
+                cid: Some(cid.clone()),
+            };
+            Some(seat)
+        });
+        let seat = seat.or(moved);
         self.keep_entry(id, entry, now);
         match (seat, reach) {
             (Some(seat), Reach::Others) => {
@@ -4296,5 +4308,46 @@ mod tests {
         // Kept where the two are, for them; a third host keeps nothing of it.
         let welcome = three.seat(2, arrival(&three, "dee", "s-dee"), 0);
         assert!(!format!("{welcome:?}").contains("psst"));
+    }
+
+    #[test]
+    fn a_line_put_on_the_log_by_another_host_is_echoed_to_its_sender_here() {
+        let mut room = clustered("h1");
+        let arrival = Arrival {
+            mark: room.next_event(),
+            ..arrive(hello_again("ana", "s-ana", None))
+        };
+        room.seat(1, arrival, 0);
+        joined(&mut room, 2, "bo");
+        // ana's host died after putting her line on the log; she is here now.
+        let line = Entry {
+            event: ServerMsg::Msg {
+                id: 0,
+                ts: 0,
+                from: "ana".into(),
+                text: "made it".into(),
+                cid: None,
+            },
+            host: "h0".into(),
+            peer: Some(7),
+            reach: Reach::Echo {
+                cid: Some("c1".into()),
+            },
+            origin: Some(("s-ana".into(), "c1".into())),
+            about: None,
+            n: 1,
+            key: None,
+        };
+        let id = room.next_event();
+        let sent = room.apply(id, line, true, 0);
+        assert!(
+            sent.iter().any(|a| matches!(a, Action::Send(Target::One(1), Outgoing::Event(ServerMsg::Msg { cid: Some(c), .. })) if c == "c1")),
+            "{sent:?}"
+        );
+        assert!(
+            sent.iter()
+                .any(|a| matches!(a, Action::Send(Target::RoomExcept(1), _))),
+            "{sent:?}"
+        );
     }
 }
