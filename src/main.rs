@@ -181,8 +181,25 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
     } else {
         &reachable
     };
+    // A clustered room: joined first, so that the invitation lists the room's other
+    // hosts too (tried after this one), as they last said where they are.
+    let mut joined = match &cli.cluster {
+        Some(url) => Some(server::cluster::join(url, &cli.room, cli.history, cli.log_keep).await?),
+        None => None,
+    };
+    let mut listed = shared.clone();
+    if let Some(joined) = &mut joined {
+        joined.addrs = shared.clone();
+        listed.extend(
+            joined
+                .others
+                .iter()
+                .filter(|a| !shared.contains(a))
+                .cloned(),
+        );
+    }
     let invitation =
-        Invitation::new(shared, &fingerprint, code.as_ref().map(|c| c.as_str())).token();
+        Invitation::new(&listed, &fingerprint, code.as_ref().map(|c| c.as_str())).token();
     let config = server::Config {
         rules: Rules {
             max_line: as_usize(cli.max_line),
@@ -208,10 +225,9 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
         code,
         ..server::Config::default()
     };
-    let server = match &cli.cluster {
-        None => Server::spawn(listener, config),
-        Some(url) => {
-            let joined = server::cluster::join(url, &cli.room, cli.history, cli.log_keep).await?;
+    let server = match (joined, &cli.cluster) {
+        (None, _) | (_, None) => Server::spawn(listener, config),
+        (Some(joined), Some(url)) => {
             if cli.headless || line_mode {
                 tchat::note!(
                     "tchat: room {} on the cluster at {url} ({} events of its log read)",

@@ -516,6 +516,34 @@ async fn a_private_message_reaches_someone_on_another_host_and_no_one_else() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hosts_invitation_lists_the_rooms_other_hosts() {
+    let Some(nats) = Nats::start() else { return };
+    let a = nats.host("invite");
+    // Until host a has said where it is (its first word comes as it starts).
+    let started = Instant::now();
+    loop {
+        let mut b = nats.host("invite");
+        let line = b.wait_log(|l| l.contains("others join with: tchat --join "));
+        let token = line.rsplit(' ').next().unwrap_or_default().to_owned();
+        let invitation = tchat::invite::Invitation::parse(&token).expect("an invitation");
+        if invitation.addrs.len() == 2 {
+            assert_eq!(
+                invitation.addrs,
+                vec![b.addr.clone(), a.addr.clone()],
+                "this host first"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "host a is listed: {:?}",
+            invitation.addrs
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_room_outlives_every_host() {
     let Some(nats) = Nats::start() else { return };
     {

@@ -35,6 +35,9 @@ use tokio_util::sync::CancellationToken;
 use super::Event;
 use super::room::Entry;
 
+/// The most addresses taken from one host's listing.
+const MAX_ADDRS: usize = 16;
+
 /// How long a host waits for NATS before it gives up starting.
 const CONNECT_WAIT: Duration = Duration::from_secs(5);
 /// How long the stream recognises a message id it has taken.
@@ -56,6 +59,10 @@ pub struct Joined {
     next: u64,
     subject: String,
     room: String,
+    /// Where joiners reach this host: told to the other hosts with who is on it.
+    pub addrs: Vec<String>,
+    /// Where joiners reach the room's other hosts, as they last said.
+    pub others: Vec<String>,
     stream: stream::Stream,
     js: jetstream::Context,
 }
@@ -146,6 +153,22 @@ pub async fn join(url: &str, room: &str, history: usize, keep: u64) -> Result<Jo
             .map_err(|_| format!("NATS at {url}: reading the room's log took over 30 s"))?
             .map_err(|e| format!("NATS at {url}: cannot read the room's log: {e}"))?;
     }
+    // Where the room's other hosts are, from what they last said (if any have).
+    let prefix = format!("tchat.{room}.hosts.");
+    let mut others = Vec::new();
+    if let Ok(hosts) = js.get_stream(format!("TCHAT_{room}_hosts")).await
+        && let Ok(Some(found)) = tokio::time::timeout(CONNECT_WAIT, listings(&hosts, &prefix)).await
+    {
+        let mut found: Vec<_> = found.into_values().collect();
+        found.sort_by_key(|l| l.at);
+        for listing in found {
+            for addr in listing.addrs.into_iter().take(MAX_ADDRS) {
+                if !others.contains(&addr) {
+                    others.push(addr);
+                }
+            }
+        }
+    }
     Ok(Joined {
         epoch,
         host: Arc::from(format!("{:08x}", rand::random::<u32>())),
@@ -153,6 +176,8 @@ pub async fn join(url: &str, room: &str, history: usize, keep: u64) -> Result<Jo
         next: last + 1,
         subject,
         room: room.to_owned(),
+        addrs: Vec::new(),
+        others,
         stream,
         js,
     })
@@ -217,6 +242,7 @@ impl Joined {
             self.js.clone(),
             self.room.clone(),
             self.host.clone(),
+            self.addrs.clone(),
             events.clone(),
             stop.clone(),
         ));
@@ -328,6 +354,32 @@ pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A host not heard from for this long is gone, and its people with it.
 pub const PRESENCE_TTL: Duration = Duration::from_secs(6);
 
+/// Every host's last listing in the stream `hosts` (subjects `prefix` + host), by host;
+/// `None` if one cannot be read (a host left out would count as silent).
+async fn listings(
+    hosts: &stream::Stream,
+    prefix: &str,
+) -> Option<std::collections::HashMap<String, super::room::Listing>> {
+    let subjects: Vec<String> = hosts
+        .info_with_subjects(format!("{prefix}*"))
+        .await
+        .ok()?
+        .filter_map(|s| async { s.ok().map(|(subject, _)| subject) })
+        .collect()
+        .await;
+    let mut found = std::collections::HashMap::new();
+    for subject in subjects {
+        let Some(host) = subject.strip_prefix(prefix) else {
+            continue;
+        };
+        let last = hosts.get_last_raw_message_by_subject(&subject).await.ok()?;
+        let listing =
+            serde_json::from_slice::<super::room::Listing>(&last.payload).unwrap_or_default();
+        found.insert(host.to_owned(), listing);
+    }
+    Some(found)
+}
+
 /// Tell the other hosts who is on this one, every [`HEARTBEAT`], and tell the room what
 /// every other host last said, so that it learns who is on them and notices a host that
 /// stopped saying. What each host says is the last message on its own subject of the
@@ -337,6 +389,7 @@ async fn presence(
     js: jetstream::Context,
     room: String,
     host: Arc<str>,
+    addrs: Vec<String>,
     events: mpsc::Sender<Event>,
     stop: CancellationToken,
 ) {
@@ -368,8 +421,9 @@ async fn presence(
         if events.send(Event::Beat(tx)).await.is_err() {
             return;
         }
-        let Ok(names) = rx.await else { return };
-        let Ok(said) = serde_json::to_vec(&names) else {
+        let Ok(mut listing) = rx.await else { return };
+        listing.addrs = addrs.clone();
+        let Ok(said) = serde_json::to_vec(&listing) else {
             continue;
         };
         let heard = async {
@@ -378,28 +432,8 @@ async fn presence(
                 .ok()?
                 .await
                 .ok()?;
-            let subjects: Vec<String> = hosts_stream
-                .info_with_subjects(format!("{prefix}*"))
-                .await
-                .ok()?
-                .filter_map(|s| async { s.ok().map(|(subject, _)| subject) })
-                .collect()
-                .await;
-            let mut hosts = std::collections::HashMap::new();
-            for subject in subjects.into_iter().filter(|s| *s != mine) {
-                let Some(other) = subject.strip_prefix(&prefix) else {
-                    continue;
-                };
-                // A listing that cannot be read makes the whole beat tell nothing: a
-                // host left out of it would count as silent.
-                let last = hosts_stream
-                    .get_last_raw_message_by_subject(&subject)
-                    .await
-                    .ok()?;
-                let listing = serde_json::from_slice::<super::room::Listing>(&last.payload)
-                    .unwrap_or_default();
-                hosts.insert(other.to_owned(), listing);
-            }
+            let mut hosts = listings(hosts_stream, &prefix).await?;
+            hosts.remove(&*host);
             Some(hosts)
         };
         // A beat that cannot hear every host (NATS unreachable, slow) tells nothing:

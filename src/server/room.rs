@@ -189,6 +189,9 @@ impl Entry {
 pub struct Listing {
     pub at: u64,
     pub names: Vec<String>,
+    /// Where joiners reach that host (filled in by the host's side of the cluster).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addrs: Vec<String>,
 }
 
 /// A member seated on another host of a clustered room.
@@ -872,6 +875,7 @@ impl Room {
         Listing {
             at: self.next_event.saturating_sub(1),
             names: self.sorted.iter().map(|(_, n)| n.clone()).collect(),
+            addrs: Vec::new(),
         }
     }
 
@@ -4185,6 +4189,7 @@ mod tests {
         let listing = |at: u64, names: &[&str]| Listing {
             at,
             names: names.iter().map(|n| n.to_string()).collect(),
+            addrs: Vec::new(),
         };
         let mut hosts = HashMap::new();
         hosts.insert("h2".to_owned(), listing(0, &["bo", "ana", "cy"]));
