@@ -335,3 +335,98 @@ proptest! {
         prop_assert_eq!(got, all);
     }
 }
+
+/// Every string in a JSON value, run together.
+fn raw_strings(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) => a.iter().map(raw_strings).collect(),
+        serde_json::Value::Object(o) => o.values().map(raw_strings).collect(),
+        _ => String::new(),
+    }
+}
+
+/// What another host (or anyone who can publish on the room's subject) may put on a
+/// clustered room's log: any bytes, or entries with any names, texts, hosts and seats.
+fn log_entry() -> impl Strategy<Value = Vec<u8>> {
+    use serde_json::json;
+    let name = "[a-zA-Z\u{300}\u{202e}\u{1b}]{0,12}";
+    let event = prop_oneof![
+        (name, ".{0,40}").prop_map(|(from, text)| {
+            json!({"t": "msg", "id": 0, "ts": 0, "from": from, "text": text})
+        }),
+        name.prop_map(|n| json!({"t": "join", "id": 0, "ts": 0, "name": n})),
+        name.prop_map(|n| json!({"t": "leave", "id": 0, "ts": 0, "name": n})),
+        (name, name).prop_map(|(o, n)| json!({"t": "nick", "id": 0, "ts": 0, "old": o, "new": n})),
+        (name, name, ".{0,20}").prop_map(|(f, t, x)| {
+            json!({"t": "private", "id": 0, "ts": 0, "from": f, "to": t, "text": x})
+        }),
+        (name, ".{0,20}")
+            .prop_map(|(b, x)| json!({"t": "topic", "id": 0, "ts": 0, "by": b, "text": x})),
+        (
+            proptest::collection::vec(name, 0..4),
+            proptest::collection::vec(name, 0..4)
+        )
+            .prop_map(|(j, l)| json!({"t": "crowd", "id": 0, "ts": 0, "joined": j, "left": l})),
+    ];
+    let reach = prop_oneof![
+        Just(json!("room")),
+        Just(json!("others")),
+        Just(json!({"echo": {"cid": "c"}})),
+    ];
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..200),
+        (
+            event,
+            prop_oneof![Just("h1"), Just("h2"), Just("")],
+            0u64..4,
+            reach,
+            any::<bool>()
+        )
+            .prop_map(|(event, host, peer, reach, origin)| {
+                let mut entry = json!({"event": event, "host": host, "peer": peer, "reach": reach});
+                if origin {
+                    entry["origin"] = json!(["s1", "c1"]);
+                }
+                serde_json::to_vec(&entry).unwrap()
+            }),
+    ]
+}
+
+proptest! {
+    /// A clustered room takes whatever its log hands over without a panic, numbers
+    /// only forward, and never sends anyone an escape sequence or a bidi override.
+    #[test]
+    fn a_clustered_room_takes_any_log_entry(
+        entries in proptest::collection::vec((log_entry(), 1u64..6), 1..40),
+    ) {
+        use tchat::server::room::Entry;
+        let mut room = Room::clustered("e".into(), Rules::default(), std::sync::Arc::from("h1"));
+        for (peer, name) in [(1u64, "ana"), (2, "bo")] {
+            let hello = ClientMsg::Hello {
+                v: 1,
+                name: name.into(),
+                client: None,
+                session: Some(format!("s{peer}")),
+                since: None,
+            };
+            let frame = Frame::Line(hello.encode().trim_end().to_owned());
+            let Greeted::Tchat(hello) = session::greeted(Some(frame)) else { unreachable!() };
+            room.seat(peer, Arrival { hello: Some(hello), addr: None, mark: room.next_event() }, 0);
+        }
+        let mut next = room.next_event();
+        for (bytes, step) in entries {
+            let Ok(entry) = serde_json::from_slice::<Entry>(&bytes) else { continue };
+            let before = room.next_event();
+            let id = next;
+            next += step;
+            for action in room.apply(id, entry, true, 0) {
+                if let Action::Send(_, Outgoing::Event(event)) = action {
+                    let raw = raw_strings(&serde_json::to_value(&event).unwrap());
+                    prop_assert!(!raw.contains('\u{1b}') && !raw.contains('\u{202e}'), "{event:?}");
+                }
+            }
+            prop_assert!(room.next_event() >= before);
+        }
+    }
+}

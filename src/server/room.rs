@@ -657,6 +657,11 @@ impl Room {
             return out;
         }
         self.next_event = id + 1;
+        // Whoever put it on the log, it is held to what this room would send.
+        let Some(event) = self.checked(entry.event.clone()) else {
+            return out;
+        };
+        let entry = Entry { event, ..entry };
         if let Some((session, cid)) = &entry.origin
             && self
                 .relayed
@@ -734,6 +739,133 @@ impl Room {
             }
             _ => out.push(Action::Send(Target::Room, Outgoing::Event(event))),
         }
+    }
+
+    /// An event from a shared log as this room would have made it: only the kinds a
+    /// room proposes, its names and texts sanitised and within the room's bounds;
+    /// `None` for anything else. The log is the hosts', but anyone who can publish on
+    /// its subject can put something there.
+    fn checked(&self, event: ServerMsg) -> Option<ServerMsg> {
+        let name = |n: String| -> String {
+            let n = sanitize::line(&n);
+            if n.chars().count() > MAX_NAME_CHARS {
+                n.chars().take(MAX_NAME_CHARS).collect()
+            } else {
+                n
+            }
+        };
+        let max = self.rules.max_line;
+        let text = |t: String| -> String {
+            let mut t = collapse_blank_lines(&sanitize::text(&t));
+            if t.len() > max {
+                let mut cut = max;
+                while !t.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                t.truncate(cut);
+            }
+            t
+        };
+        let names = |ns: Vec<String>| -> Vec<String> {
+            ns.into_iter().take(MAX_NAMES_PER_HOST).map(name).collect()
+        };
+        Some(match event {
+            ServerMsg::Msg {
+                id,
+                ts,
+                from,
+                text: t,
+                cid,
+            } => ServerMsg::Msg {
+                id,
+                ts,
+                from: name(from),
+                text: text(t),
+                cid,
+            },
+            ServerMsg::Me {
+                id,
+                ts,
+                from,
+                text: t,
+                cid,
+            } => ServerMsg::Me {
+                id,
+                ts,
+                from: name(from),
+                text: text(t),
+                cid,
+            },
+            ServerMsg::Private {
+                id,
+                ts,
+                from,
+                to,
+                text: t,
+                cid,
+            } => ServerMsg::Private {
+                id,
+                ts,
+                from: name(from),
+                to: name(to),
+                text: text(t),
+                cid,
+            },
+            ServerMsg::Topic {
+                id,
+                ts,
+                by,
+                text: t,
+                cid,
+            } => ServerMsg::Topic {
+                id,
+                ts,
+                by: name(by),
+                text: sanitize::line(&text(t)),
+                cid,
+            },
+            ServerMsg::Nick {
+                id,
+                ts,
+                old,
+                new,
+                cid,
+            } => ServerMsg::Nick {
+                id,
+                ts,
+                old: name(old),
+                new: name(new),
+                cid,
+            },
+            ServerMsg::Join { id, ts, name: n } => ServerMsg::Join {
+                id,
+                ts,
+                name: name(n),
+            },
+            ServerMsg::Leave {
+                id,
+                ts,
+                name: n,
+                reason,
+            } => ServerMsg::Leave {
+                id,
+                ts,
+                name: name(n),
+                reason: reason.map(|r| sanitize::line(&text(r))),
+            },
+            ServerMsg::Crowd {
+                id,
+                ts,
+                joined,
+                left,
+            } => ServerMsg::Crowd {
+                id,
+                ts,
+                joined: names(joined),
+                left: names(left),
+            },
+            _ => return None,
+        })
     }
 
     /// What an event changes of the room itself, wherever it was proposed.
