@@ -162,8 +162,9 @@ pub async fn join(url: &str, room: &str, history: usize, keep: u64) -> Result<Jo
         let mut found: Vec<_> = found.into_values().collect();
         found.sort_by_key(|l| l.at);
         for listing in found {
+            // Only `IP:PORT`: these go into a line people paste into a shell.
             for addr in listing.addrs.into_iter().take(MAX_ADDRS) {
-                if !others.contains(&addr) {
+                if addr.parse::<std::net::SocketAddr>().is_ok() && !others.contains(&addr) {
                     others.push(addr);
                 }
             }

@@ -1032,6 +1032,9 @@ impl Room {
                 continue;
             }
             for name in listing.names.iter().take(MAX_NAMES_PER_HOST) {
+                // Held to what a join would show: another host's word is not trusted raw.
+                let name: String = sanitize::line(name).chars().take(MAX_NAME_CHARS).collect();
+                let name = &name;
                 let key = names::fold(name);
                 if self.remote.len() < MAX_REMOTE_NAMES
                     && !self.by_name.contains_key(&key)
@@ -4486,5 +4489,28 @@ mod tests {
                 .any(|a| matches!(a, Action::Send(Target::RoomExcept(1), _))),
             "{sent:?}"
         );
+    }
+
+    #[test]
+    fn names_another_host_lists_are_shown_only_sanitised() {
+        let mut room = clustered("h1");
+        let mut hosts = HashMap::new();
+        hosts.insert(
+            "h2".to_owned(),
+            Listing {
+                at: 0,
+                names: vec!["\u{1b}[31mred\u{202e}".to_owned(), "x".repeat(500)],
+                addrs: Vec::new(),
+            },
+        );
+        room.presence(&hosts, 0);
+        for name in room.names() {
+            assert!(
+                !name.contains('\u{1b}') && !name.contains('\u{202e}'),
+                "{name:?}"
+            );
+            assert!(name.chars().count() <= MAX_NAME_CHARS, "{name:?}");
+        }
+        assert_eq!(room.names().len(), 2);
     }
 }
