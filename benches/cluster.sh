@@ -33,14 +33,8 @@ stop_all() {
 trap 'stop_all; rm -rf "$WORK"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 200); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "nothing listens on port $1" >&2
-    return 1
-}
+# shellcheck source=benches/common.sh
+source benches/common.sh
 
 NATS_PORT=$(free_port)
 "$NATS" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$WORK/js" >/dev/null 2>&1 &

@@ -65,14 +65,8 @@ cat >"$WORK/ngircd.conf" <<CONF
     MorePrivacy = no
 CONF
 
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "nothing listens on port $1" >&2
-    return 1
-}
+# shellcheck source=benches/common.sh
+source benches/common.sh
 
 start_tchat() {
     # Limits raised for the benchmark: no flood limit, room for 5000, 16 MiB backlog.
