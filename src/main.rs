@@ -228,6 +228,7 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
     let server = match (joined, &cli.cluster) {
         (None, _) | (_, None) => Server::spawn(listener, config),
         (Some(joined), Some(url)) => {
+            let url = server::cluster::shown_url(url);
             if cli.headless || line_mode {
                 tchat::note!(
                     "tchat: room {} on the cluster at {url} ({} events of its log read)",

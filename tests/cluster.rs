@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 struct Nats {
     child: Option<std::process::Child>,
     binary: String,
+    extra: Vec<String>,
     port: u16,
     store: TempDir,
 }
@@ -26,6 +27,11 @@ struct Nats {
 impl Nats {
     /// `None` (and a note why) where there is no `nats-server`.
     fn start() -> Option<Nats> {
+        Nats::start_with(&[])
+    }
+
+    /// With these further arguments to `nats-server`.
+    fn start_with(extra: &[&str]) -> Option<Nats> {
         let Some(binary) = nats_server() else {
             eprintln!(
                 "nats-server is not installed: the cluster tests are skipped (apt-get install nats-server)"
@@ -41,6 +47,7 @@ impl Nats {
             binary,
             port,
             store: TempDir::new("nats"),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         nats.run();
         Some(nats)
@@ -57,6 +64,7 @@ impl Nats {
                 "-sd",
             ])
             .arg(&self.store.0)
+            .args(&self.extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -540,6 +548,67 @@ async fn a_hosts_invitation_lists_the_rooms_other_hosts() {
             invitation.addrs
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_server_with_a_password_is_joined_with_it_and_the_password_is_never_shown() {
+    let Some(nats) = Nats::start_with(&["--user", "tchat", "--pass", "s3cret-pw"]) else {
+        return;
+    };
+    let at = |login: &str| format!("nats://{login}@127.0.0.1:{}", nats.port);
+    // The password in the URL, or (so that `ps` does not show it) in the environment.
+    let a = Headless::start(&["--cluster", &at("tchat:s3cret-pw"), "--room", "locked"]);
+    let _one = Client::join(&a.addr, "one", "s1", None).await;
+    let host = |password: &str| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tchat"));
+        command
+            .args(["--host", "--headless", "--bind", "127.0.0.1", "--port", "0"])
+            .args(["--cluster", &at("tchat"), "--room", "locked"])
+            .env("TCHAT_NATS_PASSWORD", password)
+            .env("TCHAT_CONFIG", "/dev/null")
+            .env(
+                "XDG_CONFIG_HOME",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    let wrong = host("not-it").output().expect("run tchat");
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success(), "{said}");
+    assert_eq!(said.trim_end().lines().count(), 1, "one line: {said}");
+    assert!(said.contains("authorization"), "{said}");
+    assert!(!said.contains("not-it"), "{said}");
+    let mut right = ChildGuard(host("s3cret-pw").spawn().expect("run tchat"));
+    let log = common::lines_of(right.0.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = log.recv_timeout(left).expect("the host starts");
+        let line = String::from_utf8_lossy(&line).into_owned();
+        assert!(!line.contains("s3cret-pw"), "{line}");
+        seen.push(line.clone());
+        if line.starts_with("tchat: hosting a room at ") {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().any(|l| l.contains("nats://tchat@127.0.0.1")),
+        "{seen:?}"
+    );
+}
+
+/// A child process killed and reaped when dropped.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -67,6 +67,48 @@ pub struct Joined {
     js: jetstream::Context,
 }
 
+/// Where a host finds a NATS password it is not given in `--cluster`'s URL (so that it
+/// need not appear in `ps`).
+pub const PASSWORD_ENV: &str = "TCHAT_NATS_PASSWORD";
+
+/// `--cluster`'s URL as it may be shown: without its password.
+pub fn shown_url(url: &str) -> String {
+    NatsUrl::parse(url, None).shown
+}
+
+/// `--cluster`'s URL taken apart: `nats://USER:PASS@HOST:PORT` (or `nats://USER@…` with
+/// the password in [`PASSWORD_ENV`]).
+#[derive(Debug, PartialEq, Eq)]
+struct NatsUrl {
+    /// The URL without its user and password, to connect to.
+    server: String,
+    login: Option<(String, String)>,
+    /// What to show of it: the server, and the user.
+    shown: String,
+}
+
+impl NatsUrl {
+    fn parse(url: &str, env_pass: Option<String>) -> NatsUrl {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("nats", url));
+        let Some((userinfo, host)) = rest.rsplit_once('@') else {
+            return NatsUrl {
+                server: url.to_owned(),
+                login: None,
+                shown: url.to_owned(),
+            };
+        };
+        let (user, pass) = match userinfo.split_once(':') {
+            Some((user, pass)) => (user.to_owned(), pass.to_owned()),
+            None => (userinfo.to_owned(), env_pass.unwrap_or_default()),
+        };
+        NatsUrl {
+            server: format!("{scheme}://{host}"),
+            shown: format!("{scheme}://{user}@{host}"),
+            login: Some((user, pass)),
+        }
+    }
+}
+
 /// Whether `name` can name a room: 1 to 32 ASCII letters, digits, `-` or `_` (it is
 /// part of a stream's name and a subject).
 pub fn valid_room(name: &str) -> bool {
@@ -84,10 +126,16 @@ pub async fn join(url: &str, room: &str, history: usize, keep: u64) -> Result<Jo
             "--room {room:?}: a room's name is 1 to 32 letters, digits, - or _"
         ));
     }
-    let options = async_nats::ConnectOptions::new()
+    let nats = NatsUrl::parse(url, std::env::var(PASSWORD_ENV).ok());
+    // What is shown of the URL never holds the password.
+    let url = nats.shown.as_str();
+    let mut options = async_nats::ConnectOptions::new()
         .name("tchat host")
         .connection_timeout(CONNECT_WAIT);
-    let client = tokio::time::timeout(CONNECT_WAIT, options.connect(url))
+    if let Some((user, pass)) = nats.login {
+        options = options.user_and_password(user, pass);
+    }
+    let client = tokio::time::timeout(CONNECT_WAIT, options.connect(nats.server.as_str()))
         .await
         .map_err(|_| format!("cannot reach NATS at {url}: no answer in 5 s"))?
         .map_err(|e| format!("cannot reach NATS at {url}: {e}"))?;
@@ -515,6 +563,20 @@ async fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nats_url_gives_its_login_apart_and_never_shows_the_password() {
+        let url = NatsUrl::parse("nats://tchat:s3cret@10.0.0.9:4222", None);
+        assert_eq!(url.server, "nats://10.0.0.9:4222");
+        assert_eq!(url.login, Some(("tchat".into(), "s3cret".into())));
+        assert_eq!(url.shown, "nats://tchat@10.0.0.9:4222");
+        let url = NatsUrl::parse("nats://tchat@10.0.0.9:4222", Some("fromenv".into()));
+        assert_eq!(url.login, Some(("tchat".into(), "fromenv".into())));
+        assert!(!url.shown.contains("fromenv"));
+        let plain = NatsUrl::parse("nats://10.0.0.9:4222", Some("unused".into()));
+        assert_eq!(plain.login, None);
+        assert_eq!(plain.server, "nats://10.0.0.9:4222");
+    }
 
     #[test]
     fn a_rooms_name_is_short_and_plain() {
