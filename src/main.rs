@@ -183,6 +183,13 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
     };
     // A clustered room: joined first, so that the invitation lists the room's other
     // hosts too (tried after this one), as they last said where they are.
+    if cli.cluster.is_some() && cli.max_line > server::cluster::MAX_LINE as u64 {
+        return Err(format!(
+            "--max-line {} is more than a clustered room's log takes (at most {})",
+            cli.max_line,
+            server::cluster::MAX_LINE
+        ));
+    }
     let mut joined = match &cli.cluster {
         Some(url) => Some(server::cluster::join(url, &cli.room, cli.history, cli.log_keep).await?),
         None => None,

@@ -657,3 +657,22 @@ async fn lines_said_while_nats_is_down_arrive_once_when_it_is_back() {
     let texts: Vec<&str> = seen.iter().map(|(_, t)| t.as_str()).collect();
     assert_eq!(texts, vec!["during 1", "during 2", "after"]);
 }
+
+#[test]
+fn a_line_longer_than_the_log_takes_is_refused_before_starting() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tchat"))
+        .args(["--host", "--headless", "--bind", "127.0.0.1", "--port", "0"])
+        .args(["--cluster", "nats://127.0.0.1:9", "--max-line", "1000000"])
+        .env("TCHAT_CONFIG", "/dev/null")
+        .env(
+            "XDG_CONFIG_HOME",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run tchat");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(said.trim_end().lines().count(), 1, "{said}");
+    assert!(said.contains("--max-line 1000000"), "{said}");
+}

@@ -35,6 +35,16 @@ use tokio_util::sync::CancellationToken;
 use super::Event;
 use super::room::Entry;
 
+/// The largest entry or listing the room's streams take (a line of the longest
+/// `--max-line` there is, as JSON, fits many times over).
+const MAX_ENTRY_BYTES: i32 = 1 << 20;
+/// The most `--max-line` a clustered room allows: an entry holding such a line fits in
+/// [`MAX_ENTRY_BYTES`], whatever its escaping.
+pub const MAX_LINE: usize = 128 * 1024;
+const TOO_BIG: &str = "larger than the room's log takes";
+/// The most hosts a room's hosts stream holds, and a host reads.
+const MAX_HOSTS: usize = 256;
+
 /// The most addresses taken from one host's listing.
 const MAX_ADDRS: usize = 16;
 
@@ -145,6 +155,7 @@ pub async fn join(url: &str, room: &str, history: usize, keep: u64) -> Result<Jo
         name: format!("TCHAT_{room}"),
         subjects: vec![subject.clone()],
         max_messages: i64::try_from(keep).unwrap_or(i64::MAX),
+        max_message_size: MAX_ENTRY_BYTES,
         storage: stream::StorageType::File,
         duplicate_window: DUPLICATE_WINDOW,
         ..Default::default()
@@ -252,6 +263,9 @@ impl Publisher {
     /// apart, so that many can be on their way at once (in order: one connection).
     async fn send(&self, entry: &Entry) -> Result<PublishAckFuture, String> {
         let payload = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
+        if payload.len() > MAX_ENTRY_BYTES as usize {
+            return Err(TOO_BIG.to_owned());
+        }
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", entry.log_id().as_str());
         self.js
@@ -374,6 +388,10 @@ async fn publish(
                     }
                 }
                 Ok(()) => {}
+                Err(e) if e == TOO_BIG => {
+                    // Never to be taken: not tried again (it would hold up the rest).
+                    let _ = events.try_send(Event::Trouble(format!("an event was not put on the room's log: {e}")));
+                }
                 Err(e) => {
                     again.push_back(entry);
                     if !failing {
@@ -414,6 +432,7 @@ async fn listings(
         .await
         .ok()?
         .filter_map(|s| async { s.ok().map(|(subject, _)| subject) })
+        .take(MAX_HOSTS)
         .collect()
         .await;
     let mut found = std::collections::HashMap::new();
@@ -447,6 +466,8 @@ async fn presence(
         name: format!("TCHAT_{room}_hosts"),
         subjects: vec![format!("{prefix}*")],
         max_messages_per_subject: 1,
+        max_messages: MAX_HOSTS as i64,
+        max_message_size: MAX_ENTRY_BYTES,
         max_age: PRESENCE_TTL,
         storage: stream::StorageType::Memory,
         ..Default::default()
