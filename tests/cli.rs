@@ -163,7 +163,7 @@ impl Tchat {
                 NEXT.fetch_add(1, Ordering::Relaxed)
             )
         } else {
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/config").to_owned()
+            common::CONFIG_HOME.to_owned()
         };
         let mut cmd = Command::new(program);
         cmd.args(args)
@@ -1382,13 +1382,8 @@ fn max_peers_is_lowered_to_the_open_files_the_system_allows() {
     let script = format!(
         "ulimit -n 200 && exec '{BIN}' --host --headless --bind 127.0.0.1 --port 0 --max-peers 1000"
     );
-    let mut child = Command::new("sh")
+    let mut child = common::isolated("sh")
         .args(["-c", &script])
-        .env("TCHAT_CONFIG", "/dev/null")
-        .env(
-            "XDG_CONFIG_HOME",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
-        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -1492,13 +1487,8 @@ fn a_private_room_lets_in_who_has_the_invitation_and_keeps_its_code() {
 #[test]
 fn a_host_with_its_stderr_closed_keeps_hosting() {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(BIN)
+    let mut child = common::isolated(BIN)
         .args(["--host", "--headless", "--bind", "127.0.0.1", "--port", "0"])
-        .env("TCHAT_CONFIG", "/dev/null")
-        .env(
-            "XDG_CONFIG_HOME",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
-        )
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -573,16 +573,11 @@ async fn a_nats_server_with_a_password_is_joined_with_it_and_the_password_is_nev
     let a = Headless::start(&["--cluster", &at("tchat:s3cret-pw"), "--room", "locked"]);
     let _one = Client::join(&a.addr, "one", "s1", None).await;
     let host = |password: &str| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tchat"));
+        let mut command = common::isolated(env!("CARGO_BIN_EXE_tchat"));
         command
             .args(["--host", "--headless", "--bind", "127.0.0.1", "--port", "0"])
             .args(["--cluster", &at("tchat"), "--room", "locked"])
             .env("TCHAT_NATS_PASSWORD", password)
-            .env("TCHAT_CONFIG", "/dev/null")
-            .env(
-                "XDG_CONFIG_HOME",
-                concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
-            )
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
@@ -672,14 +667,9 @@ async fn lines_said_while_nats_is_down_arrive_once_when_it_is_back() {
 
 #[test]
 fn a_line_longer_than_the_log_takes_is_refused_before_starting() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tchat"))
+    let out = common::isolated(env!("CARGO_BIN_EXE_tchat"))
         .args(["--host", "--headless", "--bind", "127.0.0.1", "--port", "0"])
         .args(["--cluster", "nats://127.0.0.1:9", "--max-line", "1000000"])
-        .env("TCHAT_CONFIG", "/dev/null")
-        .env(
-            "XDG_CONFIG_HOME",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
-        )
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run tchat");

@@ -9,7 +9,7 @@ mod common;
 
 use common::lines_of;
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -99,10 +99,7 @@ impl Term {
         }
         // An empty config file: a developer's own settings must not change the test.
         cmd.env("TCHAT_CONFIG", "/dev/null");
-        cmd.env(
-            "XDG_CONFIG_HOME",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
-        );
+        cmd.env("XDG_CONFIG_HOME", common::CONFIG_HOME);
         cmd.cwd(env!("CARGO_MANIFEST_DIR"));
         let modes_before = modes(&*pair.master);
         let child = pair.slave.spawn_command(cmd).expect("spawn tchat");
@@ -1238,12 +1235,7 @@ fn wait_line(
 /// port.
 fn plain_host() -> (Proc, mpsc::Receiver<Vec<u8>>, u16) {
     let mut host = Proc(
-        Command::new(BIN)
-            .env("TCHAT_CONFIG", "/dev/null")
-            .env(
-                "XDG_CONFIG_HOME",
-                concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
-            )
+        common::isolated(BIN)
             .args([
                 "--host",
                 "--bind",
@@ -1273,12 +1265,7 @@ fn plain_host() -> (Proc, mpsc::Receiver<Vec<u8>>, u16) {
 /// stdin, which is then closed.
 fn plain_joiner(name: &str, port: u16, input: &[u8]) -> Proc {
     let mut p = Proc(
-        Command::new(BIN)
-            .env("TCHAT_CONFIG", "/dev/null")
-            .env(
-                "XDG_CONFIG_HOME",
-                concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
-            )
+        common::isolated(BIN)
             .args(["--join", &format!("127.0.0.1:{port}"), "--name", name])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

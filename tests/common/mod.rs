@@ -73,6 +73,18 @@ pub fn lines_of(r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
     rx
 }
 
+/// The tests' own config directory: every spawned tchat uses it (so hosts share one
+/// host key), with an empty config file, so that no developer's settings change a test.
+pub const CONFIG_HOME: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/config");
+
+/// `program` (tchat, or a shell that runs it) with the tests' own config.
+pub fn isolated(program: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    cmd.env("TCHAT_CONFIG", "/dev/null")
+        .env("XDG_CONFIG_HOME", CONFIG_HOME);
+    cmd
+}
+
 /// `tchat --host --headless` on a free loopback port, with an empty config file, plus
 /// `extra` arguments; killed and reaped when dropped, so a failing test leaves nothing
 /// behind. Its log (stderr) is read on a thread, so the host never blocks writing it.
@@ -91,7 +103,7 @@ impl Headless {
     /// A host on `127.0.0.1:port` (0: any free port).
     pub fn start_at(port: u16, extra: &[&str]) -> Headless {
         let port = port.to_string();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tchat"))
+        let mut child = isolated(env!("CARGO_BIN_EXE_tchat"))
             .args([
                 "--host",
                 "--headless",
@@ -101,11 +113,6 @@ impl Headless {
                 &port,
             ])
             .args(extra)
-            .env("TCHAT_CONFIG", "/dev/null")
-            .env(
-                "XDG_CONFIG_HOME",
-                concat!(env!("CARGO_TARGET_TMPDIR"), "/config"),
-            )
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
