@@ -125,27 +125,13 @@ pub async fn secure(
     // The key this run has held to comes first, whatever else was said: a rejoin is to
     // the same host. Taking a new key on purpose still takes it only over TLS.
     let expected = match trust.seen() {
-        Some(fp) => Some(fp),
-        None if trust.accept_new_key => {
-            return tls(
-                Rewound::new(tcp, Vec::new(), true),
-                addr,
-                Expect::Any,
-                trust,
-            )
-            .await;
-        }
-        None => trust.remembered(addr)?,
+        Some(fp) => Some(Expect::Key(fp)),
+        None if trust.accept_new_key => Some(Expect::Any),
+        None => trust.remembered(addr)?.map(Expect::Key),
     };
-    if let Some(fp) = expected {
-        // Known to speak TLS: nothing else will do.
-        return tls(
-            Rewound::new(tcp, Vec::new(), true),
-            addr,
-            Expect::Key(fp),
-            trust,
-        )
-        .await;
+    if let Some(expect) = expected {
+        // Known to speak TLS (or a new key taken on purpose): nothing else will do.
+        return tls(Rewound::new(tcp, Vec::new(), true), addr, expect, trust).await;
     }
     let (greeting, offers_tls) = listen(&mut tcp).await?;
     if !offers_tls && trust.code.is_some() {
