@@ -291,19 +291,27 @@ async fn a_line_sent_again_to_another_host_appears_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_line_sent_to_two_hosts_at_once_appears_once() {
-    let Some(nats) = Nats::start() else { return };
+    let Some(mut nats) = Nats::start() else {
+        return;
+    };
     let a = nats.host("twice");
     let b = nats.host("twice");
     let c = nats.host("twice");
     let mut watcher = Client::join(&c.addr, "watcher", "s-watch", None).await;
     // One client's session on two hosts at once (a link that came back while the old
-    // one lingered), sending the same line on both: whether or not the second host has
-    // applied the first one's entry by then (the log's side of it is
-    // `the_log_takes_a_line_once_whichever_host_puts_it`), the room shows it once.
+    // one lingered), sending the same line on both while the log is out of reach: each
+    // host proposes it, neither having seen the other's, and both put it on the log
+    // when it is back.
     let mut here = Client::join(&a.addr, "twin", "s-twin", None).await;
     let mut there = Client::join(&b.addr, "twin", "s-twin", None).await;
+    nats.stop();
     here.say("just once", "c1").await;
     there.say("just once", "c1").await;
+    let down = |m: &ServerMsg| matches!(m, ServerMsg::Notice { text, .. } if text.contains("link to the room's other hosts is down"));
+    // Each host has tried to put it on the log, and failed.
+    here.until(down).await;
+    there.until(down).await;
+    nats.run();
     here.say("done", "c2").await;
     let seen = watcher.messages_until("done").await;
     let times = seen.iter().filter(|(_, t)| t == "just once").count();
