@@ -658,10 +658,10 @@ impl Room {
         }
         self.next_event = id + 1;
         // Whoever put it on the log, it is held to what this room would send.
-        let Some(event) = self.checked(entry.event.clone()) else {
+        let mut entry = entry;
+        if !self.hold(&mut entry.event) {
             return out;
-        };
-        let entry = Entry { event, ..entry };
+        }
         if let Some((session, cid)) = &entry.origin
             && self
                 .relayed
@@ -683,9 +683,21 @@ impl Room {
             self.track_remote(&entry.host, &entry.event, entry.about.as_deref());
         }
         if live {
-            let event = entry.event.clone();
+            // A join, a leave, a crowd or a rename of this host's claims names.
+            let claims = (own && matches!(self.log, Log::Shared { .. }))
+                .then_some(&entry.event)
+                .filter(|e| {
+                    matches!(
+                        e,
+                        ServerMsg::Join { .. }
+                            | ServerMsg::Leave { .. }
+                            | ServerMsg::Crowd { .. }
+                            | ServerMsg::Nick { .. }
+                    )
+                })
+                .cloned();
             self.apply_entry(id, entry, own, now, &mut out);
-            if own && matches!(self.log, Log::Shared { .. }) {
+            if let Some(event) = claims {
                 self.settle_claims(&event, now, &mut out);
             }
         } else if !matches!(entry.event, ServerMsg::Private { .. }) {
@@ -741,131 +753,69 @@ impl Room {
         }
     }
 
-    /// An event from a shared log as this room would have made it: only the kinds a
-    /// room proposes, its names and texts sanitised and within the room's bounds;
-    /// `None` for anything else. The log is the hosts', but anyone who can publish on
-    /// its subject can put something there.
-    fn checked(&self, event: ServerMsg) -> Option<ServerMsg> {
-        let name = |n: String| -> String {
-            let n = sanitize::line(&n);
-            if n.chars().count() > MAX_NAME_CHARS {
-                n.chars().take(MAX_NAME_CHARS).collect()
-            } else {
-                n
-            }
+    /// Hold an event from a shared log to what this room would have made, in place:
+    /// only the kinds a room proposes (`false` for anything else), its names and texts
+    /// sanitised and within the room's bounds. The log is the hosts', but anyone who
+    /// can publish on its subject can put something there.
+    fn hold(&self, event: &mut ServerMsg) -> bool {
+        let name = |n: &mut String| {
+            let held: String = sanitize::line(n).chars().take(MAX_NAME_CHARS).collect();
+            *n = held;
         };
         let max = self.rules.max_line;
-        let text = |t: String| -> String {
-            let mut t = collapse_blank_lines(&sanitize::text(&t));
-            if t.len() > max {
+        let text = |t: &mut String| {
+            let mut held = collapse_blank_lines(&sanitize::text(t));
+            if held.len() > max {
                 let mut cut = max;
-                while !t.is_char_boundary(cut) {
+                while !held.is_char_boundary(cut) {
                     cut -= 1;
                 }
-                t.truncate(cut);
+                held.truncate(cut);
             }
-            t
+            *t = held;
         };
-        let names = |ns: Vec<String>| -> Vec<String> {
-            ns.into_iter().take(MAX_NAMES_PER_HOST).map(name).collect()
+        let line = |t: &mut String| {
+            text(t);
+            *t = sanitize::line(t);
         };
-        Some(match event {
-            ServerMsg::Msg {
-                id,
-                ts,
-                from,
-                text: t,
-                cid,
-            } => ServerMsg::Msg {
-                id,
-                ts,
-                from: name(from),
-                text: text(t),
-                cid,
-            },
-            ServerMsg::Me {
-                id,
-                ts,
-                from,
-                text: t,
-                cid,
-            } => ServerMsg::Me {
-                id,
-                ts,
-                from: name(from),
-                text: text(t),
-                cid,
-            },
+        match event {
+            ServerMsg::Msg { from, text: t, .. } | ServerMsg::Me { from, text: t, .. } => {
+                name(from);
+                text(t);
+            }
             ServerMsg::Private {
-                id,
-                ts,
-                from,
-                to,
-                text: t,
-                cid,
-            } => ServerMsg::Private {
-                id,
-                ts,
-                from: name(from),
-                to: name(to),
-                text: text(t),
-                cid,
-            },
-            ServerMsg::Topic {
-                id,
-                ts,
-                by,
-                text: t,
-                cid,
-            } => ServerMsg::Topic {
-                id,
-                ts,
-                by: name(by),
-                text: sanitize::line(&text(t)),
-                cid,
-            },
-            ServerMsg::Nick {
-                id,
-                ts,
-                old,
-                new,
-                cid,
-            } => ServerMsg::Nick {
-                id,
-                ts,
-                old: name(old),
-                new: name(new),
-                cid,
-            },
-            ServerMsg::Join { id, ts, name: n } => ServerMsg::Join {
-                id,
-                ts,
-                name: name(n),
-            },
+                from, to, text: t, ..
+            } => {
+                name(from);
+                name(to);
+                text(t);
+            }
+            ServerMsg::Topic { by, text: t, .. } => {
+                name(by);
+                line(t);
+            }
+            ServerMsg::Nick { old, new, .. } => {
+                name(old);
+                name(new);
+            }
+            ServerMsg::Join { name: n, .. } => name(n),
             ServerMsg::Leave {
-                id,
-                ts,
-                name: n,
-                reason,
-            } => ServerMsg::Leave {
-                id,
-                ts,
-                name: name(n),
-                reason: reason.map(|r| sanitize::line(&text(r))),
-            },
-            ServerMsg::Crowd {
-                id,
-                ts,
-                joined,
-                left,
-            } => ServerMsg::Crowd {
-                id,
-                ts,
-                joined: names(joined),
-                left: names(left),
-            },
-            _ => return None,
-        })
+                name: n, reason, ..
+            } => {
+                name(n);
+                if let Some(r) = reason {
+                    line(r);
+                }
+            }
+            ServerMsg::Crowd { joined, left, .. } => {
+                for list in [joined, left] {
+                    list.truncate(MAX_NAMES_PER_HOST);
+                    list.iter_mut().for_each(name);
+                }
+            }
+            _ => return false,
+        }
+        true
     }
 
     /// What an event changes of the room itself, wherever it was proposed.
