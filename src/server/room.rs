@@ -204,6 +204,9 @@ struct Remote {
     session: Option<String>,
 }
 
+/// How the log's key of a member told gone with its host begins (`gone:HOST:NAME`).
+const GONE_KEY: &str = "gone:";
+
 /// Listings in a row a host must be missing from before it is taken to be gone.
 const GONE_AFTER: u32 = 2;
 
@@ -674,7 +677,12 @@ impl Room {
             Log::Local => true,
             Log::Shared { host } => **host == *entry.host,
         };
-        if own && entry.key.is_some() {
+        if own
+            && entry
+                .key
+                .as_deref()
+                .is_some_and(|k| k.starts_with(GONE_KEY))
+        {
             // Another host took this one for gone (it was slow to say it is here): its
             // people are here all the same.
             return out;
@@ -1034,7 +1042,7 @@ impl Room {
                 };
                 let entry = Entry {
                     host: r.host.clone(),
-                    key: Some(format!("gone:{}:{}", r.host, r.name)),
+                    key: Some(format!("{GONE_KEY}{}:{}", r.host, r.name)),
                     ..Entry::to_room(event)
                 };
                 out.push(Action::Publish(Box::new(entry)));
