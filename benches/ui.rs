@@ -37,6 +37,7 @@ fn net(i: u64) -> Msg {
         from: format!("user{}", i % 7),
         text: text(i),
         cid: None,
+        held: None,
     }))
 }
 

@@ -154,6 +154,7 @@ impl Scene {
             from: from.into(),
             text: text.into(),
             cid,
+            held: None,
         }
     }
 

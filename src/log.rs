@@ -86,6 +86,11 @@ impl<W: Write> Log<W> {
         if self.error.is_some() {
             return;
         }
+        // A line shown before the room's log numbered it is written once it is
+        // numbered, in the room's order.
+        if matches!(ev, NetEvent::Server(m) if m.is_held_copy()) {
+            return;
+        }
         let (ts, text) = self.words(ts_ms, ev);
         if text.is_empty() {
             return;
@@ -213,6 +218,7 @@ mod tests {
             from: from.into(),
             text: text.into(),
             cid: None,
+            held: None,
         })
     }
 

@@ -231,6 +231,9 @@ pub enum ServerMsg {
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cid: Option<String>,
+        /// See [`ServerMsg::held`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        held: Option<String>,
     },
     /// Someone did something: `/me waves` reads `* alice waves`.
     Me {
@@ -240,6 +243,9 @@ pub enum ServerMsg {
         text: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cid: Option<String>,
+        /// See [`ServerMsg::held`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        held: Option<String>,
     },
     /// A private message (`/msg`): only `from` and `to` get it.
     Private {
@@ -433,6 +439,36 @@ impl ServerMsg {
             | ServerMsg::Closing { ts, .. } => Some(*ts),
             _ => None,
         }
+    }
+
+    /// A line said on one host of a clustered room while the room's log could not be
+    /// reached: that host shows it to its own people at once, as a copy numbered 0
+    /// carrying this key, and the numbered copy the log hands back later carries the
+    /// same key, so that a client that was shown the first shows the line once.
+    pub fn held(&self) -> Option<&str> {
+        match self {
+            ServerMsg::Msg { held: Some(h), .. } | ServerMsg::Me { held: Some(h), .. } => Some(h),
+            _ => None,
+        }
+    }
+
+    /// The copy of a held line shown before the log has numbered it (see
+    /// [`ServerMsg::held`]): it stands for no place in the room's order.
+    pub fn is_held_copy(&self) -> bool {
+        self.held().is_some() && self.id() == Some(0)
+    }
+
+    /// Give this event the held key `new`, when it is one that can carry one.
+    pub fn set_held(&mut self, new: Option<String>) {
+        if let ServerMsg::Msg { held, .. } | ServerMsg::Me { held, .. } = self {
+            *held = new;
+        }
+    }
+
+    /// The same event carrying the held key `new`, when it is one that can.
+    pub fn with_held(mut self, new: Option<String>) -> Self {
+        self.set_held(new);
+        self
     }
 
     /// The room's number for this event, for the events that have one.
@@ -897,6 +933,7 @@ mod tests {
                 from: "bob".into(),
                 text: "hi \u{1b}[2J 世界".into(),
                 cid: Some("c1".into()),
+                held: None,
             },
             ServerMsg::Leave {
                 id: 8,
@@ -1046,6 +1083,7 @@ mod tests {
             from: "alice".into(),
             text: "waves".into(),
             cid: None,
+            held: None,
         };
         assert_eq!(me.to_plain(), "* alice waves\n");
         let p = ServerMsg::Private {

@@ -90,6 +90,7 @@ fn message(id: u64, from: &str, text: &str) -> ServerMsg {
         from: from.into(),
         text: text.into(),
         cid: None,
+        held: None,
     }
 }
 
@@ -107,6 +108,7 @@ fn echo(app: &mut App, id: u64, from: &str, text: &str, cid: &str) {
             from: from.into(),
             text: text.into(),
             cid: Some(cid.into()),
+            held: None,
         },
     );
 }
@@ -1763,6 +1765,7 @@ fn escapes_and_bidi_overrides_from_the_network_are_stored_sanitized() {
             from: format!("ev{evil}il"),
             text: format!("hi{evil}there"),
             cid: Some("not-ours".into()),
+            held: None,
         },
     );
     server(
@@ -1936,6 +1939,7 @@ fn arb_server() -> impl Strategy<Value = ServerMsg> {
                 from,
                 text,
                 cid,
+                held: None,
             }),
         (any::<i64>(), arb_string()).prop_map(|(ts, name)| ServerMsg::Join { id: 0, ts, name }),
         (any::<i64>(), arb_string(), prop::option::of(arb_string())).prop_map(
@@ -2051,6 +2055,7 @@ fn me(app: &mut App, id: u64, from: &str, text: &str) {
             from: from.into(),
             text: text.into(),
             cid: None,
+            held: None,
         },
     );
 }
@@ -2163,6 +2168,7 @@ fn a_line_that_names_you_is_marked_and_rings_as_the_bell_setting_says() {
                 from: from.into(),
                 text: text.into(),
                 cid: None,
+                held: None,
             })),
             T0,
         );
@@ -2239,6 +2245,7 @@ fn history_on_joining_is_marked_and_neither_rings_nor_counts_as_new() {
                 from: "bob".into(),
                 text: text.into(),
                 cid: None,
+                held: None,
             })),
             T0,
         );
@@ -2256,6 +2263,7 @@ fn history_on_joining_is_marked_and_neither_rings_nor_counts_as_new() {
             from: "bob".into(),
             text: "live".into(),
             cid: None,
+            held: None,
         })),
         T0,
     );
@@ -2822,4 +2830,79 @@ fn scrolling_to_the_oldest_line_counts_as_looking_away_too() {
     update(&mut app, key_with(KeyCode::End, KeyModifiers::CONTROL), T0);
     let t = texts(&app);
     assert!(t[t.len() - 2].contains(tchat::app::READ_MARKER), "{t:?}");
+}
+
+/// A line from `from` said on a clustered host whose log is away: its held copy
+/// (numbered 0) or, with `id`, its numbered copy.
+fn held(id: u64, from: &str, text: &str, key: &str) -> ServerMsg {
+    ServerMsg::Msg {
+        id,
+        ts: T0 + 500 + id as i64,
+        from: from.into(),
+        text: text.into(),
+        cid: None,
+        held: Some(key.into()),
+    }
+}
+
+#[test]
+fn a_line_shown_held_is_grey_until_the_room_has_it_and_is_shown_once() {
+    let mut app = in_room(80, 24);
+    msg(&mut app, 1, "bob", "before");
+    server(&mut app, held(0, "bob", "while away", "h1.7"));
+    assert_eq!(last_text(&app), "while away");
+    assert_eq!(
+        last_kind(&app),
+        Kind::Message {
+            from: "bob".into(),
+            own: false,
+            state: Delivery::Pending
+        }
+    );
+    msg(&mut app, 2, "carol", "from another host");
+    // The log is back: the numbered copy is that line, now in the room.
+    server(&mut app, held(3, "bob", "while away", "h1.7"));
+    assert_eq!(
+        texts(&app).iter().filter(|t| *t == "while away").count(),
+        1,
+        "{:?}",
+        texts(&app)
+    );
+    let (_, line) = app
+        .entries()
+        .find(|(_, e)| e.text == "while away")
+        .expect("the line");
+    assert_eq!(
+        line.kind,
+        Kind::Message {
+            from: "bob".into(),
+            own: false,
+            state: Delivery::Delivered
+        }
+    );
+    assert_eq!(line.ts, T0 + 503, "at the room's time");
+    // A numbered copy never shown held (on another host, or after /clear) is shown.
+    server(&mut app, held(4, "dan", "from elsewhere", "h2.1"));
+    assert_eq!(last_text(&app), "from elsewhere");
+    assert_eq!(
+        last_kind(&app),
+        Kind::Message {
+            from: "dan".into(),
+            own: false,
+            state: Delivery::Delivered
+        }
+    );
+}
+
+#[test]
+fn a_held_line_from_someone_ignored_settles_nothing_else() {
+    let mut app = in_room(80, 24);
+    type_str(&mut app, "/ignore bob");
+    press(&mut app, KeyCode::Enter);
+    msg(&mut app, 1, "carol", "carol's line");
+    server(&mut app, held(0, "bob", "hidden", "h1.1"));
+    server(&mut app, held(2, "bob", "hidden again", "h1.1"));
+    let shown = texts(&app);
+    assert!(shown.contains(&"carol's line".to_owned()), "{shown:?}");
+    assert!(!shown.iter().any(|t| t.contains("hidden")), "{shown:?}");
 }

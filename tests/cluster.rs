@@ -304,16 +304,25 @@ async fn one_line_sent_to_two_hosts_at_once_appears_once() {
     // when it is back.
     let mut here = Client::join(&a.addr, "twin", "s-twin", None).await;
     let mut there = Client::join(&b.addr, "twin", "s-twin", None).await;
+    let mut near_here = Client::join(&a.addr, "near-a", "s-near-a", None).await;
+    let mut near_there = Client::join(&b.addr, "near-b", "s-near-b", None).await;
     nats.stop();
-    here.say("just once", "c1").await;
-    there.say("just once", "c1").await;
     let down = |m: &ServerMsg| matches!(m, ServerMsg::Notice { text, .. } if text.contains("link to the room's other hosts is down"));
-    // Each host has tried to put it on the log, and failed.
     here.until(down).await;
     there.until(down).await;
+    here.say("just once", "c1").await;
+    there.say("just once", "c1").await;
+    // Each host has taken the line while the log was away (it shows it held to its
+    // own people), so each puts it on the log when it is back.
+    let held = |m: &ServerMsg| {
+        m.is_held_copy() && matches!(m, ServerMsg::Msg { text, .. } if text == "just once")
+    };
+    near_here.until(held).await;
+    near_there.until(held).await;
     nats.run();
     here.say("done", "c2").await;
-    let seen = watcher.messages_until("done").await;
+    there.say("done there", "c3").await;
+    let seen = watcher.messages_until_all(&["done", "done there"]).await;
     let times = seen.iter().filter(|(_, t)| t == "just once").count();
     assert_eq!(times, 1, "{seen:?}");
 }
@@ -335,6 +344,7 @@ async fn the_log_takes_a_line_once_whichever_host_puts_it() {
             from: "ana".into(),
             text: text.into(),
             cid: None,
+            held: None,
         },
         host: String::new(),
         peer: None,
@@ -343,6 +353,7 @@ async fn the_log_takes_a_line_once_whichever_host_puts_it() {
         about: None,
         n: 0,
         key: None,
+        held: false,
     };
     let (first, again) = one.publisher().put(&line("hi", "c1")).await.unwrap();
     assert!(!again);
@@ -671,6 +682,105 @@ async fn lines_said_while_nats_is_down_arrive_once_when_it_is_back() {
     let seen = two.messages_until("after").await;
     let texts: Vec<&str> = seen.iter().map(|(_, t)| t.as_str()).collect();
     assert_eq!(texts, vec!["during 1", "during 2", "after"]);
+}
+
+/// A plain peer (what `nc` is): the lines it reads, as text.
+struct PlainPeer {
+    stream: BufReader<TcpStream>,
+    /// Every line read so far.
+    seen: Vec<String>,
+}
+
+impl PlainPeer {
+    async fn join(addr: &str) -> PlainPeer {
+        let stream = TcpStream::connect(addr).await.expect("connect to the host");
+        let mut peer = PlainPeer {
+            stream: BufReader::new(stream),
+            seen: Vec::new(),
+        };
+        // Seated once it is told who is in the room (a plain peer is one that does not
+        // speak tchat first).
+        peer.until(|l| l.contains("In the room:")).await;
+        peer
+    }
+
+    /// Read lines until one that `pred` holds for has arrived, waited for up to [`WAIT`].
+    async fn until(&mut self, pred: impl Fn(&str) -> bool) {
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(WAIT, self.stream.read_line(&mut line))
+                .await
+                .unwrap_or_else(|_| panic!("no such line within the wait; read: {:?}", self.seen))
+                .expect("the connection holds");
+            assert!(n > 0, "the host closed the connection");
+            let line = line.trim_end().to_owned();
+            let found = pred(&line);
+            self.seen.push(line);
+            if found {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_on_one_host_keep_talking_while_nats_is_down_and_see_each_line_once() {
+    let Some(mut nats) = Nats::start() else {
+        return;
+    };
+    let a = nats.host("talk");
+    let b = nats.host("talk");
+    let mut one = Client::join(&a.addr, "one", "s1", None).await;
+    let mut neighbour = Client::join(&a.addr, "neighbour", "s2", None).await;
+    let mut plain = PlainPeer::join(&a.addr).await;
+    let mut far = Client::join(&b.addr, "far", "s3", None).await;
+    one.say("before", "c0").await;
+    far.messages_until("before").await;
+    nats.stop();
+    // The host finds the log gone when it cannot put a line there.
+    one.say("as it went", "c1").await;
+    let down = |m: &ServerMsg| matches!(m, ServerMsg::Notice { text, .. } if text.contains("link to the room's other hosts is down"));
+    neighbour.until(down).await;
+    // From now on what is said here is shown here at once, while NATS is still down:
+    // to a tchat client as a held copy (numbered 0), to a plain peer as a line.
+    one.say("while it is down", "c2").await;
+    let shown = neighbour
+        .until(|m| matches!(m, ServerMsg::Msg { text, .. } if text == "while it is down"))
+        .await;
+    assert!(shown.is_held_copy(), "{shown:?}");
+    let key = shown.held().expect("a held key").to_owned();
+    plain.until(|l| l == "one: while it is down").await;
+    neighbour.say("I see it", "n1").await;
+    one.until(|m| matches!(m, ServerMsg::Msg { text, .. } if text == "I see it"))
+        .await;
+    // The one who said it waits for the room, as ever: no echo yet.
+    nats.run();
+    one.until(|m| m.cid() == Some("c2")).await;
+    one.say("after", "c3").await;
+    // On the other host every line arrives once, in one order.
+    let seen = far.messages_until("after").await;
+    let texts: Vec<&str> = seen.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        texts,
+        vec!["as it went", "while it is down", "I see it", "after"]
+    );
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+    // Here, the tchat client is sent the numbered copy with the same key (its screen
+    // settles the line it showed rather than showing it again) …
+    let numbered = neighbour
+        .until(|m| matches!(m, ServerMsg::Msg { text, .. } if text == "while it is down"))
+        .await;
+    assert!(
+        !numbered.is_held_copy() && numbered.id() > Some(0),
+        "{numbered:?}"
+    );
+    assert_eq!(numbered.held(), Some(key.as_str()));
+    // … and the plain peer, which cannot tell copies apart, is not sent it again.
+    plain.until(|l| l == "one: after").await;
+    let times = |line: &str| plain.seen.iter().filter(|l| *l == line).count();
+    assert_eq!(times("one: while it is down"), 1, "{:?}", plain.seen);
+    assert_eq!(times("neighbour: I see it"), 1, "{:?}", plain.seen);
+    assert_eq!(times("one: as it went"), 1, "{:?}", plain.seen);
 }
 
 #[test]

@@ -231,6 +231,7 @@ async fn lines_typed_while_offline_are_sent_after_the_rejoin_and_events_pass_onc
         from: "bob".into(),
         text: text.into(),
         cid: cid.map(str::to_owned),
+        held: None,
     };
     host.send(&msg(1, "one", None)).await;
     host.send(&msg(2, "two", None)).await;
@@ -391,6 +392,7 @@ async fn a_message_the_client_does_not_know_is_never_shown_as_text() {
         from: "bob".into(),
         text: "after".into(),
         cid: None,
+        held: None,
     })
     .await;
     // The half line above and the one after it make one line the client cannot read:
@@ -402,6 +404,7 @@ async fn a_message_the_client_does_not_know_is_never_shown_as_text() {
         from: "bob".into(),
         text: "last".into(),
         cid: None,
+        held: None,
     })
     .await;
     let e = next_event(&mut h).await;

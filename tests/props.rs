@@ -352,8 +352,12 @@ fn log_entry() -> impl Strategy<Value = Vec<u8>> {
     use serde_json::json;
     let name = "[a-zA-Z\u{300}\u{202e}\u{1b}]{0,12}";
     let event = prop_oneof![
-        (name, ".{0,40}").prop_map(|(from, text)| {
-            json!({"t": "msg", "id": 0, "ts": 0, "from": from, "text": text})
+        (name, ".{0,40}", proptest::option::of(name)).prop_map(|(from, text, held)| {
+            let mut msg = json!({"t": "msg", "id": 0, "ts": 0, "from": from, "text": text});
+            if let Some(held) = held {
+                msg["held"] = json!(held);
+            }
+            msg
         }),
         name.prop_map(|n| json!({"t": "join", "id": 0, "ts": 0, "name": n})),
         name.prop_map(|n| json!({"t": "leave", "id": 0, "ts": 0, "name": n})),
@@ -378,13 +382,22 @@ fn log_entry() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(any::<u8>(), 0..200),
         (
             event,
-            prop_oneof![Just("h1"), Just("h2"), Just("")],
+            prop_oneof![
+                Just("h1".to_owned()),
+                Just("h2".to_owned()),
+                Just(String::new()),
+                Just("h\u{1b}[2J\u{202e}".to_owned()),
+                Just("h".repeat(5000)),
+            ],
             0u64..4,
             reach,
-            any::<bool>()
+            any::<bool>(),
+            any::<bool>(),
         )
-            .prop_map(|(event, host, peer, reach, origin)| {
-                let mut entry = json!({"event": event, "host": host, "peer": peer, "reach": reach});
+            .prop_map(|(event, host, peer, reach, origin, held)| {
+                let mut entry = json!({
+                    "event": event, "host": host, "peer": peer, "reach": reach, "held": held
+                });
                 if origin {
                     entry["origin"] = json!(["s1", "c1"]);
                 }
@@ -424,6 +437,11 @@ proptest! {
                 if let Action::Send(_, Outgoing::Event(event)) = action {
                     let raw = raw_strings(&serde_json::to_value(&event).unwrap());
                     prop_assert!(!raw.contains('\u{1b}') && !raw.contains('\u{202e}'), "{event:?}");
+                    // A held key is the room's own making, short: never one the entry
+                    // brought along.
+                    if let Some(key) = event.held() {
+                        prop_assert!(key.len() <= 64 && key.starts_with('h'), "{key:?}");
+                    }
                 }
             }
             prop_assert!(room.next_event() >= before);

@@ -52,6 +52,7 @@ fn msg_at(app: &mut App, ts: i64, from: &str, text: &str) {
             from: from.into(),
             text: text.into(),
             cid: None,
+            held: None,
         },
     );
 }
@@ -884,6 +885,7 @@ fn conversation_with_commands(w: u16, h: u16) -> App {
             from: "carol".into(),
             text: "waves from the train".into(),
             cid: None,
+            held: None,
         },
     );
     server(
@@ -1007,6 +1009,7 @@ fn an_echo_that_changes_a_drawn_line_is_laid_out_again() {
             from: "alice".into(),
             text: "/usr/local/share/a-long-path is where".into(),
             cid: Some(cid),
+            held: None,
         },
     );
     let after = screen(&app);

@@ -28,6 +28,10 @@ pub use layout::INPUT_MAX_ROWS;
 /// How many rows one turn of the mouse wheel scrolls.
 const WHEEL_ROWS: usize = 3;
 
+/// Others' held lines (see [`ServerMsg::held`]) a screen remembers at most, to settle
+/// when their numbered copies come: more than a host holds while its log is away.
+const MAX_HELD_SHOWN: usize = 8192;
+
 /// Everything that can happen to the app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
@@ -272,6 +276,11 @@ pub struct App {
     next_cid: u64,
     /// Own lines waiting for the room's echo: cid → sequence number.
     pending: HashMap<String, u64>,
+    /// Others' lines shown held (see [`ServerMsg::held`]) until their numbered copy
+    /// comes: held key → sequence number, and the keys oldest first (at most
+    /// [`MAX_HELD_SHOWN`] are remembered).
+    held: HashMap<String, u64>,
+    held_order: std::collections::VecDeque<String>,
     /// When the next try to reach the host is due (ms, on the clock `update` is given).
     retry_at: Option<i64>,
     /// The room's topic, as the room last said it (sanitised).
@@ -319,6 +328,8 @@ impl App {
             cid_prefix: format!("{:08x}", rand::random::<u32>()),
             next_cid: 0,
             pending: HashMap::new(),
+            held: HashMap::new(),
+            held_order: std::collections::VecDeque::new(),
             confirm_leave: false,
             retry_at: None,
             ignored: std::collections::BTreeSet::new(),
@@ -953,11 +964,12 @@ impl App {
                 self.push(now, Kind::Notice, &text);
             }
             ServerMsg::Msg {
+                id,
                 ts,
                 from,
                 text,
                 cid,
-                ..
+                held,
             } => {
                 let from = sanitize::line(&from);
                 if let Some(seq) = cid.and_then(|cid| self.pending.remove(&cid)) {
@@ -975,19 +987,38 @@ impl App {
                     }
                     return;
                 }
+                if self.settle_held(held.as_deref(), id, ts, &from, &text) {
+                    return;
+                }
                 let own = from == self.me;
-                let kind = Kind::Message {
-                    from,
-                    own,
-                    state: Delivery::Delivered,
+                // Shown before the room has it in its order: grey, as an own line is.
+                let state = if id == 0 && held.is_some() {
+                    Delivery::Pending
+                } else {
+                    Delivery::Delivered
                 };
+                let kind = Kind::Message { from, own, state };
+                let before = self.scrollback.last_seq();
                 self.push(ts, kind, &text);
+                self.note_held(held, id, before);
                 self.history_done();
             }
-            ServerMsg::Me { ts, from, text, .. } => {
+            ServerMsg::Me {
+                id,
+                ts,
+                from,
+                text,
+                held,
+                ..
+            } => {
                 let from = sanitize::line(&from);
+                if self.settle_held(held.as_deref(), id, ts, &from, &text) {
+                    return;
+                }
                 let own = from == self.me;
+                let before = self.scrollback.last_seq();
                 self.push(ts, Kind::Action { from, own }, &text);
+                self.note_held(held, id, before);
                 self.history_done();
             }
             ServerMsg::Private {
@@ -1098,6 +1129,56 @@ impl App {
                 self.conn = Conn::Closed(reason);
             }
         }
+    }
+
+    /// A held line's first copy (numbered 0, see [`ServerMsg::held`]) was just shown:
+    /// remember where, for its numbered copy to settle. `before`: the last entry
+    /// before it (a line not shown, from someone ignored, adds none).
+    fn note_held(&mut self, held: Option<String>, id: u64, before: Option<u64>) {
+        let (Some(key), 0, Some(seq)) = (held, id, self.scrollback.last_seq()) else {
+            return;
+        };
+        if Some(seq) == before {
+            return;
+        }
+        if self.held.insert(key.clone(), seq).is_none() {
+            self.held_order.push_back(key);
+        }
+        while self.held_order.len() > MAX_HELD_SHOWN {
+            if let Some(old) = self.held_order.pop_front() {
+                self.held.remove(&old);
+            }
+        }
+    }
+
+    /// The numbered copy of a line shown held: it is that line, now in the room's order
+    /// (at the room's time, in its words), not a new one. `false` if no such line is
+    /// shown here.
+    fn settle_held(
+        &mut self,
+        held: Option<&str>,
+        id: u64,
+        ts: i64,
+        from: &str,
+        text: &str,
+    ) -> bool {
+        let Some(seq) = held.filter(|_| id != 0).and_then(|k| self.held.remove(k)) else {
+            return false;
+        };
+        if let Some(e) = self.scrollback.entry_mut(seq) {
+            e.ts = ts;
+            e.text = sanitize::text(text);
+            e.wrapped.forget();
+            match &mut e.kind {
+                Kind::Message { state, from: f, .. } => {
+                    *state = Delivery::Delivered;
+                    *f = from.to_owned();
+                }
+                Kind::Action { from: f, .. } => *f = from.to_owned(),
+                _ => {}
+            }
+        }
+        true
     }
 
     /// One more message of the history shown on joining has come; after the last, say

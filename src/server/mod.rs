@@ -927,8 +927,8 @@ async fn room_task(
                 let now = clock.now(&mut room);
                 let actions = room.tick(now);
                 turn.settle(&mut room, &mut conns, actions, config, now);
-                let refused = turn.hand_to_log(&room, config.log).await;
-                turn.settle(&mut room, &mut conns, refused, config, now);
+                let told = turn.hand_to_log(&room, config.log).await;
+                turn.settle(&mut room, &mut conns, told, config, now);
                 crowd_due = None;
                 rearm(&room, now, &mut crowd_due, crowd.as_mut());
                 continue;
@@ -964,9 +964,9 @@ async fn room_task(
         }
         turn.finish(&mut room, &mut conns, config, now);
         if !turn.proposals.is_empty() || !turn.held.is_empty() {
-            let refused = turn.hand_to_log(&room, config.log).await;
-            if !refused.is_empty() {
-                turn.settle(&mut room, &mut conns, refused, config, now);
+            let told = turn.hand_to_log(&room, config.log).await;
+            if !told.is_empty() {
+                turn.settle(&mut room, &mut conns, told, config, now);
             }
         }
         rearm(&room, now, &mut crowd_due, crowd.as_mut());
@@ -1055,8 +1055,9 @@ fn on_event(
             Vec::new()
         }
         Event::LinkDown(down) => {
+            room.set_log_down(down);
             let text = if down {
-                "the link to the room's other hosts is down: what is said here waits, and reaches everyone once it is back"
+                "the link to the room's other hosts is down: people on this host still see what is said here (in grey until it reaches everyone, once the link is back)"
             } else {
                 "the link to the room's other hosts is back"
             };
@@ -1196,7 +1197,10 @@ impl Turn {
                     }
                     // What is sent to the room is what a durable room keeps.
                     if self.store.is_some()
-                        && matches!(target, Target::Room | Target::RoomExcept(_))
+                        && matches!(
+                            target,
+                            Target::Room | Target::RoomExcept(_) | Target::Settled { .. }
+                        )
                         && let Outgoing::Event(msg) = &out
                         && let Some(id) = msg.id()
                     {
@@ -1228,12 +1232,12 @@ impl Turn {
         }
     }
 
-    /// Resolve `actions` and finish the turn with them.
     /// Hand this turn's proposals to the log. While more wait for the log than its
     /// queue holds and the log is taking them, the room waits (up to [`LOG_WAIT`] a
     /// turn), so that the people sending are slowed down as a single host slows them.
     /// What finds no room (the log cannot be reached, or takes nothing for that long)
-    /// is not sent, and whoever typed it is told. What to tell them.
+    /// is not sent, and whoever typed it is told. What to send: those refusals, and
+    /// the held lines (see [`Room::held_copy`]) now on their way.
     async fn hand_to_log(&mut self, room: &Room, config_log: bool) -> Vec<Action> {
         let Some(queue) = &self.publish else {
             return Vec::new();
@@ -1245,7 +1249,7 @@ impl Turn {
             LOG_WAIT
         };
         let deadline = tokio::time::Instant::now() + wait;
-        let mut refused = Vec::new();
+        let mut told = Vec::new();
         // What was held back before goes first, in order.
         let pending: Vec<room::Entry> = self
             .held
@@ -1257,18 +1261,28 @@ impl Turn {
             let entry = if stuck {
                 entry
             } else {
-                match log.try_send(entry) {
-                    Ok(()) => continue,
+                // A line said while the log is out of reach is shown here once it is
+                // on its way to the log (not if it is refused).
+                let shown = room.held_copy(&entry);
+                let taken = match log.try_send(entry) {
+                    Ok(()) => None,
                     Err(mpsc::error::TrySendError::Full(entry)) => {
                         match tokio::time::timeout_at(deadline, log.reserve()).await {
                             Ok(Ok(slot)) => {
                                 slot.send(entry);
-                                continue;
+                                None
                             }
-                            _ => entry,
+                            _ => Some(entry),
                         }
                     }
-                    Err(mpsc::error::TrySendError::Closed(entry)) => entry,
+                    Err(mpsc::error::TrySendError::Closed(entry)) => Some(entry),
+                };
+                match taken {
+                    None => {
+                        told.extend(shown);
+                        continue;
+                    }
+                    Some(entry) => entry,
                 }
             };
             // Nothing more is tried this turn: what follows keeps its place.
@@ -1301,7 +1315,7 @@ impl Turn {
                 room::Reach::Echo { cid } => cid,
                 _ => None,
             };
-            refused.push(Action::Send(
+            told.push(Action::Send(
                 Target::One(peer),
                 Outgoing::Event(ServerMsg::Notice {
                     ts: now_ms(),
@@ -1312,9 +1326,10 @@ impl Turn {
                 }),
             ));
         }
-        refused
+        told
     }
 
+    /// Resolve `actions` and finish the turn with them.
     fn settle(
         &mut self,
         room: &mut Room,
@@ -1412,7 +1427,10 @@ fn push_to_own_seat(conn: &Conn, dialect: Dialect, line: Bytes) {
 }
 
 fn log_event(target: Target, out: &Outgoing) {
-    if !matches!(target, Target::Room | Target::RoomExcept(_)) {
+    if !matches!(
+        target,
+        Target::Room | Target::RoomExcept(_) | Target::Settled { .. }
+    ) {
         return;
     }
     if let Outgoing::Event(

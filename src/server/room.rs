@@ -10,7 +10,7 @@
 //! What a seat may see is decided by the seat: its session (bound here, when it said
 //! hello) and the name the room gave it, never by a name a client asks for.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -77,6 +77,19 @@ pub enum Target {
     Room,
     /// Everyone in the room but this one.
     RoomExcept(PeerId),
+    /// A clustered room whose log is out of reach: a line shown at once (see
+    /// [`ServerMsg::held`]) to everyone seated before `mark` but `except`.
+    Held {
+        except: Option<PeerId>,
+        mark: u64,
+    },
+    /// The numbered copy of such a line: everyone but `except`, save the plain peers
+    /// seated before `mark`. They were shown it held, and text cannot tell them it is
+    /// the same line again.
+    Settled {
+        except: Option<PeerId>,
+        mark: u64,
+    },
     /// A connection the room has already let go of, told one last thing before it is
     /// closed (why it was cut off).
     Last(PeerId, Dialect),
@@ -134,6 +147,10 @@ pub struct Entry {
     /// For a join or a leave, the session it was about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub about: Option<String>,
+    /// Shown on its own host before the log numbered it (the log was out of reach):
+    /// its numbered copy carries the held key ([`Entry::held_key`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
     /// The proposing host's own number for it (1, 2, …): with `host`, what the log
     /// recognises it by when it is put there again, for an entry that is no one's line.
     #[serde(default)]
@@ -158,6 +175,12 @@ impl Entry {
         }
     }
 
+    /// What a line shown before the log numbered it is known by, on every host: its
+    /// host and that host's number for it (neither says anything of its sender).
+    pub fn held_key(&self) -> String {
+        format!("{}.{}", self.host, self.n)
+    }
+
     /// An event for everyone, no one's own doing.
     fn to_room(event: ServerMsg) -> Entry {
         Entry {
@@ -167,6 +190,7 @@ impl Entry {
             reach: Reach::Room,
             origin: None,
             about: None,
+            held: false,
             n: 0,
             key: None,
         }
@@ -359,6 +383,8 @@ struct Peer {
     since: i64,
     /// When its last `ping` was answered (the room's clock).
     ponged_at: i64,
+    /// Its place in the order seats were taken on this host (see [`Target::Held`]).
+    seated: u64,
     /// Its share of answers to lines the room did not relay (see `Room::may_answer`).
     answers: Bucket,
 }
@@ -528,7 +554,28 @@ pub struct Room {
     /// A clustered room: the members seated on other hosts, by the key their names
     /// clash under, with their names as shown (see [`Room::apply`]).
     remote: HashMap<String, Remote>,
+    /// A clustered room whose log cannot be reached now: lines said here are shown
+    /// here at once, held (see [`ServerMsg::held`]).
+    log_down: bool,
+    /// Seats taken so far on this host (see [`Target::Held`]).
+    seats_made: u64,
+    /// This host's held lines not yet back from the log: the mark of each (seats
+    /// taken when it was said), by this host's number for it. At most [`MAX_HELD`].
+    held: BTreeMap<u64, u64>,
 }
+
+/// The longest name a host of a clustered room goes by on its log.
+const MAX_HOST_NAME: usize = 32;
+
+/// A host's name on a clustered room's log: 1 to [`MAX_HOST_NAME`] ASCII letters and
+/// digits.
+fn is_host_name(host: &str) -> bool {
+    (1..=MAX_HOST_NAME).contains(&host.len()) && host.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Held lines (see [`Room::held`]) remembered at most: more than a host's log queue
+/// holds while the log is out of reach.
+const MAX_HELD: usize = 8192;
 
 /// `(session, cid)`: a line as its sender names it.
 pub type Origin = (Arc<str>, Box<str>);
@@ -616,6 +663,9 @@ impl Room {
             missing: HashMap::new(),
             claimed: std::collections::HashSet::new(),
             remote: HashMap::new(),
+            log_down: false,
+            seats_made: 0,
+            held: BTreeMap::new(),
         }
     }
 
@@ -638,11 +688,22 @@ impl Room {
             }
             Log::Shared { host } => {
                 self.proposed += 1;
+                // While the log is out of reach, a line is shown to the people here at
+                // once, held, so that they can go on talking (see `Room::held_copy`).
+                let held = self.log_down
+                    && matches!(entry.event, ServerMsg::Msg { .. } | ServerMsg::Me { .. });
                 let entry = Entry {
                     host: host.to_string(),
                     n: self.proposed,
+                    held,
                     ..entry
                 };
+                if held {
+                    self.held.insert(entry.n, self.seats_made);
+                    if self.held.len() > MAX_HELD {
+                        self.held.pop_first();
+                    }
+                }
                 out.push(Action::Publish(Box::new(entry)));
             }
         }
@@ -660,6 +721,11 @@ impl Room {
             return out;
         }
         self.next_event = id + 1;
+        // Hosts name themselves with a few letters and digits (see `cluster::join`);
+        // an entry naming anything else is none of theirs.
+        if !is_host_name(&entry.host) {
+            return out;
+        }
         // Whoever put it on the log, it is held to what this room would send.
         let mut entry = entry;
         if !self.hold(&mut entry.event) {
@@ -723,6 +789,16 @@ impl Room {
             self.apply_private(id, entry, own, now, out);
             return;
         }
+        let mut entry = entry;
+        // A held line's own host showed it already to those seated then.
+        let mut shown = None;
+        if entry.held {
+            let key = entry.held_key();
+            entry.event.set_held(Some(key));
+            if own {
+                shown = self.held.remove(&entry.n);
+            }
+        }
         let event = entry.event.clone().with_id(id);
         self.apply_state(&event);
         let seat = entry.peer.filter(|p| own && self.peers.contains_key(p));
@@ -740,25 +816,50 @@ impl Room {
         });
         let seat = seat.or(moved);
         self.keep_entry(id, entry, now);
+        let others = |except: Option<PeerId>| match (shown, except) {
+            (Some(mark), except) => Target::Settled { except, mark },
+            (None, Some(seat)) => Target::RoomExcept(seat),
+            (None, None) => Target::Room,
+        };
         match (seat, reach) {
             (Some(seat), Reach::Others) => {
-                out.push(Action::Send(
-                    Target::RoomExcept(seat),
-                    Outgoing::Event(event),
-                ));
+                out.push(Action::Send(others(Some(seat)), Outgoing::Event(event)));
             }
             (Some(seat), Reach::Echo { cid }) => {
                 out.push(Action::Send(
                     Target::One(seat),
                     Outgoing::Event(event.clone().with_cid(cid)),
                 ));
-                out.push(Action::Send(
-                    Target::RoomExcept(seat),
-                    Outgoing::Event(event),
-                ));
+                out.push(Action::Send(others(Some(seat)), Outgoing::Event(event)));
             }
-            _ => out.push(Action::Send(Target::Room, Outgoing::Event(event))),
+            _ => out.push(Action::Send(others(None), Outgoing::Event(event))),
         }
+    }
+
+    /// A clustered room's log can no longer (`true`), or can again (`false`), be
+    /// reached.
+    pub fn set_log_down(&mut self, down: bool) {
+        self.log_down = down;
+    }
+
+    /// The copy of a held line (see [`ServerMsg::held`]) that its host shows at once,
+    /// once the line is on its way to the log: to everyone here but its sender, who
+    /// sees its own line waiting for the room. `None` for an entry not held.
+    pub fn held_copy(&self, entry: &Entry) -> Option<Action> {
+        if !entry.held {
+            return None;
+        }
+        let mark = *self.held.get(&entry.n)?;
+        let event = entry
+            .event
+            .clone()
+            .with_id(0)
+            .with_held(Some(entry.held_key()));
+        let target = Target::Held {
+            except: entry.peer,
+            mark,
+        };
+        Some(Action::Send(target, Outgoing::Event(event)))
     }
 
     /// Hold an event from a shared log to what this room would have made, in place:
@@ -787,9 +888,23 @@ impl Room {
             *t = sanitize::line(t);
         };
         match event {
-            ServerMsg::Msg { from, text: t, .. } | ServerMsg::Me { from, text: t, .. } => {
+            ServerMsg::Msg {
+                from,
+                text: t,
+                held,
+                ..
+            }
+            | ServerMsg::Me {
+                from,
+                text: t,
+                held,
+                ..
+            } => {
                 name(from);
                 text(t);
+                // The room gives a held line its key (from the entry's host and
+                // number), never the event itself.
+                *held = None;
             }
             ServerMsg::Private {
                 from, to, text: t, ..
@@ -1187,12 +1302,21 @@ impl Room {
                 (self.peers.get(&id).map(|p| (id, p.dialect)), None)
             }
             Target::Last(id, dialect) => (Some((id, dialect)), None),
-            Target::Room | Target::RoomExcept(_) => (None, Some(self.peers.iter())),
+            Target::Room | Target::RoomExcept(_) | Target::Held { .. } | Target::Settled { .. } => {
+                (None, Some(self.peers.iter()))
+            }
         };
         let joined = room
             .into_iter()
             .flatten()
-            .filter(move |(id, _)| Target::RoomExcept(**id) != target)
+            .filter(move |(id, p)| match target {
+                Target::RoomExcept(except) => **id != except,
+                Target::Held { except, mark } => Some(**id) != except && p.seated < mark,
+                Target::Settled { except, mark } => {
+                    Some(**id) != except && !(p.dialect == Dialect::Plain && p.seated < mark)
+                }
+                _ => true,
+            })
             .map(|(id, p)| (*id, p.dialect));
         one.into_iter().chain(joined)
     }
@@ -1741,8 +1865,10 @@ impl Room {
                 since: now,
                 ponged_at: i64::MIN,
                 answers: bucket,
+                seated: self.seats_made,
             },
         );
+        self.seats_made += 1;
     }
 
     /// A member's name is now `new`.
@@ -1823,6 +1949,7 @@ impl Room {
             about: about.map(|s| s.to_string()),
             n: 0,
             key: None,
+            held: false,
         };
         self.propose(entry, now, out);
     }
@@ -1854,6 +1981,7 @@ impl Room {
             about: session.map(|s| s.to_string()),
             n: 0,
             key: None,
+            held: false,
         };
         self.propose(entry, now, out);
     }
@@ -1957,6 +2085,7 @@ impl Room {
                     from,
                     text,
                     cid: None,
+                    held: None,
                 }
             }),
             Command::Me("") => tell(
@@ -1970,6 +2099,7 @@ impl Room {
                     from,
                     text,
                     cid: None,
+                    held: None,
                 }
             }),
             Command::Msg { to, text } if to.is_empty() || text.trim().is_empty() => {
@@ -2078,6 +2208,7 @@ impl Room {
             about: None,
             n: 0,
             key: None,
+            held: false,
         };
         self.propose(entry, now, out);
     }
@@ -2725,7 +2856,8 @@ mod tests {
                     ts: 5,
                     from: "guest".into(),
                     text: "hi there".into(),
-                    cid: None
+                    cid: None,
+                    held: None,
                 })
             )
         );
@@ -2751,6 +2883,7 @@ mod tests {
             from: "alice".into(),
             text: "hello".into(),
             cid: cid.map(str::to_owned),
+            held: None,
         };
         assert_eq!(
             a,
@@ -3014,6 +3147,7 @@ mod tests {
             from: from.into(),
             text: text.into(),
             cid: None,
+            held: None,
         };
         let mut private = Kept::new(
             5,
@@ -3054,6 +3188,7 @@ mod tests {
                     from: "alice".into(),
                     text: "mine".into(),
                     cid: Some("c1".into()),
+                    held: None,
                 })
             )]
         );
@@ -3470,6 +3605,9 @@ mod tests {
                     Target::One(p) | Target::Backfill(p) | Target::Last(p, _) => *p == peer,
                     Target::Room => true,
                     Target::RoomExcept(p) => *p != peer,
+                    Target::Held { .. } | Target::Settled { .. } => {
+                        r.recipients(*t).any(|(p, _)| p == peer)
+                    }
                 };
                 if !to_peer {
                     continue;
@@ -3480,7 +3618,6 @@ mod tests {
                 }
             }
         }
-        let _ = r;
         out
     }
 
@@ -3529,7 +3666,8 @@ mod tests {
                 ts: 0,
                 from: "alice".into(),
                 text: "waves back".into(),
-                cid: Some("m1".into())
+                cid: Some("m1".into()),
+                held: None,
             })
         )));
         let a = plain_line(&mut r, 2, "/help");
@@ -4118,6 +4256,7 @@ mod tests {
             about: None,
             n: 1,
             key: None,
+            held: false,
         };
         let join = far(ServerMsg::Join {
             id: 0,
@@ -4171,6 +4310,7 @@ mod tests {
                 from: "bo".into(),
                 text: "before you came".into(),
                 cid: None,
+                held: None,
             },
             host: "h0".into(),
             peer: None,
@@ -4179,6 +4319,7 @@ mod tests {
             about: None,
             n: 1,
             key: None,
+            held: false,
         };
         let join = Entry {
             event: ServerMsg::Join {
@@ -4186,15 +4327,19 @@ mod tests {
                 ts: 0,
                 name: "bo".into(),
             },
+            host: "h0".into(),
             ..Entry::to_room(ServerMsg::History { count: 0 })
         };
-        let topic = Entry::to_room(ServerMsg::Topic {
-            id: 0,
-            ts: 0,
-            by: "bo".into(),
-            text: "plans".into(),
-            cid: None,
-        });
+        let topic = Entry {
+            host: "h0".into(),
+            ..Entry::to_room(ServerMsg::Topic {
+                id: 0,
+                ts: 0,
+                by: "bo".into(),
+                text: "plans".into(),
+                cid: None,
+            })
+        };
         assert!(room.apply(3, join, false, 0).is_empty());
         assert!(room.apply(4, said.clone(), false, 0).is_empty());
         assert!(room.apply(5, topic, false, 0).is_empty());
@@ -4240,6 +4385,123 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// A peer a send reaches, with the event's `id`, held key and `cid`.
+    type Reached = (PeerId, Option<u64>, Option<String>, Option<String>);
+
+    /// Who a send reaches, and what it carries (`id`, held key, `cid`), per peer.
+    fn reached(r: &Room, actions: &[Action]) -> Vec<Reached> {
+        let mut out = Vec::new();
+        for a in actions {
+            if let Action::Send(t, Outgoing::Event(m)) = a {
+                for (p, _) in r.recipients(*t) {
+                    let held = m.held().map(str::to_owned);
+                    out.push((p, m.id(), held, m.cid().map(str::to_owned)));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn while_the_log_is_away_a_line_is_shown_here_at_once_and_then_once_in_order() {
+        let mut r = clustered("h1");
+        let a = joined(&mut r, 1, "ana");
+        through_log(&mut r, a, 0);
+        let a = r.seat(2, fresh(&r), 0);
+        through_log(&mut r, a, 0);
+        let a = joined(&mut r, 3, "cy");
+        through_log(&mut r, a, 0);
+        // The log is reachable: a line waits for it, as ever.
+        let said = published(r.receive(1, say_cid("before", "c0"), 0));
+        assert!(!said[0].held);
+        assert_eq!(r.held_copy(&said[0]), None);
+        through_log(
+            &mut r,
+            said.into_iter()
+                .map(|e| Action::Publish(Box::new(e)))
+                .collect(),
+            0,
+        );
+
+        r.set_log_down(true);
+        let said = published(r.receive(1, say_cid("hello", "c1"), 0));
+        let [entry] = said.as_slice() else {
+            panic!("one entry: {said:?}")
+        };
+        assert!(entry.held);
+        // Someone who comes after it was said (plain, so it cannot tell copies apart).
+        let a = r.seat(4, fresh(&r), 0);
+        through_log(&mut r, a, 0);
+        let shown = r.held_copy(entry).expect("a held copy");
+        let key = entry.held_key();
+        // Shown at once to those here then, numbered 0, carrying its key; not to its
+        // sender (its own line waits for the room) nor to one who came after.
+        assert_eq!(
+            reached(&r, std::slice::from_ref(&shown)),
+            vec![
+                (2, Some(0), Some(key.clone()), None),
+                (3, Some(0), Some(key.clone()), None)
+            ]
+        );
+        // A join is never shown held.
+        let join = Entry::to_room(ServerMsg::Join {
+            id: 0,
+            ts: 0,
+            name: "x".into(),
+        });
+        assert_eq!(r.held_copy(&join), None);
+
+        // The log is back and hands the line over, numbered: its sender's echo; the
+        // tchat peer that was shown it held gets it with the same key; the plain peer
+        // that was shown it is not sent it again; the one who came after gets it.
+        r.set_log_down(false);
+        let id = r.next_event();
+        let out = r.apply(id, entry.clone(), true, 0);
+        assert_eq!(
+            reached(&r, &out),
+            vec![
+                (1, Some(id), Some(key.clone()), Some("c1".into())),
+                (3, Some(id), Some(key.clone()), None),
+                (4, Some(id), Some(key.clone()), None)
+            ]
+        );
+        // Kept with its key: a catch-up settles it on a screen that was shown it held.
+        assert_eq!(
+            r.history.back().and_then(|k| k.event.held()),
+            Some(key.as_str())
+        );
+    }
+
+    #[test]
+    fn a_line_held_on_one_host_reaches_everyone_on_another_once_numbered() {
+        let mut one = clustered("h1");
+        let mut two = clustered("h2");
+        let a = joined(&mut one, 1, "ana");
+        let b = joined(&mut two, 1, "bo");
+        let c = two.seat(2, fresh(&two), 0);
+        let claims: Vec<Entry> = published(a)
+            .into_iter()
+            .chain(published(b))
+            .chain(published(c))
+            .collect();
+        run_log(&mut [&mut one, &mut two], claims, 0);
+        one.set_log_down(true);
+        let said = published(one.receive(1, say_cid("hello", "c1"), 0));
+        assert!(said[0].held);
+        let key = said[0].held_key();
+        let sent = run_log(&mut [&mut one, &mut two], said, 0);
+        // The other host showed nothing held: everyone there, plain or not, gets it once.
+        let id = two.next_event() - 1;
+        assert_eq!(
+            reached(&two, &sent[1]),
+            vec![
+                (1, Some(id), Some(key.clone()), None),
+                (2, Some(id), Some(key), None)
+            ]
+        );
     }
 
     #[test]
@@ -4425,6 +4687,7 @@ mod tests {
                 from: "ana".into(),
                 text: "made it".into(),
                 cid: None,
+                held: None,
             },
             host: "h0".into(),
             peer: Some(7),
@@ -4435,6 +4698,7 @@ mod tests {
             about: None,
             n: 1,
             key: None,
+            held: false,
         };
         let id = room.next_event();
         let sent = room.apply(id, line, true, 0);
