@@ -12,9 +12,13 @@
 //! each room also recognises a line it has already applied, so a resend after a cut,
 //! to any host, appears once.
 //!
-//! Not done yet (see the issue): names claimed in a key-value bucket, presence with a
-//! TTL (a host that dies leaves its people listed elsewhere), private messages across
-//! hosts, and keeping local people talking while NATS is unreachable.
+//! Every host also says who is on it, every [`HEARTBEAT`], on its own subject of a
+//! second stream, `TCHAT_<ROOM>_hosts`; a host that stops saying so is gone, and its
+//! people with it (see [`super::room::Room::presence`]).
+//!
+//! When NATS cannot be reached, what the room proposes waits in order (bounded) and is
+//! published once it can be; meanwhile the host shows its own people's lines to each
+//! other at once, held (see [`crate::protocol::ServerMsg::held`]).
 //!
 //! [`Log::Shared`]: super::room::Log::Shared
 
@@ -29,7 +33,7 @@ use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::Event;
@@ -75,7 +79,25 @@ pub struct Joined {
     pub others: Vec<String>,
     stream: stream::Stream,
     js: jetstream::Context,
+    /// Whether the connection to NATS is up now.
+    linked: watch::Receiver<bool>,
 }
+
+/// How long to wait before the `attempts`th try to reach NATS again: at once, then a
+/// little longer each time, never more than [`RECONNECT_MOST`], so that a room whose
+/// NATS restarts is whole again within about that.
+fn reconnect_wait(attempts: usize) -> Duration {
+    match attempts {
+        0 | 1 => Duration::ZERO,
+        n => {
+            let exp = u32::try_from(n - 2).unwrap_or(u32::MAX).min(16);
+            (Duration::from_millis(50) * 2u32.pow(exp)).min(RECONNECT_MOST)
+        }
+    }
+}
+
+/// The longest wait between tries to reach NATS again.
+const RECONNECT_MOST: Duration = Duration::from_secs(1);
 
 /// Where a host finds a NATS password it is not given in `--cluster`'s URL (so that it
 /// need not appear in `ps`).
@@ -145,6 +167,23 @@ pub async fn join(url: &str, room: &str, history: usize, keep: u64) -> Result<Jo
     if let Some((user, pass)) = nats.login {
         options = options.user_and_password(user, pass);
     }
+    // The connection's state as it changes, so that losing NATS is known at once (not
+    // when an acknowledgment fails to come, seconds later) and what waits is put on
+    // the log as soon as it is back.
+    let (link, linked) = watch::channel(true);
+    let link = Arc::new(link);
+    options = options
+        .event_callback(move |event| {
+            let link = link.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => link.send_replace(true),
+                    async_nats::Event::Disconnected => link.send_replace(false),
+                    _ => true,
+                };
+            }
+        })
+        .reconnect_delay_callback(reconnect_wait);
     let client = tokio::time::timeout(CONNECT_WAIT, options.connect(nats.server.as_str()))
         .await
         .map_err(|_| format!("cannot reach NATS at {url}: no answer in 5 s"))?
@@ -230,6 +269,7 @@ pub async fn join(url: &str, room: &str, history: usize, keep: u64) -> Result<Jo
         }
     }
     Ok(Joined {
+        linked,
         epoch,
         host: Arc::from(format!("{:08x}", rand::random::<u32>())),
         past,
@@ -297,8 +337,12 @@ impl Joined {
         tokio::spawn(publish(
             self.publisher(),
             rx,
-            down.clone(),
-            events.clone(),
+            Link {
+                down: down.clone(),
+                linked: self.linked.clone(),
+                events: events.clone(),
+                failing: false,
+            },
             stop.clone(),
         ));
         tokio::spawn(presence(
@@ -309,7 +353,7 @@ impl Joined {
             events.clone(),
             stop.clone(),
         ));
-        tokio::spawn(follow(self.stream, self.next, events, stop));
+        tokio::spawn(follow(self.stream, self.next, self.linked, events, stop));
         LogQueue { tx, down }
     }
 }
@@ -326,21 +370,69 @@ const IN_FLIGHT: usize = 512;
 
 type Acked = std::pin::Pin<Box<dyn Future<Output = (Entry, Result<(), String>)> + Send>>;
 
+/// What the publisher knows of the link to NATS, and tells the room of it.
+struct Link {
+    /// Shared with the room's task: the log cannot be reached now.
+    down: Arc<AtomicBool>,
+    /// The connection's state as NATS's client tells it.
+    linked: watch::Receiver<bool>,
+    events: mpsc::Sender<Event>,
+    /// Told lost, and not yet told back.
+    failing: bool,
+}
+
+impl Link {
+    /// The log cannot be reached (`why`): tell the room, once.
+    fn lost(&mut self, why: &str) {
+        if self.failing {
+            return;
+        }
+        self.failing = true;
+        self.down.store(true, Ordering::Relaxed);
+        // Told without waiting: the room may itself be waiting on this task's queue.
+        let trouble = format!(
+            "cannot put events on the room's log ({why}); they wait and are put there once it can be reached"
+        );
+        let _ = self.events.try_send(Event::Trouble(trouble));
+        let _ = self.events.try_send(Event::LinkDown(true));
+    }
+
+    /// The log takes entries again: tell the room, once.
+    fn back(&mut self) {
+        if !self.failing {
+            return;
+        }
+        self.failing = false;
+        self.down.store(false, Ordering::Relaxed);
+        let back = "the room's log is reachable again".to_owned();
+        let _ = self.events.try_send(Event::Trouble(back));
+        let _ = self.events.try_send(Event::LinkDown(false));
+    }
+
+    /// The connection went down or came up: whether it is up now.
+    fn changed(&mut self) -> bool {
+        let up = *self.linked.borrow_and_update();
+        if !up {
+            self.lost("the connection to NATS is lost");
+        }
+        up
+    }
+}
+
 /// Publish the room's proposals in the order they were made, many on their way at once.
 /// One that the log did not take (NATS unreachable) is put again, in order, once those
-/// on their way have settled, with a growing wait; the log recognises any it already
-/// had ([`Entry::log_id`]), so nothing is taken twice.
+/// on their way have settled, with a growing wait, or at once when the connection
+/// comes back; the log recognises any it already had ([`Entry::log_id`]), so nothing is
+/// taken twice.
 async fn publish(
     log: Publisher,
     mut rx: mpsc::Receiver<Entry>,
-    down: Arc<AtomicBool>,
-    events: mpsc::Sender<Event>,
+    mut link: Link,
     stop: CancellationToken,
 ) {
     let mut on_way: FuturesOrdered<Acked> = FuturesOrdered::new();
     let mut again: VecDeque<Entry> = VecDeque::new();
     let mut wait = RETRY_FIRST;
-    let mut failing = false;
     let mut open = true;
     // Each entry is handed to the connection here, one after another, so that they
     // reach the stream in the order proposed; only the acknowledgments are awaited
@@ -360,10 +452,17 @@ async fn publish(
             return;
         }
         if !again.is_empty() && on_way.is_empty() {
-            // Everything on its way has settled: put the failed ones again, in order.
+            // Everything on its way has settled: put the failed ones again, in order,
+            // after a wait, or as soon as the connection is back.
             tokio::select! {
                 _ = stop.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
+                Ok(()) = link.linked.changed() => {
+                    if !link.changed() {
+                        continue;
+                    }
+                    wait = RETRY_FIRST;
+                }
             }
             wait = (wait * 2).min(RETRY_MOST);
             for entry in std::mem::take(&mut again) {
@@ -374,35 +473,26 @@ async fn publish(
         tokio::select! {
             biased;
             _ = stop.cancelled() => return,
+            Ok(()) = link.linked.changed() => {
+                // Back, with nothing waiting: the log takes entries again.
+                if link.changed() && again.is_empty() && on_way.is_empty() {
+                    link.back();
+                }
+            }
             Some((entry, result)) = on_way.next(), if !on_way.is_empty() => match result {
                 Ok(()) if again.is_empty() => {
                     wait = RETRY_FIRST;
-                    if failing {
-                        failing = false;
-                        down.store(false, Ordering::Relaxed);
-                        // Told without waiting: the room may itself be waiting on this
-                        // task's queue.
-                        let back = "the room's log is reachable again".to_owned();
-                        let _ = events.try_send(Event::Trouble(back));
-                        let _ = events.try_send(Event::LinkDown(false));
-                    }
+                    link.back();
                 }
                 Ok(()) => {}
                 Err(e) if e == TOO_BIG => {
                     // Never to be taken: not tried again (it would hold up the rest).
-                    let _ = events.try_send(Event::Trouble(format!("an event was not put on the room's log: {e}")));
+                    let trouble = format!("an event was not put on the room's log: {e}");
+                    let _ = link.events.try_send(Event::Trouble(trouble));
                 }
                 Err(e) => {
                     again.push_back(entry);
-                    if !failing {
-                        failing = true;
-                        down.store(true, Ordering::Relaxed);
-                        let trouble = format!(
-                            "cannot put events on the room's log ({e}); they wait and are put there once it can be reached"
-                        );
-                        let _ = events.try_send(Event::Trouble(trouble));
-                        let _ = events.try_send(Event::LinkDown(true));
-                    }
+                    link.lost(&e);
                 }
             },
             entry = rx.recv(), if open && again.is_empty() && on_way.len() < IN_FLIGHT => match entry {
@@ -517,10 +607,14 @@ async fn presence(
     }
 }
 
-/// Follow the stream from `next` on, handing each entry over in order.
+/// Follow the stream from `next` on, handing each entry over in order. When the
+/// connection to NATS comes back, following starts again at once from where it was (a
+/// NATS server that restarted has forgotten the reader, and would only say so when a
+/// read times out, seconds later).
 async fn follow(
     stream: stream::Stream,
     next: u64,
+    mut linked: watch::Receiver<bool>,
     events: mpsc::Sender<Event>,
     stop: CancellationToken,
 ) {
@@ -543,6 +637,13 @@ async fn follow(
             Ok(mut messages) => loop {
                 let message = tokio::select! {
                     _ = stop.cancelled() => return,
+                    Ok(()) = linked.changed() => {
+                        if *linked.borrow_and_update() {
+                            wait = Duration::ZERO;
+                            break;
+                        }
+                        continue;
+                    }
                     message = messages.next() => message,
                 };
                 let Some(Ok(message)) = message else {
@@ -577,7 +678,7 @@ async fn follow(
             _ = stop.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
-        wait = (wait * 2).min(Duration::from_secs(5));
+        wait = (wait * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
     }
 }
 
