@@ -508,6 +508,9 @@ const RETRY_MOST: Duration = Duration::from_secs(5);
 
 /// How often a host tells the others who is on it.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long a beat waits for the room to say who is on this host before it says
+/// again what it said last.
+const ROOM_ANSWER: Duration = Duration::from_millis(500);
 /// A host not heard from for this long is gone, and its people with it.
 pub const PRESENCE_TTL: Duration = Duration::from_secs(6);
 
@@ -564,6 +567,8 @@ async fn presence(
     };
     let mine = format!("{prefix}{host}");
     let mut hosts_stream = None;
+    // What this host last said of who is on it.
+    let mut last: Option<super::room::Listing> = None;
     let mut beat = tokio::time::interval(HEARTBEAT);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -577,12 +582,25 @@ async fn presence(
         let Some(hosts_stream) = &hosts_stream else {
             continue;
         };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if events.send(Event::Beat(tx)).await.is_err() {
-            return;
-        }
-        let Ok(mut listing) = rx.await else { return };
+        let asked = async {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            events.send(Event::Beat(tx)).await.ok()?;
+            rx.await.ok()
+        };
+        let mut listing = match tokio::time::timeout(ROOM_ANSWER, asked).await {
+            Ok(Some(listing)) => listing,
+            // The room is gone.
+            Ok(None) => return,
+            // The room is busy (waiting for room in the log's queue, up to 5 s): this
+            // host is here all the same, and says again who was on it, lest the
+            // others take it, and its people, for gone.
+            Err(_) => match &last {
+                Some(listing) => listing.clone(),
+                None => continue,
+            },
+        };
         listing.addrs = addrs.clone();
+        last = Some(listing.clone());
         let Ok(said) = serde_json::to_vec(&listing) else {
             continue;
         };
