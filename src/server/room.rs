@@ -573,6 +573,24 @@ fn is_host_name(host: &str) -> bool {
     (1..=MAX_HOST_NAME).contains(&host.len()) && host.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// The longest `key` a host gives an entry (`gone:HOST:NAME`).
+const MAX_KEY_BYTES: usize = 256;
+
+/// Whether an entry from the log is one a host could have made: its host's name as
+/// hosts name themselves (see `cluster::join`), and the sessions, `cid` and key it
+/// carries no longer than a host takes or makes them. What a room keeps of an entry
+/// (remote members, history, lines remembered) stays as small as its own.
+fn could_be_a_hosts(entry: &Entry) -> bool {
+    let id = |s: &str| s.len() <= protocol::MAX_ID_BYTES;
+    is_host_name(&entry.host)
+        && entry.about.as_deref().is_none_or(id)
+        && entry
+            .origin
+            .as_ref()
+            .is_none_or(|(session, cid)| id(session) && id(cid))
+        && entry.key.as_ref().is_none_or(|k| k.len() <= MAX_KEY_BYTES)
+}
+
 /// Held lines (see [`Room::held`]) remembered at most: more than a host's log queue
 /// holds while the log is out of reach.
 const MAX_HELD: usize = 8192;
@@ -721,9 +739,8 @@ impl Room {
             return out;
         }
         self.next_event = id + 1;
-        // Hosts name themselves with a few letters and digits (see `cluster::join`);
-        // an entry naming anything else is none of theirs.
-        if !is_host_name(&entry.host) {
+        // An entry a host could not have made is none of theirs.
+        if !could_be_a_hosts(&entry) {
             return out;
         }
         // Whoever put it on the log, it is held to what this room would send.
@@ -4202,6 +4219,50 @@ mod tests {
             proptest::prop_assert_eq!(single.topic(), shared.topic());
             proptest::prop_assert_eq!(single.next_event(), shared.next_event());
         }
+    }
+
+    #[test]
+    fn an_entry_with_ids_longer_than_any_host_makes_is_not_taken_from_the_log() {
+        // Anyone who can publish on the log's subject could make every remote member,
+        // every kept event and every remembered line hold a megabyte of "session".
+        let mut r = clustered("h1");
+        let long = "s".repeat(protocol::MAX_ID_BYTES + 1);
+        let join = |about: &str| Entry {
+            host: "h2".into(),
+            about: Some(about.to_owned()),
+            ..Entry::to_room(ServerMsg::Join {
+                id: 0,
+                ts: 0,
+                name: "bo".into(),
+            })
+        };
+        let said = |session: &str, cid: &str| Entry {
+            host: "h2".into(),
+            origin: Some((session.to_owned(), cid.to_owned())),
+            ..Entry::to_room(ServerMsg::Msg {
+                id: 0,
+                ts: 0,
+                from: "bo".into(),
+                text: "hi".into(),
+                cid: None,
+                held: None,
+            })
+        };
+        let a = joined(&mut r, 1, "ana");
+        through_log(&mut r, a, 0);
+        let id = r.next_event();
+        assert!(r.apply(id, join(&long), true, 0).is_empty());
+        assert!(r.apply(id + 1, said(&long, "c1"), true, 0).is_empty());
+        assert!(r.apply(id + 2, said("s-bo", &long), true, 0).is_empty());
+        let key = Entry {
+            key: Some("k".repeat(MAX_KEY_BYTES + 1)),
+            ..said("s-bo", "c2")
+        };
+        assert!(r.apply(id + 3, key, true, 0).is_empty());
+        assert_eq!(r.remote.len(), 0);
+        // What a host makes is taken.
+        assert!(!r.apply(id + 4, join("s-bo"), true, 0).is_empty());
+        assert!(!r.apply(id + 5, said("s-bo", "c1"), true, 0).is_empty());
     }
 
     #[test]
