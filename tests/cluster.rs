@@ -354,6 +354,7 @@ async fn the_log_takes_a_line_once_whichever_host_puts_it() {
         n: 0,
         key: None,
         held: false,
+        joined_sessions: Vec::new(),
     };
     let (first, again) = one.publisher().put(&line("hi", "c1")).await.unwrap();
     assert!(!again);

@@ -147,6 +147,10 @@ pub struct Entry {
     /// For a join or a leave, the session it was about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub about: Option<String>,
+    /// For a crowd, the session of each it says joined, in the same order (`None`: a
+    /// plain peer), so that one of them whose host dies keeps its name on another.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joined_sessions: Vec<Option<String>>,
     /// Shown on its own host before the log numbered it (the log was out of reach):
     /// its numbered copy carries the held key ([`Entry::held_key`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -190,6 +194,7 @@ impl Entry {
             reach: Reach::Room,
             origin: None,
             about: None,
+            joined_sessions: Vec::new(),
             held: false,
             n: 0,
             key: None,
@@ -584,6 +589,11 @@ fn could_be_a_hosts(entry: &Entry) -> bool {
     let id = |s: &str| s.len() <= protocol::MAX_ID_BYTES;
     is_host_name(&entry.host)
         && entry.about.as_deref().is_none_or(id)
+        && entry.joined_sessions.len() <= MAX_NAMES_PER_HOST
+        && entry
+            .joined_sessions
+            .iter()
+            .all(|s| s.as_deref().is_none_or(id))
         && entry
             .origin
             .as_ref()
@@ -771,7 +781,7 @@ impl Room {
             return out;
         }
         if !own && live {
-            self.track_remote(&entry.host, &entry.event, entry.about.as_deref());
+            self.track_remote(&entry);
         }
         if live {
             // A join, a leave, a crowd or a rename of this host's claims names.
@@ -1038,7 +1048,8 @@ impl Room {
     /// way (see [`Room::settle_claims`]).
     /// A name claimed on another host after an earlier claim (on a third host) is not
     /// taken from that one: its holder gives way the same way.
-    fn track_remote(&mut self, host: &str, event: &ServerMsg, about: Option<&str>) {
+    fn track_remote(&mut self, entry: &Entry) {
+        let (host, event, about) = (entry.host.as_str(), &entry.event, entry.about.as_deref());
         let add = |room: &mut Room, name: &String, session: Option<&str>| {
             let key = names::fold(name);
             if let Some(held) = room.remote.get_mut(&key)
@@ -1074,8 +1085,9 @@ impl Room {
                 for name in left {
                     remove(self, name);
                 }
-                for name in joined {
-                    add(self, name, None);
+                for (i, name) in joined.iter().enumerate() {
+                    let session = entry.joined_sessions.get(i).and_then(Option::as_deref);
+                    add(self, name, session);
                 }
             }
             ServerMsg::Nick { old, new, .. } => {
@@ -1958,15 +1970,10 @@ impl Room {
         };
         let about = self.peers.get(&peer).and_then(|p| p.session.clone());
         let entry = Entry {
-            event,
-            host: String::new(),
             peer: Some(peer),
             reach: Reach::Others,
-            origin: None,
             about: about.map(|s| s.to_string()),
-            n: 0,
-            key: None,
-            held: false,
+            ..Entry::to_room(event)
         };
         self.propose(entry, now, out);
     }
@@ -1990,15 +1997,8 @@ impl Room {
             reason: reason.map(str::to_owned),
         };
         let entry = Entry {
-            event,
-            host: String::new(),
-            peer: None,
-            reach: Reach::Room,
-            origin: None,
             about: session.map(|s| s.to_string()),
-            n: 0,
-            key: None,
-            held: false,
+            ..Entry::to_room(event)
         };
         self.propose(entry, now, out);
     }
@@ -2026,13 +2026,29 @@ impl Room {
         if c.joined.is_empty() && c.left.is_empty() {
             return;
         }
+        // Other hosts of a clustered room are told whose sessions the names are.
+        let joined_sessions = match self.log {
+            Log::Local => Vec::new(),
+            Log::Shared { .. } => c
+                .joined
+                .iter()
+                .map(|name| {
+                    let peer = self.by_name.get(&names::fold(name))?;
+                    Some(self.peers.get(peer)?.session.as_deref()?.to_owned())
+                })
+                .collect(),
+        };
         let event = ServerMsg::Crowd {
             id: 0,
             ts: self.ts(now),
             joined: c.joined,
             left: c.left,
         };
-        self.propose(Entry::to_room(event), now, out);
+        let entry = Entry {
+            joined_sessions,
+            ..Entry::to_room(event)
+        };
+        self.propose(entry, now, out);
     }
 
     fn welcome(
@@ -2217,15 +2233,10 @@ impl Room {
             Dialect::Plain => Reach::Others,
         };
         let entry = Entry {
-            event: relayed,
-            host: String::new(),
             peer: Some(peer),
             reach,
             origin,
-            about: None,
-            n: 0,
-            key: None,
-            held: false,
+            ..Entry::to_room(relayed)
         };
         self.propose(entry, now, out);
     }
@@ -4318,6 +4329,7 @@ mod tests {
             n: 1,
             key: None,
             held: false,
+            joined_sessions: Vec::new(),
         };
         let join = far(ServerMsg::Join {
             id: 0,
@@ -4381,6 +4393,7 @@ mod tests {
             n: 1,
             key: None,
             held: false,
+            joined_sessions: Vec::new(),
         };
         let join = Entry {
             event: ServerMsg::Join {
@@ -4732,6 +4745,48 @@ mod tests {
     }
 
     #[test]
+    fn one_who_came_in_with_a_crowd_keeps_its_name_on_another_host() {
+        let mut one = clustered("h1");
+        let mut two = clustered("h2");
+        let arrival = |room: &Room, name: &str, session: &str| Arrival {
+            mark: room.next_event(),
+            ..arrive(hello_again(name, session, None))
+        };
+        // More come to host one at once than are announced one by one: the rest are
+        // told as a crowd.
+        let mut proposed = Vec::new();
+        let n = ANNOUNCE_BURST as u64 + 5;
+        for i in 0..n {
+            let name = format!("p{i}");
+            proposed.extend(published(one.seat(
+                i,
+                arrival(&one, &name, &format!("s-{name}")),
+                0,
+            )));
+        }
+        proposed.extend(published(one.tick(60_000)));
+        let crowds = proposed
+            .iter()
+            .filter(|e| matches!(e.event, ServerMsg::Crowd { .. }))
+            .count();
+        assert_eq!(crowds, 1, "{proposed:?}");
+        run_log(&mut [&mut one, &mut two], proposed, 60_000);
+        let last = format!("p{}", n - 1);
+        assert!(two.names().contains(&last), "{:?}", two.names());
+        // Host one dies; its last member, told in the crowd, comes to host two with
+        // its session before host two has told it gone: the name is still its own.
+        let welcome = two.seat(100, arrival(&two, &last, &format!("s-{last}")), 60_000);
+        assert_eq!(welcome_name(&welcome), (last.clone(), None));
+        // Someone else asking for that name there is given another.
+        let other = two.seat(
+            101,
+            arrival(&two, &format!("p{}", n - 2), "s-someone-else"),
+            60_000,
+        );
+        assert_ne!(welcome_name(&other).0, format!("p{}", n - 2));
+    }
+
+    #[test]
     fn a_line_put_on_the_log_by_another_host_is_echoed_to_its_sender_here() {
         let mut room = clustered("h1");
         let arrival = Arrival {
@@ -4760,6 +4815,7 @@ mod tests {
             n: 1,
             key: None,
             held: false,
+            joined_sessions: Vec::new(),
         };
         let id = room.next_event();
         let sent = room.apply(id, line, true, 0);
