@@ -88,6 +88,28 @@ impl Nats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// Every message of `room`'s log stream, as text: what anyone who can read the
+    /// stream sees.
+    async fn log_payloads(&self, room: &str) -> Vec<String> {
+        use async_nats::jetstream;
+        let client = async_nats::connect(self.url())
+            .await
+            .expect("connect to NATS");
+        let js = jetstream::new(client);
+        let mut stream = js
+            .get_stream(format!("TCHAT_{room}"))
+            .await
+            .expect("the room's stream");
+        let last = stream.info().await.expect("its state").state.last_sequence;
+        let mut payloads = Vec::new();
+        for seq in 1..=last {
+            if let Ok(message) = stream.get_raw_message(seq).await {
+                payloads.push(String::from_utf8_lossy(&message.payload).into_owned());
+            }
+        }
+        payloads
+    }
+
     /// A host of `room` on this cluster.
     fn host(&self, room: &str) -> Headless {
         Headless::start(&["--cluster", &self.url(), "--room", room])
@@ -355,6 +377,7 @@ async fn the_log_takes_a_line_once_whichever_host_puts_it() {
         key: None,
         held: false,
         joined_sessions: Vec::new(),
+        sealed: None,
     };
     let (first, again) = one.publisher().put(&line("hi", "c1")).await.unwrap();
     assert!(!again);
@@ -552,6 +575,26 @@ async fn a_private_message_reaches_someone_on_another_host_and_no_one_else() {
     assert!(
         matches!(next, ServerMsg::Msg { ref text, .. } if text == "for everyone"),
         "{next:?}"
+    );
+    // The private message went to bo's host, not into the room's shared log: whoever
+    // reads the stream finds every line said in the room but that one's words.
+    let logged = nats.log_payloads("private").await;
+    assert!(
+        logged.iter().any(|p| p.contains("for everyone")),
+        "{logged:?}"
+    );
+    assert!(
+        !logged.iter().any(|p| p.contains("just between us")),
+        "{logged:?}"
+    );
+    // bo's host dies (kill -9): a private message for bo cannot be handed over, and
+    // ana is told so about that line (before the hosts have told bo gone).
+    drop(b);
+    ana.say("/msg bo are you there", "m-gone").await;
+    let answer = ana.until(|m| m.cid() == Some("m-gone")).await;
+    assert!(
+        matches!(&answer, ServerMsg::Notice { text, .. } if text.contains("not sent to bo")),
+        "{answer:?}"
     );
 }
 

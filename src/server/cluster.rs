@@ -16,6 +16,10 @@
 //! second stream, `TCHAT_<ROOM>_hosts`; a host that stops saying so is gone, and its
 //! people with it (see [`super::room::Room::presence`]).
 //!
+//! A private message goes on the log without its words, which go straight to the host
+//! that seats the one it is for, on `tchat.<ROOM>.words.<HOST>` (see
+//! [`super::room::Sealed`]).
+//!
 //! When NATS cannot be reached, what the room proposes waits in order (bounded) and is
 //! published once it can be; meanwhile the host shows its own people's lines to each
 //! other at once, held (see [`crate::protocol::ServerMsg::held`]).
@@ -37,7 +41,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::Event;
-use super::room::Entry;
+use super::room::{Entry, Sealed};
 
 /// The largest entry or listing the room's streams take (a line of the longest
 /// `--max-line` there is, as JSON, fits many times over).
@@ -288,6 +292,7 @@ pub async fn join(url: &str, room: &str, history: usize, keep: u64) -> Result<Jo
 pub struct Publisher {
     js: jetstream::Context,
     subject: String,
+    room: String,
 }
 
 impl Publisher {
@@ -297,6 +302,23 @@ impl Publisher {
     pub async fn put(&self, entry: &Entry) -> Result<(u64, bool), String> {
         let ack = self.send(entry).await?.await.map_err(|e| e.to_string())?;
         Ok((ack.sequence, ack.duplicate))
+    }
+
+    /// Hand the words of the private message `entry` to the host that seats the one it
+    /// is for (`to_host`), straight, not through the log; once that host has them.
+    async fn hand_words(&self, to_host: &str, entry: &Entry, text: &str) -> Result<(), String> {
+        let words = Words {
+            key: entry.held_key(),
+            text: text.to_owned(),
+        };
+        let payload = serde_json::to_vec(&words).map_err(|e| e.to_string())?;
+        let subject = words_subject(&self.room, to_host);
+        let client = self.js.client();
+        let asked = client.request(subject, payload.into());
+        match tokio::time::timeout(WORDS_WAIT, asked).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err("their host does not answer; send it again".to_owned()),
+        }
     }
 
     /// Send `entry` on its way to the log; the stream's acknowledgment is awaited
@@ -325,6 +347,7 @@ impl Joined {
         Publisher {
             js: self.js.clone(),
             subject: self.subject.clone(),
+            room: self.room.clone(),
         }
     }
 
@@ -353,6 +376,12 @@ impl Joined {
             events.clone(),
             stop.clone(),
         ));
+        tokio::spawn(take_words(
+            self.js.client(),
+            words_subject(&self.room, &self.host),
+            events.clone(),
+            stop.clone(),
+        ));
         tokio::spawn(follow(self.stream, self.next, self.linked, events, stop));
         LogQueue { tx, down }
     }
@@ -369,6 +398,68 @@ pub(super) struct LogQueue {
 const IN_FLIGHT: usize = 512;
 
 type Acked = std::pin::Pin<Box<dyn Future<Output = (Entry, Result<(), String>)> + Send>>;
+
+/// The words of a private message, as one host hands them to another.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Words {
+    /// `HOST.N` of the entry they belong to.
+    key: String,
+    text: String,
+}
+
+/// Where a host of `room` is handed private messages' words.
+fn words_subject(room: &str, host: &str) -> String {
+    format!("tchat.{room}.words.{host}")
+}
+
+/// How long a host waits for another to take a private message's words.
+const WORDS_WAIT: Duration = Duration::from_secs(2);
+
+/// Take the private messages' words other hosts hand to this one, for the room, and
+/// say each is taken once the room has it in its queue (ahead of the entry it belongs
+/// to, which its host puts on the log only then).
+async fn take_words(
+    client: async_nats::Client,
+    subject: String,
+    events: mpsc::Sender<Event>,
+    stop: CancellationToken,
+) {
+    let mut wait = RETRY_FIRST;
+    loop {
+        match client.subscribe(subject.clone()).await {
+            Ok(mut inbox) => loop {
+                let message = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    message = inbox.next() => message,
+                };
+                let Some(message) = message else { break };
+                wait = RETRY_FIRST;
+                let Ok(words) = serde_json::from_slice::<Words>(&message.payload) else {
+                    continue;
+                };
+                let taken = Event::PrivateWords(words.key, words.text);
+                if events.send(taken).await.is_err() {
+                    return;
+                }
+                if let Some(reply) = message.reply {
+                    let _ = client.publish(reply, "ok".into()).await;
+                }
+            },
+            Err(e) => {
+                let trouble =
+                    format!("cannot take private messages from other hosts: {e}; trying again");
+                if events.send(Event::Trouble(trouble)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(RETRY_MOST);
+    }
+}
 
 /// What the publisher knows of the link to NATS, and tells the room of it.
 struct Link {
@@ -437,7 +528,23 @@ async fn publish(
     // Each entry is handed to the connection here, one after another, so that they
     // reach the stream in the order proposed; only the acknowledgments are awaited
     // side by side.
-    async fn launch(log: &Publisher, entry: Entry, on_way: &mut FuturesOrdered<Acked>) {
+    async fn launch(
+        log: &Publisher,
+        entry: Entry,
+        on_way: &mut FuturesOrdered<Acked>,
+        events: &mpsc::Sender<Event>,
+    ) {
+        // A private message's words go to the other host first; if they cannot, it
+        // is not put on the log, and its sender is told.
+        if let Some(Sealed {
+            to_host: Some(to_host),
+            text,
+        }) = &entry.sealed
+            && let Err(why) = log.hand_words(to_host, &entry, text).await
+        {
+            let _ = events.send(Event::Undelivered(Box::new(entry), why)).await;
+            return;
+        }
         let sent = log.send(&entry).await;
         on_way.push_back(Box::pin(async move {
             let result = match sent {
@@ -466,7 +573,7 @@ async fn publish(
             }
             wait = (wait * 2).min(RETRY_MOST);
             for entry in std::mem::take(&mut again) {
-                launch(&log, entry, &mut on_way).await;
+                launch(&log, entry, &mut on_way, &link.events).await;
             }
             continue;
         }
@@ -496,7 +603,7 @@ async fn publish(
                 }
             },
             entry = rx.recv(), if open && again.is_empty() && on_way.len() < IN_FLIGHT => match entry {
-                Some(entry) => launch(&log, entry, &mut on_way).await,
+                Some(entry) => launch(&log, entry, &mut on_way, &link.events).await,
                 None => open = false,
             },
         }

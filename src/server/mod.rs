@@ -276,6 +276,11 @@ enum Event {
     Tell(String),
     /// A clustered room's log handed over this entry, numbered.
     Logged(u64, Box<room::Entry>),
+    /// Another host of a clustered room handed over a private message's words (`key`,
+    /// text) for someone here.
+    PrivateWords(String, String),
+    /// A private message's words could not be handed to the other host (why).
+    Undelivered(Box<room::Entry>, String),
     /// A clustered room's log is in trouble (for the host's own seat and log).
     Trouble(String),
     /// A clustered room's log can no longer (`true`), or can again (`false`), be
@@ -1042,6 +1047,11 @@ fn on_event(
             room.disconnect(id, reason, now)
         }
         Event::Logged(id, entry) => room.apply(id, *entry, true, now),
+        Event::PrivateWords(key, text) => {
+            room.private_words(key, text);
+            Vec::new()
+        }
+        Event::Undelivered(entry, why) => room.undelivered(*entry, &why, now),
         Event::Beat(answer) => {
             let _ = answer.send(room.listing());
             Vec::new()

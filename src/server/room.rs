@@ -163,6 +163,21 @@ pub struct Entry {
     /// people of a host that is gone, told gone by every host that noticed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// A private message's words, which never go on the log (the entry's own `text`
+    /// is empty): for the host that puts it there, never written out.
+    #[serde(skip)]
+    pub sealed: Option<Sealed>,
+}
+
+/// The words of a private message in a clustered room, on their way: they go straight
+/// to the host that seats the one it is for, if that is another, before the entry
+/// (without them) goes on the log; each of the two hosts fills them in when the log
+/// hands the entry back (see [`Room::apply_private`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// The other host the words go to, if the one it is for is not seated here.
+    pub to_host: Option<String>,
+    pub text: String,
 }
 
 impl Entry {
@@ -198,6 +213,7 @@ impl Entry {
             held: false,
             n: 0,
             key: None,
+            sealed: None,
         }
     }
 
@@ -567,7 +583,17 @@ pub struct Room {
     /// This host's held lines not yet back from the log: the mark of each (seats
     /// taken when it was said), by this host's number for it. At most [`MAX_HELD`].
     held: BTreeMap<u64, u64>,
+    /// The words of private messages said here, not yet back from the log, by this
+    /// host's number for each; at most [`MAX_HELD`].
+    own_words: BTreeMap<u64, String>,
+    /// The words of private messages sent here by other hosts for someone seated
+    /// here, by key (`HOST.N`), oldest first; at most [`MAX_WORDS`].
+    words: HashMap<String, String>,
+    words_order: VecDeque<String>,
 }
+
+/// Private messages' words from other hosts a room keeps, waiting for their entries.
+const MAX_WORDS: usize = 4096;
 
 /// The longest name a host of a clustered room goes by on its log.
 const MAX_HOST_NAME: usize = 32;
@@ -694,6 +720,9 @@ impl Room {
             log_down: false,
             seats_made: 0,
             held: BTreeMap::new(),
+            own_words: BTreeMap::new(),
+            words: HashMap::new(),
+            words_order: VecDeque::new(),
         }
     }
 
@@ -730,6 +759,12 @@ impl Room {
                     self.held.insert(entry.n, self.seats_made);
                     if self.held.len() > MAX_HELD {
                         self.held.pop_first();
+                    }
+                }
+                if let Some(sealed) = &entry.sealed {
+                    self.own_words.insert(entry.n, sealed.text.clone());
+                    if self.own_words.len() > MAX_HELD {
+                        self.own_words.pop_first();
                     }
                 }
                 out.push(Action::Publish(Box::new(entry)));
@@ -2257,9 +2292,13 @@ impl Room {
                 .map(|p| (*id, p.name.clone(), p.session.clone()))
         });
         if matches!(self.log, Log::Shared { .. }) {
-            let far = self.remote.get(&names::fold(to)).map(|r| r.name.clone());
-            if let Some(to_name) = target.as_ref().map(|t| t.1.clone()).or(far) {
-                self.private_shared(peer, to_name, text, cid, now, out);
+            let here = target.as_ref().map(|t| (t.1.clone(), None));
+            let far = || {
+                let r = self.remote.get(&names::fold(to))?;
+                Some((r.name.clone(), Some(r.host.clone())))
+            };
+            if let Some((to_name, to_host)) = here.or_else(far) {
+                self.private_shared(peer, to_name, to_host, text, cid, now, out);
                 return;
             }
         }
@@ -2316,12 +2355,15 @@ impl Room {
 
     /// `/msg` in a clustered room: on the log like everything else, so that it has the
     /// log's number (clients take an event numbered no higher than one they have seen
-    /// for one they have), but shown and kept only where the two it is between are
-    /// seated (see [`Room::apply_private`]).
+    /// for one they have), but without its words, which go straight to the host that
+    /// seats the one it is for (`to_host`, if another: see [`Sealed`]); shown and kept
+    /// only where the two it is between are seated (see [`Room::apply_private`]).
+    #[allow(clippy::too_many_arguments)]
     fn private_shared(
         &mut self,
         peer: PeerId,
         to: String,
+        to_host: Option<String>,
         text: &str,
         cid: Option<String>,
         now: i64,
@@ -2342,26 +2384,91 @@ impl Room {
             ts: self.ts(now),
             from,
             to,
-            text,
+            text: String::new(),
             cid: None,
         };
         let entry = Entry {
             origin,
+            sealed: Some(Sealed { to_host, text }),
             ..Entry::echoed(event, peer, cid)
         };
         self.propose(entry, now, out);
+    }
+
+    /// Another host sent the words of a private message (`key`: `HOST.N` of its entry)
+    /// for someone seated here: kept until the log hands over the entry.
+    pub fn private_words(&mut self, key: String, text: String) {
+        let valid = key
+            .split_once('.')
+            .is_some_and(|(host, n)| is_host_name(host) && n.parse::<u64>().is_ok());
+        if !valid {
+            return;
+        }
+        let mut text = text;
+        let mut event = ServerMsg::Private {
+            id: 0,
+            ts: 0,
+            from: String::new(),
+            to: String::new(),
+            text: std::mem::take(&mut text),
+            cid: None,
+        };
+        // Held to what this room would send, as everything from the other hosts is.
+        self.hold(&mut event);
+        let ServerMsg::Private { text, .. } = event else {
+            return;
+        };
+        if self.words.insert(key.clone(), text).is_none() {
+            self.words_order.push_back(key);
+        }
+        while self.words_order.len() > MAX_WORDS {
+            if let Some(old) = self.words_order.pop_front() {
+                self.words.remove(&old);
+            }
+        }
+    }
+
+    /// A private message's words could not be sent to the host of the one it is for
+    /// (`why`): its sender is told, and it does not go on the log.
+    pub fn undelivered(&mut self, entry: Entry, why: &str, now: i64) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.own_words.remove(&entry.n);
+        let (Some(peer), ServerMsg::Private { to, .. }) = (entry.peer, &entry.event) else {
+            return out;
+        };
+        let cid = match entry.reach {
+            Reach::Echo { cid } => cid,
+            _ => None,
+        };
+        let text = format!("not sent to {to}: {why}");
+        self.notice(peer, &text, cid, now, &mut out);
+        out
     }
 
     /// A private message back from a clustered room's log: to its sender, if seated
     /// here (with its `cid`), and to the one it is for, if seated here; kept for those
     /// two alone, and not at all on a host where neither is.
     fn apply_private(&mut self, id: u64, entry: Entry, own: bool, now: i64, out: &mut Vec<Action>) {
-        let event = entry.event.clone().with_id(id);
-        let ServerMsg::Private { to, .. } = &event else {
+        let mut event = entry.event.clone().with_id(id);
+        let ServerMsg::Private { to, text, .. } = &mut event else {
             return;
         };
+        if text.is_empty() {
+            // Its words are not on the log: this host has them if it is the sender's,
+            // or was sent them as the host of the one it is for.
+            let words = if own {
+                self.own_words.remove(&entry.n)
+            } else {
+                self.words.remove(&entry.held_key())
+            };
+            match words {
+                Some(words) => *text = words,
+                None => return,
+            }
+        }
+        let to = to.clone();
         let seat = entry.peer.filter(|p| own && self.peers.contains_key(p));
-        let target = self.by_name.get(&names::fold(to)).copied();
+        let target = self.by_name.get(&names::fold(&to)).copied();
         let from_session = seat
             .and_then(|s| self.peers.get(&s))
             .and_then(|p| p.session.clone());
@@ -4330,6 +4437,7 @@ mod tests {
             key: None,
             held: false,
             joined_sessions: Vec::new(),
+            sealed: None,
         };
         let join = far(ServerMsg::Join {
             id: 0,
@@ -4394,6 +4502,7 @@ mod tests {
             key: None,
             held: false,
             joined_sessions: Vec::new(),
+            sealed: None,
         };
         let join = Entry {
             event: ServerMsg::Join {
@@ -4433,15 +4542,38 @@ mod tests {
     /// Hosts sharing one log: what each proposes is appended, and every entry is
     /// applied by every host in the log's order, until nothing new is proposed. What
     /// each host sent, in order.
+    /// A private message's words go straight to the host named `to_host` (as the
+    /// publisher hands them over) before the entry goes on the log.
     fn run_log(hosts: &mut [&mut Room], proposed: Vec<Entry>, now: i64) -> Vec<Vec<Action>> {
-        let mut log: VecDeque<Entry> = proposed.into();
+        fn hand_words(hosts: &mut [&mut Room], entry: &Entry) {
+            let Some(Sealed {
+                to_host: Some(to_host),
+                text,
+            }) = &entry.sealed
+            else {
+                return;
+            };
+            for host in hosts.iter_mut() {
+                if matches!(&host.log, Log::Shared { host } if **host == **to_host) {
+                    host.private_words(entry.held_key(), text.clone());
+                }
+            }
+        }
+        let mut log: VecDeque<Entry> = VecDeque::new();
+        for entry in proposed {
+            hand_words(hosts, &entry);
+            log.push_back(entry);
+        }
         let mut sent = vec![Vec::new(); hosts.len()];
         let mut id = hosts.iter().map(|h| h.next_event()).max().unwrap_or(1);
         while let Some(entry) = log.pop_front() {
-            for (i, host) in hosts.iter_mut().enumerate() {
-                for action in host.apply(id, entry.clone(), true, now) {
+            for i in 0..hosts.len() {
+                for action in hosts[i].apply(id, entry.clone(), true, now) {
                     match action {
-                        Action::Publish(e) => log.push_back(*e),
+                        Action::Publish(e) => {
+                            hand_words(hosts, &e);
+                            log.push_back(*e);
+                        }
                         other => sent[i].push(other),
                     }
                 }
@@ -4715,6 +4847,16 @@ mod tests {
         let said = one.receive(1, say_cid("/msg bo psst", "p1"), 0);
         let proposed = published(said);
         assert_eq!(proposed.len(), 1, "on the log");
+        // … without its words, which go straight to bo's host.
+        let logged = serde_json::to_string(&proposed[0]).unwrap();
+        assert!(!logged.contains("psst"), "{logged}");
+        assert_eq!(
+            proposed[0].sealed,
+            Some(Sealed {
+                to_host: Some("h2".into()),
+                text: "psst".into()
+            })
+        );
         let sent = run_log(&mut [&mut one, &mut two, &mut three], proposed, 0);
         let privates = |s: &[Action]| -> Vec<(PeerId, u64, Option<String>)> {
             s.iter()
@@ -4787,6 +4929,43 @@ mod tests {
     }
 
     #[test]
+    fn a_private_message_whose_words_cannot_reach_the_other_host_is_not_sent() {
+        let mut one = clustered("h1");
+        let mut two = clustered("h2");
+        let arrival = |room: &Room, name: &str, session: &str| Arrival {
+            mark: room.next_event(),
+            ..arrive(hello_again(name, session, None))
+        };
+        let mut proposed = published(one.seat(1, arrival(&one, "ana", "s-ana"), 0));
+        proposed.extend(published(two.seat(1, arrival(&two, "bo", "s-bo"), 0)));
+        run_log(&mut [&mut one, &mut two], proposed, 0);
+        let [entry] = published(one.receive(1, say_cid("/msg bo psst", "p1"), 0))
+            .try_into()
+            .unwrap();
+        // Host two did not answer: ana is told, about her line, and nothing is kept.
+        let told = one.undelivered(entry, "their host does not answer", 0);
+        let [Action::Send(Target::One(1), Outgoing::Event(ServerMsg::Notice { text, cid, .. }))] =
+            told.as_slice()
+        else {
+            panic!("{told:?}")
+        };
+        assert!(text.contains("not sent to bo"), "{text}");
+        assert_eq!(cid.as_deref(), Some("p1"));
+        assert!(one.own_words.is_empty());
+        // Words handed over under a key no host makes are not taken; the rest are kept
+        // up to their bound, the oldest let go first.
+        two.private_words("h1.\u{1b}".into(), "x".into());
+        two.private_words("nohost".into(), "x".into());
+        assert!(two.words.is_empty());
+        for n in 0..(MAX_WORDS as u64 + 10) {
+            two.private_words(format!("h1.{n}"), "x".into());
+        }
+        assert_eq!(two.words.len(), MAX_WORDS);
+        assert!(!two.words.contains_key("h1.0"));
+        assert!(two.words.contains_key(&format!("h1.{}", MAX_WORDS + 9)));
+    }
+
+    #[test]
     fn a_line_put_on_the_log_by_another_host_is_echoed_to_its_sender_here() {
         let mut room = clustered("h1");
         let arrival = Arrival {
@@ -4816,6 +4995,7 @@ mod tests {
             key: None,
             held: false,
             joined_sessions: Vec::new(),
+            sealed: None,
         };
         let id = room.next_event();
         let sent = room.apply(id, line, true, 0);
