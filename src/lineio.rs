@@ -61,6 +61,7 @@ pub async fn run(
         None if ours.is_empty() => End::Left,
         None => End::Unconfirmed { count: ours.len() },
     };
+    let mut held = crate::protocol::HeldShown::<()>::default();
     loop {
         if leaving.is_some() && ours.is_empty() {
             return Ok(done(&ours, &refused));
@@ -133,6 +134,19 @@ pub async fn run(
                             text = format!("* the host restarted the room: history starts again\n{text}");
                         }
                         Some(text)
+                    }
+                    // A line shown held (the host's log was away), and its numbered
+                    // copy later: written once.
+                    NetEvent::Server(msg) if msg.held().is_some() => {
+                        let key = msg.held().unwrap_or_default().to_owned();
+                        if msg.is_held_copy() {
+                            held.note(key, ());
+                            Some(msg.to_plain())
+                        } else if held.settle(&key).is_some() {
+                            None
+                        } else {
+                            Some(msg.to_plain())
+                        }
                     }
                     NetEvent::Server(msg) => Some(msg.to_plain()),
                     NetEvent::Closed { reason } => return Ok(End::Closed(reason)),

@@ -882,3 +882,53 @@ async fn a_joiner_moves_to_a_host_with_a_key_of_its_own_by_the_invitation() {
         .until(Duration::from_secs(20), has_text("said on a"))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_mode_joiner_writes_a_line_shown_held_once() {
+    let Some(mut nats) = Nats::start() else {
+        return;
+    };
+    let a = nats.host("lines");
+    // `tchat --join` with its input and output piped: line mode, as a script reads it.
+    let mut child = common::isolated(env!("CARGO_BIN_EXE_tchat"))
+        .args(["--join", &a.addr, "--name", "script"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tchat");
+    let out = common::lines_of(child.stdout.take().expect("its stdout"));
+    let _child = ChildGuard(child);
+    let mut written = Vec::new();
+    let mut wait_for = |want: &str| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = out
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("{want:?} is written; written: {written:?}"));
+            let line = String::from_utf8_lossy(&line).trim_end().to_owned();
+            let found = line.contains(want);
+            written.push(line);
+            if found {
+                return written.clone();
+            }
+        }
+    };
+    wait_for("you are script");
+    let mut one = Client::join(&a.addr, "one", "s1", None).await;
+    nats.stop();
+    let down = |m: &ServerMsg| matches!(m, ServerMsg::Notice { text, .. } if text.contains("link to the room's other hosts is down"));
+    one.until(down).await;
+    one.say("while it is down", "c1").await;
+    wait_for("one: while it is down");
+    nats.run();
+    one.until(|m| m.cid() == Some("c1")).await;
+    one.say("after", "c2").await;
+    let written = wait_for("one: after");
+    let times = written
+        .iter()
+        .filter(|l| l.ends_with("one: while it is down"))
+        .count();
+    assert_eq!(times, 1, "{written:?}");
+}

@@ -28,10 +28,6 @@ pub use layout::INPUT_MAX_ROWS;
 /// How many rows one turn of the mouse wheel scrolls.
 const WHEEL_ROWS: usize = 3;
 
-/// Others' held lines (see [`ServerMsg::held`]) a screen remembers at most, to settle
-/// when their numbered copies come: more than a host holds while its log is away.
-const MAX_HELD_SHOWN: usize = 8192;
-
 /// Everything that can happen to the app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
@@ -277,10 +273,8 @@ pub struct App {
     /// Own lines waiting for the room's echo: cid → sequence number.
     pending: HashMap<String, u64>,
     /// Others' lines shown held (see [`ServerMsg::held`]) until their numbered copy
-    /// comes: held key → sequence number, and the keys oldest first (at most
-    /// [`MAX_HELD_SHOWN`] are remembered).
-    held: HashMap<String, u64>,
-    held_order: std::collections::VecDeque<String>,
+    /// comes, by held key, with their sequence numbers.
+    held: protocol::HeldShown<u64>,
     /// When the next try to reach the host is due (ms, on the clock `update` is given).
     retry_at: Option<i64>,
     /// The room's topic, as the room last said it (sanitised).
@@ -328,8 +322,7 @@ impl App {
             cid_prefix: format!("{:08x}", rand::random::<u32>()),
             next_cid: 0,
             pending: HashMap::new(),
-            held: HashMap::new(),
-            held_order: std::collections::VecDeque::new(),
+            held: protocol::HeldShown::default(),
             confirm_leave: false,
             retry_at: None,
             ignored: std::collections::BTreeSet::new(),
@@ -1141,14 +1134,7 @@ impl App {
         if Some(seq) == before {
             return;
         }
-        if self.held.insert(key.clone(), seq).is_none() {
-            self.held_order.push_back(key);
-        }
-        while self.held_order.len() > MAX_HELD_SHOWN {
-            if let Some(old) = self.held_order.pop_front() {
-                self.held.remove(&old);
-            }
-        }
+        self.held.note(key, seq);
     }
 
     /// The numbered copy of a line shown held: it is that line, now in the room's order
@@ -1162,7 +1148,7 @@ impl App {
         from: &str,
         text: &str,
     ) -> bool {
-        let Some(seq) = held.filter(|_| id != 0).and_then(|k| self.held.remove(k)) else {
+        let Some(seq) = held.filter(|_| id != 0).and_then(|k| self.held.settle(k)) else {
             return false;
         };
         if let Some(e) = self.scrollback.entry_mut(seq) {
