@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Event;
 use super::room::{Entry, Sealed};
+use crate::protocol::ServerMsg;
 
 /// The largest entry or listing the room's streams take (a line of the longest
 /// `--max-line` there is, as JSON, fits many times over).
@@ -317,8 +318,13 @@ impl Publisher {
     /// Hand the words of the private message `entry` to the host that seats the one it
     /// is for (`to_host`), straight, not through the log; once that host has them.
     async fn hand_words(&self, to_host: &str, entry: &Entry, text: &str) -> Result<(), String> {
+        let to = match &entry.event {
+            ServerMsg::Private { to, .. } => to.clone(),
+            _ => String::new(),
+        };
         let words = Words {
             key: entry.held_key(),
+            to,
             text: text.to_owned(),
         };
         let payload = serde_json::to_vec(&words).map_err(|e| e.to_string())?;
@@ -326,9 +332,18 @@ impl Publisher {
         let client = self.js.client();
         let asked = client.request(subject, payload.into());
         match tokio::time::timeout(WORDS_WAIT, asked).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(answer)) if *answer.payload == *WORDS_TAKEN => Ok(()),
+            Ok(Ok(_)) => {
+                Err("they are no longer on the host they were on; send it again".to_owned())
+            }
             Ok(Err(_)) | Err(_) => Err("their host does not answer; send it again".to_owned()),
         }
+    }
+
+    /// Whether the room's log answers now (JetStream serves its stream).
+    async fn answers(&self) -> bool {
+        let asked = self.js.get_stream(format!("TCHAT_{}", self.room));
+        matches!(tokio::time::timeout(WORDS_WAIT, asked).await, Ok(Ok(_)))
     }
 
     /// Send `entry` on its way to the log; the stream's acknowledgment is awaited
@@ -407,15 +422,21 @@ pub(super) struct LogQueue {
 /// Entries on their way to the log at once, awaiting its acknowledgment.
 const IN_FLIGHT: usize = 512;
 
-type Acked = std::pin::Pin<Box<dyn Future<Output = (Entry, Result<(), String>)> + Send>>;
+type Acked = std::pin::Pin<Box<dyn Future<Output = (Entry, Result<(), Failed>)> + Send>>;
 
 /// The words of a private message, as one host hands them to another.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Words {
     /// `HOST.N` of the entry they belong to.
     key: String,
+    /// The one it is for.
+    to: String,
     text: String,
 }
+
+/// A host's answer when it has taken a private message's words for someone seated on
+/// it (anything else: they are not there).
+const WORDS_TAKEN: &[u8] = b"ok";
 
 /// Where a host of `room` is handed private messages' words.
 fn words_subject(room: &str, host: &str) -> String {
@@ -447,12 +468,22 @@ async fn take_words(
                 let Ok(words) = serde_json::from_slice::<Words>(&message.payload) else {
                     continue;
                 };
-                let taken = Event::PrivateWords(words.key, words.text);
+                let (seated, answer) = tokio::sync::oneshot::channel();
+                let taken = Event::PrivateWords {
+                    key: words.key,
+                    to: words.to,
+                    text: words.text,
+                    seated,
+                };
                 if events.send(taken).await.is_err() {
                     return;
                 }
+                let said: &'static [u8] = match answer.await {
+                    Ok(true) => WORDS_TAKEN,
+                    _ => b"not here",
+                };
                 if let Some(reply) = message.reply {
-                    let _ = client.publish(reply, "ok".into()).await;
+                    let _ = client.publish(reply, said.into()).await;
                 }
             },
             Err(e) => {
@@ -524,7 +555,9 @@ impl Link {
 /// One that the log did not take (NATS unreachable) is put again, in order, once those
 /// on their way have settled, with a growing wait, or at once when the connection
 /// comes back; the log recognises any it already had ([`Entry::log_id`]), so nothing is
-/// taken twice.
+/// taken twice. A private message for someone on another host goes on the log once
+/// its words are with that host (see [`Sealed`]), so it may come after entries
+/// proposed after it.
 async fn publish(
     log: Publisher,
     mut rx: mpsc::Receiver<Entry>,
@@ -535,35 +568,9 @@ async fn publish(
     let mut again: VecDeque<Entry> = VecDeque::new();
     let mut wait = RETRY_FIRST;
     let mut open = true;
-    // Each entry is handed to the connection here, one after another, so that they
-    // reach the stream in the order proposed; only the acknowledgments are awaited
-    // side by side.
-    async fn launch(
-        log: &Publisher,
-        entry: Entry,
-        on_way: &mut FuturesOrdered<Acked>,
-        events: &mpsc::Sender<Event>,
-    ) {
-        // A private message's words go to the other host first; if they cannot, it
-        // is not put on the log, and its sender is told.
-        if let Some(Sealed {
-            to_host: Some(to_host),
-            text,
-        }) = &entry.sealed
-            && let Err(why) = log.hand_words(to_host, &entry, text).await
-        {
-            let _ = events.send(Event::Undelivered(Box::new(entry), why)).await;
-            return;
-        }
-        let sent = log.send(&entry).await;
-        on_way.push_back(Box::pin(async move {
-            let result = match sent {
-                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
-            (entry, result)
-        }));
-    }
+    // The connection came back since the last failure: what failed is put again at
+    // once.
+    let mut reconnected = false;
     loop {
         if !open && on_way.is_empty() && again.is_empty() {
             return;
@@ -571,19 +578,23 @@ async fn publish(
         if !again.is_empty() && on_way.is_empty() {
             // Everything on its way has settled: put the failed ones again, in order,
             // after a wait, or as soon as the connection is back.
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                () = tokio::time::sleep(wait) => {}
-                Ok(()) = link.linked.changed() => {
-                    if !link.changed() {
-                        continue;
+            if std::mem::take(&mut reconnected) {
+                wait = RETRY_FIRST;
+            } else {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                    Ok(()) = link.linked.changed() => {
+                        if !link.changed() {
+                            continue;
+                        }
+                        wait = RETRY_FIRST;
                     }
-                    wait = RETRY_FIRST;
                 }
             }
             wait = (wait * 2).min(RETRY_MOST);
             for entry in std::mem::take(&mut again) {
-                launch(&log, entry, &mut on_way, &link.events).await;
+                launch(&log, entry, &mut on_way).await;
             }
             continue;
         }
@@ -591,33 +602,96 @@ async fn publish(
             biased;
             _ = stop.cancelled() => return,
             Ok(()) = link.linked.changed() => {
-                // Back, with nothing waiting: the log takes entries again.
-                if link.changed() && again.is_empty() && on_way.is_empty() {
-                    link.back();
+                if link.changed() {
+                    reconnected = true;
+                    // Back, with nothing waiting: the log takes entries again once it
+                    // answers (a NATS server just started may not serve it yet).
+                    if again.is_empty() && on_way.is_empty() && log.answers().await {
+                        link.back();
+                    }
                 }
             }
             Some((entry, result)) = on_way.next(), if !on_way.is_empty() => match result {
-                Ok(()) if again.is_empty() => {
-                    wait = RETRY_FIRST;
-                    link.back();
+                Ok(()) => {
+                    // An acknowledgment that was on its way as the connection went
+                    // says nothing of now.
+                    if again.is_empty() && *link.linked.borrow() {
+                        wait = RETRY_FIRST;
+                        link.back();
+                    }
                 }
-                Ok(()) => {}
-                Err(e) if e == TOO_BIG => {
+                Err(Failed::TooBig) => {
                     // Never to be taken: not tried again (it would hold up the rest).
-                    let trouble = format!("an event was not put on the room's log: {e}");
+                    let trouble = format!("an event was not put on the room's log: {TOO_BIG}");
                     let _ = link.events.try_send(Event::Trouble(trouble));
                 }
-                Err(e) => {
+                Err(Failed::Undelivered(why)) => {
+                    // Told without holding up the log: the room may be waiting on
+                    // this task's queue.
+                    let events = link.events.clone();
+                    tokio::spawn(async move {
+                        let _ = events.send(Event::Undelivered(Box::new(entry), why)).await;
+                    });
+                }
+                Err(Failed::Log(e)) => {
                     again.push_back(entry);
                     link.lost(&e);
                 }
             },
             entry = rx.recv(), if open && again.is_empty() && on_way.len() < IN_FLIGHT => match entry {
-                Some(entry) => launch(&log, entry, &mut on_way, &link.events).await,
+                Some(entry) => launch(&log, entry, &mut on_way).await,
                 None => open = false,
             },
         }
     }
+}
+
+/// Why an entry did not go on the log.
+enum Failed {
+    /// The log did not take it (NATS unreachable, slow): it is put again.
+    Log(String),
+    /// Larger than the log takes: never put again.
+    TooBig,
+    /// A private message whose words the other host did not take (why): its sender
+    /// is told, and it is not put on the log.
+    Undelivered(String),
+}
+
+/// Hand `entry` to the connection and await the log's acknowledgment beside the
+/// others on their way. Entries are handed over one after another, so that they reach
+/// the stream in the order proposed; a private message for someone on another host is
+/// handed over only once that host has its words, without holding up the rest.
+async fn launch(log: &Publisher, entry: Entry, on_way: &mut FuturesOrdered<Acked>) {
+    let put = |sent: Result<PublishAckFuture, String>| async move {
+        match sent {
+            Ok(ack) => ack
+                .await
+                .map(|_| ())
+                .map_err(|e| Failed::Log(e.to_string())),
+            Err(e) if e == TOO_BIG => Err(Failed::TooBig),
+            Err(e) => Err(Failed::Log(e)),
+        }
+    };
+    if let Some(Sealed {
+        to_host: Some(to_host),
+        text,
+    }) = entry.sealed.clone()
+    {
+        let log = log.clone();
+        on_way.push_back(Box::pin(async move {
+            if let Err(why) = log.hand_words(&to_host, &entry, &text).await {
+                return (entry, Err(Failed::Undelivered(why)));
+            }
+            let result = put(log.send(&entry).await).await;
+            (entry, result)
+        }));
+        return;
+    }
+    let sent = log.send(&entry).await;
+    on_way.push_back(Box::pin(async move {
+        let result = put(sent).await;
+        (entry, result)
+    }));
 }
 
 const RETRY_FIRST: Duration = Duration::from_millis(100);

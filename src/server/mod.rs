@@ -276,9 +276,14 @@ enum Event {
     Tell(String),
     /// A clustered room's log handed over this entry, numbered.
     Logged(u64, Box<room::Entry>),
-    /// Another host of a clustered room handed over a private message's words (`key`,
-    /// text) for someone here.
-    PrivateWords(String, String),
+    /// Another host of a clustered room handed over a private message's words for
+    /// someone it takes to be here: whether they are.
+    PrivateWords {
+        key: String,
+        to: String,
+        text: String,
+        seated: tokio::sync::oneshot::Sender<bool>,
+    },
     /// A private message's words could not be handed to the other host (why).
     Undelivered(Box<room::Entry>, String),
     /// A clustered room's log is in trouble (for the host's own seat and log).
@@ -953,6 +958,11 @@ async fn room_task(
         // busy room's turns stay short), then one write to the room's file if it is
         // kept, then what they send goes out.
         let now = clock.now(&mut room);
+        // Whether the log can be reached, as the publisher last found (its notice to
+        // the room may not have found room in the queue).
+        if let Some(queue) = &turn.publish {
+            room.set_log_down(queue.down.load(Ordering::Relaxed));
+        }
         let mut next = Some(event);
         let mut taken = 0;
         while let Some(event) = next.take() {
@@ -1047,8 +1057,13 @@ fn on_event(
             room.disconnect(id, reason, now)
         }
         Event::Logged(id, entry) => room.apply(id, *entry, true, now),
-        Event::PrivateWords(key, text) => {
-            room.private_words(key, text);
+        Event::PrivateWords {
+            key,
+            to,
+            text,
+            seated,
+        } => {
+            let _ = seated.send(room.private_words(key, &to, text));
             Vec::new()
         }
         Event::Undelivered(entry, why) => room.undelivered(*entry, &why, now),

@@ -583,9 +583,11 @@ pub struct Room {
     log_down: bool,
     /// Seats taken so far on this host (see [`Target::Held`]).
     seats_made: u64,
-    /// This host's held lines not yet back from the log: the mark of each (seats
-    /// taken when it was said), by this host's number for it. At most [`MAX_HELD`].
-    held: BTreeMap<u64, u64>,
+    /// This host's held lines not yet back from the log, by this host's number for
+    /// each (at most [`MAX_HELD`]), and the number of each by its sender's
+    /// `(session, cid)`.
+    held: BTreeMap<u64, HeldLine>,
+    held_by_origin: HashMap<Origin, u64>,
     /// The words of private messages said here, not yet back from the log, by this
     /// host's number for each; at most [`MAX_HELD`].
     own_words: BTreeMap<u64, String>,
@@ -628,6 +630,15 @@ fn could_be_a_hosts(entry: &Entry) -> bool {
             .as_ref()
             .is_none_or(|(session, cid)| id(session) && id(cid))
         && entry.key.as_ref().is_none_or(|k| k.len() <= MAX_KEY_BYTES)
+}
+
+/// A line shown held here and not yet back from the log.
+#[derive(Debug)]
+struct HeldLine {
+    /// Seats taken when it was shown: those before were shown it.
+    mark: u64,
+    /// Its sender's `(session, cid)`.
+    origin: Option<Origin>,
 }
 
 /// Held lines (see [`Room::held`]) remembered at most: more than a host's log queue
@@ -723,6 +734,7 @@ impl Room {
             log_down: false,
             seats_made: 0,
             held: BTreeMap::new(),
+            held_by_origin: HashMap::new(),
             own_words: BTreeMap::new(),
             words: HashMap::new(),
             words_order: VecDeque::new(),
@@ -759,9 +771,23 @@ impl Room {
                     ..entry
                 };
                 if held {
-                    self.held.insert(entry.n, self.seats_made);
-                    if self.held.len() > MAX_HELD {
-                        self.held.pop_first();
+                    let origin: Option<Origin> = entry
+                        .origin
+                        .as_ref()
+                        .map(|(s, c)| (Arc::from(s.as_str()), Box::from(c.as_str())));
+                    if let Some(origin) = &origin {
+                        self.held_by_origin.insert(origin.clone(), entry.n);
+                    }
+                    let line = HeldLine {
+                        mark: self.seats_made,
+                        origin,
+                    };
+                    self.held.insert(entry.n, line);
+                    if self.held.len() > MAX_HELD
+                        && let Some((n, _)) = self.held.first_key_value()
+                    {
+                        let n = *n;
+                        self.take_held(n);
                     }
                 }
                 if let Some(sealed) = &entry.sealed {
@@ -795,6 +821,11 @@ impl Room {
         let mut entry = entry;
         if !self.hold(&mut entry.event) {
             return out;
+        }
+        // A line shown held on its host: every copy carries its key, kept ones too.
+        if entry.held {
+            let key = entry.held_key();
+            entry.event.set_held(Some(key));
         }
         if let Some((session, cid)) = &entry.origin
             && self
@@ -854,16 +885,24 @@ impl Room {
             self.apply_private(id, entry, own, now, out);
             return;
         }
+        // A held line's own host showed it already to those seated then: this entry,
+        // or another host's of the same line (its sender moved there and sent it
+        // again), which settles it here under this host's key.
         let mut entry = entry;
-        // A held line's own host showed it already to those seated then.
-        let mut shown = None;
-        if entry.held {
-            let key = entry.held_key();
+        let shown = if entry.held && own {
+            self.take_held(entry.n)
+        } else if let (Log::Shared { host }, Some((session, cid))) = (&self.log, &entry.origin)
+            && let Some(n) = self
+                .held_by_origin
+                .get(&(Arc::from(session.as_str()), Box::from(cid.as_str())))
+                .copied()
+        {
+            let key = format!("{host}.{n}");
             entry.event.set_held(Some(key));
-            if own {
-                shown = self.held.remove(&entry.n);
-            }
-        }
+            self.take_held(n)
+        } else {
+            None
+        };
         let event = entry.event.clone().with_id(id);
         self.apply_state(&event);
         let seat = entry.peer.filter(|p| own && self.peers.contains_key(p));
@@ -901,6 +940,15 @@ impl Room {
         }
     }
 
+    /// Forget held line `n` (back from the log, or one too many): its mark.
+    fn take_held(&mut self, n: u64) -> Option<u64> {
+        let line = self.held.remove(&n)?;
+        if let Some(origin) = &line.origin {
+            self.held_by_origin.remove(origin);
+        }
+        Some(line.mark)
+    }
+
     /// A clustered room's log can no longer (`true`), or can again (`false`), be
     /// reached.
     pub fn set_log_down(&mut self, down: bool) {
@@ -914,7 +962,7 @@ impl Room {
         if !entry.held {
             return None;
         }
-        let mark = *self.held.get(&entry.n)?;
+        let mark = self.held.get(&entry.n)?.mark;
         let event = entry
             .event
             .clone()
@@ -1789,7 +1837,11 @@ impl Room {
             return false;
         };
         let Some(id) = self.relayed.get(session, cid) else {
-            return false;
+            // Shown held here and waiting for the log (which is away): not proposed
+            // again; its echo comes when the log hands it back.
+            return self
+                .held_by_origin
+                .contains_key(&(session.clone(), Box::from(cid)));
         };
         // By id, not by place: a history read back from a file may have gaps.
         let kept = self
@@ -2399,13 +2451,14 @@ impl Room {
     }
 
     /// Another host sent the words of a private message (`key`: `HOST.N` of its entry)
-    /// for someone seated here: kept until the log hands over the entry.
-    pub fn private_words(&mut self, key: String, text: String) {
+    /// for `to`: kept until the log hands over the entry, if `to` is seated here.
+    /// Whether they are (the other host tells its sender when not).
+    pub fn private_words(&mut self, key: String, to: &str, text: String) -> bool {
         let valid = key
             .split_once('.')
             .is_some_and(|(host, n)| is_host_name(host) && n.parse::<u64>().is_ok());
-        if !valid {
-            return;
+        if !valid || !self.by_name.contains_key(&names::fold(to)) {
+            return false;
         }
         let mut text = text;
         let mut event = ServerMsg::Private {
@@ -2419,7 +2472,7 @@ impl Room {
         // Held to what this room would send, as everything from the other hosts is.
         self.hold(&mut event);
         let ServerMsg::Private { text, .. } = event else {
-            return;
+            return false;
         };
         if self.words.insert(key.clone(), text).is_none() {
             self.words_order.push_back(key);
@@ -2429,6 +2482,7 @@ impl Room {
                 self.words.remove(&old);
             }
         }
+        true
     }
 
     /// A private message's words could not be sent to the host of the one it is for
@@ -2453,7 +2507,7 @@ impl Room {
     /// two alone, and not at all on a host where neither is.
     fn apply_private(&mut self, id: u64, entry: Entry, own: bool, now: i64, out: &mut Vec<Action>) {
         let mut event = entry.event.clone().with_id(id);
-        let ServerMsg::Private { to, text, .. } = &mut event else {
+        let ServerMsg::Private { from, to, text, .. } = &mut event else {
             return;
         };
         if text.is_empty() {
@@ -2466,7 +2520,17 @@ impl Room {
             };
             match words {
                 Some(words) => *text = words,
-                None => return,
+                None => {
+                    // The one it is for came here after its words went to the host
+                    // they were on: they are told, rather than never know.
+                    if let Some(target) = self.by_name.get(&names::fold(to)).copied() {
+                        let note = format!(
+                            "{from} sent you a private message as you moved to this host, and it did not reach you: ask them to send it again"
+                        );
+                        self.notice(target, &note, None, now, out);
+                    }
+                    return;
+                }
             }
         }
         let to = to.clone();
@@ -4557,8 +4621,10 @@ mod tests {
                 return;
             };
             for host in hosts.iter_mut() {
-                if matches!(&host.log, Log::Shared { host } if **host == **to_host) {
-                    host.private_words(entry.held_key(), text.clone());
+                if matches!(&host.log, Log::Shared { host } if **host == **to_host)
+                    && let ServerMsg::Private { to, .. } = &entry.event
+                {
+                    host.private_words(entry.held_key(), to, text.clone());
                 }
             }
         }
@@ -4680,6 +4746,64 @@ mod tests {
         // Kept with its key: a catch-up settles it on a screen that was shown it held.
         assert_eq!(
             r.history.back().and_then(|k| k.event.held()),
+            Some(key.as_str())
+        );
+    }
+
+    #[test]
+    fn a_held_line_sent_again_is_shown_once_whichever_host_puts_it() {
+        let arrival = |room: &Room, name: &str, session: &str| Arrival {
+            mark: room.next_event(),
+            ..arrive(hello_again(name, session, None))
+        };
+        let mut one = clustered("h1");
+        let mut two = clustered("h2");
+        let mut proposed = published(one.seat(1, arrival(&one, "ana", "s-ana"), 0));
+        proposed.extend(published(one.seat(2, fresh(&one), 0)));
+        run_log(&mut [&mut one, &mut two], proposed, 0);
+        one.set_log_down(true);
+        let said = published(one.receive(1, say_cid("hello", "c1"), 0));
+        let key = said[0].held_key();
+        // ana's link stutters: she is back on the same host and sends the line again.
+        one.disconnect(1, Some("connection lost"), 0);
+        one.seat(3, arrival(&one, "ana", "s-ana"), 0);
+        let again = one.receive(3, say_cid("hello", "c1"), 0);
+        assert!(published(again).is_empty(), "not proposed twice");
+        // Meanwhile she moved on to host two and sent it there too, and the log took
+        // host two's first: on host one it settles the line shown held, under host
+        // one's key; the plain peer that was shown it is not sent it again.
+        let there = published(two.seat(1, arrival(&two, "ana", "s-ana"), 0));
+        run_log(&mut [&mut one, &mut two], there, 0);
+        let moved = published(two.receive(1, say_cid("hello", "c1"), 0));
+        let sent = run_log(&mut [&mut one, &mut two], moved, 0);
+        let on_one = reached(&one, &sent[0]);
+        assert!(on_one.iter().all(|(p, ..)| *p != 2), "{on_one:?}");
+        assert!(
+            on_one
+                .iter()
+                .all(|(_, _, held, _)| held.as_deref() == Some(key.as_str())),
+            "{on_one:?}"
+        );
+        // Its own entry, when the log hands it over later, is not applied again.
+        let id = one.next_event();
+        let late = one.apply(id, said[0].clone(), true, 0);
+        assert!(reached(&one, &late).is_empty(), "{late:?}");
+    }
+
+    #[test]
+    fn a_host_reading_the_logs_past_keeps_a_held_lines_key() {
+        // A client shown the line held, which comes to this host later, is sent it with
+        // its key on catching up, and settles it rather than showing it twice.
+        let mut one = clustered("h1");
+        let a = joined(&mut one, 1, "ana");
+        through_log(&mut one, a, 0);
+        one.set_log_down(true);
+        let said = published(one.receive(1, say_cid("hello", "c1"), 0));
+        let key = said[0].held_key();
+        let mut later = clustered("h2");
+        assert!(later.apply(1, said[0].clone(), false, 0).is_empty());
+        assert_eq!(
+            later.history.back().and_then(|k| k.event.held()),
             Some(key.as_str())
         );
     }
@@ -4957,15 +5081,45 @@ mod tests {
         assert!(one.own_words.is_empty());
         // Words handed over under a key no host makes are not taken; the rest are kept
         // up to their bound, the oldest let go first.
-        two.private_words("h1.\u{1b}".into(), "x".into());
-        two.private_words("nohost".into(), "x".into());
+        assert!(!two.private_words("h1.\u{1b}".into(), "bo", "x".into()));
+        assert!(!two.private_words("nohost".into(), "bo", "x".into()));
+        // Nor words for someone not seated here (they moved on): its sender is told.
+        assert!(!two.private_words("h1.1".into(), "cy", "x".into()));
         assert!(two.words.is_empty());
         for n in 0..(MAX_WORDS as u64 + 10) {
-            two.private_words(format!("h1.{n}"), "x".into());
+            assert!(two.private_words(format!("h1.{n}"), "bo", "x".into()));
         }
         assert_eq!(two.words.len(), MAX_WORDS);
         assert!(!two.words.contains_key("h1.0"));
         assert!(two.words.contains_key(&format!("h1.{}", MAX_WORDS + 9)));
+    }
+
+    #[test]
+    fn one_who_moved_as_a_private_message_was_on_its_way_is_told_it_missed_it() {
+        let mut here = clustered("h2");
+        let a = joined(&mut here, 1, "bo");
+        through_log(&mut here, a, 0);
+        // ana on host h1 wrote to bo while bo was on another host, which took the words.
+        let private = Entry {
+            host: "h1".into(),
+            n: 4,
+            ..Entry::to_room(ServerMsg::Private {
+                id: 0,
+                ts: 0,
+                from: "ana".into(),
+                to: "bo".into(),
+                text: String::new(),
+                cid: None,
+            })
+        };
+        let id = here.next_event();
+        let out = here.apply(id, private, true, 0);
+        let [Action::Send(Target::One(1), Outgoing::Event(ServerMsg::Notice { text, .. }))] =
+            out.as_slice()
+        else {
+            panic!("{out:?}")
+        };
+        assert!(text.contains("ana sent you a private message"), "{text}");
     }
 
     #[test]
