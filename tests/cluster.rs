@@ -234,6 +234,11 @@ impl Client {
     }
 }
 
+/// The notice everyone on a host is given when it finds NATS gone.
+fn link_down(m: &ServerMsg) -> bool {
+    matches!(m, ServerMsg::Notice { text, .. } if text.contains("link to the room's other hosts is down"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_cross_three_hosts_in_one_order() {
     let Some(nats) = Nats::start() else { return };
@@ -329,9 +334,8 @@ async fn one_line_sent_to_two_hosts_at_once_appears_once() {
     let mut near_here = Client::join(&a.addr, "near-a", "s-near-a", None).await;
     let mut near_there = Client::join(&b.addr, "near-b", "s-near-b", None).await;
     nats.stop();
-    let down = |m: &ServerMsg| matches!(m, ServerMsg::Notice { text, .. } if text.contains("link to the room's other hosts is down"));
-    here.until(down).await;
-    there.until(down).await;
+    here.until(link_down).await;
+    there.until(link_down).await;
     here.say("just once", "c1").await;
     there.say("just once", "c1").await;
     // Each host has taken the line while the log was away (it shows it held to its
@@ -783,8 +787,7 @@ async fn people_on_one_host_keep_talking_while_nats_is_down_and_see_each_line_on
     nats.stop();
     // The host finds the log gone when it cannot put a line there.
     one.say("as it went", "c1").await;
-    let down = |m: &ServerMsg| matches!(m, ServerMsg::Notice { text, .. } if text.contains("link to the room's other hosts is down"));
-    neighbour.until(down).await;
+    neighbour.until(link_down).await;
     // From now on what is said here is shown here at once, while NATS is still down:
     // to a tchat client as a held copy (numbered 0), to a plain peer as a line.
     one.say("while it is down", "c2").await;
@@ -918,8 +921,7 @@ async fn a_line_mode_joiner_writes_a_line_shown_held_once() {
     wait_for("you are script");
     let mut one = Client::join(&a.addr, "one", "s1", None).await;
     nats.stop();
-    let down = |m: &ServerMsg| matches!(m, ServerMsg::Notice { text, .. } if text.contains("link to the room's other hosts is down"));
-    one.until(down).await;
+    one.until(link_down).await;
     one.say("while it is down", "c1").await;
     wait_for("one: while it is down");
     nats.run();
