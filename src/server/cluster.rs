@@ -522,11 +522,10 @@ impl Link {
         self.failing = true;
         self.down.store(true, Ordering::Relaxed);
         // Told without waiting: the room may itself be waiting on this task's queue.
-        let trouble = format!(
+        let why = format!(
             "cannot put events on the room's log ({why}); they wait and are put there once it can be reached"
         );
-        let _ = self.events.try_send(Event::Trouble(trouble));
-        let _ = self.events.try_send(Event::LinkDown(true));
+        let _ = self.events.try_send(Event::LinkDown { down: true, why });
     }
 
     /// The log takes entries again: tell the room, once.
@@ -536,9 +535,8 @@ impl Link {
         }
         self.failing = false;
         self.down.store(false, Ordering::Relaxed);
-        let back = "the room's log is reachable again".to_owned();
-        let _ = self.events.try_send(Event::Trouble(back));
-        let _ = self.events.try_send(Event::LinkDown(false));
+        let why = "the room's log is reachable again".to_owned();
+        let _ = self.events.try_send(Event::LinkDown { down: false, why });
     }
 
     /// The connection went down or came up: whether it is up now.

@@ -288,9 +288,12 @@ enum Event {
     Undelivered(Box<room::Entry>, String),
     /// A clustered room's log is in trouble (for the host's own seat and log).
     Trouble(String),
-    /// A clustered room's log can no longer (`true`), or can again (`false`), be
-    /// reached: everyone here is told.
-    LinkDown(bool),
+    /// A clustered room's log can no longer (`down`), or can again, be reached:
+    /// everyone here is told, and a headless host's log says `why`.
+    LinkDown {
+        down: bool,
+        why: String,
+    },
     /// A clustered room's heartbeat: who is on this host?
     Beat(tokio::sync::oneshot::Sender<room::Listing>),
     /// What the other hosts of a clustered room last said of who is on them.
@@ -1079,7 +1082,10 @@ fn on_event(
             tell_own_seat(conns, text);
             Vec::new()
         }
-        Event::LinkDown(down) => {
+        Event::LinkDown { down, why } => {
+            if config.log {
+                crate::note!("{} {why}", clock());
+            }
             room.set_log_down(down);
             let text = if down {
                 "the link to the room's other hosts is down: people on this host still see what is said here (in grey until it reaches everyone, once the link is back)"
