@@ -590,15 +590,81 @@ pub struct Room {
     held_by_origin: HashMap<Origin, u64>,
     /// The words of private messages said here, not yet back from the log, by this
     /// host's number for each; at most [`MAX_HELD`].
-    own_words: BTreeMap<u64, String>,
+    own_words: KeptWords<u64>,
     /// The words of private messages sent here by other hosts for someone seated
     /// here, by key (`HOST.N`), oldest first; at most [`MAX_WORDS`].
-    words: HashMap<String, String>,
-    words_order: VecDeque<String>,
+    words: KeptWords<String>,
 }
 
-/// Private messages' words from other hosts a room keeps, waiting for their entries.
+/// Private messages' words a room keeps, waiting for their entries (its own, and
+/// those other hosts sent), at most, in count and in bytes.
 const MAX_WORDS: usize = 4096;
+const MAX_WORDS_BYTES: usize = 16 * 1024 * 1024;
+
+/// Private messages' words kept until their entries come back from the log, by key: at
+/// most [`MAX_WORDS`] of them and [`MAX_WORDS_BYTES`] in all, the oldest let go first
+/// (an entry that never comes: refused by a full queue, or words a stranger on NATS
+/// sent).
+#[derive(Debug)]
+struct KeptWords<K> {
+    by_key: HashMap<K, String>,
+    order: VecDeque<K>,
+    bytes: usize,
+}
+
+impl<K> Default for KeptWords<K> {
+    fn default() -> Self {
+        KeptWords {
+            by_key: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone> KeptWords<K> {
+    fn keep(&mut self, key: K, text: String) {
+        self.bytes += text.len();
+        match self.by_key.insert(key.clone(), text) {
+            Some(old) => self.bytes -= old.len(),
+            None => self.order.push_back(key),
+        }
+        while self.order.len() > MAX_WORDS || self.bytes > MAX_WORDS_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(text) = self.by_key.remove(&old) {
+                self.bytes -= text.len();
+            }
+        }
+    }
+
+    fn take(&mut self, key: &K) -> Option<String> {
+        let text = self.by_key.remove(key)?;
+        self.bytes -= text.len();
+        Some(text)
+    }
+}
+
+/// For tests: how much is kept.
+#[cfg(test)]
+impl<K: std::hash::Hash + Eq> KeptWords<K> {
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    fn contains_key(&self, key: &K) -> bool {
+        self.by_key.contains_key(key)
+    }
+}
 
 /// The longest name a host of a clustered room goes by on its log.
 const MAX_HOST_NAME: usize = 32;
@@ -735,9 +801,8 @@ impl Room {
             seats_made: 0,
             held: BTreeMap::new(),
             held_by_origin: HashMap::new(),
-            own_words: BTreeMap::new(),
-            words: HashMap::new(),
-            words_order: VecDeque::new(),
+            own_words: KeptWords::default(),
+            words: KeptWords::default(),
         }
     }
 
@@ -791,10 +856,7 @@ impl Room {
                     }
                 }
                 if let Some(sealed) = &entry.sealed {
-                    self.own_words.insert(entry.n, sealed.text.clone());
-                    if self.own_words.len() > MAX_HELD {
-                        self.own_words.pop_first();
-                    }
+                    self.own_words.keep(entry.n, sealed.text.clone());
                 }
                 out.push(Action::Publish(Box::new(entry)));
             }
@@ -2474,14 +2536,7 @@ impl Room {
         let ServerMsg::Private { text, .. } = event else {
             return false;
         };
-        if self.words.insert(key.clone(), text).is_none() {
-            self.words_order.push_back(key);
-        }
-        while self.words_order.len() > MAX_WORDS {
-            if let Some(old) = self.words_order.pop_front() {
-                self.words.remove(&old);
-            }
-        }
+        self.words.keep(key, text);
         true
     }
 
@@ -2489,7 +2544,7 @@ impl Room {
     /// (`why`): its sender is told, and it does not go on the log.
     pub fn undelivered(&mut self, entry: Entry, why: &str, now: i64) -> Vec<Action> {
         let mut out = Vec::new();
-        self.own_words.remove(&entry.n);
+        self.own_words.take(&entry.n);
         let (Some(peer), ServerMsg::Private { to, .. }) = (entry.peer, &entry.event) else {
             return out;
         };
@@ -2514,9 +2569,9 @@ impl Room {
             // Its words are not on the log: this host has them if it is the sender's,
             // or was sent them as the host of the one it is for.
             let words = if own {
-                self.own_words.remove(&entry.n)
+                self.own_words.take(&entry.n)
             } else {
-                self.words.remove(&entry.held_key())
+                self.words.take(&entry.held_key())
             };
             match words {
                 Some(words) => *text = words,
@@ -5090,7 +5145,7 @@ mod tests {
             assert!(two.private_words(format!("h1.{n}"), "bo", "x".into()));
         }
         assert_eq!(two.words.len(), MAX_WORDS);
-        assert!(!two.words.contains_key("h1.0"));
+        assert!(!two.words.contains_key(&"h1.0".to_owned()));
         assert!(two.words.contains_key(&format!("h1.{}", MAX_WORDS + 9)));
     }
 
@@ -5120,6 +5175,42 @@ mod tests {
             panic!("{out:?}")
         };
         assert!(text.contains("ana sent you a private message"), "{text}");
+    }
+
+    #[test]
+    fn private_messages_words_waiting_for_the_log_are_bounded_in_bytes() {
+        // The longest lines a clustered room takes, sent privately while the log takes
+        // nothing (its queue refused them, or a stranger on NATS sent words for entries
+        // that never come): what waits stays within its bound, not 4096 long lines.
+        let big = Rules {
+            max_line: 128 * 1024,
+            burst: 0,
+            rate: 0,
+            addr_burst: 0,
+            addr_rate: 0,
+            ..Rules::default()
+        };
+        let mut r = Room::clustered("e1".into(), big, Arc::from("h1"));
+        let a = joined(&mut r, 1, "ana");
+        through_log(&mut r, a, 0);
+        let b = joined(&mut r, 2, "bo");
+        through_log(&mut r, b, 0);
+        let long = "w".repeat(100_000);
+        for i in 0..400 {
+            let said = r.receive(1, say_cid(&format!("/msg bo {long}"), &format!("p{i}")), 0);
+            assert_eq!(published(said).len(), 1);
+        }
+        for n in 0..400 {
+            r.private_words(format!("h2.{n}"), "bo", long.clone());
+        }
+        assert!(
+            r.own_words.bytes() <= MAX_WORDS_BYTES,
+            "{}",
+            r.own_words.bytes()
+        );
+        assert!(r.words.bytes() <= MAX_WORDS_BYTES, "{}", r.words.bytes());
+        // The newest are kept.
+        assert!(r.words.take(&"h2.399".to_owned()).is_some());
     }
 
     #[test]
