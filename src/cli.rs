@@ -172,6 +172,11 @@ pub struct Cli {
     #[arg(long, value_name = "URL", conflicts_with_all = ["join", "keep"])]
     pub cluster: Option<String>,
 
+    /// Trust the NATS server's certificate (a `tls://` URL) when the authority in FILE
+    /// (PEM) signed it, rather than the system's trusted authorities.
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    pub cluster_ca: Option<PathBuf>,
+
     /// The room's name on the cluster: hosts with the same --cluster and --room serve
     /// the same room (1 to 32 letters, digits, - or _).
     #[arg(

@@ -191,7 +191,16 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
         ));
     }
     let mut joined = match &cli.cluster {
-        Some(url) => Some(server::cluster::join(url, &cli.room, cli.history, cli.log_keep).await?),
+        Some(url) => Some(
+            server::cluster::join(
+                url,
+                cli.cluster_ca.as_deref(),
+                &cli.room,
+                cli.history,
+                cli.log_keep,
+            )
+            .await?,
+        ),
         None => None,
     };
     let mut invitation = Invitation::new(shared, &fingerprint, code.as_ref().map(|c| c.as_str()));

@@ -361,8 +361,12 @@ async fn the_log_takes_a_line_once_whichever_host_puts_it() {
     // Two hosts' hold on the room's log, each putting the same line (one client's
     // session and cid), as two hosts do when a client's resend reaches the second
     // before the first one's entry has come back to it.
-    let one = cluster::join(&nats.url(), "once", 10, 1000).await.unwrap();
-    let two = cluster::join(&nats.url(), "once", 10, 1000).await.unwrap();
+    let one = cluster::join(&nats.url(), None, "once", 10, 1000)
+        .await
+        .unwrap();
+    let two = cluster::join(&nats.url(), None, "once", 10, 1000)
+        .await
+        .unwrap();
     let line = |text: &str, cid: &str| Entry {
         event: ServerMsg::Msg {
             id: 0,
@@ -933,4 +937,70 @@ async fn a_line_mode_joiner_writes_a_line_shown_held_once() {
         .filter(|l| l.ends_with("one: while it is down"))
         .count();
     assert_eq!(times, 1, "{written:?}");
+}
+
+/// A certificate authority, and a certificate it signed for 127.0.0.1 with its key, as
+/// PEM files in `dir`: their paths.
+fn nats_tls_files(dir: &TempDir) -> [String; 3] {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("a key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("parameters");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).expect("the authority");
+    let key = KeyPair::generate().expect("a key");
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("parameters")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("the server's certificate");
+    let files = [
+        ("ca.pem", ca.pem()),
+        ("cert.pem", cert.pem()),
+        ("key.pem", key.serialize_pem()),
+    ];
+    files.map(|(name, pem)| {
+        let path = dir.0.join(name);
+        std::fs::write(&path, pem).expect("write a PEM file");
+        path.to_str().expect("a UTF-8 path").to_owned()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_reach_a_nats_server_over_tls_with_its_authority() {
+    let dir = TempDir::new("nats-tls");
+    let [ca, cert, key] = nats_tls_files(&dir);
+    let Some(nats) = Nats::start_with(&["--tls", "--tlscert", &cert, "--tlskey", &key]) else {
+        return;
+    };
+    let url = format!("tls://127.0.0.1:{}", nats.port);
+    let host =
+        |room: &str| Headless::start(&["--cluster", &url, "--cluster-ca", &ca, "--room", room]);
+    let a = host("sealed");
+    let b = host("sealed");
+    let mut one = Client::join(&a.addr, "one", "s1", None).await;
+    let mut two = Client::join(&b.addr, "two", "s2", None).await;
+    one.say("over tls", "c1").await;
+    two.messages_until("over tls").await;
+    // Without the authority, the server's certificate is not trusted: one line, and
+    // the host does not start.
+    let out = common::isolated(env!("CARGO_BIN_EXE_tchat"))
+        .args(["--host", "--headless", "--bind", "127.0.0.1", "--port", "0"])
+        .args(["--cluster", &url, "--room", "sealed"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run tchat");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert_eq!(said.trim_end().lines().count(), 1, "{said}");
+    assert!(said.contains("cannot reach NATS"), "{said}");
+    assert!(said.contains("--cluster-ca FILE"), "{said}");
+    // A path that is not there is said as such.
+    let out = common::isolated(env!("CARGO_BIN_EXE_tchat"))
+        .args(["--host", "--headless", "--bind", "127.0.0.1", "--port", "0"])
+        .args(["--cluster", &url, "--cluster-ca", "/nonexistent/ca.pem"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run tchat");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("--cluster-ca /nonexistent/ca.pem"), "{said}");
+    assert_eq!(said.trim_end().lines().count(), 1, "{said}");
 }

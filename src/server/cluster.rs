@@ -160,7 +160,15 @@ pub fn valid_room(name: &str) -> bool {
 
 /// Connect to NATS at `url`, make (or find) the room's stream, and read its last
 /// `history` entries. `keep`: the most entries the stream holds (the oldest go first).
-pub async fn join(url: &str, room: &str, history: usize, keep: u64) -> Result<Joined, String> {
+/// `ca`: the authority that signed the NATS server's certificate, for a `tls://` URL
+/// with a certificate of its own (else the system's trusted authorities).
+pub async fn join(
+    url: &str,
+    ca: Option<&std::path::Path>,
+    room: &str,
+    history: usize,
+    keep: u64,
+) -> Result<Joined, String> {
     if !valid_room(room) {
         return Err(format!(
             "--room {room:?}: a room's name is 1 to 32 letters, digits, - or _"
@@ -174,6 +182,19 @@ pub async fn join(url: &str, room: &str, history: usize, keep: u64) -> Result<Jo
         .connection_timeout(CONNECT_WAIT);
     if let Some((user, pass)) = nats.login {
         options = options.user_and_password(user, pass);
+    }
+    if let Some(ca) = ca {
+        // Read here, so that a wrong path is said as such, not as a failed handshake.
+        std::fs::metadata(ca).map_err(|e| {
+            format!(
+                "--cluster-ca {}: {}",
+                ca.display(),
+                crate::client::plain_io_error(&e)
+            )
+        })?;
+        options = options
+            .add_root_certificates(ca.to_path_buf())
+            .require_tls(true);
     }
     // The connection's state as it changes, so that losing NATS is known at once (not
     // when an acknowledgment fails to come, seconds later) and what waits is put on
@@ -195,7 +216,16 @@ pub async fn join(url: &str, room: &str, history: usize, keep: u64) -> Result<Jo
     let client = tokio::time::timeout(CONNECT_WAIT, options.connect(nats.server.as_str()))
         .await
         .map_err(|_| format!("cannot reach NATS at {url}: no answer in 5 s"))?
-        .map_err(|e| format!("cannot reach NATS at {url}: {e}"))?;
+        .map_err(|e| {
+            let e = e.to_string();
+            // A server whose certificate no authority here vouches for.
+            let hint = if e.contains("certificate") && ca.is_none() {
+                " (if its certificate is signed by an authority of your own, give it with --cluster-ca FILE)"
+            } else {
+                ""
+            };
+            format!("cannot reach NATS at {url}: {e}{hint}")
+        })?;
     let js = jetstream::new(client);
     let subject = format!("tchat.{room}.log");
     let config = stream::Config {
