@@ -154,13 +154,17 @@ fn entry_lines(
                 body,
             )
         }
-        Kind::Action { from, own } => (
+        Kind::Action { from, own, held } => (
             vec![
                 Span::styled("* ", Style::new().italic()),
                 Span::styled(from.clone(), name_style(from, *own).italic()),
                 Span::raw(" "),
             ],
-            Style::new().italic(),
+            if *held {
+                Style::new().italic().dark_gray()
+            } else {
+                Style::new().italic()
+            },
         ),
         Kind::Private { from, to, own } => {
             let tag = if color {

@@ -2101,7 +2101,8 @@ fn me_private_and_nick_events_show_as_people_expect() {
         last_kind(&app),
         Kind::Action {
             from: "bob".into(),
-            own: false
+            own: false,
+            held: false
         }
     );
     server(
@@ -2905,4 +2906,34 @@ fn a_held_line_from_someone_ignored_settles_nothing_else() {
     let shown = texts(&app);
     assert!(shown.contains(&"carol's line".to_owned()), "{shown:?}");
     assert!(!shown.iter().any(|t| t.contains("hidden")), "{shown:?}");
+}
+
+#[test]
+fn a_held_me_is_grey_until_the_room_has_it() {
+    let mut app = in_room(80, 24);
+    let waves = |id: u64| ServerMsg::Me {
+        id,
+        ts: T0 + 900,
+        from: "bob".into(),
+        text: "waves".into(),
+        cid: None,
+        held: Some("h1.3".into()),
+    };
+    server(&mut app, waves(0));
+    let held = Kind::Action {
+        from: "bob".into(),
+        own: false,
+        held: true,
+    };
+    assert_eq!(last_kind(&app), held);
+    server(&mut app, waves(5));
+    assert_eq!(texts(&app).iter().filter(|t| *t == "waves").count(), 1);
+    assert_eq!(
+        last_kind(&app),
+        Kind::Action {
+            from: "bob".into(),
+            own: false,
+            held: false
+        }
+    );
 }

@@ -1357,3 +1357,43 @@ fn the_status_line_says_whether_the_room_is_encrypted_and_by_which_key() {
     let status = rows(draw(&app).backend().buffer())[7].clone();
     assert!(status.ends_with("not encrypted"), "{status}");
 }
+
+#[test]
+fn a_line_shown_held_is_drawn_grey_and_white_once_the_room_has_it() {
+    let mut app = in_room(50, 12);
+    let line = |id: u64| ServerMsg::Msg {
+        id,
+        ts: T0,
+        from: "bob".into(),
+        text: "while away".into(),
+        cid: None,
+        held: Some("h1.1".into()),
+    };
+    let act = |id: u64| ServerMsg::Me {
+        id,
+        ts: T0,
+        from: "bob".into(),
+        text: "waits".into(),
+        cid: None,
+        held: Some("h1.2".into()),
+    };
+    server(&mut app, line(0));
+    server(&mut app, act(0));
+    // The first letter of each text, wherever it is drawn.
+    let text_fg = |app: &App, text: &str| {
+        let t = draw(app);
+        let buf = t.backend().buffer();
+        let rows = rows(buf);
+        let y = rows.iter().position(|r| r.contains(text)).expect("drawn");
+        let x = rows[y].find(text).expect("in the row");
+        // Columns, not bytes: the rows here are ASCII up to the text.
+        buf[(x as u16, y as u16)].fg
+    };
+    assert_eq!(text_fg(&app, "while away"), Color::DarkGray);
+    assert_eq!(text_fg(&app, "waits"), Color::DarkGray);
+    server(&mut app, line(7));
+    server(&mut app, act(8));
+    assert_eq!(screen(&app).matches("while away").count(), 1);
+    assert_ne!(text_fg(&app, "while away"), Color::DarkGray);
+    assert_ne!(text_fg(&app, "waits"), Color::DarkGray);
+}

@@ -201,6 +201,7 @@ mod tests {
             Kind::Action {
                 from: "李雷".into(),
                 own: true,
+                held: false,
             },
             Kind::Private {
                 from: "ann".into(),

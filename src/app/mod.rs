@@ -190,8 +190,9 @@ pub enum Kind {
         /// Own line not yet confirmed by the room.
         state: Delivery,
     },
-    /// Someone's `/me`: `* alice waves`.
-    Action { from: String, own: bool },
+    /// Someone's `/me`: `* alice waves`. `held`: shown before the room's log had it
+    /// (see [`ServerMsg::held`]), grey until it does.
+    Action { from: String, own: bool, held: bool },
     /// A private message (`/msg`) between `from` and `to`.
     Private { from: String, to: String, own: bool },
     /// Text from a plain far side (not tchat), labelled with where it came from.
@@ -441,7 +442,9 @@ impl App {
             && let Kind::Message {
                 from, own: false, ..
             }
-            | Kind::Action { from, own: false }
+            | Kind::Action {
+                from, own: false, ..
+            }
             | Kind::Private {
                 from, own: false, ..
             } = &kind
@@ -1010,7 +1013,13 @@ impl App {
                 }
                 let own = from == self.me;
                 let before = self.scrollback.last_seq();
-                self.push(ts, Kind::Action { from, own }, &text);
+                let held_copy = id == 0 && held.is_some();
+                let kind = Kind::Action {
+                    from,
+                    own,
+                    held: held_copy,
+                };
+                self.push(ts, kind, &text);
                 self.note_held(held, id, before);
                 self.history_done();
             }
@@ -1160,7 +1169,12 @@ impl App {
                     *state = Delivery::Delivered;
                     *f = from.to_owned();
                 }
-                Kind::Action { from: f, .. } => *f = from.to_owned(),
+                Kind::Action {
+                    from: f, held: h, ..
+                } => {
+                    *f = from.to_owned();
+                    *h = false;
+                }
                 _ => {}
             }
         }
