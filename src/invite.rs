@@ -3,9 +3,7 @@
 //!
 //! ```text
 //! TOKEN = ADDRS "/" KEY [ "/" CODE ]
-//! ADDRS = ADDR [ "+" KEY ] *( "," ADDR [ "+" KEY ] )
-//!                                   tried in order; "+" KEY: that address's host has
-//!                                   its own key (another host of a clustered room)
+//! ADDRS = ADDR *( "," ADDR )        tried in order
 //! ADDR  = HOST ":" PORT             split at the last ':' (an IPv6 host keeps its own
 //!                                   colons, without brackets, which shells glob)
 //! KEY   = 32 to 64 lower-case hex   the start of the host key's SHA-256 fingerprint
@@ -13,7 +11,7 @@
 //! ```
 //!
 //! For example `192.168.1.5:7878,fe80::1:7878/3f2a91bc0d4e77a15c20aa00bb11cc22`. Every
-//! character is one a shell passes through unquoted (letters, digits, `.:,/-_%+`), so
+//! character is one a shell passes through unquoted (letters, digits, `.:,/-_%`), so
 //! the line can be pasted as it is. An address alone never holds a `/`, which is how
 //! `--join` tells the two apart.
 
@@ -29,12 +27,8 @@ pub const MAX_LEN: usize = 2048;
 pub struct Invitation {
     /// Where the room is, best first: `HOST:PORT`, an IPv6 host in brackets.
     pub addrs: Vec<String>,
-    /// The start of the host key's fingerprint (lower-case hex): the key of every
-    /// address but those in `keys`.
+    /// The start of the host key's fingerprint (lower-case hex).
     pub key: String,
-    /// Addresses whose host has a key of its own (the other hosts of a clustered
-    /// room), with that key's start, in the order of `addrs`.
-    pub keys: Vec<(String, String)>,
     /// The code of a private room.
     pub code: Option<String>,
 }
@@ -45,29 +39,9 @@ impl Invitation {
     pub fn new(addrs: &[String], fingerprint: &str, code: Option<&str>) -> Invitation {
         Invitation {
             addrs: addrs.to_vec(),
-            key: short_key(fingerprint),
-            keys: Vec::new(),
+            key: fingerprint.chars().take(KEY_DIGITS).collect(),
             code: code.map(str::to_owned),
         }
-    }
-
-    /// The same, with `addr` tried last, at a host whose key has `fingerprint` (written
-    /// out only when it is not the invitation's own).
-    pub fn also(mut self, addr: &str, fingerprint: &str) -> Invitation {
-        let key = short_key(fingerprint);
-        self.addrs.push(addr.to_owned());
-        if key != self.key {
-            self.keys.push((addr.to_owned(), key));
-        }
-        self
-    }
-
-    /// The start of the key the host at `addr` (one of `addrs`) holds.
-    pub fn key_for(&self, addr: &str) -> &str {
-        self.keys
-            .iter()
-            .find(|(a, _)| a == addr)
-            .map_or(self.key.as_str(), |(_, k)| k.as_str())
     }
 
     /// The one word to share.
@@ -75,16 +49,12 @@ impl Invitation {
         let addrs: Vec<String> = self
             .addrs
             .iter()
-            .map(|a| {
-                let written = match a.strip_prefix('[').and_then(|r| r.split_once("]:")) {
+            .map(
+                |a| match a.strip_prefix('[').and_then(|r| r.split_once("]:")) {
                     Some((v6, port)) => format!("{v6}:{port}"),
                     None => a.clone(),
-                };
-                match self.keys.iter().find(|(k, _)| k == a) {
-                    Some((_, key)) => format!("{written}+{key}"),
-                    None => written,
-                }
-            })
+                },
+            )
             .collect();
         let mut t = format!("{}/{}", addrs.join(","), self.key);
         if let Some(code) = &self.code {
@@ -117,7 +87,11 @@ impl Invitation {
         if parts.next().is_some() {
             return Err(bad("too many parts"));
         }
-        if !is_key(key) {
+        if !(KEY_DIGITS..=64).contains(&key.len())
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(bad("its key is not 32 to 64 hex digits"));
         }
         if let Some(c) = &code
@@ -126,17 +100,7 @@ impl Invitation {
             return Err(bad("its code is not a number and two words"));
         }
         let mut out = Vec::new();
-        let mut keys = Vec::new();
         for a in addrs.split(',') {
-            let (a, own_key) = match a.split_once('+') {
-                Some((a, k)) if is_key(k) => (a, Some(k)),
-                Some(_) => {
-                    return Err(bad(&format!(
-                        "the key after {a:?} is not 32 to 64 hex digits"
-                    )));
-                }
-                None => (a, None),
-            };
             let Some((host, port)) = a.rsplit_once(':') else {
                 return Err(bad(&format!("{a:?} has no port")));
             };
@@ -147,43 +111,23 @@ impl Invitation {
             if host.is_empty() {
                 return Err(bad(&format!("{a:?} has no host")));
             }
-            let addr = if host.contains(':') {
+            out.push(if host.contains(':') {
                 format!("[{host}]:{port}")
             } else {
                 format!("{host}:{port}")
-            };
-            if let Some(k) = own_key
-                && k != key
-            {
-                keys.push((addr.clone(), k.to_owned()));
-            }
-            out.push(addr);
+            });
         }
         Ok(Invitation {
             addrs: out,
             key: key.to_owned(),
-            keys,
             code,
         })
     }
 }
 
-/// The start of a fingerprint an invitation carries.
-fn short_key(fingerprint: &str) -> String {
-    fingerprint.chars().take(KEY_DIGITS).collect()
-}
-
-/// 32 to 64 lower-case hex digits: the start of a key's fingerprint.
-pub fn is_key(key: &str) -> bool {
-    (KEY_DIGITS..=64).contains(&key.len())
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 /// Characters a shell passes through unquoted, and all an invitation needs.
 fn shell_safe(c: char) -> bool {
-    c.is_ascii_alphanumeric() || ".:,/-_%+".contains(c)
+    c.is_ascii_alphanumeric() || ".:,/-_%".contains(c)
 }
 
 #[cfg(test)]
@@ -191,27 +135,6 @@ mod tests {
     use super::*;
 
     const FP: &str = "3f2a91bc0d4e77a15c20aa00bb11cc22dd33ee44ff5566778899aabbccddeeff";
-
-    #[test]
-    fn an_address_whose_host_has_its_own_key_carries_it() {
-        const OTHER: &str = "aa11bb22cc33dd44ee55ff6600112233445566778899aabbccddeeff00112233";
-        let inv = Invitation::new(&["10.0.0.1:7878".to_owned()], FP, None)
-            .also("10.0.0.2:7878", OTHER)
-            .also("[::1]:7878", FP);
-        let t = inv.token();
-        assert_eq!(
-            t,
-            "10.0.0.1:7878,10.0.0.2:7878+aa11bb22cc33dd44ee55ff6600112233,::1:7878/3f2a91bc0d4e77a15c20aa00bb11cc22"
-        );
-        let read = Invitation::parse(&t).unwrap();
-        assert_eq!(read, inv);
-        assert_eq!(read.key_for("10.0.0.1:7878"), &FP[..KEY_DIGITS]);
-        assert_eq!(read.key_for("10.0.0.2:7878"), &OTHER[..KEY_DIGITS]);
-        assert_eq!(read.key_for("[::1]:7878"), &FP[..KEY_DIGITS]);
-        // A key after an address is a key, or the invitation is refused.
-        assert!(Invitation::parse("10.0.0.2:7878+xyz/3f2a91bc0d4e77a15c20aa00bb11cc22").is_err());
-        assert!(Invitation::parse("10.0.0.2:7878+/3f2a91bc0d4e77a15c20aa00bb11cc22").is_err());
-    }
 
     #[test]
     fn a_token_reads_back_as_it_was_made() {

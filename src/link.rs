@@ -11,7 +11,6 @@
 //!   connection; its key is then remembered (trust on first use). Anything else is
 //!   plain text, and what it already said is kept for the session to read.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -40,22 +39,21 @@ const GREETING_MAX: usize = 1024;
 pub struct Trust {
     /// The `known_hosts` file (`None`: remember nothing across runs).
     pub known_hosts: Option<PathBuf>,
-    /// The invitation joined by: the key it gives each of its addresses.
-    pub invited: Option<crate::invite::Invitation>,
+    /// The fingerprint an invitation gave.
+    pub invited: Option<String>,
     /// Take whatever key the host shows, and remember it in place of the old one.
     pub accept_new_key: bool,
     /// A private room's code (from the invitation, `--code` or `TCHAT_CODE`).
     pub code: Option<crate::code::Code>,
-    /// The key this run has seen each host use (by address), so that a rejoin to that
-    /// address expects it. The hosts of a clustered room may each have their own.
-    seen: Arc<Mutex<HashMap<String, String>>>,
+    /// The key this run has seen the host use, so that a rejoin expects it.
+    seen: Arc<Mutex<Option<String>>>,
 }
 
 impl Trust {
     /// Trust as given, remembering hosts in `known_hosts`.
     pub fn new(
         known_hosts: Option<PathBuf>,
-        invited: Option<crate::invite::Invitation>,
+        invited: Option<String>,
         accept_new_key: bool,
     ) -> Self {
         Trust {
@@ -67,20 +65,15 @@ impl Trust {
         }
     }
 
-    /// The key this run has seen the host at `addr` use.
-    fn seen(&self, addr: &str) -> Option<String> {
-        self.seen.lock().ok().and_then(|s| s.get(addr).cloned())
-    }
-
-    /// The key the invitation gives `addr`.
-    fn invited_key(&self, addr: &str) -> Option<&str> {
-        self.invited.as_ref().map(|i| i.key_for(addr))
+    /// The key this run has seen the host use.
+    fn seen(&self) -> Option<String> {
+        self.seen.lock().ok().and_then(|s| s.clone())
     }
 
     /// The key an invitation or `known_hosts` names for `addr`.
     fn remembered(&self, addr: &str) -> Result<Option<String>, String> {
-        if let Some(fp) = self.invited_key(addr) {
-            return Ok(Some(fp.to_owned()));
+        if let Some(fp) = &self.invited {
+            return Ok(Some(fp.clone()));
         }
         match &self.known_hosts {
             Some(path) => Ok(KnownHosts::load(path)?.get(addr).map(str::to_owned)),
@@ -89,12 +82,12 @@ impl Trust {
     }
 
     fn remember(&self, addr: &str, fp: &str) -> Result<(), String> {
-        if self.seen(addr).as_deref() == Some(fp) {
+        if self.seen().as_deref() == Some(fp) {
             // A rejoin to the key already held: `known_hosts` has it too.
             return Ok(());
         }
         if let Ok(mut seen) = self.seen.lock() {
-            seen.insert(addr.to_owned(), fp.to_owned());
+            *seen = Some(fp.to_owned());
         }
         if let Some(path) = &self.known_hosts {
             let mut known = KnownHosts::load(path)?;
@@ -131,7 +124,7 @@ pub async fn secure(
 ) -> Result<(Link, Security), String> {
     // The key this run has held to comes first, whatever else was said: a rejoin is to
     // the same host. Taking a new key on purpose still takes it only over TLS.
-    let expected = match trust.seen(addr) {
+    let expected = match trust.seen() {
         Some(fp) => Some(Expect::Key(fp)),
         None if trust.accept_new_key => Some(Expect::Any),
         None => trust.remembered(addr)?.map(Expect::Key),
@@ -231,7 +224,7 @@ async fn tls(
         Ok(Err(e)) => {
             return Err(match (&expect, shown) {
                 (Expect::Key(want), Some(got)) if !tls::matches(want, &got) => {
-                    if trust.invited_key(addr) == Some(want.as_str()) {
+                    if trust.invited.as_deref() == Some(want.as_str()) {
                         not_invited_key(addr, want, &got)
                     } else {
                         changed_key(addr, want, &got)

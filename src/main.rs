@@ -203,17 +203,19 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
         ),
         None => None,
     };
-    let mut invitation = Invitation::new(shared, &fingerprint, code.as_ref().map(|c| c.as_str()));
+    let mut listed = shared.clone();
     if let Some(joined) = &mut joined {
         joined.addrs = shared.clone();
-        joined.key = fingerprint.clone();
-        // Each with its own key (a host that did not say holds this one's).
-        for (addr, key) in joined.others.iter().filter(|(a, _)| !shared.contains(a)) {
-            let key = if key.is_empty() { &fingerprint } else { key };
-            invitation = invitation.also(addr, key);
-        }
+        listed.extend(
+            joined
+                .others
+                .iter()
+                .filter(|a| !shared.contains(a))
+                .cloned(),
+        );
     }
-    let invitation = invitation.token();
+    let invitation =
+        Invitation::new(&listed, &fingerprint, code.as_ref().map(|c| c.as_str())).token();
     let config = server::Config {
         rules: Rules {
             max_line: as_usize(cli.max_line),
@@ -324,7 +326,7 @@ async fn join(cli: Cli, mut part: Part) -> Result<(), String> {
     // room's code.
     let (addrs, invited, invited_code) = if Invitation::looks_like(&arg) {
         let inv = Invitation::parse(&arg)?;
-        (inv.addrs.clone(), Some(inv.clone()), inv.code)
+        (inv.addrs, Some(inv.key), inv.code)
     } else {
         (cli.join_addresses(), None, None)
     };

@@ -849,48 +849,6 @@ fn a_line_longer_than_the_log_takes_is_refused_before_starting() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_joiner_moves_to_a_host_with_a_key_of_its_own_by_the_invitation() {
-    let Some(nats) = Nats::start() else { return };
-    let a = nats.host("keys");
-    // Host b keeps its own key (another machine: its own config directory).
-    let config = TempDir::new("own-key");
-    let config = config.0.to_str().expect("a UTF-8 path").to_owned();
-    let url = nats.url();
-    let args = ["--cluster", url.as_str(), "--room", "keys"];
-    // Until b's invitation lists a (a says where it is as it starts, then every beat).
-    let started = Instant::now();
-    let (b, token, invitation) = loop {
-        let mut b = Headless::start_in(0, &args, &config);
-        let line = b.wait_log(|l| l.contains("others join with: tchat --join "));
-        let token = line.rsplit(' ').next().unwrap_or_default().to_owned();
-        let invitation = tchat::invite::Invitation::parse(&token).expect("an invitation");
-        if invitation.addrs.len() == 2 {
-            break (b, token, invitation);
-        }
-        assert!(started.elapsed() < WAIT, "host a is listed: {token}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert_eq!(invitation.addrs, vec![b.addr.clone(), a.addr.clone()]);
-    assert_ne!(invitation.key_for(&a.addr), invitation.key, "{token}");
-    let mut watcher = Joiner::join(&a.addr, "watcher").await;
-    // A joiner with b's invitation, on b; b dies (kill -9), and it goes on at a, whose
-    // key the invitation gave it.
-    let mut mover = Joiner::join_invited(&token, "mover").await;
-    mover.say("said on b", "c1");
-    watcher
-        .until(Duration::from_secs(10), has_text("said on b"))
-        .await;
-    drop(b);
-    mover.say("said on a", "c2");
-    watcher
-        .until(Duration::from_secs(20), has_text("said on a"))
-        .await;
-    mover
-        .until(Duration::from_secs(20), has_text("said on a"))
-        .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_line_mode_joiner_writes_a_line_shown_held_once() {
     let Some(mut nats) = Nats::start() else {
         return;

@@ -133,13 +133,6 @@ fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
-/// Trust as an invitation to `addrs`, at a host whose key has `fingerprint`, gives it.
-fn invited(addrs: &[std::net::SocketAddr], fingerprint: &str) -> Trust {
-    let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-    let invitation = tchat::invite::Invitation::new(&addrs, fingerprint, None);
-    Trust::new(None, Some(invitation), false)
-}
-
 #[tokio::test]
 async fn between_tchat_peers_nothing_crosses_in_clear() {
     let key = HostKey::generate().unwrap();
@@ -208,7 +201,7 @@ async fn a_host_with_another_key_is_refused_unless_accepted_on_purpose() {
     // With an invitation's key (its first 128 bits), the same, said as such.
     let invite =
         tchat::invite::Invitation::new(std::slice::from_ref(&b_addr), &key_a.fingerprint(), None);
-    let invited = Trust::new(None, Some(invite), false);
+    let invited = Trust::new(None, Some(invite.key.clone()), false);
     let err = join(b.local_addr(), "ann", &invited)
         .await
         .err()
@@ -217,7 +210,7 @@ async fn a_host_with_another_key_is_refused_unless_accepted_on_purpose() {
     // And the right invitation's key is enough to join, with nothing remembered.
     let invite =
         tchat::invite::Invitation::new(std::slice::from_ref(&b_addr), &key_b.fingerprint(), None);
-    let invited = Trust::new(None, Some(invite), false);
+    let invited = Trust::new(None, Some(invite.key.clone()), false);
     let (_h, security) = join(b.local_addr(), "ann", &invited)
         .await
         .expect("the invited key");
@@ -308,7 +301,7 @@ async fn a_plain_server_is_joined_in_clear_and_said_to_be() {
 #[tokio::test]
 async fn a_host_known_to_speak_tls_is_never_spoken_to_in_clear() {
     let (addr, got) = seed_server(Some("* tchat/1 welcome to a fake room\n")).await;
-    let trust = invited(&[addr], &"ab".repeat(32));
+    let trust = Trust::new(None, Some("ab".repeat(32)), false);
     let err = join(addr, "zed", &trust).await.err().expect("refused");
     assert!(err.contains("not talking to it in clear"), "{err}");
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -332,7 +325,7 @@ async fn a_tls_start_held_back_on_a_slow_path_is_taken_after_the_greeting() {
         Impair::latency(400),
     )
     .await;
-    let trust = invited(&[proxy.addr], &key.fingerprint());
+    let trust = Trust::new(None, Some(key.fingerprint()), false);
     let (mut h, security) = join(proxy.addr, "slow", &trust).await.unwrap();
     assert!(matches!(security, Security::Encrypted { .. }));
     until(&mut h, "the welcome", welcomed).await;
@@ -573,7 +566,7 @@ async fn a_rejoin_tries_the_invitations_other_addresses() {
     let key = HostKey::generate().unwrap();
     let (first, second) = (room(&key).await, room(&key).await);
     let (a, b) = (first.local_addr(), second.local_addr());
-    let trust = invited(&[a, b], &key.fingerprint());
+    let trust = Trust::new(None, Some(key.fingerprint()), false);
     let tcp = TcpStream::connect(a).await.unwrap();
     let (stream, _) = link::secure(tcp, &a.to_string(), &trust).await.unwrap();
     let retry = Retry {
@@ -748,7 +741,7 @@ async fn a_greeting_without_end_before_tls_is_not_read_forever() {
         }
         tokio::time::sleep(DEADLINE).await;
     });
-    let trust = invited(&[addr], &"ab".repeat(32));
+    let trust = Trust::new(None, Some("ab".repeat(32)), false);
     let started = tokio::time::Instant::now();
     let err = join(addr, "ann", &trust).await.err().expect("refused");
     assert!(

@@ -78,13 +78,10 @@ pub struct Joined {
     next: u64,
     subject: String,
     room: String,
-    /// Where joiners reach this host, and its key's fingerprint: told to the other
-    /// hosts with who is on it.
+    /// Where joiners reach this host: told to the other hosts with who is on it.
     pub addrs: Vec<String>,
-    pub key: String,
-    /// Where joiners reach the room's other hosts, as they last said, with the
-    /// fingerprint of each one's key (empty where a host did not say).
-    pub others: Vec<(String, String)>,
+    /// Where joiners reach the room's other hosts, as they last said.
+    pub others: Vec<String>,
     stream: stream::Stream,
     js: jetstream::Context,
     /// Whether the connection to NATS is up now.
@@ -299,15 +296,9 @@ pub async fn join(
         found.sort_by_key(|l| l.at);
         for listing in found {
             // Only `IP:PORT`: these go into a line people paste into a shell.
-            // A key as an invitation carries it, or none.
-            let key = Some(listing.key)
-                .filter(|k| crate::invite::is_key(k))
-                .unwrap_or_default();
             for addr in listing.addrs.into_iter().take(MAX_ADDRS) {
-                if addr.parse::<std::net::SocketAddr>().is_ok()
-                    && !others.iter().any(|(a, _)| *a == addr)
-                {
-                    others.push((addr, key.clone()));
+                if addr.parse::<std::net::SocketAddr>().is_ok() && !others.contains(&addr) {
+                    others.push(addr);
                 }
             }
         }
@@ -321,7 +312,6 @@ pub async fn join(
         subject,
         room: room.to_owned(),
         addrs: Vec::new(),
-        key: String::new(),
         others,
         stream,
         js,
@@ -427,7 +417,7 @@ impl Joined {
             self.js.clone(),
             self.room.clone(),
             self.host.clone(),
-            (self.addrs.clone(), self.key.clone()),
+            self.addrs.clone(),
             events.clone(),
             stop.clone(),
         ));
@@ -769,7 +759,7 @@ async fn presence(
     js: jetstream::Context,
     room: String,
     host: Arc<str>,
-    (addrs, key): (Vec<String>, String),
+    addrs: Vec<String>,
     events: mpsc::Sender<Event>,
     stop: CancellationToken,
 ) {
@@ -819,7 +809,6 @@ async fn presence(
             },
         };
         listing.addrs = addrs.clone();
-        listing.key = key.clone();
         last = Some(listing.clone());
         let Ok(said) = serde_json::to_vec(&listing) else {
             continue;

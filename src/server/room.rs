@@ -237,9 +237,6 @@ pub struct Listing {
     /// Where joiners reach that host (filled in by the host's side of the cluster).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addrs: Vec<String>,
-    /// The fingerprint of that host's key, which joiners check (filled in likewise).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub key: String,
 }
 
 /// A member seated on another host of a clustered room.
@@ -1257,7 +1254,7 @@ impl Room {
         Listing {
             at: self.next_event.saturating_sub(1),
             names: self.sorted.iter().map(|(_, n)| n.clone()).collect(),
-            ..Listing::default()
+            addrs: Vec::new(),
         }
     }
 
@@ -4932,7 +4929,7 @@ mod tests {
         let listing = |at: u64, names: &[&str]| Listing {
             at,
             names: names.iter().map(|n| n.to_string()).collect(),
-            ..Listing::default()
+            addrs: Vec::new(),
         };
         let mut hosts = HashMap::new();
         hosts.insert("h2".to_owned(), listing(0, &["bo", "ana", "cy"]));
@@ -5267,7 +5264,7 @@ mod tests {
             Listing {
                 at: 0,
                 names: vec!["\u{1b}[31mred\u{202e}".to_owned(), "x".repeat(500)],
-                ..Listing::default()
+                addrs: Vec::new(),
             },
         );
         room.presence(&hosts, 0);

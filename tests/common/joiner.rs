@@ -22,15 +22,10 @@ impl Joiner {
     /// Join at the first of `addrs` (the hosts of one room); a rejoin tries them all,
     /// the one that answered first first.
     pub async fn join_any(addrs: &[&str], name: &str) -> Joiner {
-        // Nothing remembered across runs; within one, each host's key is held to.
-        let trust = tchat::link::Trust::new(None, None, false);
-        let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
-        Joiner::join_trusting(&addrs, name, trust).await
-    }
-
-    async fn join_trusting(addrs: &[String], name: &str, trust: tchat::link::Trust) -> Joiner {
-        let addr = &addrs[0];
+        let addr = addrs[0];
         let tcp = TcpStream::connect(addr).await.unwrap();
+        // Nothing remembered across runs; within one, the host's key is held to.
+        let trust = tchat::link::Trust::new(None, None, false);
         let (stream, _) = tchat::link::secure(tcp, addr, &trust).await.unwrap();
         let retry = Retry {
             first_delay: Duration::from_millis(100),
@@ -38,7 +33,13 @@ impl Joiner {
             after_closing: true,
         };
         let mut j = Joiner {
-            h: client::join(stream, addrs.to_vec(), name.into(), retry, trust),
+            h: client::join(
+                stream,
+                addrs.iter().map(|a| a.to_string()).collect(),
+                name.into(),
+                retry,
+                trust,
+            ),
             seen: Vec::new(),
         };
         j.until(Duration::from_secs(10), |e| {
@@ -46,15 +47,6 @@ impl Joiner {
         })
         .await;
         j
-    }
-
-    /// Join with an invitation (`tchat --join TOKEN`): at its first address, each host
-    /// held to the key the invitation gives it.
-    pub async fn join_invited(token: &str, name: &str) -> Joiner {
-        let invitation = tchat::invite::Invitation::parse(token).expect("an invitation");
-        let addrs = invitation.addrs.clone();
-        let trust = tchat::link::Trust::new(None, Some(invitation), false);
-        Joiner::join_trusting(&addrs, name, trust).await
     }
 
     pub fn say(&self, text: &str, cid: &str) {

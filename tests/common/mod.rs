@@ -102,14 +102,8 @@ impl Headless {
 
     /// A host on `127.0.0.1:port` (0: any free port).
     pub fn start_at(port: u16, extra: &[&str]) -> Headless {
-        Headless::start_in(port, extra, CONFIG_HOME)
-    }
-
-    /// A host whose config directory (and so its host key) is `config`.
-    pub fn start_in(port: u16, extra: &[&str], config: &str) -> Headless {
         let port = port.to_string();
         let mut child = isolated(env!("CARGO_BIN_EXE_tchat"))
-            .env("XDG_CONFIG_HOME", config)
             .args([
                 "--host",
                 "--headless",
