@@ -206,13 +206,18 @@ async fn host(cli: Cli, part: Part) -> Result<(), String> {
     let mut listed = shared.clone();
     if let Some(joined) = &mut joined {
         joined.addrs = shared.clone();
-        listed.extend(
-            joined
-                .others
-                .iter()
-                .filter(|a| !shared.contains(a))
-                .cloned(),
-        );
+        joined.key = fingerprint.clone();
+        for (addr, key) in joined.others.iter().filter(|(a, _)| !shared.contains(a)) {
+            // A joiner holds every host to the one key its invitation names: a host
+            // with another could not take it, so it is not listed.
+            if key.is_empty() || *key == fingerprint {
+                listed.push(addr.clone());
+            } else if cli.headless || line_mode {
+                tchat::note!(
+                    "tchat: the room's host at {addr} holds another host key, so it is not in the invitation (copy host.key from one host to the others)"
+                );
+            }
+        }
     }
     let invitation =
         Invitation::new(&listed, &fingerprint, code.as_ref().map(|c| c.as_str())).token();

@@ -635,6 +635,44 @@ async fn a_hosts_invitation_lists_the_rooms_other_hosts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_with_another_key_is_left_out_of_the_invitation_and_the_host_is_told() {
+    let Some(nats) = Nats::start() else { return };
+    let a = nats.host("keys");
+    // Host b keeps its own key (another machine whose host.key was not copied).
+    let config = TempDir::new("own-key");
+    let config = config.0.to_str().expect("a UTF-8 path").to_owned();
+    let url = nats.url();
+    let args = ["--cluster", url.as_str(), "--room", "keys"];
+    // Until b has heard where a is (a says so as it starts, then every beat).
+    let started = Instant::now();
+    loop {
+        let mut b = Headless::start_in(0, &args, &config);
+        let line = b.wait_log(|l| l.contains("others join with: tchat --join "));
+        let told = b
+            .logged
+            .iter()
+            .find(|l| l.contains("holds another host key"));
+        if let Some(told) = told {
+            assert!(told.contains(&a.addr), "{told}");
+            let token = line.rsplit(' ').next().unwrap_or_default();
+            let invitation = tchat::invite::Invitation::parse(token).expect("an invitation");
+            assert!(
+                !invitation.addrs.contains(&a.addr),
+                "a is not in it: {token}"
+            );
+            assert_eq!(invitation.addrs[0], b.addr);
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "host b hears of a: {:?}",
+            b.logged
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_server_with_a_password_is_joined_with_it_and_the_password_is_never_shown() {
     let Some(nats) = Nats::start_with(&["--user", "tchat", "--pass", "s3cret-pw"]) else {
         return;

@@ -80,8 +80,11 @@ pub struct Joined {
     room: String,
     /// Where joiners reach this host: told to the other hosts with who is on it.
     pub addrs: Vec<String>,
-    /// Where joiners reach the room's other hosts, as they last said.
-    pub others: Vec<String>,
+    /// This host's key's fingerprint, told with who is on it.
+    pub key: String,
+    /// Where joiners reach the room's other hosts, as they last said, with the
+    /// fingerprint of each one's key (empty where it did not say).
+    pub others: Vec<(String, String)>,
     stream: stream::Stream,
     js: jetstream::Context,
     /// Whether the connection to NATS is up now.
@@ -297,8 +300,10 @@ pub async fn join(
         for listing in found {
             // Only `IP:PORT`: these go into a line people paste into a shell.
             for addr in listing.addrs.into_iter().take(MAX_ADDRS) {
-                if addr.parse::<std::net::SocketAddr>().is_ok() && !others.contains(&addr) {
-                    others.push(addr);
+                if addr.parse::<std::net::SocketAddr>().is_ok()
+                    && !others.iter().any(|(a, _)| *a == addr)
+                {
+                    others.push((addr, listing.key.clone()));
                 }
             }
         }
@@ -312,6 +317,7 @@ pub async fn join(
         subject,
         room: room.to_owned(),
         addrs: Vec::new(),
+        key: String::new(),
         others,
         stream,
         js,
@@ -417,7 +423,7 @@ impl Joined {
             self.js.clone(),
             self.room.clone(),
             self.host.clone(),
-            self.addrs.clone(),
+            (self.addrs.clone(), self.key.clone()),
             events.clone(),
             stop.clone(),
         ));
@@ -759,7 +765,7 @@ async fn presence(
     js: jetstream::Context,
     room: String,
     host: Arc<str>,
-    addrs: Vec<String>,
+    (addrs, key): (Vec<String>, String),
     events: mpsc::Sender<Event>,
     stop: CancellationToken,
 ) {
@@ -809,6 +815,7 @@ async fn presence(
             },
         };
         listing.addrs = addrs.clone();
+        listing.key = key.clone();
         last = Some(listing.clone());
         let Ok(said) = serde_json::to_vec(&listing) else {
             continue;

@@ -237,6 +237,10 @@ pub struct Listing {
     /// Where joiners reach that host (filled in by the host's side of the cluster).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addrs: Vec<String>,
+    /// The fingerprint of that host's key (filled in likewise): a host with another
+    /// key than this one's is left out of this one's invitation.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
 }
 
 /// A member seated on another host of a clustered room.
@@ -1254,7 +1258,7 @@ impl Room {
         Listing {
             at: self.next_event.saturating_sub(1),
             names: self.sorted.iter().map(|(_, n)| n.clone()).collect(),
-            addrs: Vec::new(),
+            ..Listing::default()
         }
     }
 
@@ -4929,7 +4933,7 @@ mod tests {
         let listing = |at: u64, names: &[&str]| Listing {
             at,
             names: names.iter().map(|n| n.to_string()).collect(),
-            addrs: Vec::new(),
+            ..Listing::default()
         };
         let mut hosts = HashMap::new();
         hosts.insert("h2".to_owned(), listing(0, &["bo", "ana", "cy"]));
@@ -5264,7 +5268,7 @@ mod tests {
             Listing {
                 at: 0,
                 names: vec!["\u{1b}[31mred\u{202e}".to_owned(), "x".repeat(500)],
-                addrs: Vec::new(),
+                ..Listing::default()
             },
         );
         room.presence(&hosts, 0);

@@ -93,6 +93,8 @@ pub struct Headless {
     /// Where it hosts, `127.0.0.1:PORT`.
     pub addr: String,
     log: mpsc::Receiver<Vec<u8>>,
+    /// Every line of its log read so far.
+    pub logged: Vec<String>,
 }
 
 impl Headless {
@@ -102,8 +104,14 @@ impl Headless {
 
     /// A host on `127.0.0.1:port` (0: any free port).
     pub fn start_at(port: u16, extra: &[&str]) -> Headless {
+        Headless::start_in(port, extra, CONFIG_HOME)
+    }
+
+    /// A host whose config directory (and so its host key) is `config`.
+    pub fn start_in(port: u16, extra: &[&str], config: &str) -> Headless {
         let port = port.to_string();
         let mut child = isolated(env!("CARGO_BIN_EXE_tchat"))
+            .env("XDG_CONFIG_HOME", config)
             .args([
                 "--host",
                 "--headless",
@@ -123,6 +131,7 @@ impl Headless {
             child,
             addr: String::new(),
             log,
+            logged: Vec::new(),
         };
         let line = host.wait_log(|l| l.starts_with("tchat: hosting a room at "));
         host.addr = line["tchat: hosting a room at ".len()..].to_owned();
@@ -143,6 +152,7 @@ impl Headless {
                 .recv_timeout(left)
                 .expect("the host logs the line waited for within 10 s");
             let line = String::from_utf8_lossy(&line).trim_end().to_owned();
+            self.logged.push(line.clone());
             if pred(&line) {
                 return line;
             }
