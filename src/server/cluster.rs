@@ -455,7 +455,8 @@ type Acked = std::pin::Pin<Box<dyn Future<Output = (Entry, Result<(), Failed>)> 
 struct Words {
     /// `HOST.N` of the entry they belong to.
     key: String,
-    /// The one it is for.
+    /// The one it is for (empty from a host that did not say: taken to be there).
+    #[serde(default)]
     to: String,
     text: String,
 }
@@ -551,7 +552,7 @@ impl Link {
         let why = format!(
             "cannot put events on the room's log ({why}); they wait and are put there once it can be reached"
         );
-        let _ = self.events.try_send(Event::LinkDown { down: true, why });
+        let _ = self.events.try_send(Event::LinkDown { why });
     }
 
     /// The log takes entries again: tell the room, once.
@@ -562,7 +563,7 @@ impl Link {
         self.failing = false;
         self.down.store(false, Ordering::Relaxed);
         let why = "the room's log is reachable again".to_owned();
-        let _ = self.events.try_send(Event::LinkDown { down: false, why });
+        let _ = self.events.try_send(Event::LinkDown { why });
     }
 
     /// The connection went down or came up: whether it is up now.
@@ -626,13 +627,21 @@ async fn publish(
             biased;
             _ = stop.cancelled() => return,
             Ok(()) = link.linked.changed() => {
-                if link.changed() {
-                    reconnected = true;
-                    // Back, with nothing waiting: the log takes entries again once it
-                    // answers (a NATS server just started may not serve it yet).
-                    if again.is_empty() && on_way.is_empty() && log.answers().await {
-                        link.back();
-                    }
+                reconnected = link.changed();
+                // Back, with nothing waiting: the log takes entries again once it
+                // answers (a NATS server just started may not serve it yet).
+                if reconnected && again.is_empty() && on_way.is_empty() && log.answers().await {
+                    link.back();
+                }
+            }
+            // Connected, nothing waiting, and the log did not answer yet: ask again.
+            () = tokio::time::sleep(RETRY_MOST), if link.failing
+                && again.is_empty()
+                && on_way.is_empty()
+                && *link.linked.borrow() =>
+            {
+                if log.answers().await {
+                    link.back();
                 }
             }
             Some((entry, result)) = on_way.next(), if !on_way.is_empty() => match result {
@@ -659,6 +668,7 @@ async fn publish(
                 }
                 Err(Failed::Log(e)) => {
                     again.push_back(entry);
+                    reconnected = false;
                     link.lost(&e);
                 }
             },

@@ -288,10 +288,10 @@ enum Event {
     Undelivered(Box<room::Entry>, String),
     /// A clustered room's log is in trouble (for the host's own seat and log).
     Trouble(String),
-    /// A clustered room's log can no longer (`down`), or can again, be reached:
-    /// everyone here is told, and a headless host's log says `why`.
+    /// A clustered room's log can no longer, or can again, be reached (the publisher's
+    /// flag says which; everyone here is told as the room's next turn reads it): a
+    /// headless host's log says `why`, and the turn comes at once.
     LinkDown {
-        down: bool,
         why: String,
     },
     /// A clustered room's heartbeat: who is on this host?
@@ -940,7 +940,7 @@ async fn room_task(
                 let now = clock.now(&mut room);
                 let actions = room.tick(now);
                 turn.settle(&mut room, &mut conns, actions, config, now);
-                let told = turn.hand_to_log(&room, config.log).await;
+                let told = turn.hand_to_log(&mut room, config.log).await;
                 turn.settle(&mut room, &mut conns, told, config, now);
                 crowd_due = None;
                 rearm(&room, now, &mut crowd_due, crowd.as_mut());
@@ -963,8 +963,15 @@ async fn room_task(
         let now = clock.now(&mut room);
         // Whether the log can be reached, as the publisher last found (its notice to
         // the room may not have found room in the queue).
+        // Whether the log can be reached, as the publisher last found: read here each
+        // turn (its event may not have found room in a busy room's queue), and told
+        // to everyone when it changed.
         if let Some(queue) = &turn.publish {
-            room.set_log_down(queue.down.load(Ordering::Relaxed));
+            let down = queue.down.load(Ordering::Relaxed);
+            if down != room.log_down() {
+                room.set_log_down(down);
+                turn.resolve(&room, &conns, vec![link_notice(down)], config);
+            }
         }
         let mut next = Some(event);
         let mut taken = 0;
@@ -982,7 +989,7 @@ async fn room_task(
         }
         turn.finish(&mut room, &mut conns, config, now);
         if !turn.proposals.is_empty() || !turn.held.is_empty() {
-            let told = turn.hand_to_log(&room, config.log).await;
+            let told = turn.hand_to_log(&mut room, config.log).await;
             if !told.is_empty() {
                 turn.settle(&mut room, &mut conns, told, config, now);
             }
@@ -1082,28 +1089,35 @@ fn on_event(
             tell_own_seat(conns, text);
             Vec::new()
         }
-        Event::LinkDown { down, why } => {
+        // Everyone is told at the start of the turn (see `room_task`); the host's log
+        // says why.
+        Event::LinkDown { why } => {
             if config.log {
                 crate::note!("{} {why}", clock());
             }
-            room.set_log_down(down);
-            let text = if down {
-                "the link to the room's other hosts is down: people on this host still see what is said here (in grey until it reaches everyone, once the link is back)"
-            } else {
-                "the link to the room's other hosts is back"
-            };
-            let notice = ServerMsg::Notice {
-                ts: now_ms(),
-                text: text.to_owned(),
-                cid: None,
-            };
-            vec![Action::Send(Target::Room, Outgoing::Event(notice))]
+            Vec::new()
         }
         Event::Tell(text) => {
             tell_own_seat(conns, text);
             Vec::new()
         }
     }
+}
+
+/// What everyone on a clustered host is told when its log can no longer (`down`), or
+/// can again, be reached.
+fn link_notice(down: bool) -> Action {
+    let text = if down {
+        "the link to the room's other hosts is down: people on this host still see what is said here (in grey until it reaches everyone, once the link is back)"
+    } else {
+        "the link to the room's other hosts is back"
+    };
+    let notice = ServerMsg::Notice {
+        ts: now_ms(),
+        text: text.to_owned(),
+        cid: None,
+    };
+    Action::Send(Target::Room, Outgoing::Event(notice))
 }
 
 /// Tell the host's own seat something that is no one's message.
@@ -1269,7 +1283,7 @@ impl Turn {
     /// What finds no room (the log cannot be reached, or takes nothing for that long)
     /// is not sent, and whoever typed it is told. What to send: those refusals, and
     /// the held lines (see [`Room::held_copy`]) now on their way.
-    async fn hand_to_log(&mut self, room: &Room, config_log: bool) -> Vec<Action> {
+    async fn hand_to_log(&mut self, room: &mut Room, config_log: bool) -> Vec<Action> {
         let Some(queue) = &self.publish else {
             return Vec::new();
         };
@@ -1339,6 +1353,8 @@ impl Turn {
                 }
                 continue;
             }
+            // Not on its way: not shown held, and a resend of it is a new line.
+            room.refused(&entry);
             let Some(peer) = entry.peer.filter(|p| room.dialect(*p).is_some()) else {
                 continue;
             };

@@ -630,13 +630,18 @@ impl<K: std::hash::Hash + Eq + Clone> KeptWords<K> {
             Some(old) => self.bytes -= old.len(),
             None => self.order.push_back(key),
         }
-        while self.order.len() > MAX_WORDS || self.bytes > MAX_WORDS_BYTES {
+        while self.by_key.len() > MAX_WORDS || self.bytes > MAX_WORDS_BYTES {
             let Some(old) = self.order.pop_front() else {
                 break;
             };
             if let Some(text) = self.by_key.remove(&old) {
                 self.bytes -= text.len();
             }
+        }
+        // Keys taken since stay in `order` until they come to its front; never more
+        // of them than of those kept (once in a while, at the cost of one pass).
+        if self.order.len() > 2 * MAX_WORDS {
+            self.order.retain(|k| self.by_key.contains_key(k));
         }
     }
 
@@ -1016,6 +1021,22 @@ impl Room {
     /// reached.
     pub fn set_log_down(&mut self, down: bool) {
         self.log_down = down;
+    }
+
+    /// An entry this room proposed was not put on the log (no room in its queue): it
+    /// is forgotten as a held line and as a private message's words.
+    pub fn refused(&mut self, entry: &Entry) {
+        if entry.held {
+            self.take_held(entry.n);
+        }
+        if entry.sealed.is_some() {
+            self.own_words.take(&entry.n);
+        }
+    }
+
+    /// Whether the room takes its log to be out of reach.
+    pub fn log_down(&self) -> bool {
+        self.log_down
     }
 
     /// The copy of a held line (see [`ServerMsg::held`]) that its host shows at once,
@@ -2520,7 +2541,8 @@ impl Room {
         let valid = key
             .split_once('.')
             .is_some_and(|(host, n)| is_host_name(host) && n.parse::<u64>().is_ok());
-        if !valid || !self.by_name.contains_key(&names::fold(to)) {
+        // (A host that does not say whom they are for: taken to be for someone here.)
+        if !valid || (!to.is_empty() && !self.by_name.contains_key(&names::fold(to))) {
             return false;
         }
         let mut text = text;
@@ -4844,6 +4866,22 @@ mod tests {
         let id = one.next_event();
         let late = one.apply(id, said[0].clone(), true, 0);
         assert!(reached(&one, &late).is_empty(), "{late:?}");
+    }
+
+    #[test]
+    fn a_held_line_the_log_queue_refused_is_a_new_line_when_sent_again() {
+        let mut r = clustered("h1");
+        let a = joined(&mut r, 1, "ana");
+        through_log(&mut r, a, 0);
+        r.set_log_down(true);
+        let said = published(r.receive(1, say_cid("hello", "c1"), 0));
+        // No room in the log's queue: ana is told it was not sent (a notice she may
+        // miss, if her link drops), and it is not on its way.
+        r.refused(&said[0]);
+        assert_eq!(r.held_copy(&said[0]), None, "not shown held");
+        // Sent again: a new line, not one waiting for the log.
+        let again = published(r.receive(1, say_cid("hello", "c1"), 0));
+        assert_eq!(again.len(), 1, "proposed again");
     }
 
     #[test]
