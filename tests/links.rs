@@ -14,7 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, timeout};
 
 use common::impair::{Impair, Mode, Proxy};
-use tchat::client::{self, Command, NetEvent, Retry};
+use common::joiner::Joiner;
+use tchat::client::{self, Command, NetEvent};
 use tchat::protocol::ServerMsg;
 use tchat::server::room::Rules;
 use tchat::server::{Config, Server};
@@ -53,101 +54,13 @@ fn unlimited(history: usize) -> Config {
     }
 }
 
-/// A tchat joiner (the real client task), rejoining by itself when the link drops.
-struct Joiner {
-    h: client::Handle,
-    name: String,
-    /// Every event it passed on, in order.
-    seen: Vec<NetEvent>,
-}
-
-impl Joiner {
-    async fn join(addr: std::net::SocketAddr, name: &str) -> Joiner {
-        let tcp = TcpStream::connect(addr).await.unwrap();
-        // Nothing remembered across runs; within one, the host's key is held to.
-        let trust = tchat::link::Trust::new(None, None, false);
-        let (stream, _) = tchat::link::secure(tcp, &addr.to_string(), &trust)
-            .await
-            .unwrap();
-        let retry = Retry {
-            first_delay: Duration::from_millis(100),
-            max_delay: Duration::from_millis(500),
-            after_closing: true,
-        };
-        let h = client::join(stream, vec![addr.to_string()], name.into(), retry, trust);
-        let mut j = Joiner {
-            h,
-            name: String::new(),
-            seen: Vec::new(),
-        };
-        let welcome = j.until(Duration::from_secs(10), is_welcome).await;
-        if let NetEvent::Server(ServerMsg::Welcome { name, .. }) = welcome {
-            j.name = name;
-        }
-        j
-    }
-
-    fn say(&self, text: &str, cid: &str) {
-        let say = Command::Say {
-            text: text.into(),
-            cid: cid.into(),
-        };
-        self.h.commands.send(say).unwrap();
-    }
-
-    /// Wait (up to `within`) for an event that matches; every event is kept in `seen`.
-    async fn until(&mut self, within: Duration, pred: impl Fn(&NetEvent) -> bool) -> NetEvent {
-        let deadline = Instant::now() + within;
-        loop {
-            let e = tokio::time::timeout_at(deadline, self.h.events.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no such event within {within:?}; saw {:#?}", self.seen))
-                .expect("the connection task is running");
-            self.seen.push(e.clone());
-            if pred(&e) {
-                return e;
-            }
-        }
-    }
-
-    /// What `pick` takes from each event seen so far, in order.
-    fn picked<T>(&self, pick: impl Fn(&NetEvent) -> Option<T>) -> Vec<T> {
-        self.seen.iter().filter_map(pick).collect()
-    }
-
-    /// The texts of the messages seen so far, from `from`.
-    fn texts_from(&self, from: &str) -> Vec<String> {
-        self.picked(|e| match e {
-            NetEvent::Server(ServerMsg::Msg { from: f, text, .. }) if f == from => {
-                Some(text.clone())
-            }
-            _ => None,
-        })
-    }
-
-    /// Anything shown as raw text from a tchat host: protocol bytes leaking through.
-    fn text_shown(&self) -> Vec<String> {
-        self.picked(|e| match e {
-            NetEvent::Text { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-    }
-
-    fn notices(&self) -> Vec<String> {
-        self.picked(|e| match e {
-            NetEvent::Server(ServerMsg::Notice { text, .. }) => Some(text.clone()),
-            _ => None,
-        })
-    }
-}
-
 /// A room, a proxy to it impaired `up` and `down`, a joiner through the proxy (`far`)
 /// and one straight in (`near`).
 async fn far_and_near(config: Config, up: Impair, down: Impair) -> (Server, Proxy, Joiner, Joiner) {
     let server = room(config).await;
     let proxy = Proxy::start(server.local_addr(), up, down).await;
-    let far = Joiner::join(proxy.addr, "far").await;
-    let near = Joiner::join(server.local_addr(), "near").await;
+    let far = Joiner::join(&proxy.addr.to_string(), "far").await;
+    let near = Joiner::join(&server.local_addr().to_string(), "near").await;
     (server, proxy, far, near)
 }
 
@@ -214,7 +127,7 @@ async fn a_link_with_a_one_second_round_trip_joins_as_tchat() {
         Impair::latency(500),
     )
     .await;
-    let mut far = Joiner::join(proxy.addr, "far").await;
+    let mut far = Joiner::join(&proxy.addr.to_string(), "far").await;
     assert_eq!(far.name, "far");
     assert!(!far.seen.iter().any(|e| matches!(e, NetEvent::Plain)));
     far.say("over the long link", "f1");
@@ -248,7 +161,7 @@ async fn one_byte_segments_and_jitter_garble_nothing() {
 async fn a_stall_inside_a_netcat_line_does_not_split_it() {
     let server = room(quick()).await;
     let proxy = Proxy::start(server.local_addr(), Impair::default(), Impair::default()).await;
-    let mut near = Joiner::join(server.local_addr(), "near").await;
+    let mut near = Joiner::join(&server.local_addr().to_string(), "near").await;
     let mut nc = TcpStream::connect(proxy.addr).await.unwrap();
     nc.set_nodelay(true).unwrap();
     nc.write_all(b"first line\n").await.unwrap();
@@ -556,7 +469,7 @@ async fn a_log_across_three_rejoins_writes_each_line_once() {
     }
     near.until(Duration::from_secs(10), |e| msg_text(e, "before 2"))
         .await;
-    let mut far = Joiner::join(proxy.addr, "late").await;
+    let mut far = Joiner::join(&proxy.addr.to_string(), "late").await;
     far.until(Duration::from_secs(10), |e| msg_text(e, "before 2"))
         .await;
     for round in 0..4 {

@@ -11,6 +11,9 @@ use tokio::time::Instant;
 /// A tchat joiner that rejoins by itself, keeping every event it passes on.
 pub struct Joiner {
     pub h: client::Handle,
+    /// The name the room gave it.
+    pub name: String,
+    /// Every event it passed on, in order.
     pub seen: Vec<NetEvent>,
 }
 
@@ -33,6 +36,7 @@ impl Joiner {
             after_closing: true,
         };
         let mut j = Joiner {
+            name: String::new(),
             h: client::join(
                 stream,
                 addrs.iter().map(|a| a.to_string()).collect(),
@@ -42,10 +46,14 @@ impl Joiner {
             ),
             seen: Vec::new(),
         };
-        j.until(Duration::from_secs(10), |e| {
-            matches!(e, NetEvent::Server(ServerMsg::Welcome { .. }))
-        })
-        .await;
+        let welcome = j
+            .until(Duration::from_secs(10), |e| {
+                matches!(e, NetEvent::Server(ServerMsg::Welcome { .. }))
+            })
+            .await;
+        if let NetEvent::Server(ServerMsg::Welcome { name, .. }) = welcome {
+            j.name = name;
+        }
         j
     }
 
@@ -64,7 +72,9 @@ impl Joiner {
         }
     }
 
-    pub async fn until(&mut self, within: Duration, pred: impl Fn(&NetEvent) -> bool) {
+    /// Wait (up to `within`) for an event that matches, and return it; every event is
+    /// kept in `seen`.
+    pub async fn until(&mut self, within: Duration, pred: impl Fn(&NetEvent) -> bool) -> NetEvent {
         let deadline = Instant::now() + within;
         loop {
             let e = tokio::time::timeout_at(deadline, self.h.events.recv())
@@ -73,9 +83,39 @@ impl Joiner {
                 .expect("the connection task is running");
             self.seen.push(e.clone());
             if pred(&e) {
-                return;
+                return e;
             }
         }
+    }
+
+    /// What `pick` takes from each event seen so far, in order.
+    pub fn picked<T>(&self, pick: impl Fn(&NetEvent) -> Option<T>) -> Vec<T> {
+        self.seen.iter().filter_map(pick).collect()
+    }
+
+    /// The texts of the messages seen so far, from `from`.
+    pub fn texts_from(&self, from: &str) -> Vec<String> {
+        self.picked(|e| match e {
+            NetEvent::Server(ServerMsg::Msg { from: f, text, .. }) if f == from => {
+                Some(text.clone())
+            }
+            _ => None,
+        })
+    }
+
+    /// Anything shown as raw text from a tchat host: protocol bytes leaking through.
+    pub fn text_shown(&self) -> Vec<String> {
+        self.picked(|e| match e {
+            NetEvent::Text { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+    }
+
+    pub fn notices(&self) -> Vec<String> {
+        self.picked(|e| match e {
+            NetEvent::Server(ServerMsg::Notice { text, .. }) => Some(text.clone()),
+            _ => None,
+        })
     }
 
     /// The texts of every message passed on, in order.
