@@ -129,6 +129,15 @@ fn last_text(app: &App) -> String {
     app.entries().last().expect("an entry").1.text.clone()
 }
 
+/// Someone else's message, in `state`.
+fn theirs(from: &str, state: Delivery) -> Kind {
+    Kind::Message {
+        from: from.into(),
+        own: false,
+        state,
+    }
+}
+
 fn own(from: &str, state: Delivery) -> Kind {
     Kind::Message {
         from: from.into(),
@@ -252,14 +261,7 @@ fn an_echo_with_an_unknown_cid_is_an_ordinary_message() {
     let n = app.entries().len();
     echo(&mut app, 1, "bob", "from bob's other seat", "ffffffff-1");
     assert_eq!(app.entries().len(), n + 1);
-    assert_eq!(
-        last_kind(&app),
-        Kind::Message {
-            from: "bob".into(),
-            own: false,
-            state: Delivery::Delivered
-        }
-    );
+    assert_eq!(last_kind(&app), theirs("bob", Delivery::Delivered));
 }
 
 #[test]
@@ -2852,14 +2854,7 @@ fn a_line_shown_held_is_grey_until_the_room_has_it_and_is_shown_once() {
     msg(&mut app, 1, "bob", "before");
     server(&mut app, held(0, "bob", "while away", "h1.7"));
     assert_eq!(last_text(&app), "while away");
-    assert_eq!(
-        last_kind(&app),
-        Kind::Message {
-            from: "bob".into(),
-            own: false,
-            state: Delivery::Pending
-        }
-    );
+    assert_eq!(last_kind(&app), theirs("bob", Delivery::Pending));
     msg(&mut app, 2, "carol", "from another host");
     // The log is back: the numbered copy is that line, now in the room.
     server(&mut app, held(3, "bob", "while away", "h1.7"));
@@ -2873,26 +2868,12 @@ fn a_line_shown_held_is_grey_until_the_room_has_it_and_is_shown_once() {
         .entries()
         .find(|(_, e)| e.text == "while away")
         .expect("the line");
-    assert_eq!(
-        line.kind,
-        Kind::Message {
-            from: "bob".into(),
-            own: false,
-            state: Delivery::Delivered
-        }
-    );
+    assert_eq!(line.kind, theirs("bob", Delivery::Delivered));
     assert_eq!(line.ts, T0 + 503, "at the room's time");
     // A numbered copy never shown held (on another host, or after /clear) is shown.
     server(&mut app, held(4, "dan", "from elsewhere", "h2.1"));
     assert_eq!(last_text(&app), "from elsewhere");
-    assert_eq!(
-        last_kind(&app),
-        Kind::Message {
-            from: "dan".into(),
-            own: false,
-            state: Delivery::Delivered
-        }
-    );
+    assert_eq!(last_kind(&app), theirs("dan", Delivery::Delivered));
 }
 
 #[test]

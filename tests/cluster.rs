@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::joiner::{Joiner, has_text};
 use common::{Headless, TempDir};
+use tchat::invite::Invitation;
 use tchat::protocol::{ClientMsg, ServerMsg, Since};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -606,32 +607,42 @@ async fn a_private_message_reaches_someone_on_another_host_and_no_one_else() {
     );
 }
 
+/// A host made by `start`, made again a beat apart (up to [`WAIT`]) until `heard` says
+/// it has heard of the room's other hosts, looking at it and its invitation: that host
+/// and its invitation. (A host learns where the others are as it starts, from what they
+/// last said; a host says so as it starts, then every beat.)
+async fn host_that_heard(
+    start: impl Fn() -> Headless,
+    heard: impl Fn(&Headless, &Invitation) -> bool,
+) -> (Headless, Invitation) {
+    let started = Instant::now();
+    loop {
+        let mut host = start();
+        let line = host.wait_log(|l| l.contains("others join with: tchat --join "));
+        let token = line.rsplit(' ').next().unwrap_or_default();
+        let invitation = Invitation::parse(token).expect("an invitation");
+        if heard(&host, &invitation) {
+            return (host, invitation);
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the host hears of the others: {:?}",
+            host.logged
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hosts_invitation_lists_the_rooms_other_hosts() {
     let Some(nats) = Nats::start() else { return };
     let a = nats.host("invite");
-    // Until host a has said where it is (its first word comes as it starts).
-    let started = Instant::now();
-    loop {
-        let mut b = nats.host("invite");
-        let line = b.wait_log(|l| l.contains("others join with: tchat --join "));
-        let token = line.rsplit(' ').next().unwrap_or_default().to_owned();
-        let invitation = tchat::invite::Invitation::parse(&token).expect("an invitation");
-        if invitation.addrs.len() == 2 {
-            assert_eq!(
-                invitation.addrs,
-                vec![b.addr.clone(), a.addr.clone()],
-                "this host first"
-            );
-            break;
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "host a is listed: {:?}",
-            invitation.addrs
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (b, invitation) = host_that_heard(|| nats.host("invite"), |_, i| i.addrs.len() == 2).await;
+    assert_eq!(
+        invitation.addrs,
+        vec![b.addr.clone(), a.addr.clone()],
+        "this host first"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -643,33 +654,25 @@ async fn a_host_with_another_key_is_left_out_of_the_invitation_and_the_host_is_t
     let config = config.0.to_str().expect("a UTF-8 path").to_owned();
     let url = nats.url();
     let args = ["--cluster", url.as_str(), "--room", "keys"];
-    // Until b has heard where a is (a says so as it starts, then every beat).
-    let started = Instant::now();
-    loop {
-        let mut b = Headless::start_in(0, &args, &config);
-        let line = b.wait_log(|l| l.contains("others join with: tchat --join "));
-        let told = b
-            .logged
+    let told = |b: &Headless| {
+        b.logged
             .iter()
-            .find(|l| l.contains("holds another host key"));
-        if let Some(told) = told {
-            assert!(told.contains(&a.addr), "{told}");
-            let token = line.rsplit(' ').next().unwrap_or_default();
-            let invitation = tchat::invite::Invitation::parse(token).expect("an invitation");
-            assert!(
-                !invitation.addrs.contains(&a.addr),
-                "a is not in it: {token}"
-            );
-            assert_eq!(invitation.addrs[0], b.addr);
-            break;
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "host b hears of a: {:?}",
-            b.logged
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .find(|l| l.contains("holds another host key"))
+            .cloned()
+    };
+    let (b, invitation) = host_that_heard(
+        || Headless::start_in(0, &args, &config),
+        |b, _| told(b).is_some(),
+    )
+    .await;
+    let told = told(&b).unwrap_or_default();
+    assert!(told.contains(&a.addr), "{told}");
+    assert!(
+        !invitation.addrs.contains(&a.addr),
+        "a is not in it: {:?}",
+        invitation.addrs
+    );
+    assert_eq!(invitation.addrs[0], b.addr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

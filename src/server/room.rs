@@ -2978,6 +2978,14 @@ mod tests {
         room.seat(peer, arrival, 0)
     }
 
+    /// A tchat client's arrival with `session`, connected just now.
+    fn arrival(room: &Room, name: &str, session: &str) -> Arrival {
+        Arrival {
+            mark: room.next_event(),
+            ..arrive(hello_again(name, session, None))
+        }
+    }
+
     /// A plain peer's arrival, connected just now.
     fn fresh(room: &Room) -> Arrival {
         Arrival {
@@ -4070,11 +4078,7 @@ mod tests {
     // addresses and bounds (see docs/PROTOCOL.md, "Bad input and limits").
 
     fn seat_session(r: &mut Room, peer: PeerId, name: &str, session: &str) -> Vec<Action> {
-        let arrival = Arrival {
-            mark: r.next_event(),
-            ..arrive(hello_again(name, session, None))
-        };
-        r.seat(peer, arrival, 0)
+        r.seat(peer, arrival(r, name, session), 0)
     }
 
     fn privates(actions: &[Action]) -> usize {
@@ -4531,11 +4535,7 @@ mod tests {
     #[test]
     fn a_clustered_room_proposes_and_applies_only_what_the_log_hands_back() {
         let mut room = clustered("h1");
-        let arrival = Arrival {
-            mark: room.next_event(),
-            ..arrive(hello_again("ana", "s-ana", None))
-        };
-        room.seat(1, arrival, 0);
+        room.seat(1, arrival(&room, "ana", "s-ana"), 0);
         let before = room.next_event();
         let actions = room.receive(1, say_cid("hello", "c7"), 0);
         let [Action::Publish(entry)] = actions.as_slice() else {
@@ -4830,10 +4830,6 @@ mod tests {
 
     #[test]
     fn a_held_line_sent_again_is_shown_once_whichever_host_puts_it() {
-        let arrival = |room: &Room, name: &str, session: &str| Arrival {
-            mark: room.next_event(),
-            ..arrive(hello_again(name, session, None))
-        };
         let mut one = clustered("h1");
         let mut two = clustered("h2");
         let mut proposed = published(one.seat(1, arrival(&one, "ana", "s-ana"), 0));
@@ -5055,10 +5051,6 @@ mod tests {
         let mut one = clustered("h1");
         let mut two = clustered("h2");
         let mut three = clustered("h3");
-        let arrival = |room: &Room, name: &str, session: &str| Arrival {
-            mark: room.next_event(),
-            ..arrive(hello_again(name, session, None))
-        };
         let mut proposed = Vec::new();
         proposed.extend(published(one.seat(1, arrival(&one, "ana", "s-ana"), 0)));
         proposed.extend(published(two.seat(1, arrival(&two, "bo", "s-bo"), 0)));
@@ -5111,10 +5103,6 @@ mod tests {
     fn one_who_came_in_with_a_crowd_keeps_its_name_on_another_host() {
         let mut one = clustered("h1");
         let mut two = clustered("h2");
-        let arrival = |room: &Room, name: &str, session: &str| Arrival {
-            mark: room.next_event(),
-            ..arrive(hello_again(name, session, None))
-        };
         // More come to host one at once than are announced one by one: the rest are
         // told as a crowd.
         let mut proposed = Vec::new();
@@ -5153,10 +5141,6 @@ mod tests {
     fn a_private_message_whose_words_cannot_reach_the_other_host_is_not_sent() {
         let mut one = clustered("h1");
         let mut two = clustered("h2");
-        let arrival = |room: &Room, name: &str, session: &str| Arrival {
-            mark: room.next_event(),
-            ..arrive(hello_again(name, session, None))
-        };
         let mut proposed = published(one.seat(1, arrival(&one, "ana", "s-ana"), 0));
         proposed.extend(published(two.seat(1, arrival(&two, "bo", "s-bo"), 0)));
         run_log(&mut [&mut one, &mut two], proposed, 0);
@@ -5255,11 +5239,7 @@ mod tests {
     #[test]
     fn a_line_put_on_the_log_by_another_host_is_echoed_to_its_sender_here() {
         let mut room = clustered("h1");
-        let arrival = Arrival {
-            mark: room.next_event(),
-            ..arrive(hello_again("ana", "s-ana", None))
-        };
-        room.seat(1, arrival, 0);
+        room.seat(1, arrival(&room, "ana", "s-ana"), 0);
         joined(&mut room, 2, "bo");
         // ana's host died after putting her line on the log; she is here now.
         let line = Entry {
