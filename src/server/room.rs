@@ -143,7 +143,7 @@ pub struct Entry {
     /// `(session, cid)` of the line it relays: for recognising a resend, and for the
     /// sender's echo on a catch-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<(String, String)>,
+    pub origin: Option<Origin>,
     /// For a join or a leave, the session it was about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub about: Option<String>,
@@ -842,10 +842,7 @@ impl Room {
                     ..entry
                 };
                 if held {
-                    let origin: Option<Origin> = entry
-                        .origin
-                        .as_ref()
-                        .map(|(s, c)| (Arc::from(s.as_str()), Box::from(c.as_str())));
+                    let origin = entry.origin.clone();
                     if let Some(origin) = &origin {
                         self.held_by_origin.insert(origin.clone(), entry.n);
                     }
@@ -896,10 +893,7 @@ impl Room {
             entry.event.set_held(Some(key));
         }
         if let Some((session, cid)) = &entry.origin
-            && self
-                .relayed
-                .get(&Arc::from(session.as_str()), cid)
-                .is_some()
+            && self.relayed.get(session, cid).is_some()
         {
             return out;
         }
@@ -959,11 +953,8 @@ impl Room {
         let mut entry = entry;
         let shown = if entry.held && own {
             self.take_held(entry.n)
-        } else if let (Log::Shared { host }, Some((session, cid))) = (&self.log, &entry.origin)
-            && let Some(n) = self
-                .held_by_origin
-                .get(&(Arc::from(session.as_str()), Box::from(cid.as_str())))
-                .copied()
+        } else if let (Log::Shared { host }, Some(origin)) = (&self.log, &entry.origin)
+            && let Some(n) = self.held_by_origin.get(origin).copied()
         {
             let key = format!("{host}.{n}");
             entry.event.set_held(Some(key));
@@ -980,9 +971,9 @@ impl Room {
         // is what tells it the line is in.
         let moved = seat.is_none().then_some(()).and_then(|()| {
             let (session, cid) = entry.origin.as_ref()?;
-            let seat = self.by_session.get(session.as_str()).copied()?;
+            let seat = self.by_session.get(session).copied()?;
             reach = Reach::Echo {
-                cid: Some(cid.clone()),
+                cid: Some(cid.to_string()),
             };
             Some(seat)
         });
@@ -1151,9 +1142,7 @@ impl Room {
     /// Keep an applied entry for catching up (and its line, for recognising a resend).
     fn keep_entry(&mut self, id: u64, entry: Entry, now: i64) {
         let event = entry.event.with_id(id);
-        let origin: Option<Origin> = entry
-            .origin
-            .map(|(session, cid)| (Arc::from(session), Box::from(cid)));
+        let origin = entry.origin;
         let about: Option<Arc<str>> = entry.about.map(Arc::from);
         if origin.is_some() {
             self.keep_line(id, event, origin, None, now);
@@ -2393,11 +2382,7 @@ impl Room {
             return;
         };
         let (from, dialect) = (p.name.clone(), p.dialect);
-        let origin = p
-            .session
-            .as_deref()
-            .zip(cid.as_deref())
-            .map(|(s, c)| (s.to_owned(), c.to_owned()));
+        let origin = p.session.clone().zip(cid.as_deref().map(Box::from));
         let relayed = make(0, self.ts(now), from, text);
         // A structured sender gets its own line back, with the room's id and time and its
         // own `cid`: that is how it knows the line was delivered. The `cid` is the
@@ -2513,11 +2498,7 @@ impl Room {
             return;
         };
         let from = p.name.clone();
-        let origin = p
-            .session
-            .as_deref()
-            .zip(cid.as_deref())
-            .map(|(s, c)| (s.to_owned(), c.to_owned()));
+        let origin = p.session.clone().zip(cid.as_deref().map(Box::from));
         let event = ServerMsg::Private {
             id: 0,
             ts: self.ts(now),
@@ -2623,10 +2604,7 @@ impl Room {
         if seat.is_none() && target.is_none() {
             return;
         }
-        let origin: Option<Origin> = entry
-            .origin
-            .clone()
-            .map(|(session, cid)| (Arc::from(session), Box::from(cid)));
+        let origin = entry.origin.clone();
         self.keep_line(
             id,
             event.clone(),
@@ -4505,7 +4483,7 @@ mod tests {
         };
         let said = |session: &str, cid: &str| Entry {
             host: "h2".into(),
-            origin: Some((session.to_owned(), cid.to_owned())),
+            origin: Some((session.into(), cid.into())),
             ..Entry::to_room(ServerMsg::Msg {
                 id: 0,
                 ts: 0,
