@@ -2400,7 +2400,12 @@ impl Room {
         self.propose(entry, now, out);
     }
 
-    /// `/msg NAME TEXT`: to that one person, and back to the sender.
+    /// `/msg NAME TEXT`: to that one person, and back to the sender, proposed like
+    /// every event so that it has the room's number (clients take an event numbered no
+    /// higher than one they have seen for one they have); shown and kept only where
+    /// the two it is between are seated (see [`Room::apply_private`]). In a clustered
+    /// room its words do not go on the log: they go straight to the host that seats the
+    /// one it is for, if another (see [`Sealed`]).
     fn private(
         &mut self,
         peer: PeerId,
@@ -2410,23 +2415,20 @@ impl Room {
         now: i64,
         out: &mut Vec<Action>,
     ) {
-        let target = self.by_name.get(&names::fold(to)).and_then(|id| {
-            self.peers
-                .get(id)
-                .map(|p| (*id, p.name.clone(), p.session.clone()))
-        });
-        if matches!(self.log, Log::Shared { .. }) {
-            let here = target.as_ref().map(|t| (t.1.clone(), None));
-            let far = || {
-                let r = self.remote.get(&names::fold(to))?;
+        let key = names::fold(to);
+        let here = self
+            .by_name
+            .get(&key)
+            .and_then(|id| self.peers.get(id))
+            .map(|p| (p.name.clone(), None));
+        let far = || match self.log {
+            Log::Local => None,
+            Log::Shared { .. } => {
+                let r = self.remote.get(&key)?;
                 Some((r.name.clone(), Some(r.host.clone())))
-            };
-            if let Some((to_name, to_host)) = here.or_else(far) {
-                self.private_shared(peer, to_name, to_host, text, cid, now, out);
-                return;
             }
-        }
-        let Some((target, to_name, to_session)) = target else {
+        };
+        let Some((to, to_host)) = here.or_else(far) else {
             let to = sanitize::line(to);
             let text = format!("nobody called {to} is here (/who lists who is)");
             self.notice(peer, &text, cid, now, out);
@@ -2436,80 +2438,23 @@ impl Room {
         let Some(p) = self.peers.get(&peer) else {
             return;
         };
-        let (from, from_session) = (p.name.clone(), p.session.clone());
-        let origin = from_session.clone().zip(cid.as_deref().map(Box::from));
-        let id = self.next_id();
-        let event = ServerMsg::Private {
-            id,
-            ts: self.ts(now),
-            from,
-            to: to_name,
-            text,
-            cid: None,
-        };
-        self.keep_line(
-            id,
-            event.clone(),
-            origin,
-            Some([from_session, to_session]),
-            now,
-        );
-        if target != peer {
-            out.push(Action::Send(
-                Target::One(target),
-                Outgoing::Event(event.clone()),
-            ));
-        }
-        // The sender sees it too (a plain sender, as a receipt of what went where).
-        out.push(Action::Send(
-            Target::One(peer),
-            Outgoing::Event(event.with_cid(cid)),
-        ));
-        if target != peer
-            && let Some(away) = self.peers.get(&target).and_then(|p| p.away.clone())
-        {
-            let to = self
-                .peers
-                .get(&target)
-                .map(|p| p.name.clone())
-                .unwrap_or_default();
-            self.notice(peer, &format!("{to} is away: {away}"), None, now, out);
-        }
-    }
-
-    /// `/msg` in a clustered room: on the log like everything else, so that it has the
-    /// log's number (clients take an event numbered no higher than one they have seen
-    /// for one they have), but without its words, which go straight to the host that
-    /// seats the one it is for (`to_host`, if another: see [`Sealed`]); shown and kept
-    /// only where the two it is between are seated (see [`Room::apply_private`]).
-    #[allow(clippy::too_many_arguments)]
-    fn private_shared(
-        &mut self,
-        peer: PeerId,
-        to: String,
-        to_host: Option<String>,
-        text: &str,
-        cid: Option<String>,
-        now: i64,
-        out: &mut Vec<Action>,
-    ) {
-        let text = collapse_blank_lines(&sanitize::text(text.trim_end()));
-        let Some(p) = self.peers.get(&peer) else {
-            return;
-        };
         let from = p.name.clone();
         let origin = p.session.clone().zip(cid.as_deref().map(Box::from));
+        let (text, sealed) = match self.log {
+            Log::Local => (text, None),
+            Log::Shared { .. } => (String::new(), Some(Sealed { to_host, text })),
+        };
         let event = ServerMsg::Private {
             id: 0,
             ts: self.ts(now),
             from,
             to,
-            text: String::new(),
+            text,
             cid: None,
         };
         let entry = Entry {
             origin,
-            sealed: Some(Sealed { to_host, text }),
+            sealed,
             ..Entry::echoed(event, peer, cid)
         };
         self.propose(entry, now, out);
@@ -2627,6 +2572,14 @@ impl Room {
                 Target::One(seat),
                 Outgoing::Event(event.with_cid(cid)),
             ));
+            // The one it is for is seated here too, and away: the sender is told.
+            if let Some(target) = target.filter(|t| *t != seat)
+                && let Some(p) = self.peers.get(&target)
+                && let Some(away) = &p.away
+            {
+                let note = format!("{} is away: {away}", p.name);
+                self.notice(seat, &note, None, now, out);
+            }
         }
     }
 
@@ -4430,6 +4383,8 @@ mod tests {
             Just("/who".to_owned()),
             Just("/msg ana hi".to_owned()),
             Just("/msg nobody hi".to_owned()),
+            Just("/away brb".to_owned()),
+            Just("/away".to_owned()),
             "[a-z ]{0,12}",
         ];
         prop_oneof![
