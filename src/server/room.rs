@@ -194,6 +194,11 @@ impl Entry {
         }
     }
 
+    /// A leave told for a member of a host that is gone (see [`Room::presence`]).
+    pub fn is_gone_announcement(&self) -> bool {
+        self.key.as_deref().is_some_and(|k| k.starts_with(GONE_KEY))
+    }
+
     /// What a line shown before the log numbered it is known by, on every host: its
     /// host and that host's number for it (neither says anything of its sender).
     pub fn held_key(&self) -> String {
@@ -901,12 +906,7 @@ impl Room {
             Log::Local => true,
             Log::Shared { host } => **host == *entry.host,
         };
-        if own
-            && entry
-                .key
-                .as_deref()
-                .is_some_and(|k| k.starts_with(GONE_KEY))
-        {
+        if own && entry.is_gone_announcement() {
             // Another host took this one for gone (it was slow to say it is here): its
             // people are here all the same.
             return out;
