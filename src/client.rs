@@ -689,13 +689,12 @@ impl Session {
     }
 
     /// An event already passed on (replayed again after a rejoin, or a resend's echo).
-    /// A held line's first copy has no place in the room's order yet: never one.
     fn is_repeat(&self, msg: &ServerMsg) -> bool {
-        !msg.is_held_copy() && msg.id().is_some_and(|id| id <= self.last_id)
+        msg.id().is_some_and(|id| id <= self.last_id)
     }
 
     fn note_id(&mut self, msg: &ServerMsg) {
-        if let Some(id) = msg.id().filter(|_| !msg.is_held_copy()) {
+        if let Some(id) = msg.id() {
             self.last_id = id;
         }
     }

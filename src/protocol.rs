@@ -494,9 +494,21 @@ impl ServerMsg {
     }
 
     /// The copy of a held line shown before the log has numbered it (see
-    /// [`ServerMsg::held`]): it stands for no place in the room's order.
+    /// [`ServerMsg::held`]): it stands for no place in the room's order, and has no
+    /// [`ServerMsg::id`].
     pub fn is_held_copy(&self) -> bool {
-        self.held().is_some() && self.id() == Some(0)
+        matches!(
+            self,
+            ServerMsg::Msg {
+                id: 0,
+                held: Some(_),
+                ..
+            } | ServerMsg::Me {
+                id: 0,
+                held: Some(_),
+                ..
+            }
+        )
     }
 
     /// Give this event the held key `new`, when it is one that can carry one.
@@ -512,8 +524,12 @@ impl ServerMsg {
         self
     }
 
-    /// The room's number for this event, for the events that have one.
+    /// The room's number for this event, for the events that have one (a held line's
+    /// first copy has none yet).
     pub fn id(&self) -> Option<u64> {
+        if self.is_held_copy() {
+            return None;
+        }
         match self {
             ServerMsg::Msg { id, .. }
             | ServerMsg::Me { id, .. }
@@ -880,6 +896,23 @@ mod tests {
             decode_all(&mut d, b"hello\r\nworld\n\nlast"),
             vec![line("hello"), line("world"), line(""), line("last")]
         );
+    }
+
+    #[test]
+    fn a_held_lines_first_copy_has_no_id_and_its_numbered_copy_has_one() {
+        let copy = |id| ServerMsg::Msg {
+            id,
+            ts: 0,
+            from: "bob".into(),
+            text: "hi".into(),
+            cid: None,
+            held: Some("h1.1".into()),
+        };
+        assert!(copy(0).is_held_copy());
+        assert_eq!(copy(0).id(), None, "no place in the room's order yet");
+        assert!(!copy(7).is_held_copy());
+        assert_eq!(copy(7).id(), Some(7));
+        assert_eq!(copy(7).held(), Some("h1.1"));
     }
 
     #[test]

@@ -4723,13 +4723,14 @@ mod tests {
         through_log(&mut r, a, 0);
         let shown = r.held_copy(entry).expect("a held copy");
         let key = entry.held_key();
-        // Shown at once to those here then, numbered 0, carrying its key; not to its
-        // sender (its own line waits for the room) nor to one who came after.
+        // Shown at once to those here then, with no number yet (0 on the wire),
+        // carrying its key; not to its sender (its own line waits for the room) nor to
+        // one who came after.
         assert_eq!(
             reached(&r, std::slice::from_ref(&shown)),
             vec![
-                (2, Some(0), Some(key.clone()), None),
-                (3, Some(0), Some(key.clone()), None)
+                (2, None, Some(key.clone()), None),
+                (3, None, Some(key.clone()), None)
             ]
         );
         // A join is never shown held.
