@@ -415,7 +415,6 @@ impl Joined {
                 down: down.clone(),
                 linked: self.linked.clone(),
                 events: events.clone(),
-                failing: false,
             },
             stop.clone(),
         ));
@@ -536,17 +535,19 @@ struct Link {
     /// The connection's state as NATS's client tells it.
     linked: watch::Receiver<bool>,
     events: mpsc::Sender<Event>,
-    /// Told lost, and not yet told back.
-    failing: bool,
 }
 
 impl Link {
+    /// Told lost, and not yet told back.
+    fn failing(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
     /// The log cannot be reached (`why`): tell the room, once.
     fn lost(&mut self, why: &str) {
-        if self.failing {
+        if self.failing() {
             return;
         }
-        self.failing = true;
         self.down.store(true, Ordering::Relaxed);
         // Told without waiting: the room may itself be waiting on this task's queue.
         let why = format!(
@@ -557,10 +558,9 @@ impl Link {
 
     /// The log takes entries again: tell the room, once.
     fn back(&mut self) {
-        if !self.failing {
+        if !self.failing() {
             return;
         }
-        self.failing = false;
         self.down.store(false, Ordering::Relaxed);
         let why = "the room's log is reachable again".to_owned();
         let _ = self.events.try_send(Event::LinkDown { why });
@@ -635,7 +635,7 @@ async fn publish(
                 }
             }
             // Connected, nothing waiting, and the log did not answer yet: ask again.
-            () = tokio::time::sleep(RETRY_MOST), if link.failing
+            () = tokio::time::sleep(RETRY_MOST), if link.failing()
                 && again.is_empty()
                 && on_way.is_empty()
                 && *link.linked.borrow() =>
@@ -863,7 +863,7 @@ async fn follow(
     stop: CancellationToken,
 ) {
     let mut next = next;
-    let mut wait = Duration::from_millis(100);
+    let mut wait = RETRY_FIRST;
     loop {
         let reader = stream
             .create_consumer(consumer::pull::OrderedConfig {
@@ -893,7 +893,7 @@ async fn follow(
                 let Some(Ok(message)) = message else {
                     break;
                 };
-                wait = Duration::from_millis(100);
+                wait = RETRY_FIRST;
                 let Ok(info) = message.info() else {
                     continue;
                 };
@@ -922,7 +922,7 @@ async fn follow(
             _ = stop.cancelled() => return,
             () = tokio::time::sleep(wait) => {}
         }
-        wait = (wait * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        wait = (wait * 2).clamp(RETRY_FIRST, RETRY_MOST);
     }
 }
 

@@ -961,8 +961,6 @@ async fn room_task(
         // busy room's turns stay short), then one write to the room's file if it is
         // kept, then what they send goes out.
         let now = clock.now(&mut room);
-        // Whether the log can be reached, as the publisher last found (its notice to
-        // the room may not have found room in the queue).
         // Whether the log can be reached, as the publisher last found: read here each
         // turn (its event may not have found room in a busy room's queue), and told
         // to everyone when it changed.
@@ -1358,10 +1356,7 @@ impl Turn {
             let Some(peer) = entry.peer.filter(|p| room.dialect(*p).is_some()) else {
                 continue;
             };
-            let cid = match entry.reach {
-                room::Reach::Echo { cid } => cid,
-                _ => None,
-            };
+            let cid = entry.reach.cid();
             told.push(Action::Send(
                 Target::One(peer),
                 Outgoing::Event(ServerMsg::Notice {

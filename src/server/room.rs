@@ -202,7 +202,7 @@ impl Entry {
     /// What a line shown before the log numbered it is known by, on every host: its
     /// host and that host's number for it (neither says anything of its sender).
     pub fn held_key(&self) -> String {
-        format!("{}.{}", self.host, self.n)
+        held_key(&self.host, self.n)
     }
 
     /// An event for everyone, no one's own doing.
@@ -282,6 +282,16 @@ pub enum Reach {
     /// Everyone but the seat, which gets its own copy carrying its `cid`: that is how a
     /// client knows the room has it.
     Echo { cid: Option<String> },
+}
+
+impl Reach {
+    /// The `cid` the seat's own copy carries, if any.
+    pub fn cid(self) -> Option<String> {
+        match self {
+            Reach::Echo { cid } => cid,
+            Reach::Room | Reach::Others => None,
+        }
+    }
 }
 
 /// The room's limits; each is a flag of `tchat --host`.
@@ -590,12 +600,12 @@ pub struct Room {
     /// Seats taken so far on this host (see [`Target::Held`]).
     seats_made: u64,
     /// This host's held lines not yet back from the log, by this host's number for
-    /// each (at most [`MAX_HELD`]), and the number of each by its sender's
+    /// each (at most [`MAX_HELD_LINES`]), and the number of each by its sender's
     /// `(session, cid)`.
     held: BTreeMap<u64, HeldLine>,
     held_by_origin: HashMap<Origin, u64>,
     /// The words of private messages said here, not yet back from the log, by this
-    /// host's number for each; at most [`MAX_HELD`].
+    /// host's number for each (see [`KeptWords`] for its bounds).
     own_words: KeptWords<u64>,
     /// The words of private messages sent here by other hosts for someone seated
     /// here, by key (`HOST.N`), oldest first; at most [`MAX_WORDS`].
@@ -686,6 +696,18 @@ fn is_host_name(host: &str) -> bool {
     (1..=MAX_HOST_NAME).contains(&host.len()) && host.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// What host `host`'s entry number `n` is known by off the log: a held line's key, a
+/// private message's words (`HOST.N`).
+fn held_key(host: &str, n: u64) -> String {
+    format!("{host}.{n}")
+}
+
+/// Whether `key` is one [`held_key`] makes.
+fn is_held_key(key: &str) -> bool {
+    key.split_once('.')
+        .is_some_and(|(host, n)| is_host_name(host) && n.parse::<u64>().is_ok())
+}
+
 /// The longest `key` a host gives an entry (`gone:HOST:NAME`).
 const MAX_KEY_BYTES: usize = 256;
 
@@ -720,7 +742,7 @@ struct HeldLine {
 
 /// Held lines (see [`Room::held`]) remembered at most: more than a host's log queue
 /// holds while the log is out of reach.
-const MAX_HELD: usize = 8192;
+const MAX_HELD_LINES: usize = 8192;
 
 /// `(session, cid)`: a line as its sender names it.
 pub type Origin = (Arc<str>, Box<str>);
@@ -856,7 +878,7 @@ impl Room {
                         origin,
                     };
                     self.held.insert(entry.n, line);
-                    if self.held.len() > MAX_HELD
+                    if self.held.len() > MAX_HELD_LINES
                         && let Some((n, _)) = self.held.first_key_value()
                     {
                         let n = *n;
@@ -956,8 +978,7 @@ impl Room {
         } else if let (Log::Shared { host }, Some(origin)) = (&self.log, &entry.origin)
             && let Some(n) = self.held_by_origin.get(origin).copied()
         {
-            let key = format!("{host}.{n}");
-            entry.event.set_held(Some(key));
+            entry.event.set_held(Some(held_key(host, n)));
             self.take_held(n)
         } else {
             None
@@ -1059,18 +1080,7 @@ impl Room {
             let held: String = sanitize::line(n).chars().take(MAX_NAME_CHARS).collect();
             *n = held;
         };
-        let max = self.rules.max_line;
-        let text = |t: &mut String| {
-            let mut held = collapse_blank_lines(&sanitize::text(t));
-            if held.len() > max {
-                let mut cut = max;
-                while !held.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                held.truncate(cut);
-            }
-            *t = held;
-        };
+        let text = |t: &mut String| self.hold_text(t);
         let line = |t: &mut String| {
             text(t);
             *t = sanitize::line(t);
@@ -1127,6 +1137,21 @@ impl Room {
             _ => return false,
         }
         true
+    }
+
+    /// Hold a message's text from another host to what this room would send, in place:
+    /// sanitised, blank lines collapsed, no longer than the room's longest line.
+    fn hold_text(&self, t: &mut String) {
+        let max = self.rules.max_line;
+        let mut held = collapse_blank_lines(&sanitize::text(t));
+        if held.len() > max {
+            let mut cut = max;
+            while !held.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            held.truncate(cut);
+        }
+        *t = held;
     }
 
     /// What an event changes of the room itself, wherever it was proposed.
@@ -2464,27 +2489,13 @@ impl Room {
     /// for `to`: kept until the log hands over the entry, if `to` is seated here.
     /// Whether they are (the other host tells its sender when not).
     pub fn private_words(&mut self, key: String, to: &str, text: String) -> bool {
-        let valid = key
-            .split_once('.')
-            .is_some_and(|(host, n)| is_host_name(host) && n.parse::<u64>().is_ok());
         // (A host that does not say whom they are for: taken to be for someone here.)
-        if !valid || (!to.is_empty() && !self.by_name.contains_key(&names::fold(to))) {
+        if !is_held_key(&key) || (!to.is_empty() && !self.by_name.contains_key(&names::fold(to))) {
             return false;
         }
-        let mut text = text;
-        let mut event = ServerMsg::Private {
-            id: 0,
-            ts: 0,
-            from: String::new(),
-            to: String::new(),
-            text: std::mem::take(&mut text),
-            cid: None,
-        };
         // Held to what this room would send, as everything from the other hosts is.
-        self.hold(&mut event);
-        let ServerMsg::Private { text, .. } = event else {
-            return false;
-        };
+        let mut text = text;
+        self.hold_text(&mut text);
         self.words.keep(key, text);
         true
     }
@@ -2497,10 +2508,7 @@ impl Room {
         let (Some(peer), ServerMsg::Private { to, .. }) = (entry.peer, &entry.event) else {
             return out;
         };
-        let cid = match entry.reach {
-            Reach::Echo { cid } => cid,
-            _ => None,
-        };
+        let cid = entry.reach.cid();
         let text = format!("not sent to {to}: {why}");
         self.notice(peer, &text, cid, now, &mut out);
         out
@@ -2564,10 +2572,7 @@ impl Room {
             ));
         }
         if let Some(seat) = seat {
-            let cid = match entry.reach {
-                Reach::Echo { cid } => cid,
-                _ => None,
-            };
+            let cid = entry.reach.cid();
             out.push(Action::Send(
                 Target::One(seat),
                 Outgoing::Event(event.with_cid(cid)),
