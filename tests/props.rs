@@ -336,6 +336,21 @@ proptest! {
     }
 }
 
+/// The names an event shows.
+fn event_names(event: &ServerMsg) -> Vec<&str> {
+    match event {
+        ServerMsg::Msg { from, .. } | ServerMsg::Me { from, .. } => vec![from.as_str()],
+        ServerMsg::Private { from, to, .. } => vec![from.as_str(), to.as_str()],
+        ServerMsg::Topic { by, .. } => vec![by.as_str()],
+        ServerMsg::Nick { old, new, .. } => vec![old.as_str(), new.as_str()],
+        ServerMsg::Join { name, .. } | ServerMsg::Leave { name, .. } => vec![name.as_str()],
+        ServerMsg::Crowd { joined, left, .. } => {
+            joined.iter().chain(left).map(String::as_str).collect()
+        }
+        _ => vec![],
+    }
+}
+
 /// Every string in a JSON value, run together.
 fn raw_strings(v: &serde_json::Value) -> String {
     match v {
@@ -350,7 +365,7 @@ fn raw_strings(v: &serde_json::Value) -> String {
 /// clustered room's log: any bytes, or entries with any names, texts, hosts and seats.
 fn log_entry() -> impl Strategy<Value = Vec<u8>> {
     use serde_json::json;
-    let name = "[a-zA-Z\u{300}\u{202e}\u{1b}]{0,12}";
+    let name = "[a-zA-Z\u{300}\u{202e}\u{1b} *:]{0,12}";
     let event = prop_oneof![
         (name, ".{0,40}", proptest::option::of(name)).prop_map(|(from, text, held)| {
             let mut msg = json!({"t": "msg", "id": 0, "ts": 0, "from": from, "text": text});
@@ -437,6 +452,12 @@ proptest! {
                 if let Action::Send(_, Outgoing::Event(event)) = action {
                     let raw = raw_strings(&serde_json::to_value(&event).unwrap());
                     prop_assert!(!raw.contains('\u{1b}') && !raw.contains('\u{202e}'), "{event:?}");
+                    // Every name shown is one a room would give (no spaces, no leading
+                    // `*`: nothing that reads as the room's own lines or a second name).
+                    for name in event_names(&event) {
+                        let checked = tchat::names::check(name).ok();
+                        prop_assert_eq!(checked.as_deref(), Some(name), "{:?}", event);
+                    }
                     // A held key is the room's own making, short: never one the entry
                     // brought along.
                     if let Some(key) = event.held() {

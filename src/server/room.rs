@@ -1076,9 +1076,14 @@ impl Room {
     /// sanitised and within the room's bounds. The log is the hosts', but anyone who
     /// can publish on its subject can put something there.
     fn hold(&self, event: &mut ServerMsg) -> bool {
-        let name = |n: &mut String| {
-            let held: String = sanitize::line(n).chars().take(MAX_NAME_CHARS).collect();
-            *n = held;
+        // A name is one a room would give ([`names::check`]), or the event is none of
+        // a host's.
+        let name = |n: &mut String| match names::check(n) {
+            Ok(held) => {
+                *n = held;
+                true
+            }
+            Err(_) => false,
         };
         let text = |t: &mut String| self.hold_text(t);
         let line = |t: &mut String| {
@@ -1098,45 +1103,38 @@ impl Room {
                 held,
                 ..
             } => {
-                name(from);
                 text(t);
                 // The room gives a held line its key (from the entry's host and
                 // number), never the event itself.
                 *held = None;
+                name(from)
             }
             ServerMsg::Private {
                 from, to, text: t, ..
             } => {
-                name(from);
-                name(to);
                 text(t);
+                name(from) && name(to)
             }
             ServerMsg::Topic { by, text: t, .. } => {
-                name(by);
                 line(t);
+                name(by)
             }
-            ServerMsg::Nick { old, new, .. } => {
-                name(old);
-                name(new);
-            }
+            ServerMsg::Nick { old, new, .. } => name(old) && name(new),
             ServerMsg::Join { name: n, .. } => name(n),
             ServerMsg::Leave {
                 name: n, reason, ..
             } => {
-                name(n);
                 if let Some(r) = reason {
                     line(r);
                 }
+                name(n)
             }
-            ServerMsg::Crowd { joined, left, .. } => {
-                for list in [joined, left] {
-                    list.truncate(MAX_NAMES_PER_HOST);
-                    list.iter_mut().for_each(name);
-                }
-            }
-            _ => return false,
+            ServerMsg::Crowd { joined, left, .. } => [joined, left].into_iter().all(|list| {
+                list.truncate(MAX_NAMES_PER_HOST);
+                list.iter_mut().all(name)
+            }),
+            _ => false,
         }
-        true
     }
 
     /// Hold a message's text from another host to what this room would send, in place:
@@ -1318,8 +1316,11 @@ impl Room {
                 continue;
             }
             for name in listing.names.iter().take(MAX_NAMES_PER_HOST) {
-                // Held to what a join would show: another host's word is not trusted raw.
-                let name: String = sanitize::line(name).chars().take(MAX_NAME_CHARS).collect();
+                // A name a room would give, as a join's is: another host's word is
+                // not trusted raw.
+                let Ok(name) = names::check(name) else {
+                    continue;
+                };
                 let name = &name;
                 let key = names::fold(name);
                 if self.remote.len() < MAX_REMOTE_NAMES
@@ -5224,7 +5225,12 @@ mod tests {
             "h2".to_owned(),
             Listing {
                 at: 0,
-                names: vec!["\u{1b}[31mred\u{202e}".to_owned(), "x".repeat(500)],
+                names: vec![
+                    "\u{1b}[31mred\u{202e}".to_owned(),
+                    "x".repeat(500),
+                    "*** ana".to_owned(),
+                    "bo".to_owned(),
+                ],
                 ..Listing::default()
             },
         );
@@ -5236,6 +5242,8 @@ mod tests {
             );
             assert!(name.chars().count() <= MAX_NAME_CHARS, "{name:?}");
         }
-        assert_eq!(room.names().len(), 2);
+        // Only a name a room would give is taken: not an escape, an overlong name, or
+        // one that reads as the room's own line.
+        assert_eq!(room.names(), vec!["bo"]);
     }
 }
