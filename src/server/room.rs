@@ -986,7 +986,7 @@ impl Room {
         let event = entry.event.clone().with_id(id);
         self.apply_state(&event);
         let seat = entry.peer.filter(|p| own && self.peers.contains_key(p));
-        let mut reach = entry.reach.clone();
+        let mut reach = std::mem::replace(&mut entry.reach, Reach::Room);
         // A line whose sender is seated here though another host (or another seat)
         // put it on the log (it moved, and sent it again): its echo, with its `cid`,
         // is what tells it the line is in.
