@@ -896,6 +896,7 @@ impl App {
     }
 
     fn on_server(&mut self, msg: ServerMsg) {
+        let held_copy = msg.is_held_copy();
         match msg {
             ServerMsg::Welcome {
                 room,
@@ -969,26 +970,16 @@ impl App {
             } => {
                 let from = sanitize::line(&from);
                 if let Some(seq) = cid.and_then(|cid| self.pending.remove(&cid)) {
-                    // Our own line came back from the room: it is delivered, at the
-                    // room's time, under the name the room knows us by.
-                    if let Some(e) = self.scrollback.entry_mut(seq) {
-                        e.ts = ts;
-                        // As the room has it (`//x` was sent as `/x`).
-                        e.text = sanitize::text(&text);
-                        e.wrapped.forget();
-                        if let Kind::Message { state, from: f, .. } = &mut e.kind {
-                            *state = Delivery::Delivered;
-                            *f = from;
-                        }
-                    }
+                    // Our own line came back from the room: it is delivered.
+                    self.settle_line(seq, ts, &from, &text);
                     return;
                 }
-                if self.settle_held(held.as_deref(), id, ts, &from, &text) {
+                if self.settle_held(held.as_deref(), held_copy, ts, &from, &text) {
                     return;
                 }
                 let own = from == self.me;
                 // Shown before the room has it in its order: grey, as an own line is.
-                let state = if id == 0 && held.is_some() {
+                let state = if held_copy {
                     Delivery::Pending
                 } else {
                     Delivery::Delivered
@@ -1008,12 +999,11 @@ impl App {
                 ..
             } => {
                 let from = sanitize::line(&from);
-                if self.settle_held(held.as_deref(), id, ts, &from, &text) {
+                if self.settle_held(held.as_deref(), held_copy, ts, &from, &text) {
                     return;
                 }
                 let own = from == self.me;
                 let before = self.scrollback.last_seq();
-                let held_copy = id == 0 && held.is_some();
                 let kind = Kind::Action {
                     from,
                     own,
@@ -1147,38 +1137,48 @@ impl App {
     }
 
     /// The numbered copy of a line shown held: it is that line, now in the room's order
-    /// (at the room's time, in its words), not a new one. `false` if no such line is
-    /// shown here.
+    /// (see [`App::settle_line`]), not a new one. `false` if no such line is shown here.
     fn settle_held(
         &mut self,
         held: Option<&str>,
-        id: u64,
+        held_copy: bool,
         ts: i64,
         from: &str,
         text: &str,
     ) -> bool {
-        let Some(seq) = held.filter(|_| id != 0).and_then(|k| self.held.settle(k)) else {
+        let Some(seq) = held
+            .filter(|_| !held_copy)
+            .and_then(|k| self.held.settle(k))
+        else {
             return false;
         };
-        if let Some(e) = self.scrollback.entry_mut(seq) {
-            e.ts = ts;
-            e.text = sanitize::text(text);
-            e.wrapped.forget();
-            match &mut e.kind {
-                Kind::Message { state, from: f, .. } => {
-                    *state = Delivery::Delivered;
-                    *f = from.to_owned();
-                }
-                Kind::Action {
-                    from: f, held: h, ..
-                } => {
-                    *f = from.to_owned();
-                    *h = false;
-                }
-                _ => {}
-            }
-        }
+        self.settle_line(seq, ts, from, text);
         true
+    }
+
+    /// A line shown before the room had it (our own, or one held) is in the room now:
+    /// at the room's time, in the room's words (`//x` was sent as `/x`), under the name
+    /// the room knows its sender by, no longer grey.
+    fn settle_line(&mut self, seq: u64, ts: i64, from: &str, text: &str) {
+        let Some(e) = self.scrollback.entry_mut(seq) else {
+            return;
+        };
+        e.ts = ts;
+        e.text = sanitize::text(text);
+        e.wrapped.forget();
+        match &mut e.kind {
+            Kind::Message { state, from: f, .. } => {
+                *state = Delivery::Delivered;
+                *f = from.to_owned();
+            }
+            Kind::Action {
+                from: f, held: h, ..
+            } => {
+                *f = from.to_owned();
+                *h = false;
+            }
+            _ => {}
+        }
     }
 
     /// One more message of the history shown on joining has come; after the last, say
