@@ -11,6 +11,7 @@
 //! | [`sanitize`] | yes | what from the network may reach a terminal |
 //! | [`text`] | yes | display width and wrapping (CJK and emoji are two columns) |
 //! | [`complete`] | yes | Tab completion of names and commands in the input box |
+//! | [`recent`] | yes | a map keeping its newest entries within a count and a size |
 //! | [`server::room`] | yes | the room's rules: members, names, who is told what |
 //! | [`app`] | yes | one person's screen state and [`app::update`], the only place it changes |
 //! | [`app::layout`] | yes | where things go on screen and how many rows they take (the app and the view both ask it) |
@@ -68,6 +69,7 @@ pub mod names;
 pub mod net;
 pub mod pake;
 pub mod protocol;
+pub mod recent;
 pub mod records;
 pub mod sanitize;
 pub mod server;

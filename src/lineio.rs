@@ -61,7 +61,7 @@ pub async fn run(
         None if ours.is_empty() => End::Left,
         None => End::Unconfirmed { count: ours.len() },
     };
-    let mut held = crate::protocol::HeldShown::<()>::default();
+    let mut held = crate::recent::Recent::<String, ()>::counted(crate::protocol::HELD_SHOWN);
     loop {
         if leaving.is_some() && ours.is_empty() {
             return Ok(done(&ours, &refused));
@@ -140,9 +140,9 @@ pub async fn run(
                     NetEvent::Server(msg) if msg.held().is_some() => {
                         let key = msg.held().unwrap_or_default().to_owned();
                         if msg.is_held_copy() {
-                            held.note(key, ());
+                            held.keep(key, ());
                             Some(msg.to_plain())
-                        } else if held.settle(&key).is_some() {
+                        } else if held.take(&key).is_some() {
                             None
                         } else {
                             Some(msg.to_plain())

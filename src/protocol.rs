@@ -328,46 +328,9 @@ pub enum ServerMsg {
     Closing { ts: i64, reason: String },
 }
 
-/// The held lines a client has shown (see [`ServerMsg::held`]), by key, each with what
-/// it needs to settle the line when its numbered copy comes: at most
-/// [`HeldShown::MOST`], the oldest forgotten first.
-#[derive(Debug)]
-pub struct HeldShown<V> {
-    shown: std::collections::HashMap<String, V>,
-    order: std::collections::VecDeque<String>,
-}
-
-impl<V> Default for HeldShown<V> {
-    fn default() -> Self {
-        HeldShown {
-            shown: std::collections::HashMap::new(),
-            order: std::collections::VecDeque::new(),
-        }
-    }
-}
-
-impl<V> HeldShown<V> {
-    /// More than a host holds while its log is away.
-    pub const MOST: usize = 8192;
-
-    /// The held line `key` was shown (with `v`).
-    pub fn note(&mut self, key: String, v: V) {
-        if self.shown.insert(key.clone(), v).is_none() {
-            self.order.push_back(key);
-        }
-        while self.order.len() > Self::MOST {
-            if let Some(old) = self.order.pop_front() {
-                self.shown.remove(&old);
-            }
-        }
-    }
-
-    /// The numbered copy of `key` came: what was noted of its held copy, if it was
-    /// shown (and is still remembered).
-    pub fn settle(&mut self, key: &str) -> Option<V> {
-        self.shown.remove(key)
-    }
-}
+/// The held lines a client remembers having shown (see [`ServerMsg::held`]), to settle
+/// when their numbered copies come: more than a host holds while its log is away.
+pub const HELD_SHOWN: usize = 8192;
 
 /// A flood limit: `burst` lines at once, then `rate` a second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -275,7 +275,7 @@ pub struct App {
     pending: HashMap<String, u64>,
     /// Others' lines shown held (see [`ServerMsg::held`]) until their numbered copy
     /// comes, by held key, with their sequence numbers.
-    held: protocol::HeldShown<u64>,
+    held: crate::recent::Recent<String, u64>,
     /// When the next try to reach the host is due (ms, on the clock `update` is given).
     retry_at: Option<i64>,
     /// The room's topic, as the room last said it (sanitised).
@@ -323,7 +323,7 @@ impl App {
             cid_prefix: format!("{:08x}", rand::random::<u32>()),
             next_cid: 0,
             pending: HashMap::new(),
-            held: protocol::HeldShown::default(),
+            held: crate::recent::Recent::counted(protocol::HELD_SHOWN),
             confirm_leave: false,
             retry_at: None,
             ignored: std::collections::BTreeSet::new(),
@@ -1133,7 +1133,7 @@ impl App {
         if Some(seq) == before {
             return;
         }
-        self.held.note(key, seq);
+        self.held.keep(key, seq);
     }
 
     /// The numbered copy of a line shown held: it is that line, now in the room's order
@@ -1146,10 +1146,7 @@ impl App {
         from: &str,
         text: &str,
     ) -> bool {
-        let Some(seq) = held
-            .filter(|_| !held_copy)
-            .and_then(|k| self.held.settle(k))
-        else {
+        let Some(seq) = held.filter(|_| !held_copy).and_then(|k| self.held.take(k)) else {
             return false;
         };
         self.settle_line(seq, ts, from, text);

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use crate::names;
 use crate::protocol::{self, ClientMsg, Command, Frame, Hello, PROTOCOL_VERSION, ServerMsg};
+use crate::recent::Recent;
 use crate::sanitize;
 
 /// A connection, numbered by the server.
@@ -605,87 +606,17 @@ pub struct Room {
     held: BTreeMap<u64, HeldLine>,
     held_by_origin: HashMap<Origin, u64>,
     /// The words of private messages said here, not yet back from the log, by this
-    /// host's number for each (see [`KeptWords`] for its bounds).
-    own_words: KeptWords<u64>,
+    /// host's number for each (at most [`MAX_WORDS`] and [`MAX_WORDS_BYTES`]).
+    own_words: Recent<u64, String>,
     /// The words of private messages sent here by other hosts for someone seated
     /// here, by key (`HOST.N`), oldest first; at most [`MAX_WORDS`].
-    words: KeptWords<String>,
+    words: Recent<String, String>,
 }
 
 /// Private messages' words a room keeps, waiting for their entries (its own, and
 /// those other hosts sent), at most, in count and in bytes.
 const MAX_WORDS: usize = 4096;
 const MAX_WORDS_BYTES: usize = 16 * 1024 * 1024;
-
-/// Private messages' words kept until their entries come back from the log, by key: at
-/// most [`MAX_WORDS`] of them and [`MAX_WORDS_BYTES`] in all, the oldest let go first
-/// (an entry that never comes: refused by a full queue, or words a stranger on NATS
-/// sent).
-#[derive(Debug)]
-struct KeptWords<K> {
-    by_key: HashMap<K, String>,
-    order: VecDeque<K>,
-    bytes: usize,
-}
-
-impl<K> Default for KeptWords<K> {
-    fn default() -> Self {
-        KeptWords {
-            by_key: HashMap::new(),
-            order: VecDeque::new(),
-            bytes: 0,
-        }
-    }
-}
-
-impl<K: std::hash::Hash + Eq + Clone> KeptWords<K> {
-    fn keep(&mut self, key: K, text: String) {
-        self.bytes += text.len();
-        match self.by_key.insert(key.clone(), text) {
-            Some(old) => self.bytes -= old.len(),
-            None => self.order.push_back(key),
-        }
-        while self.by_key.len() > MAX_WORDS || self.bytes > MAX_WORDS_BYTES {
-            let Some(old) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(text) = self.by_key.remove(&old) {
-                self.bytes -= text.len();
-            }
-        }
-        // Keys taken since stay in `order` until they come to its front; never more
-        // of them than of those kept (once in a while, at the cost of one pass).
-        if self.order.len() > 2 * MAX_WORDS {
-            self.order.retain(|k| self.by_key.contains_key(k));
-        }
-    }
-
-    fn take(&mut self, key: &K) -> Option<String> {
-        let text = self.by_key.remove(key)?;
-        self.bytes -= text.len();
-        Some(text)
-    }
-}
-
-/// For tests: how much is kept.
-#[cfg(test)]
-impl<K: std::hash::Hash + Eq> KeptWords<K> {
-    fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    fn len(&self) -> usize {
-        self.by_key.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
-    }
-
-    fn contains_key(&self, key: &K) -> bool {
-        self.by_key.contains_key(key)
-    }
-}
 
 /// The longest name a host of a clustered room goes by on its log.
 const MAX_HOST_NAME: usize = 32;
@@ -834,8 +765,8 @@ impl Room {
             seats_made: 0,
             held: BTreeMap::new(),
             held_by_origin: HashMap::new(),
-            own_words: KeptWords::default(),
-            words: KeptWords::default(),
+            own_words: Recent::new(MAX_WORDS, MAX_WORDS_BYTES, String::len),
+            words: Recent::new(MAX_WORDS, MAX_WORDS_BYTES, String::len),
         }
     }
 
