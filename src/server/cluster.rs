@@ -337,7 +337,8 @@ impl Publisher {
     /// the log already had it (a line with the same session and `cid` within the
     /// duplicate window), in which case the number is the one it had.
     pub async fn put(&self, entry: &Entry) -> Result<(u64, bool), String> {
-        let ack = self.send(entry).await?.await.map_err(|e| e.to_string())?;
+        let ack = self.send(entry).await.map_err(|e| e.to_string())?;
+        let ack = ack.await.map_err(|e| e.to_string())?;
         Ok((ack.sequence, ack.duplicate))
     }
 
@@ -374,17 +375,17 @@ impl Publisher {
 
     /// Send `entry` on its way to the log; the stream's acknowledgment is awaited
     /// apart, so that many can be on their way at once (in order: one connection).
-    async fn send(&self, entry: &Entry) -> Result<PublishAckFuture, String> {
-        let payload = serde_json::to_vec(entry).map_err(|e| e.to_string())?;
+    async fn send(&self, entry: &Entry) -> Result<PublishAckFuture, Failed> {
+        let payload = serde_json::to_vec(entry).map_err(|e| Failed::Log(e.to_string()))?;
         if payload.len() > MAX_ENTRY_BYTES as usize {
-            return Err(TOO_BIG.to_owned());
+            return Err(Failed::TooBig);
         }
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", entry.log_id().as_str());
         self.js
             .publish_with_headers(self.subject.clone(), headers, payload.into())
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| Failed::Log(e.to_string()))
     }
 }
 
@@ -655,7 +656,7 @@ async fn publish(
                 }
                 Err(Failed::TooBig) => {
                     // Never to be taken: not tried again (it would hold up the rest).
-                    let trouble = format!("an event was not put on the room's log: {TOO_BIG}");
+                    let trouble = format!("an event was not put on the room's log: {}", Failed::TooBig);
                     let _ = link.events.try_send(Event::Trouble(trouble));
                 }
                 Err(Failed::Undelivered(why)) => {
@@ -681,13 +682,17 @@ async fn publish(
 }
 
 /// Why an entry did not go on the log.
+#[derive(Debug, thiserror::Error)]
 enum Failed {
     /// The log did not take it (NATS unreachable, slow): it is put again.
+    #[error("{0}")]
     Log(String),
     /// Larger than the log takes: never put again.
+    #[error("{TOO_BIG}")]
     TooBig,
     /// A private message whose words the other host did not take (why): its sender
     /// is told, and it is not put on the log.
+    #[error("{0}")]
     Undelivered(String),
 }
 
@@ -696,15 +701,11 @@ enum Failed {
 /// the stream in the order proposed; a private message for someone on another host is
 /// handed over only once that host has its words, without holding up the rest.
 async fn launch(log: &Publisher, entry: Entry, on_way: &mut FuturesOrdered<Acked>) {
-    let put = |sent: Result<PublishAckFuture, String>| async move {
-        match sent {
-            Ok(ack) => ack
-                .await
-                .map(|_| ())
-                .map_err(|e| Failed::Log(e.to_string())),
-            Err(e) if e == TOO_BIG => Err(Failed::TooBig),
-            Err(e) => Err(Failed::Log(e)),
-        }
+    let put = |sent: Result<PublishAckFuture, Failed>| async move {
+        sent?
+            .await
+            .map(|_| ())
+            .map_err(|e| Failed::Log(e.to_string()))
     };
     if let Some(Sealed {
         to_host: Some(to_host),
