@@ -259,15 +259,10 @@ impl Cli {
         self.bell.unwrap_or_default()
     }
 
-    /// The `--join` address, with [`Cli::port`] added when it has no port of its own
-    /// (`HOST` → `HOST:PORT`, `IPV6` or `[IPV6]` → `[IPV6]:PORT`). An address that does
-    /// not parse is left as it is, for the connection to report.
-    pub fn join_address(&self) -> Option<String> {
-        self.join_addresses().into_iter().next()
-    }
-
     /// The addresses `--join A,B,…` names (the hosts of one room, tried in order),
-    /// each with the default port where it names none.
+    /// each with [`Cli::port`] added where it names none (`HOST` → `HOST:PORT`, `IPV6`
+    /// or `[IPV6]` → `[IPV6]:PORT`). An address that does not parse is left as it is,
+    /// for the connection to report.
     pub fn join_addresses(&self) -> Vec<String> {
         let Some(list) = self.join.as_deref() else {
             return Vec::new();
@@ -404,7 +399,9 @@ mod tests {
         let join = |addr: &str| {
             cli(&["--join", addr])
                 .with_config(&file())
-                .join_address()
+                .join_addresses()
+                .into_iter()
+                .next()
                 .unwrap_or_default()
         };
         assert_eq!(join("example.org"), "example.org:9000");
@@ -417,7 +414,7 @@ mod tests {
         assert_eq!(join("host:99999"), "host:99999");
         assert_eq!(join("[::1"), "[::1");
         let plain = cli(&["--join", "example.org"]).with_config(&Config::default());
-        assert_eq!(plain.join_address().as_deref(), Some("example.org"));
+        assert_eq!(plain.join_addresses(), ["example.org"]);
     }
 
     #[test]
